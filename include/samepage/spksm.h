@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spksm.h: the kernel's KSM knobs and figures in sysfs
+ *
+ * Every file of /sys/kernel/mm/ksm is a key.  Knobs are writable, figures
+ * are read-only.  A key the running kernel lacks is "unsupported": reading
+ * reports it as such, writing it is refused before anything is written.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "samepage/sphost.h"
+
+G_BEGIN_DECLS
+
+#define SP_KSM_ERROR (sp_ksm_error_quark())
+GQuark sp_ksm_error_quark(void);
+
+typedef enum {
+    SP_KSM_ERROR_NOT_BUILT,      /* no KSM directory: kernel without CONFIG_KSM */
+    SP_KSM_ERROR_UNKNOWN_KEY,    /* not a KSM sysfs name */
+    SP_KSM_ERROR_UNSUPPORTED,    /* a name this kernel lacks */
+    SP_KSM_ERROR_READ_ONLY,      /* a figure, not a knob */
+    SP_KSM_ERROR_INVALID_VALUE,  /* value does not parse or is out of range */
+    SP_KSM_ERROR_CONFLICT,       /* combination refused (e.g. EBUSY rules) */
+    SP_KSM_ERROR_IO,             /* read or write failed */
+} SpKsmErrorCode;
+
+/* Keys in the order `samepage ksm` prints them: knobs, then figures. */
+typedef enum {
+    SP_KSM_RUN,
+    SP_KSM_PAGES_TO_SCAN,
+    SP_KSM_SLEEP_MILLISECS,
+    SP_KSM_MAX_PAGE_SHARING,
+    SP_KSM_MERGE_ACROSS_NODES,
+    SP_KSM_USE_ZERO_PAGES,
+    SP_KSM_STABLE_NODE_CHAINS_PRUNE_MILLISECS,
+    SP_KSM_SMART_SCAN,
+    SP_KSM_ADVISOR_MODE,
+    SP_KSM_ADVISOR_MAX_CPU,
+    SP_KSM_ADVISOR_MIN_PAGES_TO_SCAN,
+    SP_KSM_ADVISOR_MAX_PAGES_TO_SCAN,
+    SP_KSM_ADVISOR_TARGET_SCAN_TIME,
+    SP_KSM_PAGES_SHARED,
+    SP_KSM_PAGES_SHARING,
+    SP_KSM_PAGES_UNSHARED,
+    SP_KSM_PAGES_VOLATILE,
+    SP_KSM_PAGES_SKIPPED,
+    SP_KSM_PAGES_SCANNED,
+    SP_KSM_FULL_SCANS,
+    SP_KSM_STABLE_NODE_CHAINS,
+    SP_KSM_STABLE_NODE_DUPS,
+    SP_KSM_KSM_ZERO_PAGES,
+    SP_KSM_GENERAL_PROFIT,
+    SP_KSM_N_KEYS
+} SpKsmKey;
+
+typedef enum {
+    SP_KSM_TYPE_UINT,    /* unsigned decimal within [min, max] */
+    SP_KSM_TYPE_INT,     /* signed decimal (general_profit) */
+    SP_KSM_TYPE_BOOL,    /* 0 or 1 (the kernel also takes y/n on write) */
+    SP_KSM_TYPE_ENUM,    /* one of a list; sysfs shows "[cur] other" */
+} SpKsmType;
+
+typedef struct {
+    const char *name;          /* sysfs file name */
+    gboolean writable;         /* knob (TRUE) or figure (FALSE) */
+    SpKsmType type;
+    gint64 min;                /* range for UINT knobs */
+    gint64 max;
+    const char *const *choices;/* NULL-terminated, for ENUM */
+    const char *help;          /* one line */
+} SpKsmKeyInfo;
+
+typedef struct {
+    gboolean supported;        /* the file exists on this kernel */
+    gint64 value;              /* number, 0/1, or index into choices */
+} SpKsmEntry;
+
+typedef struct {
+    SpKsmEntry entry[SP_KSM_N_KEYS];
+} SpKsmState;
+
+typedef struct {
+    SpKsmKey key;
+    gint64 value;
+} SpKsmSetting;
+
+const SpKsmKeyInfo *sp_ksm_key_info(SpKsmKey key);
+gboolean sp_ksm_key_from_name(const char *name, SpKsmKey *key);
+
+gboolean sp_ksm_parse_value(SpKsmKey key, const char *text, gint64 *value, GError **error);
+char *sp_ksm_format_value(SpKsmKey key, gint64 value);
+gboolean sp_ksm_parse_setting(const char *text, SpKsmSetting *setting, GError **error);
+
+gboolean sp_ksm_read(const SpHost *host, SpKsmState *state, GError **error);
+gboolean sp_ksm_validate(const SpKsmState *current, const SpKsmSetting *settings,
+                         gsize n_settings, GError **error);
+gboolean sp_ksm_apply(const SpHost *host, const SpKsmSetting *settings,
+                      gsize n_settings, GError **error);
+
+G_END_DECLS

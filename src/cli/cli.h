@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cli.h: what the samepage commands share
+ *
+ * Each command is one file with an option table and one function; main()
+ * only finds the command and hands it the rest of argv.
+ */
+#pragma once
+
+#include <glib.h>
+#include <json-c/json.h>
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(json_object, json_object_put)
+
+/* Exit codes, documented in samepage(1). */
+enum {
+    SP_EXIT_OK = 0,
+    SP_EXIT_FAILURE = 1,   /* the command ran and failed */
+    SP_EXIT_USAGE = 2,     /* bad command line */
+};
+
+typedef struct {
+    const char *uri;       /* -c/--connect, NULL for the default */
+    gboolean debug;
+} SpCliGlobal;
+
+typedef int (*SpCliRunFunc)(const SpCliGlobal *global, int argc, char **argv);
+
+typedef struct {
+    const char *name;
+    const char *args;      /* synopsis after the name */
+    const char *summary;
+    SpCliRunFunc run;
+} SpCliCommand;
+
+int sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv);
+int sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv);
+
+void sp_cli_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+int sp_cli_parse(GOptionContext *ctx, int *argc, char ***argv);
+void sp_cli_print_json(json_object *obj);

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * samepage.c: the command-line front end
+ */
+#include "config.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int sp_cli_help(const SpCliGlobal *global, int argc, char **argv);
+
+static const SpCliCommand sp_cli_commands[] = {
+    { "ksm", "[--json] | set KEY=VALUE...", "show or set the kernel's KSM knobs and figures",
+      sp_cli_ksm },
+    { "help", "[COMMAND]", "show the commands, or one command's options", sp_cli_help },
+};
+
+void
+sp_cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "samepage: error: %s\n", msg);
+}
+
+int
+sp_cli_parse(GOptionContext *ctx, int *argc, char ***argv)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (!g_option_context_parse(ctx, argc, argv, &error)) {
+        sp_cli_error("%s", error->message);
+        return SP_EXIT_USAGE;
+    }
+    return SP_EXIT_OK;
+}
+
+void
+sp_cli_print_json(json_object *obj)
+{
+    printf("%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static const SpCliCommand *
+sp_cli_find(const char *name)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(sp_cli_commands); i++) {
+        if (g_str_equal(sp_cli_commands[i].name, name))
+            return &sp_cli_commands[i];
+    }
+    return NULL;
+}
+
+static void
+sp_cli_usage(FILE *out)
+{
+    fprintf(out, "Usage: samepage [-c URI] [--debug] COMMAND [ARGS]\n\nCommands:\n");
+    for (gsize i = 0; i < G_N_ELEMENTS(sp_cli_commands); i++)
+        fprintf(out, "  %-10s %s\n", sp_cli_commands[i].name, sp_cli_commands[i].summary);
+    fprintf(out, "\n'samepage help COMMAND' shows a command's options; see samepage(1).\n");
+}
+
+static int
+sp_cli_help(const SpCliGlobal *global, int argc, char **argv)
+{
+    const SpCliCommand *cmd;
+
+    if (argc < 2) {
+        sp_cli_usage(stdout);
+        return SP_EXIT_OK;
+    }
+    cmd = sp_cli_find(argv[1]);
+    if (!cmd) {
+        sp_cli_error("unknown command '%s'", argv[1]);
+        return SP_EXIT_USAGE;
+    }
+    if (cmd->run == sp_cli_help) {
+        printf("Usage: samepage help [COMMAND]\n");
+        return SP_EXIT_OK;
+    }
+    char *help_argv[] = { (char *)cmd->name, (char *)"--help", NULL };
+    return cmd->run(global, 2, help_argv);
+}
+
+int
+main(int argc, char **argv)
+{
+    SpCliGlobal global = { NULL, FALSE };
+    int i;
+
+    setlocale(LC_ALL, "");
+    global.uri = g_getenv("LIBVIRT_DEFAULT_URI");
+
+    /* Global options come before the command, as with virsh. */
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (g_str_equal(a, "-c") || g_str_equal(a, "--connect")) {
+            if (++i >= argc) {
+                sp_cli_error("%s needs a URI", a);
+                return SP_EXIT_USAGE;
+            }
+            global.uri = argv[i];
+        } else if (g_str_has_prefix(a, "--connect=")) {
+            global.uri = a + strlen("--connect=");
+        } else if (g_str_equal(a, "-d") || g_str_equal(a, "--debug")) {
+            global.debug = TRUE;
+            g_setenv("G_MESSAGES_DEBUG", "all", TRUE);
+        } else if (g_str_equal(a, "-h") || g_str_equal(a, "--help")) {
+            sp_cli_usage(stdout);
+            return SP_EXIT_OK;
+        } else if (g_str_equal(a, "-V") || g_str_equal(a, "--version")) {
+            printf("samepage %s\n", PACKAGE_VERSION);
+            return SP_EXIT_OK;
+        } else {
+            sp_cli_error("unknown option '%s' (see 'samepage help')", a);
+            return SP_EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        sp_cli_usage(stderr);
+        return SP_EXIT_USAGE;
+    }
+    const SpCliCommand *cmd = sp_cli_find(argv[i]);
+    if (!cmd) {
+        sp_cli_error("unknown command '%s' (see 'samepage help')", argv[i]);
+        return SP_EXIT_USAGE;
+    }
+    return cmd->run(&global, argc - i, argv + i);
+}

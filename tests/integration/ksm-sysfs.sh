@@ -1,0 +1,56 @@
+#!/bin/bash
+# samepage ksm against the real /sys/kernel/mm/ksm: every figure it prints
+# is the file's contents, `ksm set` writes, and a refused request changes
+# nothing.
+. "$SP_TOP_SRCDIR/tests/integration/lib.sh"
+
+sp_ksm_save
+command -v jq >/dev/null || sp_skip "jq is not installed (build-aux/setup installs it)"
+
+json=$("$SAMEPAGE" ksm --json) || sp_fail "samepage ksm --json failed"
+n=0
+for f in "$SP_KSM_DIR"/*; do
+    k=$(basename "$f")
+    want=$(cat "$f")
+    case $k in
+        advisor_mode) want=$(sed 's/.*\[\(.*\)\].*/\1/' "$f") ;;
+        # ksmd may be running on this host: its counters can move between reads.
+        pages_*|full_scans|general_profit|stable_node_*|ksm_zero_pages)
+            [ "$(sp_ksm run)" = 0 ] || continue ;;
+    esac
+    got=$(jq -r --arg k "$k" '.[$k]' <<<"$json")
+    [ "$got" = "$want" ] || sp_fail "ksm --json: $k is '$got', sysfs has '$want'"
+    n=$((n + 1))
+done
+sp_log "ksm --json matches sysfs on $n keys"
+[ "$n" -ge 8 ] || sp_fail "only $n keys compared"
+# Every key of the JSON is a sysfs file name, or null when the kernel lacks it.
+for k in $(jq -r 'keys[]' <<<"$json"); do
+    if [ -e "$SP_KSM_DIR/$k" ]; then
+        [ "$(jq -r --arg k "$k" '.[$k]' <<<"$json")" != null ] || sp_fail "$k exists but is null"
+    else
+        [ "$(jq -r --arg k "$k" '.[$k]' <<<"$json")" = null ] || sp_fail "$k missing but not null"
+    fi
+done
+
+old_pts=$(sp_ksm pages_to_scan)
+old_sleep=$(sp_ksm sleep_millisecs)
+new_pts=$((old_pts + 123))
+out=$("$SAMEPAGE" ksm set pages_to_scan=$new_pts sleep_millisecs=37) \
+    || sp_fail "ksm set failed: $out"
+sp_log "$out"
+[ "$(sp_ksm pages_to_scan)" = "$new_pts" ] || sp_fail "pages_to_scan was not written"
+[ "$(sp_ksm sleep_millisecs)" = 37 ] || sp_fail "sleep_millisecs was not written"
+grep -q "pages_to_scan: $old_pts -> $new_pts" <<<"$out" || sp_fail "ksm set did not report the change"
+
+# Refused as a whole: nothing is written, exit code 2 (usage) or 1.
+"$SAMEPAGE" ksm set pages_to_scan=999 run=7 2>"$SP_TEST_TMP/err"
+rc=$?
+[ $rc -eq 2 ] || sp_fail "ksm set run=7 exited $rc, want 2"
+grep -q 'run: 7 is out of range' "$SP_TEST_TMP/err" || sp_fail "unclear error: $(cat "$SP_TEST_TMP/err")"
+[ "$(sp_ksm pages_to_scan)" = "$new_pts" ] || sp_fail "a refused request changed pages_to_scan"
+
+"$SAMEPAGE" ksm set pages_to_scan=999 pages_shared=5 2>"$SP_TEST_TMP/err" && sp_fail "a figure was accepted"
+grep -q 'pages_shared is a read-only figure' "$SP_TEST_TMP/err" || sp_fail "unclear error: $(cat "$SP_TEST_TMP/err")"
+[ "$(sp_ksm pages_to_scan)" = "$new_pts" ] || sp_fail "a refused request changed pages_to_scan"
+sp_log "ksm set validated and refused bad requests whole; knobs restored at exit ($old_pts, $old_sleep)"

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * sptest.h: helpers shared by the cmocka unit tests
+ *
+ * A test that needs a fake sysfs or procfs copies a tree from tests/data
+ * into a fresh temporary directory, changes it as the case requires, points
+ * an SpHost at it and removes it afterwards.
+ */
+#pragma once
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+static inline char *
+sp_test_data_path(const char *rel)
+{
+    return g_build_filename(SP_TOP_SRCDIR, "tests", "data", rel, NULL);
+}
+
+static inline void
+sp_test_copy_tree(const char *src, const char *dst)
+{
+    g_autoptr(GDir) dir = g_dir_open(src, 0, NULL);
+    const char *name;
+
+    assert_non_null(dir);
+    assert_int_equal(g_mkdir_with_parents(dst, 0755), 0);
+    while ((name = g_dir_read_name(dir))) {
+        g_autofree char *s = g_build_filename(src, name, NULL);
+        g_autofree char *d = g_build_filename(dst, name, NULL);
+
+        if (g_file_test(s, G_FILE_TEST_IS_DIR)) {
+            sp_test_copy_tree(s, d);
+        } else {
+            g_autofree char *text = NULL;
+            gsize len;
+            assert_true(g_file_get_contents(s, &text, &len, NULL));
+            assert_true(g_file_set_contents(d, text, len, NULL));
+        }
+    }
+}
+
+static inline void
+sp_test_remove_tree(const char *path)
+{
+    g_autoptr(GDir) dir = NULL;
+    const char *name;
+
+    if (!g_file_test(path, G_FILE_TEST_IS_DIR) || g_file_test(path, G_FILE_TEST_IS_SYMLINK)) {
+        g_unlink(path);
+        return;
+    }
+    dir = g_dir_open(path, 0, NULL);
+    while (dir && (name = g_dir_read_name(dir))) {
+        g_autofree char *p = g_build_filename(path, name, NULL);
+        sp_test_remove_tree(p);
+    }
+    g_rmdir(path);
+}
+
+/* A temporary copy of tests/data/<rel>; returns its path. */
+static inline char *
+sp_test_tree_new(const char *rel)
+{
+    g_autofree char *src = sp_test_data_path(rel);
+    char *tmp = g_dir_make_tmp("samepage-test-XXXXXX", NULL);
+
+    assert_non_null(tmp);
+    sp_test_copy_tree(src, tmp);
+    return tmp;
+}
+
+static inline void
+sp_test_write(const char *dir, const char *rel, const char *text)
+{
+    g_autofree char *p = g_build_filename(dir, rel, NULL);
+    assert_true(g_file_set_contents(p, text, -1, NULL));
+}
+
+static inline char *
+sp_test_read(const char *dir, const char *rel)
+{
+    g_autofree char *p = g_build_filename(dir, rel, NULL);
+    char *text = NULL;
+    assert_true(g_file_get_contents(p, &text, NULL, NULL));
+    return g_strstrip(text);
+}

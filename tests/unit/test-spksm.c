@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <unistd.h>
+
+#include "samepage/spksm.h"
+#include "sptest.h"
+
+#define KSM "kernel/mm/ksm/"
+
+typedef struct {
+    char *root;       /* temporary copy of tests/data/sysfs-6.18 */
+    SpHost *host;
+} Fixture;
+
+static int
+setup(void **state)
+{
+    Fixture *f = g_new0(Fixture, 1);
+
+    f->root = sp_test_tree_new("sysfs-6.18");
+    f->host = sp_host_new_with_roots(f->root, "/nonexistent-proc");
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    Fixture *f = *state;
+
+    sp_test_remove_tree(f->root);
+    sp_host_free(f->host);
+    g_free(f->root);
+    g_free(f);
+    return 0;
+}
+
+static SpKsmSetting
+setting(const char *text)
+{
+    SpKsmSetting s;
+    g_autoptr(GError) error = NULL;
+
+    assert_true(sp_ksm_parse_setting(text, &s, &error));
+    return s;
+}
+
+static void
+test_read_all(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    SpKsmState st;
+
+    sp_test_write(f->root, KSM "pages_shared", "74175\n");
+    sp_test_write(f->root, KSM "general_profit", "-4096\n");
+    sp_test_write(f->root, KSM "advisor_mode", "none [scan-time]\n");
+    assert_true(sp_ksm_read(f->host, &st, &error));
+    for (guint i = 0; i < SP_KSM_N_KEYS; i++)
+        assert_true(st.entry[i].supported);
+    assert_int_equal(st.entry[SP_KSM_RUN].value, 0);
+    assert_int_equal(st.entry[SP_KSM_PAGES_TO_SCAN].value, 100);
+    assert_int_equal(st.entry[SP_KSM_MAX_PAGE_SHARING].value, 256);
+    assert_int_equal(st.entry[SP_KSM_PAGES_SHARED].value, 74175);
+    assert_int_equal(st.entry[SP_KSM_GENERAL_PROFIT].value, -4096);
+    assert_int_equal(st.entry[SP_KSM_ADVISOR_MODE].value, 1);
+}
+
+/* A 6.6 kernel: no smart_scan, no advisor.  Those are unsupported, the rest reads. */
+static void
+test_missing_knob(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    const char *gone[] = { "smart_scan", "pages_skipped", "advisor_mode", "advisor_max_cpu",
+                           "advisor_min_pages_to_scan", "advisor_max_pages_to_scan",
+                           "advisor_target_scan_time" };
+    SpKsmState st;
+
+    for (gsize i = 0; i < G_N_ELEMENTS(gone); i++) {
+        g_autofree char *p = g_build_filename(f->root, KSM, gone[i], NULL);
+        assert_int_equal(g_unlink(p), 0);
+    }
+    assert_true(sp_ksm_read(f->host, &st, &error));
+    assert_false(st.entry[SP_KSM_SMART_SCAN].supported);
+    assert_false(st.entry[SP_KSM_ADVISOR_MODE].supported);
+    assert_true(st.entry[SP_KSM_RUN].supported);
+    assert_true(st.entry[SP_KSM_USE_ZERO_PAGES].supported);
+
+    /* Writing it is refused before anything is written. */
+    SpKsmSetting s[] = { setting("run=1"), setting("smart_scan=0") };
+    assert_false(sp_ksm_apply(f->host, s, G_N_ELEMENTS(s), &error));
+    assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_UNSUPPORTED));
+    assert_non_null(strstr(error->message, "smart_scan"));
+    g_autofree char *run = sp_test_read(f->root, KSM "run");
+    assert_string_equal(run, "0");
+    g_autofree char *p = g_build_filename(f->root, KSM, "smart_scan", NULL);
+    assert_false(g_file_test(p, G_FILE_TEST_EXISTS));
+}
+
+static void
+test_garbage_value(void **state)
+{
+    Fixture *f = *state;
+    const char *garbage[] = { "12abc\n", "\n", "-5\n", "99999999999999999999999\n", "[bogus] none\n" };
+    const char *file[] = { "pages_to_scan", "sleep_millisecs", "pages_shared",
+                           "full_scans", "advisor_mode" };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(garbage); i++) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *rel = g_strconcat(KSM, file[i], NULL);
+        g_autofree char *old = sp_test_read(f->root, rel);
+        SpKsmState st;
+
+        sp_test_write(f->root, rel, garbage[i]);
+        assert_false(sp_ksm_read(f->host, &st, &error));
+        assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_INVALID_VALUE));
+        /* The message names the file. */
+        assert_non_null(strstr(error->message, file[i]));
+        sp_test_write(f->root, rel, old);
+    }
+}
+
+static void
+test_not_built(void **state)
+{
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent-sys", "/nonexistent-proc");
+    g_autoptr(GError) error = NULL;
+    SpKsmState st;
+
+    assert_false(sp_ksm_read(host, &st, &error));
+    assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_NOT_BUILT));
+    assert_non_null(strstr(error->message, "/nonexistent-sys/kernel/mm/ksm"));
+}
+
+static void
+test_parse_setting(void **state)
+{
+    struct { const char *text; int code; } bad[] = {
+        { "run", SP_KSM_ERROR_INVALID_VALUE },
+        { "=1", SP_KSM_ERROR_INVALID_VALUE },
+        { "run=", SP_KSM_ERROR_INVALID_VALUE },
+        { "run=3", SP_KSM_ERROR_INVALID_VALUE },
+        { "run=abc", SP_KSM_ERROR_INVALID_VALUE },
+        { "max_page_sharing=1", SP_KSM_ERROR_INVALID_VALUE },
+        { "pages_to_scan=-1", SP_KSM_ERROR_INVALID_VALUE },
+        { "pages_to_scan=4294967296", SP_KSM_ERROR_INVALID_VALUE },
+        { "advisor_mode=fast", SP_KSM_ERROR_INVALID_VALUE },
+        { "pages_shared=3", SP_KSM_ERROR_READ_ONLY },
+        { "no_such_knob=1", SP_KSM_ERROR_UNKNOWN_KEY },
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) error = NULL;
+        SpKsmSetting s;
+        assert_false(sp_ksm_parse_setting(bad[i].text, &s, &error));
+        assert_true(g_error_matches(error, SP_KSM_ERROR, bad[i].code));
+    }
+    SpKsmSetting s = setting("advisor_mode=scan-time");
+    assert_int_equal(s.key, SP_KSM_ADVISOR_MODE);
+    assert_int_equal(s.value, 1);
+    s = setting("pages_to_scan= 1000 ");
+    assert_int_equal(s.value, 1000);
+}
+
+static void
+test_validate_rules(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    SpKsmState st;
+
+    assert_true(sp_ksm_read(f->host, &st, &error));
+
+    /* pages_to_scan is EINVAL in the kernel while the advisor runs ... */
+    st.entry[SP_KSM_ADVISOR_MODE].value = 1;
+    SpKsmSetting a[] = { setting("pages_to_scan=1000") };
+    assert_false(sp_ksm_validate(&st, a, 1, &error));
+    assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_CONFLICT));
+    g_clear_error(&error);
+    /* ... unless the same request turns it off first. */
+    SpKsmSetting b[] = { setting("advisor_mode=none"), setting("pages_to_scan=1000") };
+    assert_true(sp_ksm_validate(&st, b, 2, &error));
+    SpKsmSetting b2[] = { setting("pages_to_scan=1000"), setting("advisor_mode=none") };
+    assert_false(sp_ksm_validate(&st, b2, 2, &error));
+    g_clear_error(&error);
+    st.entry[SP_KSM_ADVISOR_MODE].value = 0;
+
+    /* max_page_sharing and merge_across_nodes are EBUSY while pages are shared. */
+    st.entry[SP_KSM_PAGES_SHARED].value = 10;
+    SpKsmSetting c[] = { setting("merge_across_nodes=0") };
+    assert_false(sp_ksm_validate(&st, c, 1, &error));
+    assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_CONFLICT));
+    assert_non_null(strstr(error->message, "pages_shared=10"));
+    g_clear_error(&error);
+    SpKsmSetting d[] = { setting("run=2"), setting("max_page_sharing=512") };
+    assert_true(sp_ksm_validate(&st, d, 2, &error));
+    /* Writing the value it already has is not a change. */
+    SpKsmSetting e[] = { setting("max_page_sharing=256") };
+    assert_true(sp_ksm_validate(&st, e, 1, &error));
+
+    SpKsmSetting twice[] = { setting("run=1"), setting("run=0") };
+    assert_false(sp_ksm_validate(&st, twice, 2, &error));
+    assert_non_null(strstr(error->message, "twice"));
+    g_clear_error(&error);
+
+    assert_false(sp_ksm_validate(&st, NULL, 0, &error));
+    g_clear_error(&error);
+
+    SpKsmSetting ro = { SP_KSM_PAGES_SHARING, 5 };
+    assert_false(sp_ksm_validate(&st, &ro, 1, &error));
+    assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_READ_ONLY));
+    g_clear_error(&error);
+    SpKsmSetting range = { SP_KSM_RUN, 7 };
+    assert_false(sp_ksm_validate(&st, &range, 1, &error));
+    assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_INVALID_VALUE));
+}
+
+static void
+test_apply(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    SpKsmSetting s[] = { setting("pages_to_scan=1000"), setting("sleep_millisecs=10"),
+                         setting("advisor_mode=scan-time"), setting("run=1") };
+
+    assert_true(sp_ksm_apply(f->host, s, G_N_ELEMENTS(s), &error));
+    assert_null(error);
+    g_autofree char *a = sp_test_read(f->root, KSM "pages_to_scan");
+    g_autofree char *b = sp_test_read(f->root, KSM "sleep_millisecs");
+    g_autofree char *c = sp_test_read(f->root, KSM "advisor_mode");
+    g_autofree char *d = sp_test_read(f->root, KSM "run");
+    assert_string_equal(a, "1000");
+    assert_string_equal(b, "10");
+    assert_string_equal(c, "scan-time");
+    assert_string_equal(d, "1");
+}
+
+/*
+ * The third write fails (the file is a read-only attribute even for root);
+ * the two before it get their previous values back.
+ */
+static void
+test_apply_fails_half_way(void **state)
+{
+    Fixture *f = *state;
+    const char *ro = "/proc/sys/kernel/random/poolsize";
+    g_autofree char *target = g_build_filename(f->root, KSM, "max_page_sharing", NULL);
+    g_autoptr(GError) error = NULL;
+
+    if (access(ro, R_OK) != 0) {
+        print_message("skipped: %s (a read-only number) is not readable here\n", ro);
+        skip();
+    }
+    assert_int_equal(g_unlink(target), 0);
+    assert_int_equal(symlink(ro, target), 0);
+
+    SpKsmSetting s[] = { setting("run=1"), setting("pages_to_scan=5000"),
+                         setting("max_page_sharing=300"), setting("sleep_millisecs=5") };
+    assert_false(sp_ksm_apply(f->host, s, G_N_ELEMENTS(s), &error));
+    assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_IO));
+    assert_non_null(strstr(error->message, "max_page_sharing"));
+    assert_non_null(strstr(error->message, "restored pages_to_scan=100 run=0"));
+
+    g_autofree char *run = sp_test_read(f->root, KSM "run");
+    g_autofree char *pts = sp_test_read(f->root, KSM "pages_to_scan");
+    g_autofree char *slp = sp_test_read(f->root, KSM "sleep_millisecs");
+    assert_string_equal(run, "0");
+    assert_string_equal(pts, "100");
+    assert_string_equal(slp, "20");   /* never reached */
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_read_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_knob, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_value, setup, teardown),
+        cmocka_unit_test(test_not_built),
+        cmocka_unit_test(test_parse_setting),
+        cmocka_unit_test_setup_teardown(test_validate_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_fails_half_way, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
