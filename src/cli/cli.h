@@ -8,9 +8,7 @@
 #pragma once
 
 #include <glib.h>
-#include <json-c/json.h>
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(json_object, json_object_put)
+#include "samepage/spjson.h"
 
 /* Exit codes, documented in samepage(1). */
 enum {

@@ -15,6 +15,8 @@ static int sp_cli_help(const SpCliGlobal *global, int argc, char **argv);
 static const SpCliCommand sp_cli_commands[] = {
     { "ksm", "[--json] | set KEY=VALUE...", "show or set the kernel's KSM knobs and figures",
       sp_cli_ksm },
+    { "estimate", "--pid PID... | --image FILE... [OPTIONS]",
+      "predict what KSM will share, from memory, read-only", sp_cli_estimate },
     { "help", "[COMMAND]", "show the commands, or one command's options", sp_cli_help },
 };
 

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spscan.h: read pages the way ksmd would see them, read-only
+ *
+ * A scan has sources (live processes, or raw memory image files).  For a
+ * process it takes the VMAs KSM would scan (VmFlags "mg"; with what-if, every
+ * private anonymous VMA), finds the present anonymous pages in pagemap, and
+ * reads and hashes them with process_vm_readv.  Nothing is written, no page
+ * is faulted in.  Several passes, some time apart, tell which pages change.
+ */
+#pragma once
+
+#include <sys/types.h>
+#include <glib.h>
+
+#include "samepage/sphost.h"
+
+G_BEGIN_DECLS
+
+#define SP_PAGE_SIZE 4096u
+
+#define SP_SCAN_ERROR (sp_scan_error_quark())
+GQuark sp_scan_error_quark(void);
+
+typedef enum {
+    SP_SCAN_ERROR_NO_PROCESS,   /* pid does not exist */
+    SP_SCAN_ERROR_ACCESS,       /* no privilege to read it */
+    SP_SCAN_ERROR_IMAGE,        /* image file unusable */
+    SP_SCAN_ERROR_INVALID,      /* bad options */
+    SP_SCAN_ERROR_IO,
+} SpScanErrorCode;
+
+typedef enum {
+    SP_SCAN_MERGEABLE,          /* VMAs with VM_MERGEABLE: what KSM scans today */
+    SP_SCAN_WHAT_IF,            /* every private anonymous VMA: if all were marked */
+} SpScanMode;
+
+/* Per-page flags. */
+enum {
+    SP_SCAN_PAGE_VOLATILE = 1 << 0,  /* contents changed between two passes */
+    SP_SCAN_PAGE_ZERO = 1 << 1,      /* all zero bytes (checked, not just hashed) */
+    SP_SCAN_PAGE_GONE = 1 << 2,      /* vanished after the first pass: not a candidate */
+};
+
+typedef struct {
+    SpScanMode mode;
+    guint passes;               /* >= 1; 2 or more detect volatile pages */
+    guint interval_ms;          /* pause between passes */
+    gboolean want_nodes;        /* record each page's NUMA node (move_pages) */
+} SpScanOptions;
+
+typedef struct {
+    char *label;                /* "pid 1234 (qemu-system-x86)" or the file name */
+    pid_t pid;                  /* 0 for an image */
+    guint64 eligible_bytes;     /* size of the VMAs scanned */
+    guint n_vmas;               /* VMAs scanned */
+    guint64 present_pages;      /* present anonymous pages found (first pass) */
+    guint64 zero_mapped_pages;  /* present but mapped to the shared zero page: not candidates */
+    guint64 gone_pages;         /* vanished in a later pass */
+    gboolean partial;           /* the result for this source is incomplete */
+    char *partial_reason;
+} SpScanSource;
+
+typedef struct {
+    guint32 source;
+    guint64 addr;               /* address of the first page (offset for an image) */
+    gsize first;                /* index of its first page */
+    gsize n;
+} SpScanRun;
+
+typedef struct _SpScan SpScan;
+
+typedef guint8 (*SpScanNodeFunc)(guint32 source, guint64 addr, gpointer user_data);
+
+void sp_scan_options_init(SpScanOptions *opt);
+SpScan *sp_scan_new(const SpHost *host, const SpScanOptions *opt);
+void sp_scan_free(SpScan *scan);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpScan, sp_scan_free)
+
+void sp_scan_set_node_func(SpScan *scan, SpScanNodeFunc func, gpointer user_data);
+gboolean sp_scan_add_pid(SpScan *scan, pid_t pid, GError **error);
+gboolean sp_scan_add_image(SpScan *scan, const char *path, GError **error);
+gboolean sp_scan_run(SpScan *scan, GError **error);
+
+guint sp_scan_get_n_sources(const SpScan *scan);
+const SpScanSource *sp_scan_get_source(const SpScan *scan, guint i);
+gsize sp_scan_get_n_pages(const SpScan *scan);
+const guint64 *sp_scan_get_hashes(const SpScan *scan);
+const guint8 *sp_scan_get_flags(const SpScan *scan);
+const guint8 *sp_scan_get_nodes(const SpScan *scan);   /* NULL unless want_nodes */
+guint sp_scan_get_n_nodes(const SpScan *scan);
+const SpScanRun *sp_scan_get_runs(const SpScan *scan, gsize *n_runs);
+guint32 sp_scan_page_source(const SpScan *scan, gsize page);
+guint64 sp_scan_page_addr(const SpScan *scan, gsize page);
+gboolean sp_scan_is_partial(const SpScan *scan);
+
+gsize sp_scan_read_pages(SpScan *scan, const gsize *pages, gsize n, guint8 *buf,
+                         gboolean *ok);
+void sp_scan_release_hashes(SpScan *scan);
+guint64 sp_scan_page_hash(const guint8 *page);
+
+G_END_DECLS

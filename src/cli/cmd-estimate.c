@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cmd-estimate.c: samepage estimate --pid PID... | --image FILE...
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "samepage/spestimate.h"
+
+#define MIB(pages) ((double)(pages) * SP_PAGE_SIZE / (1024.0 * 1024.0))
+
+static gboolean
+sp_cli_parse_bool(const char *opt, const char *text, gboolean *out)
+{
+    if (g_str_equal(text, "0") || g_str_equal(text, "1")) {
+        *out = text[0] == '1';
+        return TRUE;
+    }
+    sp_cli_error("estimate: %s must be 0 or 1, not '%s'", opt, text);
+    return FALSE;
+}
+
+static void
+sp_cli_estimate_print(const SpEstimate *est, const SpScanOptions *sopt)
+{
+    const SpModelCounters *c = sp_estimate_get_counters(est);
+    guint np = sp_estimate_get_n_processes(est);
+    const guint64 *matrix = sp_estimate_get_matrix(est);
+    guint64 scanned = 0;
+    gboolean converged;
+    guint passes = sp_estimate_get_passes(est, &converged);
+    guint64 saved = sp_estimate_get_saved_zero(est) + sp_estimate_get_saved_nonzero(est);
+
+    for (guint i = 0; i < np; i++)
+        scanned += sp_estimate_get_process(est, i)->scanned_pages;
+
+    printf("Scanned %.1f MiB (%" G_GUINT64_FORMAT " pages) in %u process%s, %u pass%s%s\n",
+           MIB(scanned), scanned, np, np == 1 ? "" : "es", sopt->passes,
+           sopt->passes == 1 ? "" : "es", sopt->mode == SP_SCAN_WHAT_IF ?
+           " (what-if: every private anonymous mapping)" : "");
+    printf("KSM would save %.1f MiB = %.1f%% of scanned memory; %.1f MiB after its metadata\n",
+           MIB(saved), scanned ? 100.0 * saved / scanned : 0.0,
+           (double)c->general_profit / (1024.0 * 1024.0));
+    printf("  zero-filled pages %.1f MiB, other contents %.1f MiB\n",
+           MIB(sp_estimate_get_saved_zero(est)), MIB(sp_estimate_get_saved_nonzero(est)));
+    printf("  converged after %u ksmd passes%s\n\n", passes,
+           converged ? "" : " (NOT converged: raise the limit)");
+    if (sp_estimate_is_partial(est))
+        printf("PARTIAL RESULT: some memory could not be read (see below)\n\n");
+
+    printf("%-20s %14s\n", "FIGURE", "VALUE");
+    printf("%-20s %14" G_GUINT64_FORMAT "\n", "pages_shared", c->pages_shared);
+    printf("%-20s %14" G_GUINT64_FORMAT "\n", "pages_sharing", c->pages_sharing);
+    printf("%-20s %14" G_GUINT64_FORMAT "\n", "pages_unshared", c->pages_unshared);
+    printf("%-20s %14" G_GUINT64_FORMAT "\n", "pages_volatile", c->pages_volatile);
+    printf("%-20s %14" G_GUINT64_FORMAT "\n", "ksm_zero_pages", c->ksm_zero_pages);
+    printf("%-20s %14" G_GUINT64_FORMAT "\n", "stable_node_chains", c->stable_node_chains);
+    printf("%-20s %14" G_GUINT64_FORMAT "\n", "stable_node_dups", c->stable_node_dups);
+    printf("%-20s %14" G_GINT64_FORMAT "\n\n", "general_profit", c->general_profit);
+
+    printf("%-8s %-24s %11s %11s %11s %9s\n", "PID", "PROCESS", "SCANNED MiB",
+           "MERGING MiB", "PROFIT MiB", "VOLATILE");
+    for (guint i = 0; i < np; i++) {
+        const SpEstimateProcess *p = sp_estimate_get_process(est, i);
+        printf("%-8d %-24.24s %11.1f %11.1f %11.1f %9" G_GUINT64_FORMAT "%s%s\n", p->pid,
+               p->label, MIB(p->scanned_pages), MIB(p->ksm.ksm_merging_pages),
+               (double)p->ksm.ksm_process_profit / (1024.0 * 1024.0), p->volatile_pages,
+               p->partial ? "  partial: " : "", p->partial ? p->partial_reason : "");
+    }
+    if (np > 1) {
+        printf("\nShared with (MiB of the row's merged pages whose content the column also has):\n");
+        printf("%-8s", "PID");
+        for (guint j = 0; j < np; j++)
+            printf(" %10d", sp_estimate_get_process(est, j)->pid);
+        printf("\n");
+        for (guint i = 0; i < np; i++) {
+            printf("%-8d", sp_estimate_get_process(est, i)->pid);
+            for (guint j = 0; j < np; j++)
+                printf(" %10.1f", MIB(matrix[i * np + j]));
+            printf("\n");
+        }
+    }
+    if (sp_estimate_get_n_nodes(est) > 1) {
+        printf("\n%-6s %12s %12s\n", "NODE", "SCANNED MiB", "MERGED MiB");
+        for (guint i = 0; i < sp_estimate_get_n_nodes(est); i++) {
+            const SpEstimateNode *n = sp_estimate_get_node(est, i);
+            printf("%-6u %12.1f %12.1f\n", i, MIB(n->scanned_pages), MIB(n->stable_pages));
+        }
+    }
+}
+
+int
+sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
+{
+    g_auto(GStrv) pids = NULL;
+    g_auto(GStrv) images = NULL;
+    g_autofree char *man = NULL, *uzp = NULL, *smart = NULL, *profile = NULL;
+    gint max_sharing = -1, passes = 2;
+    gdouble interval = 1.0;
+    gboolean what_if = FALSE, json = FALSE;
+    GOptionEntry entries[] = {
+        { "pid", 'p', 0, G_OPTION_ARG_STRING_ARRAY, &pids, "a process to scan (repeat)", "PID" },
+        { "image", 'i', 0, G_OPTION_ARG_FILENAME_ARRAY, &images, "a raw memory image file (repeat)", "FILE" },
+        { "what-if", 'w', 0, G_OPTION_ARG_NONE, &what_if,
+          "scan every private anonymous mapping, as if all were marked mergeable", NULL },
+        { "merge-across-nodes", 0, 0, G_OPTION_ARG_STRING, &man, "0 or 1 (default: the kernel's)", "0|1" },
+        { "use-zero-pages", 0, 0, G_OPTION_ARG_STRING, &uzp, "0 or 1 (default: the kernel's)", "0|1" },
+        { "max-page-sharing", 0, 0, G_OPTION_ARG_INT, &max_sharing, "default: the kernel's", "N" },
+        { "smart-scan", 0, 0, G_OPTION_ARG_STRING, &smart, "0 or 1 (default: the kernel's)", "0|1" },
+        { "kernel-profile", 0, 0, G_OPTION_ARG_STRING, &profile,
+          "6.6 (stable search first) or 6.11 (checksum first); default: the running kernel", "VER" },
+        { "passes", 0, 0, G_OPTION_ARG_INT, &passes, "read passes to detect changing pages (default 2)", "N" },
+        { "interval", 0, 0, G_OPTION_ARG_DOUBLE, &interval, "seconds between passes (default 1)", "SECONDS" },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON (figures under their sysfs names)", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- predict what KSM will share");
+    g_autoptr(SpHost) host = sp_host_new_from_env();
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpScan) scan = NULL;
+    g_autoptr(SpEstimate) est = NULL;
+    SpEstimateOptions eopt;
+    SpScanOptions sopt;
+    int rc;
+
+    g_option_context_set_summary(ctx,
+        "Reads the memory of live processes (read-only, present pages only) or of raw\n"
+        "image files, and runs samepage's model of KSM over it to predict the figures\n"
+        "KSM will converge to.  The target processes are never stopped or written.");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
+        return rc;
+    if (argc > 1) {
+        sp_cli_error("estimate: unexpected argument '%s'", argv[1]);
+        return SP_EXIT_USAGE;
+    }
+    if (!pids && !images) {
+        sp_cli_error("estimate: give at least one --pid or --image");
+        return SP_EXIT_USAGE;
+    }
+    if (passes < 1 || passes > 100) {
+        sp_cli_error("estimate: --passes must be between 1 and 100, not %d", passes);
+        return SP_EXIT_USAGE;
+    }
+    if (!(interval >= 0 && interval <= 3600)) {
+        sp_cli_error("estimate: --interval must be between 0 and 3600 seconds");
+        return SP_EXIT_USAGE;
+    }
+    if (!sp_estimate_options_from_host(&eopt, host, &error)) {
+        /* No KSM on this host: predict for the kernel defaults. */
+        g_clear_error(&error);
+        sp_estimate_options_init(&eopt);
+    }
+    if (man && !sp_cli_parse_bool("--merge-across-nodes", man, &eopt.merge_across_nodes))
+        return SP_EXIT_USAGE;
+    if (uzp && !sp_cli_parse_bool("--use-zero-pages", uzp, &eopt.model.use_zero_pages))
+        return SP_EXIT_USAGE;
+    if (smart && !sp_cli_parse_bool("--smart-scan", smart, &eopt.model.smart_scan))
+        return SP_EXIT_USAGE;
+    if (max_sharing != -1) {
+        if (max_sharing < 2) {
+            sp_cli_error("estimate: --max-page-sharing must be at least 2, not %d", max_sharing);
+            return SP_EXIT_USAGE;
+        }
+        eopt.model.max_page_sharing = max_sharing;
+    }
+    if (profile) {
+        if (g_str_equal(profile, "6.6"))
+            eopt.model.checksum_first = FALSE;
+        else if (g_str_equal(profile, "6.11"))
+            eopt.model.checksum_first = TRUE;
+        else {
+            sp_cli_error("estimate: --kernel-profile must be 6.6 or 6.11, not '%s'", profile);
+            return SP_EXIT_USAGE;
+        }
+    }
+
+    sp_scan_options_init(&sopt);
+    sopt.mode = what_if ? SP_SCAN_WHAT_IF : SP_SCAN_MERGEABLE;
+    sopt.passes = passes;
+    sopt.interval_ms = (guint)(interval * 1000.0);
+    sopt.want_nodes = !eopt.merge_across_nodes;
+    scan = sp_scan_new(host, &sopt);
+    for (char **p = pids; p && *p; p++) {
+        gint64 pid;
+        if (!g_ascii_string_to_signed(*p, 10, 1, G_MAXINT32, &pid, NULL)) {
+            sp_cli_error("estimate: --pid '%s' is not a process id", *p);
+            return SP_EXIT_USAGE;
+        }
+        if (!sp_scan_add_pid(scan, (pid_t)pid, &error)) {
+            sp_cli_error("estimate: %s", error->message);
+            return SP_EXIT_FAILURE;
+        }
+    }
+    for (char **p = images; p && *p; p++) {
+        if (!sp_scan_add_image(scan, *p, &error)) {
+            sp_cli_error("estimate: %s", error->message);
+            return SP_EXIT_FAILURE;
+        }
+    }
+    if (!sp_scan_run(scan, &error)) {
+        sp_cli_error("estimate: %s", error->message);
+        return SP_EXIT_FAILURE;
+    }
+    est = sp_estimate_run(scan, &eopt, &error);
+    if (!est) {
+        sp_cli_error("estimate: %s", error->message);
+        return SP_EXIT_FAILURE;
+    }
+    if (json) {
+        g_autoptr(json_object) obj = sp_estimate_to_json(est);
+        sp_cli_print_json(obj);
+    } else {
+        sp_cli_estimate_print(est, &sopt);
+    }
+    if (sp_estimate_is_partial(est)) {
+        sp_cli_error("estimate: the result is partial: some memory vanished or a process exited");
+        return SP_EXIT_FAILURE;
+    }
+    return SP_EXIT_OK;
+}

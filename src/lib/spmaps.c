@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spmaps.c: parse /proc/PID/smaps
+ *
+ * The parser takes the text and trusts nothing in it: header lines must
+ * have the five fixed fields, "Key: value kB" lines are read when the key is
+ * known and skipped otherwise, and VmFlags closes a VMA.  Which VMAs KSM may
+ * scan is decided here from VmFlags, as vma_ksm_compatible() in mm/ksm.c
+ * decides from vm_flags.
+ */
+#include "config.h"
+#define G_LOG_DOMAIN "samepage-maps"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "samepage/spmaps.h"
+
+G_DEFINE_QUARK(sp-maps-error-quark, sp_maps_error)
+
+void
+sp_vma_free(SpVma *vma)
+{
+    if (!vma)
+        return;
+    g_free(vma->path);
+    g_strfreev(vma->vmflags);
+    g_free(vma);
+}
+
+gboolean
+sp_vma_has_flag(const SpVma *vma, const char *flag)
+{
+    return vma->vmflags && g_strv_contains((const char *const *)vma->vmflags, flag);
+}
+
+/* VM_MERGEABLE: madvise(MADV_MERGEABLE), prctl(PR_SET_MEMORY_MERGE) or QEMU's merge=on. */
+gboolean
+sp_vma_is_mergeable(const SpVma *vma)
+{
+    return sp_vma_has_flag(vma, "mg");
+}
+
+/*
+ * vma_ksm_compatible(): VM_SHARED/VM_MAYSHARE (sh, ms), VM_PFNMAP (pf),
+ * VM_IO (io), VM_DONTEXPAND (de), VM_HUGETLB (ht), VM_MIXEDMAP (mm) and
+ * VM_DROPPABLE (dp, 6.11+) are never scanned, even when marked mergeable.
+ */
+gboolean
+sp_vma_ksm_compatible(const SpVma *vma, const char **why)
+{
+    static const struct { const char *flag; const char *why; } never[] = {
+        { "sh", "shared mapping" },
+        { "ms", "may-share mapping" },
+        { "ht", "hugetlbfs" },
+        { "pf", "PFN mapping" },
+        { "io", "I/O mapping" },
+        { "de", "not expandable (special mapping)" },
+        { "mm", "mixed map" },
+        { "dp", "droppable" },
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(never); i++) {
+        if (sp_vma_has_flag(vma, never[i].flag)) {
+            if (why)
+                *why = never[i].why;
+            return FALSE;
+        }
+    }
+    if (vma->perms[3] != 'p') {
+        if (why)
+            *why = "shared mapping";
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Private anonymous: no file behind it (heap, stack, mmap(MAP_ANONYMOUS)). */
+gboolean
+sp_vma_is_private_anon(const SpVma *vma)
+{
+    return vma->perms[3] == 'p' && vma->inode == 0 &&
+        (vma->path[0] == '\0' || g_str_equal(vma->path, "[heap]") ||
+         g_str_equal(vma->path, "[stack]") || g_str_has_prefix(vma->path, "[anon:"));
+}
+
+static gboolean
+sp_maps_parse_header(const char *line, SpVma *vma)
+{
+    unsigned long long start, end, offset, inode;
+    unsigned int major, minor;
+    char perms[5];
+    int pos = 0;
+
+    if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu%n", &start, &end, perms, &offset,
+               &major, &minor, &inode, &pos) != 7)
+        return FALSE;
+    if (end <= start || strlen(perms) != 4)
+        return FALSE;
+    vma->start = start;
+    vma->end = end;
+    memcpy(vma->perms, perms, sizeof(vma->perms));
+    vma->offset = offset;
+    vma->inode = inode;
+    vma->path = g_strstrip(g_strdup(line + pos));
+    return TRUE;
+}
+
+static gboolean
+sp_maps_is_header(const char *line)
+{
+    /* "start-end perms ...": hex digits then '-'; attribute lines are "Name:". */
+    const char *p = line;
+
+    while (g_ascii_isxdigit(*p))
+        p++;
+    return p != line && *p == '-';
+}
+
+/**
+ * sp_maps_parse_smaps:
+ * @text: the contents of /proc/PID/smaps
+ *
+ * Returns: (transfer full) (element-type SpVma): the VMAs in address order.
+ */
+GPtrArray *
+sp_maps_parse_smaps(const char *text, GError **error)
+{
+    static const struct { const char *key; gsize off; } fields[] = {
+        { "Rss:", G_STRUCT_OFFSET(SpVma, rss_kb) },
+        { "Anonymous:", G_STRUCT_OFFSET(SpVma, anonymous_kb) },
+        { "KSM:", G_STRUCT_OFFSET(SpVma, ksm_kb) },
+        { "AnonHugePages:", G_STRUCT_OFFSET(SpVma, anon_huge_kb) },
+        { "Swap:", G_STRUCT_OFFSET(SpVma, swap_kb) },
+        { "Locked:", G_STRUCT_OFFSET(SpVma, locked_kb) },
+    };
+    g_autoptr(GPtrArray) vmas = g_ptr_array_new_with_free_func((GDestroyNotify)sp_vma_free);
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    SpVma *cur = NULL;
+    guint lineno = 0;
+
+    for (char **l = lines; *l; l++) {
+        const char *line = *l;
+        lineno++;
+        if (!*line)
+            continue;
+        if (sp_maps_is_header(line)) {
+            g_autoptr(SpVma) vma = g_new0(SpVma, 1);
+            if (!sp_maps_parse_header(line, vma)) {
+                g_set_error(error, SP_MAPS_ERROR, SP_MAPS_ERROR_PARSE,
+                            "line %u: malformed mapping header '%s'", lineno, line);
+                return NULL;
+            }
+            if (vmas->len > 0) {
+                SpVma *prev = g_ptr_array_index(vmas, vmas->len - 1);
+                if (vma->start < prev->end) {
+                    g_set_error(error, SP_MAPS_ERROR, SP_MAPS_ERROR_PARSE,
+                                "line %u: mapping %" PRIx64 " overlaps or precedes the one before",
+                                lineno, vma->start);
+                    return NULL;
+                }
+            }
+            cur = vma;
+            g_ptr_array_add(vmas, g_steal_pointer(&vma));
+            continue;
+        }
+        if (!cur) {
+            g_set_error(error, SP_MAPS_ERROR, SP_MAPS_ERROR_PARSE,
+                        "line %u: attribute before any mapping header", lineno);
+            return NULL;
+        }
+        if (g_str_has_prefix(line, "VmFlags:")) {
+            g_strfreev(cur->vmflags);
+            cur->vmflags = g_strsplit_set(line + strlen("VmFlags:"), " ", -1);
+            /* Drop the empty words the separators leave. */
+            guint j = 0;
+            for (guint i = 0; cur->vmflags[i]; i++) {
+                if (*cur->vmflags[i])
+                    cur->vmflags[j++] = cur->vmflags[i];
+                else
+                    g_free(cur->vmflags[i]);
+            }
+            cur->vmflags[j] = NULL;
+            continue;
+        }
+        for (gsize f = 0; f < G_N_ELEMENTS(fields); f++) {
+            gsize klen = strlen(fields[f].key);
+            if (strncmp(line, fields[f].key, klen) == 0) {
+                unsigned long long kb;
+                char unit[4] = "";
+                if (sscanf(line + klen, "%llu %3s", &kb, unit) != 2 || strcmp(unit, "kB") != 0) {
+                    g_set_error(error, SP_MAPS_ERROR, SP_MAPS_ERROR_PARSE,
+                                "line %u: malformed '%s'", lineno, line);
+                    return NULL;
+                }
+                G_STRUCT_MEMBER(guint64, cur, fields[f].off) = kb;
+                break;
+            }
+        }
+    }
+    return g_steal_pointer(&vmas);
+}
+
+/**
+ * sp_maps_read:
+ * @pid: the process
+ *
+ * Reads and parses /proc/@pid/smaps.  A process that does not exist (or
+ * exited) is SP_MAPS_ERROR_NO_PROCESS, one we may not read is _ACCESS.
+ */
+GPtrArray *
+sp_maps_read(const SpHost *host, pid_t pid, GError **error)
+{
+    g_autofree char *path = sp_host_procfs_path(host, "%d/smaps", (int)pid);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) local = NULL;
+    GPtrArray *vmas;
+
+    if (!g_file_get_contents(path, &text, NULL, &local)) {
+        int code = SP_MAPS_ERROR_NO_PROCESS;
+        if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_ACCES) ||
+            g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_PERM))
+            code = SP_MAPS_ERROR_ACCESS;
+        g_set_error(error, SP_MAPS_ERROR, code, "pid %d: %s", (int)pid, local->message);
+        return NULL;
+    }
+    vmas = sp_maps_parse_smaps(text, &local);
+    if (!vmas) {
+        g_set_error(error, SP_MAPS_ERROR, SP_MAPS_ERROR_PARSE, "%s: %s", path, local->message);
+        return NULL;
+    }
+    return vmas;
+}

@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The scanner and the estimate end to end on sources with designed
+ * contents: raw image files, and a live child process.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "samepage/spestimate.h"
+#include "sptest.h"
+
+/* Deterministic page contents: (tag, index) fills a page. */
+static void
+fill_page(guint8 *page, guint64 tag, guint64 index)
+{
+    guint64 x = tag * 0x9E3779B97F4A7C15ULL ^ (index + 1) * 0xBF58476D1CE4E5B9ULL;
+    guint64 *w = (guint64 *)(void *)page;
+
+    for (guint i = 0; i < SP_PAGE_SIZE / 8; i++) {
+        x ^= x >> 31;
+        x *= 0x94D049BB133111EBULL;
+        x += 0x632BE59BD9A4A1C3ULL;
+        w[i] = x;
+    }
+}
+
+/*
+ * A workload image: `cross` pages shared by every image (tag 1), `groups`
+ * groups of 4 equal pages private to this image, `zero` zero pages, the
+ * rest unique to the image.
+ */
+static char *
+make_image(const char *dir, guint id, guint pages, guint cross, guint groups, guint zero)
+{
+    g_autofree char *name = g_strdup_printf("image-%u.raw", id);
+    char *path = g_build_filename(dir, name, NULL);
+    g_autofree guint8 *buf = g_malloc0((gsize)pages * SP_PAGE_SIZE);
+    guint p = 0;
+
+    for (guint i = 0; i < cross; i++)
+        fill_page(buf + (gsize)p++ * SP_PAGE_SIZE, 1, i);
+    for (guint g = 0; g < groups; g++)
+        for (guint k = 0; k < 4; k++)
+            fill_page(buf + (gsize)p++ * SP_PAGE_SIZE, 100 + id, g);
+    p += zero;
+    while (p < pages) {
+        fill_page(buf + (gsize)p * SP_PAGE_SIZE, 1000 + id, p);
+        p++;
+    }
+    assert_true(g_file_set_contents(path, (const char *)buf, (gssize)pages * SP_PAGE_SIZE, NULL));
+    return path;
+}
+
+typedef struct {
+    char *dir;
+    char *img[2];
+} Fixture;
+
+static int
+setup(void **state)
+{
+    Fixture *f = g_new0(Fixture, 1);
+
+    f->dir = g_dir_make_tmp("samepage-est-XXXXXX", NULL);
+    f->img[0] = make_image(f->dir, 0, 2560, 1000, 100, 200);
+    f->img[1] = make_image(f->dir, 1, 2560, 1000, 100, 200);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    Fixture *f = *state;
+
+    sp_test_remove_tree(f->dir);
+    g_free(f->dir);
+    g_free(f->img[0]);
+    g_free(f->img[1]);
+    g_free(f);
+    return 0;
+}
+
+static guint8
+node_by_source(guint32 source, guint64 addr, gpointer data)
+{
+    return (guint8)source;
+}
+
+static SpEstimate *
+estimate_images(Fixture *f, const SpEstimateOptions *eopt, gboolean two_nodes)
+{
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent");
+    g_autoptr(GError) error = NULL;
+    SpScanOptions sopt;
+    SpEstimate *est;
+
+    sp_scan_options_init(&sopt);
+    sopt.interval_ms = 0;
+    sopt.want_nodes = two_nodes;
+    g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
+    if (two_nodes)
+        sp_scan_set_node_func(scan, node_by_source, NULL);
+    assert_true(sp_scan_add_image(scan, f->img[0], &error));
+    assert_true(sp_scan_add_image(scan, f->img[1], &error));
+    assert_true(sp_scan_run(scan, &error));
+    assert_int_equal(sp_scan_get_n_pages(scan), 5120);
+    est = sp_estimate_run(scan, eopt, &error);
+    assert_non_null(est);
+    return est;
+}
+
+static void
+test_images_defaults(void **state)
+{
+    g_autoptr(SpEstimate) est = NULL;
+    SpEstimateOptions opt;
+    gboolean converged;
+
+    sp_estimate_options_init(&opt);
+    est = estimate_images(*state, &opt, FALSE);
+    const SpModelCounters *c = sp_estimate_get_counters(est);
+
+    /* cross: 1000 contents x 2; groups: 200 x 4; zero: 400 pages, 256 per KSM page */
+    assert_int_equal(c->pages_shared, 1000 + 200 + 2);
+    assert_int_equal(c->pages_sharing, 1000 + 600 + 398);
+    assert_int_equal(c->stable_node_chains, 1);
+    assert_int_equal(c->stable_node_dups, 2);
+    assert_int_equal(c->ksm_zero_pages, 0);
+    assert_int_equal(c->rmap_items, 5120);
+    assert_int_equal(c->pages_unshared + c->pages_volatile, 2 * 960);
+    assert_int_equal(c->general_profit, (gint64)1998 * 4096 - 5120 * 64);
+    assert_int_equal(sp_estimate_get_saved_zero(est), 398);
+    assert_int_equal(sp_estimate_get_saved_nonzero(est), 1600);
+    sp_estimate_get_passes(est, &converged);
+    assert_true(converged);
+    for (guint i = 0; i < 2; i++) {
+        const SpEstimateProcess *p = sp_estimate_get_process(est, i);
+        assert_int_equal(p->ksm.ksm_merging_pages, 1600);
+        assert_int_equal(p->scanned_pages, 2560);
+        assert_int_equal(p->ksm.ksm_rmap_items, 2560);
+    }
+    /* Matrix: each image's 1000 cross pages and 200 zero pages are also in the other;
+     * its 400 group pages and 200 zero pages repeat inside it. */
+    const guint64 *m = sp_estimate_get_matrix(est);
+    assert_int_equal(m[0 * 2 + 1], 1200);
+    assert_int_equal(m[1 * 2 + 0], 1200);
+    assert_int_equal(m[0], 600);
+    assert_int_equal(m[3], 600);
+
+    g_autoptr(json_object) j = sp_estimate_to_json(est);
+    json_object *v;
+    assert_true(json_object_object_get_ex(j, "pages_sharing", &v));
+    assert_int_equal(json_object_get_int64(v), 1998);
+    assert_true(json_object_object_get_ex(j, "processes", &v));
+    assert_int_equal(json_object_array_length(v), 2);
+}
+
+static void
+test_images_zero_pages(void **state)
+{
+    g_autoptr(SpEstimate) est = NULL;
+    SpEstimateOptions opt;
+
+    sp_estimate_options_init(&opt);
+    opt.model.use_zero_pages = TRUE;
+    est = estimate_images(*state, &opt, FALSE);
+    const SpModelCounters *c = sp_estimate_get_counters(est);
+
+    assert_int_equal(c->pages_shared, 1200);
+    assert_int_equal(c->pages_sharing, 1600);
+    assert_int_equal(c->ksm_zero_pages, 400);
+    assert_int_equal(c->stable_node_chains, 0);
+    /* zero-merged pages lose their rmap_item on the next visit */
+    assert_int_equal(c->rmap_items, 5120 - 400);
+    assert_int_equal(c->general_profit, (gint64)(1600 + 400) * 4096 - 4720 * 64);
+    assert_int_equal(sp_estimate_get_saved_zero(est), 400);
+}
+
+static void
+test_images_two_nodes(void **state)
+{
+    g_autoptr(SpEstimate) est = NULL;
+    SpEstimateOptions opt;
+
+    sp_estimate_options_init(&opt);
+    opt.merge_across_nodes = FALSE;
+    est = estimate_images(*state, &opt, TRUE);
+    const SpModelCounters *c = sp_estimate_get_counters(est);
+
+    /* Nothing merges between the nodes: the cross pages stay apart. */
+    assert_int_equal(c->pages_shared, 200 + 2);
+    assert_int_equal(c->pages_sharing, 600 + 398);
+    assert_int_equal(c->stable_node_chains, 0);
+    assert_int_equal(sp_estimate_get_n_nodes(est), 2);
+    assert_int_equal(sp_estimate_get_node(est, 0)->stable_pages, 600);
+    assert_int_equal(sp_estimate_get_node(est, 1)->stable_pages, 600);
+
+    /* The same node map with merge_across_nodes=1 merges everything. */
+    g_autoptr(SpEstimate) est1 = NULL;
+    opt.merge_across_nodes = TRUE;
+    est1 = estimate_images(*state, &opt, TRUE);
+    assert_int_equal(sp_estimate_get_counters(est1)->pages_sharing, 1998);
+}
+
+static void
+test_bad_images(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent");
+    g_autoptr(GError) error = NULL;
+    g_autofree char *odd = g_build_filename(f->dir, "odd.raw", NULL);
+    g_autofree char *empty = g_build_filename(f->dir, "empty.raw", NULL);
+    SpScanOptions sopt;
+
+    sp_scan_options_init(&sopt);
+    g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
+    g_autofree guint8 *junk = g_malloc0(5000);
+    assert_true(g_file_set_contents(odd, (const char *)junk, 5000, NULL));
+    assert_false(sp_scan_add_image(scan, odd, &error));
+    assert_true(g_error_matches(error, SP_SCAN_ERROR, SP_SCAN_ERROR_IMAGE));
+    assert_non_null(strstr(error->message, "odd.raw"));
+    assert_non_null(strstr(error->message, "904 bytes left over"));
+    g_clear_error(&error);
+
+    assert_true(g_file_set_contents(empty, "", 0, NULL));
+    assert_false(sp_scan_add_image(scan, empty, &error));
+    g_clear_error(&error);
+    assert_false(sp_scan_add_image(scan, "/nonexistent/x.raw", &error));
+    assert_non_null(strstr(error->message, "/nonexistent/x.raw"));
+    g_clear_error(&error);
+    assert_false(sp_scan_add_image(scan, f->dir, &error));
+    g_clear_error(&error);
+
+    /* Nothing added: running is refused, not an empty answer. */
+    assert_false(sp_scan_run(scan, &error));
+    assert_true(g_error_matches(error, SP_SCAN_ERROR, SP_SCAN_ERROR_INVALID));
+}
+
+/*
+ * A live child: 64 pages mapped mergeable, only 40 touched (8 pairs of
+ * equal pages, 4 zero-written pages, the rest unique).  The scan must see
+ * exactly the 40 present pages and must not fault in the other 24.
+ */
+static void
+test_live_child(void **state)
+{
+    const gsize n = 64;
+    int ready[2], go[2];
+    guint8 *mem;
+    pid_t pid;
+    char c;
+
+    mem = mmap(NULL, n * SP_PAGE_SIZE, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(mem != MAP_FAILED);
+    madvise(mem, n * SP_PAGE_SIZE, MADV_NOHUGEPAGE);
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (guint i = 0; i < 16; i++)
+            fill_page(mem + i * SP_PAGE_SIZE, 7, i / 2);
+        for (guint i = 16; i < 20; i++)
+            memset(mem + i * SP_PAGE_SIZE, 0, SP_PAGE_SIZE);
+        for (guint i = 20; i < 40; i++)
+            fill_page(mem + i * SP_PAGE_SIZE, 8, i);
+        if (madvise(mem, n * SP_PAGE_SIZE, MADV_MERGEABLE) != 0)
+            _exit(3);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(4);
+        if (read(go[0], &c, 1) < 0)
+            _exit(5);
+        _exit(0);
+    }
+    assert_int_equal(read(ready[0], &c, 1), 1);
+
+    g_autoptr(SpHost) host = sp_host_new();
+    g_autoptr(GError) error = NULL;
+    SpScanOptions sopt;
+    sp_scan_options_init(&sopt);
+    sopt.interval_ms = 10;
+    g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
+    if (!sp_scan_add_pid(scan, pid, &error)) {
+        print_message("skipped: cannot read own child's memory here: %s\n", error->message);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        skip();
+    }
+    assert_true(sp_scan_run(scan, &error));
+    const SpScanSource *src = sp_scan_get_source(scan, 0);
+    assert_int_equal(src->n_vmas, 1);
+    assert_int_equal(src->present_pages, 40);
+    assert_int_equal(sp_scan_get_n_pages(scan), 40);
+    assert_false(sp_scan_is_partial(scan));
+
+    /* The scan did not fault in the untouched pages: a second look still
+     * finds 40 (a read fault would have mapped the zero page: present). */
+    g_autoptr(SpScan) again = sp_scan_new(host, &sopt);
+    assert_true(sp_scan_add_pid(again, pid, &error));
+    assert_true(sp_scan_run(again, &error));
+    assert_int_equal(sp_scan_get_source(again, 0)->present_pages, 40);
+
+    SpEstimateOptions eopt;
+    sp_estimate_options_init(&eopt);
+    g_autoptr(SpEstimate) est = sp_estimate_run(scan, &eopt, &error);
+    assert_non_null(est);
+    const SpModelCounters *k = sp_estimate_get_counters(est);
+    assert_int_equal(k->pages_shared, 8 + 1);
+    assert_int_equal(k->pages_sharing, 8 + 3);
+    assert_int_equal(sp_estimate_get_saved_zero(est), 3);
+    assert_int_equal(sp_estimate_get_process(est, 0)->ksm.ksm_merging_pages, 20);
+
+    assert_int_equal(write(go[1], "g", 1), 1);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    /* The process is gone: adding it again is a clear error naming the pid. */
+    g_autoptr(SpScan) dead = sp_scan_new(host, &sopt);
+    assert_false(sp_scan_add_pid(dead, pid, &error));
+    assert_true(g_error_matches(error, SP_SCAN_ERROR, SP_SCAN_ERROR_NO_PROCESS));
+    g_autofree char *pidstr = g_strdup_printf("%d", (int)pid);
+    assert_non_null(strstr(error->message, pidstr));
+    munmap(mem, n * SP_PAGE_SIZE);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_images_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_images_zero_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_images_two_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_images, setup, teardown),
+        cmocka_unit_test(test_live_child),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "samepage/spmaps.h"
+#include "sptest.h"
+
+static const SpVma *
+find_vma(GPtrArray *vmas, guint64 start)
+{
+    for (guint i = 0; i < vmas->len; i++) {
+        const SpVma *v = g_ptr_array_index(vmas, i);
+        if (v->start == start)
+            return v;
+    }
+    return NULL;
+}
+
+/* Recorded from a process that mapped 8 MiB private and 1 MiB shared
+ * anonymous memory, touched 4 MiB and 1 page, and madvised both MERGEABLE. */
+static void
+test_parse_real(void **state)
+{
+    g_autofree char *path = sp_test_data_path("proc/smaps-mergeable.txt");
+    g_autofree char *text = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) vmas = NULL;
+    const SpVma *v;
+    const char *why = NULL;
+    guint mergeable = 0;
+
+    assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    vmas = sp_maps_parse_smaps(text, &error);
+    assert_non_null(vmas);
+    assert_int_equal(vmas->len, 112);
+    for (guint i = 0; i < vmas->len; i++)
+        mergeable += sp_vma_is_mergeable(g_ptr_array_index(vmas, i));
+    assert_int_equal(mergeable, 1);
+
+    v = find_vma(vmas, 0x7f30f7e00000);
+    assert_non_null(v);
+    assert_int_equal(v->end - v->start, 8 << 20);
+    assert_string_equal(v->perms, "rw-p");
+    assert_string_equal(v->path, "");
+    assert_int_equal(v->anonymous_kb, 4096);
+    assert_int_equal(v->ksm_kb, 0);
+    assert_true(sp_vma_is_mergeable(v));
+    assert_true(sp_vma_ksm_compatible(v, NULL));
+    assert_true(sp_vma_is_private_anon(v));
+
+    /* MADV_MERGEABLE on a shared mapping quietly did nothing. */
+    v = find_vma(vmas, 0x7f30f7d00000);
+    assert_non_null(v);
+    assert_string_equal(v->path, "/dev/zero (deleted)");
+    assert_false(sp_vma_is_mergeable(v));
+    assert_false(sp_vma_ksm_compatible(v, &why));
+    assert_non_null(strstr(why, "shared"));
+
+    /* The binary's text is private but file-backed. */
+    v = g_ptr_array_index(vmas, 0);
+    assert_false(sp_vma_is_private_anon(v));
+    assert_true(g_str_has_suffix(v->path, "python3.11"));
+}
+
+static void
+test_flags(void **state)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) vmas = sp_maps_parse_smaps(
+        "7f0000000000-7f0000200000 rw-p 00000000 00:00 0 \n"
+        "Rss:  2048 kB\n"
+        "VmFlags: rd wr mr mw me ac hg mg \n"
+        "7f0000200000-7f0000400000 rw-p 00000000 00:0f 1234   /anon_hugepage (deleted)\n"
+        "VmFlags: rd wr mr mw me ht mg\n"
+        "7fff00000000-7fff00002000 r-xp 00000000 00:00 0  [vdso]\n"
+        "VmFlags: rd ex mr mw me de \n", &error);
+    const char *why = NULL;
+
+    assert_non_null(vmas);
+    assert_int_equal(vmas->len, 3);
+    const SpVma *a = g_ptr_array_index(vmas, 0), *b = g_ptr_array_index(vmas, 1),
+                *c = g_ptr_array_index(vmas, 2);
+    assert_int_equal(a->rss_kb, 2048);
+    assert_true(sp_vma_has_flag(a, "hg"));
+    assert_false(sp_vma_has_flag(a, "h"));
+    assert_true(sp_vma_ksm_compatible(a, NULL));
+    /* hugetlbfs marked mergeable is still never scanned */
+    assert_true(sp_vma_is_mergeable(b));
+    assert_false(sp_vma_ksm_compatible(b, &why));
+    assert_string_equal(why, "hugetlbfs");
+    assert_false(sp_vma_ksm_compatible(c, &why));
+    assert_false(sp_vma_is_private_anon(c));
+}
+
+static void
+test_hostile(void **state)
+{
+    const char *bad[] = {
+        "Rss: 4 kB\n",                                              /* attribute first */
+        "zzzz-7f00 rw-p 0 00:00 0\n",                               /* not hex */
+        "7f0000001000-7f0000000000 rw-p 00000000 00:00 0\n",       /* end < start */
+        "7f0000000000-7f0000001000 rw-p 00000000 00:00\n",         /* no inode */
+        "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nRss: lots kB\n",
+        "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nRss: 4 MB\n",
+        "7f0000000000-7f0000002000 rw-p 00000000 00:00 0\n"
+        "7f0000001000-7f0000003000 rw-p 00000000 00:00 0\n",       /* overlap */
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GPtrArray) vmas = sp_maps_parse_smaps(bad[i], &error);
+        assert_null(vmas);
+        assert_true(g_error_matches(error, SP_MAPS_ERROR, SP_MAPS_ERROR_PARSE));
+        assert_non_null(strstr(error->message, "line "));
+    }
+    /* Unknown keys and an empty file are fine. */
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) v1 = sp_maps_parse_smaps("", &error);
+    assert_non_null(v1);
+    assert_int_equal(v1->len, 0);
+    g_autoptr(GPtrArray) v2 = sp_maps_parse_smaps(
+        "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nFutureKey: 7 kB\nKSM: 4 kB\n", &error);
+    assert_non_null(v2);
+    assert_int_equal(((SpVma *)g_ptr_array_index(v2, 0))->ksm_kb, 4);
+}
+
+static void
+test_read_missing_pid(void **state)
+{
+    g_autofree char *root = sp_test_tree_new("proc");
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", root);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) vmas = sp_maps_read(host, 999999, &error);
+
+    assert_null(vmas);
+    assert_true(g_error_matches(error, SP_MAPS_ERROR, SP_MAPS_ERROR_NO_PROCESS));
+    assert_non_null(strstr(error->message, "999999"));
+
+    /* A fake /proc/42/smaps is read through the host's procfs root. */
+    g_autofree char *dir = g_build_filename(root, "42", NULL);
+    g_autofree char *src = sp_test_data_path("proc/smaps-mergeable.txt");
+    g_autofree char *text = NULL;
+    g_mkdir(dir, 0755);
+    assert_true(g_file_get_contents(src, &text, NULL, NULL));
+    sp_test_write(dir, "smaps", text);
+    g_clear_error(&error);
+    g_autoptr(GPtrArray) v2 = sp_maps_read(host, 42, &error);
+    assert_non_null(v2);
+    assert_int_equal(v2->len, 112);
+    sp_test_remove_tree(root);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_real),
+        cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_read_missing_pid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
