@@ -28,6 +28,8 @@ typedef enum {
 typedef struct {
     SpModelConfig model;
     gboolean merge_across_nodes;   /* FALSE: one tree per NUMA node */
+    gboolean thp_zero_remap;       /* 6.12+: splitting an anonymous THP maps its
+                                    * zero-filled subpages to the shared zero page */
     guint max_passes;              /* model passes before giving up on convergence */
 } SpEstimateOptions;
 
@@ -37,6 +39,7 @@ typedef struct {
     guint64 present_pages;         /* present anonymous pages in the scanned VMAs */
     guint64 scanned_pages;         /* of those, pages the model scanned (not gone) */
     guint64 volatile_pages;
+    guint64 thp_zero_remapped;     /* zero-filled THP subpages the split frees */
     SpModelMmCounters ksm;         /* as /proc/PID/ksm_stat will show */
     guint64 saved_pages;           /* stable pages beyond the first copy of each content */
     gboolean partial;
@@ -66,6 +69,7 @@ guint sp_estimate_get_n_nodes(const SpEstimate *est);
 const SpEstimateNode *sp_estimate_get_node(const SpEstimate *est, guint i);
 guint64 sp_estimate_get_saved_zero(const SpEstimate *est);
 guint64 sp_estimate_get_saved_nonzero(const SpEstimate *est);
+guint64 sp_estimate_get_thp_zero_remapped(const SpEstimate *est);
 guint sp_estimate_get_passes(const SpEstimate *est, gboolean *converged);
 gboolean sp_estimate_is_partial(const SpEstimate *est);
 json_object *sp_estimate_to_json(const SpEstimate *est);

@@ -40,6 +40,7 @@ enum {
     SP_SCAN_PAGE_VOLATILE = 1 << 0,  /* contents changed between two passes */
     SP_SCAN_PAGE_ZERO = 1 << 1,      /* all zero bytes (checked, not just hashed) */
     SP_SCAN_PAGE_GONE = 1 << 2,      /* vanished after the first pass: not a candidate */
+    SP_SCAN_PAGE_THP = 1 << 3,       /* part of a transparent huge page (kpageflags) */
 };
 
 typedef struct {
@@ -71,6 +72,7 @@ typedef struct {
 typedef struct _SpScan SpScan;
 
 typedef guint8 (*SpScanNodeFunc)(guint32 source, guint64 addr, gpointer user_data);
+typedef gboolean (*SpScanThpFunc)(guint32 source, guint64 addr, gpointer user_data);
 
 void sp_scan_options_init(SpScanOptions *opt);
 SpScan *sp_scan_new(const SpHost *host, const SpScanOptions *opt);
@@ -78,7 +80,10 @@ void sp_scan_free(SpScan *scan);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpScan, sp_scan_free)
 
 void sp_scan_set_node_func(SpScan *scan, SpScanNodeFunc func, gpointer user_data);
+void sp_scan_set_thp_func(SpScan *scan, SpScanThpFunc func, gpointer user_data);
 gboolean sp_scan_add_pid(SpScan *scan, pid_t pid, GError **error);
+gboolean sp_scan_add_pid_range(SpScan *scan, pid_t pid, guint64 start, guint64 end,
+                               GError **error);
 gboolean sp_scan_add_image(SpScan *scan, const char *path, GError **error);
 gboolean sp_scan_run(SpScan *scan, GError **error);
 

@@ -46,6 +46,9 @@ sp_cli_estimate_print(const SpEstimate *est, const SpScanOptions *sopt)
            (double)c->general_profit / (1024.0 * 1024.0));
     printf("  zero-filled pages %.1f MiB, other contents %.1f MiB\n",
            MIB(sp_estimate_get_saved_zero(est)), MIB(sp_estimate_get_saved_nonzero(est)));
+    if (sp_estimate_get_thp_zero_remapped(est))
+        printf("  (of the zero-filled, %.1f MiB are THP subpages the split maps to the zero page:\n"
+               "   freed, but counted in no KSM figure)\n", MIB(sp_estimate_get_thp_zero_remapped(est)));
     printf("  converged after %u ksmd passes%s\n\n", passes,
            converged ? "" : " (NOT converged: raise the limit)");
     if (sp_estimate_is_partial(est))
@@ -111,7 +114,8 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         { "max-page-sharing", 0, 0, G_OPTION_ARG_INT, &max_sharing, "default: the kernel's", "N" },
         { "smart-scan", 0, 0, G_OPTION_ARG_STRING, &smart, "0 or 1 (default: the kernel's)", "0|1" },
         { "kernel-profile", 0, 0, G_OPTION_ARG_STRING, &profile,
-          "6.6 (stable search first) or 6.11 (checksum first); default: the running kernel", "VER" },
+          "6.6 (stable search first), 6.11 (checksum first) or 6.12 (and THP splits free zero "
+          "subpages); default: the running kernel", "VER" },
         { "passes", 0, 0, G_OPTION_ARG_INT, &passes, "read passes to detect changing pages (default 2)", "N" },
         { "interval", 0, 0, G_OPTION_ARG_DOUBLE, &interval, "seconds between passes (default 1)", "SECONDS" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON (figures under their sysfs names)", NULL },
@@ -168,12 +172,17 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         eopt.model.max_page_sharing = max_sharing;
     }
     if (profile) {
-        if (g_str_equal(profile, "6.6"))
+        if (g_str_equal(profile, "6.6")) {
             eopt.model.checksum_first = FALSE;
-        else if (g_str_equal(profile, "6.11"))
+            eopt.thp_zero_remap = FALSE;
+        } else if (g_str_equal(profile, "6.11")) {
             eopt.model.checksum_first = TRUE;
-        else {
-            sp_cli_error("estimate: --kernel-profile must be 6.6 or 6.11, not '%s'", profile);
+            eopt.thp_zero_remap = FALSE;
+        } else if (g_str_equal(profile, "6.12")) {
+            eopt.model.checksum_first = TRUE;
+            eopt.thp_zero_remap = TRUE;
+        } else {
+            sp_cli_error("estimate: --kernel-profile must be 6.6, 6.11 or 6.12, not '%s'", profile);
             return SP_EXIT_USAGE;
         }
     }

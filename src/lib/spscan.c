@@ -58,6 +58,7 @@ G_DEFINE_QUARK(sp-scan-error-quark, sp_scan_error)
 #define PM_FILE (1ULL << 61)
 #define PM_EXCLUSIVE (1ULL << 56)
 #define PM_PFN_MASK ((1ULL << 55) - 1)
+#define KPF_THP (1ULL << 22)
 
 typedef struct {
     guint64 start;
@@ -87,6 +88,9 @@ struct _SpScan {
     gboolean have_pfns;
     SpScanNodeFunc node_func;
     gpointer node_data;
+    SpScanThpFunc thp_func;
+    gpointer thp_data;
+    int kpageflags_fd;          /* /proc/kpageflags, or -1 */
     guint8 *buf;                /* SP_CHUNK_PAGES pages */
     gboolean ran;
     gboolean partial;
@@ -165,7 +169,12 @@ sp_scan_new(const SpHost *host, const SpScanOptions *opt)
     scan->n_nodes = 1;
     scan->zero_hash = XXH64(zero, SP_PAGE_SIZE, 0);
     scan->buf = g_malloc(SP_CHUNK_PAGES * SP_PAGE_SIZE);
+    scan->kpageflags_fd = -1;
     sp_scan_probe_zero_pfn(scan);
+    if (scan->have_pfns) {
+        g_autofree char *kpf = sp_host_procfs_path(host, "kpageflags");
+        scan->kpageflags_fd = open(kpf, O_RDONLY | O_CLOEXEC);
+    }
     return scan;
 }
 
@@ -182,6 +191,8 @@ sp_scan_free(SpScan *scan)
     if (scan->nodes)
         g_array_unref(scan->nodes);
     g_free(scan->buf);
+    if (scan->kpageflags_fd >= 0)
+        close(scan->kpageflags_fd);
     g_free(scan);
 }
 
@@ -190,6 +201,13 @@ sp_scan_set_node_func(SpScan *scan, SpScanNodeFunc func, gpointer user_data)
 {
     scan->node_func = func;
     scan->node_data = user_data;
+}
+
+void
+sp_scan_set_thp_func(SpScan *scan, SpScanThpFunc func, gpointer user_data)
+{
+    scan->thp_func = func;
+    scan->thp_data = user_data;
 }
 
 static SpSource *
@@ -223,6 +241,21 @@ sp_scan_comm(const SpHost *host, pid_t pid)
  */
 gboolean
 sp_scan_add_pid(SpScan *scan, pid_t pid, GError **error)
+{
+    return sp_scan_add_pid_range(scan, pid, 0, G_MAXUINT64, error);
+}
+
+/**
+ * sp_scan_add_pid_range:
+ * @pid: a live process
+ * @start: first address of interest
+ * @end: one past the last address of interest
+ *
+ * Like sp_scan_add_pid(), but only the parts of the eligible VMAs inside
+ * [@start, @end) are scanned (a guest's RAM backend, say).
+ */
+gboolean
+sp_scan_add_pid_range(SpScan *scan, pid_t pid, guint64 start, guint64 end, GError **error)
 {
     g_autoptr(GError) local = NULL;
     g_autoptr(GPtrArray) vmas = NULL;
@@ -285,11 +318,11 @@ sp_scan_add_pid(SpScan *scan, pid_t pid, GError **error)
         take = scan->opt.mode == SP_SCAN_WHAT_IF
             ? (sp_vma_is_private_anon(vma) || sp_vma_is_mergeable(vma))
             : sp_vma_is_mergeable(vma);
-        if (!take)
+        if (!take || vma->end <= start || vma->start >= end)
             continue;
-        SpRegion r = { vma->start, vma->end };
+        SpRegion r = { MAX(vma->start, start), MIN(vma->end, end) };
         g_array_append_val(src->regions, r);
-        src->pub.eligible_bytes += vma->end - vma->start;
+        src->pub.eligible_bytes += r.end - r.start;
         src->pub.n_vmas++;
     }
     return TRUE;
@@ -474,6 +507,34 @@ sp_scan_nodes(SpScan *scan, guint32 source, const SpSource *src, const guint64 *
         out[i] = status[i] >= 0 && status[i] < 255 ? status[i] : 0;
 }
 
+/*
+ * Which pages are parts of a transparent huge page: /proc/kpageflags bit 22,
+ * read by page frame, one pread per run of consecutive frames (a THP is 512
+ * of them).  Without frames (not root) nothing is marked.
+ */
+static void
+sp_scan_thp(SpScan *scan, guint32 source, const guint64 *addrs, const guint64 *pfns, gsize n,
+            gboolean *thp)
+{
+    guint64 kpf[SP_CHUNK_PAGES];
+
+    for (gsize i = 0; i < n; i++)
+        thp[i] = scan->thp_func ? scan->thp_func(source, addrs[i], scan->thp_data) : FALSE;
+    if (scan->thp_func || scan->kpageflags_fd < 0)
+        return;
+    for (gsize i = 0; i < n;) {
+        gsize j = i + 1;
+        while (j < n && pfns[j] == pfns[j - 1] + 1)
+            j++;
+        ssize_t want = (j - i) * sizeof(guint64);
+        if (pread(scan->kpageflags_fd, kpf, want, pfns[i] * sizeof(guint64)) == want) {
+            for (gsize k = i; k < j; k++)
+                thp[k] = (kpf[k - i] & KPF_THP) != 0;
+        }
+        i = j;
+    }
+}
+
 /* Read pagemap entries for [addr, addr + n pages). */
 static gboolean
 sp_scan_pagemap(SpSource *src, guint64 addr, gsize n, guint64 *entries)
@@ -508,6 +569,8 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
     SpSource *src = g_ptr_array_index(scan->sources, si);
     guint64 entries[SP_CHUNK_PAGES];
     guint64 addrs[SP_CHUNK_PAGES];
+    guint64 pfns[SP_CHUNK_PAGES];
+    gboolean thp[SP_CHUNK_PAGES];
     gboolean excl[SP_CHUNK_PAGES];
     gboolean ok[SP_CHUNK_PAGES];
     guint8 nodes[SP_CHUNK_PAGES];
@@ -527,6 +590,7 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
                 gboolean zm;
                 if (sp_entry_candidate(scan, entries[i], &zm)) {
                     excl[m] = (entries[i] & PM_EXCLUSIVE) != 0;
+                    pfns[m] = entries[i] & PM_PFN_MASK;
                     addrs[m++] = a + i * SP_PAGE_SIZE;
                 } else if (zm) {
                     src->pub.zero_mapped_pages++;
@@ -550,6 +614,7 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
                 }
                 if (scan->nodes)
                     sp_scan_nodes(scan, si, src, addrs, m, nodes);
+                sp_scan_thp(scan, si, addrs, pfns, m, thp);
                 for (gsize k = 0; k < m; k++) {
                     guint64 h;
                     guint8 f;
@@ -567,6 +632,8 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
                         continue;
                     }
                     src->pub.present_pages++;
+                    if (thp[k])
+                        f |= SP_SCAN_PAGE_THP;
                     sp_scan_add_page(scan, si, addrs[k], h, f, scan->nodes ? nodes[k] : 0);
                 }
             }
@@ -615,6 +682,8 @@ sp_scan_first_pass_image(SpScan *scan, guint32 si, GError **error)
         for (gsize k = 0; k < n; k++) {
             guint64 h;
             guint8 f = sp_scan_classify_buf(scan, scan->buf + k * SP_PAGE_SIZE, &h);
+            if (scan->thp_func && scan->thp_func(si, addrs[k], scan->thp_data))
+                f |= SP_SCAN_PAGE_THP;
             sp_scan_add_page(scan, si, addrs[k], h, f, scan->nodes ? nodes[k] : 0);
         }
         src->pub.present_pages += n;

@@ -48,11 +48,11 @@ _sp_stop_pid() {
 }
 
 sp_spawn() {
-    local var=$1; shift
+    local _sp_var=$1; shift
     "$@" &
-    local pid=$!
-    sp_at_exit "_sp_stop_pid $pid"
-    printf -v "$var" '%s' "$pid"
+    local _sp_pid=$!
+    sp_at_exit "_sp_stop_pid $_sp_pid"
+    printf -v "$_sp_var" '%s' "$_sp_pid"
 }
 
 sp_ksm() { cat "$SP_KSM_DIR/$1"; }
