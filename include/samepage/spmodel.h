@@ -42,9 +42,12 @@ enum {
     SP_MODEL_PAGE_ZERO     = 1 << 1,  /* contents are all zero bytes (confirmed) */
     SP_MODEL_PAGE_CSUM0    = 1 << 2,  /* its 32-bit checksum happens to be 0, the
                                        * initial oldchecksum */
+    SP_MODEL_PAGE_UNIQUE   = 1 << 3,  /* no other page has its contents: it can never
+                                       * merge, and its klass is ignored (so unique
+                                       * pages need no class of their own) */
 };
 #define SP_MODEL_PAGE_FLAGS_ALL \
-    (SP_MODEL_PAGE_VOLATILE | SP_MODEL_PAGE_ZERO | SP_MODEL_PAGE_CSUM0)
+    (SP_MODEL_PAGE_VOLATILE | SP_MODEL_PAGE_ZERO | SP_MODEL_PAGE_CSUM0 | SP_MODEL_PAGE_UNIQUE)
 
 typedef struct {
     guint32 klass;   /* content class, 0..n_classes-1: pages of one class have
@@ -59,6 +62,11 @@ typedef struct _SpModel SpModel;
 SpModel *sp_model_new(const SpModelConfig *cfg, const SpModelPage *pages, gsize n_pages,
                       guint32 n_classes, const gsize *mm_first, guint n_mm,
                       GError **error);
+SpModel *sp_model_new_take(const SpModelConfig *cfg, SpModelPage *pages, gsize n_pages,
+                           guint32 n_classes, const gsize *mm_first, guint n_mm,
+                           GError **error);
+guint32 sp_model_page_class(const SpModel *m, gsize page);
+guint8 sp_model_page_flags(const SpModel *m, gsize page);
 void sp_model_free(SpModel *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpModel, sp_model_free)
 

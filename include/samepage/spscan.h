@@ -103,5 +103,6 @@ gsize sp_scan_read_pages(SpScan *scan, const gsize *pages, gsize n, guint8 *buf,
                          gboolean *ok);
 void sp_scan_release_hashes(SpScan *scan);
 guint64 sp_scan_page_hash(const guint8 *page);
+guint8 *sp_scan_get_buffer(SpScan *scan, gsize *n_pages);
 
 G_END_DECLS

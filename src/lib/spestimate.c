@@ -71,7 +71,6 @@ struct _SpEstimate {
     guint64 thp_zero_remapped;
 };
 
-#define SP_EST_REMAPPED 0x80       /* internal mflags bit: taken out by a THP split */
 
 void
 sp_estimate_options_init(SpEstimateOptions *opt)
@@ -143,53 +142,139 @@ sp_estimate_free(SpEstimate *est)
     g_free(est);
 }
 
+/* ------------------------------------------------------------------ sorting */
+
+/*
+ * Page indices are sorted by (node, hash, index) in place: a radix pass on
+ * the top 12 bits of the hash (hashes are uniform), then quicksort inside
+ * each bucket.  No temporary array the size of the input, unlike qsort().
+ */
 typedef struct {
     const guint64 *hash;
     const guint8 *node;            /* NULL when merging across nodes */
-} SpSortCtx;
+} SpKeyCtx;
 
-static int
-sp_cmp_page(const void *a, const void *b, void *data)
+#define SP_RADIX_BITS 12
+
+static inline gboolean
+sp_key_less(const SpKeyCtx *c, guint32 a, guint32 b)
 {
-    const SpSortCtx *ctx = data;
-    guint32 x = *(const guint32 *)a, y = *(const guint32 *)b;
-
-    if (ctx->node && ctx->node[x] != ctx->node[y])
-        return ctx->node[x] < ctx->node[y] ? -1 : 1;
-    if (ctx->hash[x] != ctx->hash[y])
-        return ctx->hash[x] < ctx->hash[y] ? -1 : 1;
-    return x < y ? -1 : (x > y);      /* scan order inside a group */
+    if (c->node && c->node[a] != c->node[b])
+        return c->node[a] < c->node[b];
+    if (c->hash[a] != c->hash[b])
+        return c->hash[a] < c->hash[b];
+    return a < b;
 }
+
+static void
+sp_sort_range(const SpKeyCtx *c, guint32 *v, gsize n)
+{
+    while (n > 16) {
+        guint32 a = v[0], b = v[n / 2], d = v[n - 1], p;
+        gsize i = 0, j = n - 1;
+
+        /* median of three */
+        if (sp_key_less(c, a, b))
+            p = sp_key_less(c, b, d) ? b : (sp_key_less(c, a, d) ? d : a);
+        else
+            p = sp_key_less(c, a, d) ? a : (sp_key_less(c, b, d) ? d : b);
+        for (;;) {
+            while (sp_key_less(c, v[i], p))
+                i++;
+            while (sp_key_less(c, p, v[j]))
+                j--;
+            if (i >= j)
+                break;
+            guint32 t = v[i];
+            v[i++] = v[j];
+            v[j--] = t;
+        }
+        /* [0, j] <= p <= [j + 1, n): recurse into the smaller side. */
+        gsize left = j + 1;
+        if (left < n - left) {
+            sp_sort_range(c, v, left);
+            v += left;
+            n -= left;
+        } else {
+            sp_sort_range(c, v + left, n - left);
+            n = left;
+        }
+    }
+    for (gsize i = 1; i < n; i++) {
+        guint32 x = v[i];
+        gsize j = i;
+        while (j > 0 && sp_key_less(c, x, v[j - 1])) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
+}
+
+static void
+sp_sort_pages(const SpKeyCtx *c, guint32 *v, gsize n)
+{
+    const guint nb = 1u << SP_RADIX_BITS;
+    g_autofree guint32 *start = NULL, *next = NULL;
+
+    if (c->node || n < 4 * nb) {
+        sp_sort_range(c, v, n);
+        return;
+    }
+    start = g_new0(guint32, nb + 1);
+    next = g_new(guint32, nb);
+#define SP_BUCKET(x) ((guint)(c->hash[x] >> (64 - SP_RADIX_BITS)))
+    for (gsize i = 0; i < n; i++)
+        start[SP_BUCKET(v[i]) + 1]++;
+    for (guint b = 0; b < nb; b++) {
+        start[b + 1] += start[b];
+        next[b] = start[b];
+    }
+    /* American flag sort: move each element into its bucket, in place. */
+    for (guint b = 0; b < nb; b++) {
+        while (next[b] < start[b + 1]) {
+            guint32 x = v[next[b]];
+            guint bx = SP_BUCKET(x);
+            while (bx != b) {
+                guint32 t = v[next[bx]];
+                v[next[bx]++] = x;
+                x = t;
+                bx = SP_BUCKET(x);
+            }
+            v[next[b]++] = x;
+        }
+    }
+#undef SP_BUCKET
+    for (guint b = 0; b < nb; b++)
+        sp_sort_range(c, v + start[b], start[b + 1] - start[b]);
+}
+
+/* ------------------------------------------------------------------ contents */
 
 typedef struct {
     SpScan *scan;
-    guint32 *klass;                /* per scan page */
-    guint8 *mflags;                /* per scan page: SpModelPage flags */
+    SpModelPage *mp;               /* per scan page */
     guint32 next_class;
     SpEstimate *est;
+    const guint64 *hash;
     /* the pending batch of groups to confirm */
     gsize batch_pages[SP_BATCH];
     gsize n_batch;
     struct { gsize start, n; } groups[SP_BATCH];
     guint n_groups;
     guint8 *buf;                   /* SP_BATCH pages */
-    const guint32 *order;          /* sorted page indices */
-    const guint64 *hash;
 } SpClassify;
 
 static void
-sp_make_volatile(SpClassify *c, gsize page)
+sp_make_unique(SpClassify *c, gsize page, guint8 extra)
 {
-    c->mflags[page] |= SP_MODEL_PAGE_VOLATILE;
-    c->mflags[page] &= ~SP_MODEL_PAGE_ZERO;
-    c->klass[page] = c->next_class++;
-    c->est->changed++;
+    c->mp[page].klass = 0;
+    c->mp[page].flags = (c->mp[page].flags & ~SP_MODEL_PAGE_ZERO) | SP_MODEL_PAGE_UNIQUE | extra;
 }
 
 /*
- * Confirm one group whose pages are in c->buf at positions pos[0..n).
- * rep is the buffer of the group's reference page (NULL: pick the first
- * page that still has its scanned contents).
+ * Confirm one group: pages[i] is in bufs[i] (ok[i] says it could be read).
+ * rep holds the group's reference contents once *rep_class is set.
  */
 static void
 sp_confirm_group(SpClassify *c, const gsize *pages, guint8 *const *bufs, const gboolean *ok,
@@ -198,26 +283,23 @@ sp_confirm_group(SpClassify *c, const gsize *pages, guint8 *const *bufs, const g
     for (gsize i = 0; i < n; i++) {
         gsize p = pages[i];
 
-        if (!ok[i]) {
-            /* Vanished between the scan and now: not a candidate any more. */
-            sp_make_volatile(c, p);
-            continue;
-        }
-        if (sp_scan_page_hash(bufs[i]) != c->hash[p]) {
-            sp_make_volatile(c, p);
+        if (!ok[i] || sp_scan_page_hash(bufs[i]) != c->hash[p]) {
+            /* Vanished or written since the scan: it changes, it is volatile. */
+            sp_make_unique(c, p, SP_MODEL_PAGE_VOLATILE);
+            c->est->changed++;
             continue;
         }
         if (*rep_class == G_MAXUINT32) {
             memcpy(rep, bufs[i], SP_PAGE_SIZE);
             *rep_class = c->next_class++;
-            c->klass[p] = *rep_class;
+            c->mp[p].klass = *rep_class;
             continue;
         }
         if (memcmp(rep, bufs[i], SP_PAGE_SIZE) == 0) {
-            c->klass[p] = *rep_class;
+            c->mp[p].klass = *rep_class;
         } else {
             /* Same 64-bit hash, different bytes. */
-            c->klass[p] = c->next_class++;
+            sp_make_unique(c, p, 0);
             c->est->collisions++;
         }
     }
@@ -266,23 +348,22 @@ sp_confirm_big_group(SpClassify *c, const guint32 *members, gsize n)
 }
 
 static void
-sp_classify_group(SpClassify *c, const guint32 *members, gsize n, const guint8 *sflags)
+sp_classify_group(SpClassify *c, const guint32 *members, gsize n)
 {
     if (n == 1) {
-        c->klass[members[0]] = c->next_class++;
+        sp_make_unique(c, members[0], 0);
         return;
     }
     c->est->dup_classes++;
-    if (sflags[members[0]] & SP_SCAN_PAGE_ZERO) {
+    if (c->mp[members[0]].flags & SP_MODEL_PAGE_ZERO) {
         /* Zero pages were compared with zeros during the scan.  A page in
-         * this group that is not zero collides with the zero hash: it is
-         * a content of its own. */
+         * this group that is not zero collides with the zero hash. */
         guint32 zc = c->next_class++;
         for (gsize i = 0; i < n; i++) {
-            if (sflags[members[i]] & SP_SCAN_PAGE_ZERO) {
-                c->klass[members[i]] = zc;
+            if (c->mp[members[i]].flags & SP_MODEL_PAGE_ZERO) {
+                c->mp[members[i]].klass = zc;
             } else {
-                c->klass[members[i]] = c->next_class++;
+                sp_make_unique(c, members[i], 0);
                 c->est->collisions++;
             }
         }
@@ -302,100 +383,108 @@ sp_classify_group(SpClassify *c, const guint32 *members, gsize n, const guint8 *
         c->batch_pages[c->n_batch++] = members[i];
 }
 
-static gboolean
-sp_estimate_classify(SpEstimate *est, SpScan *scan, guint32 *klass, guint8 *mflags,
-                     guint32 *n_classes)
+/*
+ * Fill mp[] (one entry per scanned page, in scan order) with content
+ * classes: pages of two or more with the same bytes share a class; a page
+ * no other page equals is SP_MODEL_PAGE_UNIQUE.  Gone pages are left
+ * UNIQUE too (the caller drops them).
+ */
+static void
+sp_estimate_classify(SpEstimate *est, SpScan *scan, SpModelPage *mp, guint32 *n_classes)
 {
     gsize n = sp_scan_get_n_pages(scan);
     const guint64 *hash = sp_scan_get_hashes(scan);
     const guint8 *sflags = sp_scan_get_flags(scan);
     g_autofree guint32 *order = NULL;
-    g_autofree guint8 *buf = g_malloc(SP_BATCH * SP_PAGE_SIZE);
+    gsize buf_pages;
+    guint8 *buf = sp_scan_get_buffer(scan, &buf_pages);
     SpClassify c = { 0 };
-    SpSortCtx ctx = { hash, est->opt.merge_across_nodes ? NULL : sp_scan_get_nodes(scan) };
+    SpKeyCtx ctx = { hash, est->opt.merge_across_nodes ? NULL : sp_scan_get_nodes(scan) };
     gsize m = 0;
 
+    g_assert(buf_pages >= SP_BATCH);
     c.scan = scan;
-    c.klass = klass;
-    c.mflags = mflags;
+    c.mp = mp;
     c.est = est;
     c.buf = buf;
     c.hash = hash;
 
-    order = g_new(guint32, n);
     for (gsize i = 0; i < n; i++) {
-        mflags[i] = 0;
-        klass[i] = G_MAXUINT32;
+        mp[i].klass = 0;
+        mp[i].flags = SP_MODEL_PAGE_UNIQUE;
         if (sflags[i] & SP_SCAN_PAGE_GONE)
             continue;
-        if ((guint32)hash[i] == 0)
-            mflags[i] |= SP_MODEL_PAGE_CSUM0;
         if (sflags[i] & SP_SCAN_PAGE_VOLATILE) {
-            mflags[i] |= SP_MODEL_PAGE_VOLATILE;
-            klass[i] = c.next_class++;
+            mp[i].flags |= SP_MODEL_PAGE_VOLATILE;
             est->volatile_pages++;
             continue;
         }
         if (sflags[i] & SP_SCAN_PAGE_ZERO)
-            mflags[i] |= SP_MODEL_PAGE_ZERO;
-        order[m++] = i;
+            mp[i].flags |= SP_MODEL_PAGE_ZERO;
+        m++;
     }
-    qsort_r(order, m, sizeof(guint32), sp_cmp_page, &ctx);
-    c.order = order;
+    order = g_new(guint32, MAX(m, 1));
+    m = 0;
+    for (gsize i = 0; i < n; i++) {
+        if (!(sflags[i] & (SP_SCAN_PAGE_GONE | SP_SCAN_PAGE_VOLATILE))) {
+            mp[i].flags &= ~SP_MODEL_PAGE_UNIQUE;
+            order[m++] = (guint32)i;
+        }
+    }
+    sp_sort_pages(&ctx, order, m);
 
     for (gsize s = 0; s < m;) {
         gsize e = s + 1;
         while (e < m && hash[order[e]] == hash[order[s]] &&
                (!ctx.node || ctx.node[order[e]] == ctx.node[order[s]]))
             e++;
-        sp_classify_group(&c, order + s, e - s, sflags);
+        sp_classify_group(&c, order + s, e - s);
         s = e;
     }
     sp_flush_batch(&c);
     est->volatile_pages += est->changed;
     *n_classes = c.next_class;
     est->classes = c.next_class;
-    return TRUE;
 }
 
-/* See "THP splits" above. */
+/* See "THP splits" above.  Marks the remapped pages in @removed. */
 static void
-sp_estimate_thp_zero_remap(SpEstimate *est, SpScan *scan, const guint32 *klass, guint8 *mflags,
-                           guint32 n_classes)
+sp_estimate_thp_zero_remap(SpEstimate *est, SpScan *scan, const SpModelPage *mp,
+                           guint32 n_classes, guint8 *removed)
 {
     const guint8 *sflags = sp_scan_get_flags(scan);
     gsize n = sp_scan_get_n_pages(scan), n_runs;
     const SpScanRun *runs = sp_scan_get_runs(scan, &n_runs);
     g_autofree guint8 *count = g_new0(guint8, MAX(n_classes, 1));   /* saturates at 2 */
 
+#define SP_MERGES(q) (!(sflags[q] & SP_SCAN_PAGE_GONE) && \
+                      !(mp[q].flags & SP_MODEL_PAGE_UNIQUE) && count[mp[q].klass] >= 2)
     for (gsize p = 0; p < n; p++) {
-        if (!(sflags[p] & SP_SCAN_PAGE_GONE) && !(mflags[p] & SP_MODEL_PAGE_VOLATILE) &&
-            count[klass[p]] < 2)
-            count[klass[p]]++;
+        if (!(sflags[p] & SP_SCAN_PAGE_GONE) && !(mp[p].flags & SP_MODEL_PAGE_UNIQUE) &&
+            count[mp[p].klass] < 2)
+            count[mp[p].klass]++;
     }
     for (gsize r = 0; r < n_runs; r++) {
         for (gsize k = 0; k < runs[r].n;) {
-            gsize p = runs[r].first + k, e = k;
+            gsize e = k;
             guint64 huge = (runs[r].addr + k * SP_PAGE_SIZE) >> 21;
             gboolean split = FALSE;
 
-            if (!(sflags[p] & SP_SCAN_PAGE_THP)) {
+            if (!(sflags[runs[r].first + k] & SP_SCAN_PAGE_THP)) {
                 k++;
                 continue;
             }
             /* The THP: consecutive THP pages in the same 2 MiB frame. */
             while (e < runs[r].n && (sflags[runs[r].first + e] & SP_SCAN_PAGE_THP) &&
                    ((runs[r].addr + e * SP_PAGE_SIZE) >> 21) == huge) {
-                gsize q = runs[r].first + e;
-                if (!(sflags[q] & SP_SCAN_PAGE_GONE) && !(mflags[q] & SP_MODEL_PAGE_VOLATILE) &&
-                    count[klass[q]] >= 2)
+                if (SP_MERGES(runs[r].first + e))
                     split = TRUE;
                 e++;
             }
             for (gsize i = k; split && i < e; i++) {
                 gsize q = runs[r].first + i;
-                if (!(sflags[q] & SP_SCAN_PAGE_GONE) && (mflags[q] & SP_MODEL_PAGE_ZERO)) {
-                    mflags[q] |= SP_EST_REMAPPED;
+                if (!(sflags[q] & SP_SCAN_PAGE_GONE) && (mp[q].flags & SP_MODEL_PAGE_ZERO)) {
+                    removed[q / 8] |= 1u << (q % 8);
                     est->proc[runs[r].source].thp_zero_remapped++;
                     est->thp_zero_remapped++;
                 }
@@ -403,36 +492,45 @@ sp_estimate_thp_zero_remap(SpEstimate *est, SpScan *scan, const guint32 *klass, 
             k = e;
         }
     }
+#undef SP_MERGES
 }
 
-typedef struct {
-    guint32 klass;
-    guint32 mm;
-} SpStablePage;
-
-static int
-sp_cmp_stable(const void *a, const void *b)
-{
-    const SpStablePage *x = a, *y = b;
-
-    if (x->klass != y->klass)
-        return x->klass < y->klass ? -1 : 1;
-    return x->mm < y->mm ? -1 : (x->mm > y->mm);
-}
-
+/* The sharing matrix: stable pages grouped by class with a counting sort. */
 static void
-sp_estimate_matrix(SpEstimate *est, GArray *stable)
+sp_estimate_matrix(SpEstimate *est, const SpModel *model, gsize n_model, const gsize *mm_first,
+                   guint32 n_classes)
 {
     guint np = est->n_proc;
+    g_autofree guint32 *start = g_new0(guint32, (gsize)n_classes + 1);
+    g_autofree guint32 *mm_of = NULL;
     g_autofree guint64 *count = g_new0(guint64, np);
-    const SpStablePage *sp = (const SpStablePage *)(const void *)stable->data;
+    gsize n_stable = 0;
+    guint mm;
 
-    qsort(stable->data, stable->len, sizeof(SpStablePage), sp_cmp_stable);
-    for (guint s = 0; s < stable->len;) {
-        guint e = s;
+    for (gsize i = 0; i < n_model; i++) {
+        if (sp_model_page_state(model, i) == SP_MODEL_STATE_STABLE) {
+            start[sp_model_page_class(model, i) + 1]++;
+            n_stable++;
+        }
+    }
+    for (guint32 k = 0; k < n_classes; k++)
+        start[k + 1] += start[k];
+    mm_of = g_new(guint32, MAX(n_stable, 1));
+    mm = 0;
+    for (gsize i = 0; i < n_model; i++) {
+        while (mm + 1 < np && i >= mm_first[mm + 1])
+            mm++;
+        if (sp_model_page_state(model, i) == SP_MODEL_STATE_STABLE)
+            mm_of[start[sp_model_page_class(model, i)]++] = mm;
+    }
+    /* start[k] is now the end of class k, i.e. the start of class k + 1. */
+    for (guint32 k = 0, s = 0; k < n_classes; k++) {
+        guint32 e = start[k];
+        if (e == s)
+            continue;
         memset(count, 0, np * sizeof(guint64));
-        while (e < stable->len && sp[e].klass == sp[s].klass)
-            count[sp[e++].mm]++;
+        for (guint32 i = s; i < e; i++)
+            count[mm_of[i]]++;
         for (guint p = 0; p < np; p++) {
             if (!count[p])
                 continue;
@@ -460,18 +558,16 @@ SpEstimate *
 sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error)
 {
     g_autoptr(SpEstimate) est = g_new0(SpEstimate, 1);
-    gsize n = sp_scan_get_n_pages(scan);
+    gsize n = sp_scan_get_n_pages(scan), n_runs;
     const guint8 *sflags = sp_scan_get_flags(scan);
     const guint8 *nodes = sp_scan_get_nodes(scan);
-    g_autofree guint32 *klass = g_new(guint32, MAX(n, 1));
-    g_autofree guint8 *mflags = g_new(guint8, MAX(n, 1));
-    g_autofree SpModelPage *pages = NULL;
+    const SpScanRun *runs;
+    g_autofree SpModelPage *mp = NULL;
+    g_autofree guint8 *removed = NULL;
     g_autofree gsize *mm_first = NULL;
-    g_autofree gsize *model_index = NULL;
     g_autoptr(SpModel) model = NULL;
-    g_autoptr(GArray) stable = NULL;
     guint32 n_classes = 0;
-    gsize m = 0;
+    gsize m = 0, mi;
 
     est->opt = *opt;
     if (!sp_scan_get_hashes(scan)) {
@@ -486,74 +582,70 @@ sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error)
     est->nodes = g_new0(SpEstimateNode, est->n_nodes);
     est->partial = sp_scan_is_partial(scan);
 
-    if (!sp_estimate_classify(est, scan, klass, mflags, &n_classes))
-        return NULL;
+    mp = g_new(SpModelPage, MAX(n, 1));
+    sp_estimate_classify(est, scan, mp, &n_classes);
     sp_scan_release_hashes(scan);
-    if (opt->thp_zero_remap)
-        sp_estimate_thp_zero_remap(est, scan, klass, mflags, n_classes);
 
-    /* Model input: the pages still there, in scan order, mm by mm. */
-    pages = g_new(SpModelPage, MAX(n, 1));
-    model_index = g_new(gsize, MAX(n, 1));
+    /* Pages that leave before the model: gone, or freed by a THP split. */
+    removed = g_new0(guint8, n / 8 + 1);
+    for (gsize p = 0; p < n; p++) {
+        if (sflags[p] & SP_SCAN_PAGE_GONE)
+            removed[p / 8] |= 1u << (p % 8);
+    }
+    if (opt->thp_zero_remap)
+        sp_estimate_thp_zero_remap(est, scan, mp, n_classes, removed);
+#define SP_REMOVED(p) (removed[(p) / 8] & (1u << ((p) % 8)))
+
+    /* Model input: the pages that stay, in scan order, mm by mm; compacted
+     * in place, then handed to the model, which keeps the array. */
+    runs = sp_scan_get_runs(scan, &n_runs);
     mm_first = g_new0(gsize, est->n_proc + 1);
     {
-        gsize n_runs;
-        const SpScanRun *runs = sp_scan_get_runs(scan, &n_runs);
         guint cur_mm = 0;
         for (gsize r = 0; r < n_runs; r++) {
             while (cur_mm < runs[r].source)
                 mm_first[++cur_mm] = m;
             for (gsize k = 0; k < runs[r].n; k++) {
                 gsize p = runs[r].first + k;
-                if ((sflags[p] & SP_SCAN_PAGE_GONE) || (mflags[p] & SP_EST_REMAPPED))
+                if (SP_REMOVED(p))
                     continue;
-                pages[m].klass = klass[p];
-                pages[m].flags = mflags[p] & SP_MODEL_PAGE_FLAGS_ALL;
-                model_index[p] = m;
-                m++;
                 est->proc[runs[r].source].scanned_pages++;
-                if (mflags[p] & SP_MODEL_PAGE_VOLATILE)
+                if (mp[p].flags & SP_MODEL_PAGE_VOLATILE)
                     est->proc[runs[r].source].volatile_pages++;
-                if (nodes)
-                    est->nodes[nodes[p]].scanned_pages++;
-                else
-                    est->nodes[0].scanned_pages++;
+                est->nodes[nodes ? nodes[p] : 0].scanned_pages++;
+                mp[m++] = mp[p];
             }
         }
         while (cur_mm < est->n_proc)
             mm_first[++cur_mm] = m;
     }
 
-    model = sp_model_new(&opt->model, pages, m, n_classes, mm_first, est->n_proc, error);
+    model = sp_model_new_take(&opt->model, g_steal_pointer(&mp), m, n_classes, mm_first,
+                              est->n_proc, error);
     if (!model)
         return NULL;
-    g_clear_pointer(&pages, g_free);
     est->passes = sp_model_run_until_converged(model, opt->max_passes, &est->converged);
     sp_model_get_counters(model, &est->counters);
 
-    stable = g_array_new(FALSE, FALSE, sizeof(SpStablePage));
-    {
-        gsize n_runs;
-        const SpScanRun *runs = sp_scan_get_runs(scan, &n_runs);
-        for (gsize r = 0; r < n_runs; r++) {
-            for (gsize k = 0; k < runs[r].n; k++) {
-                gsize p = runs[r].first + k;
-                guint node = nodes ? nodes[p] : 0;
-                SpModelState st;
-                if ((sflags[p] & SP_SCAN_PAGE_GONE) || (mflags[p] & SP_EST_REMAPPED))
-                    continue;
-                st = sp_model_page_state(model, model_index[p]);
-                if (st == SP_MODEL_STATE_STABLE) {
-                    SpStablePage s = { klass[p], runs[r].source };
-                    g_array_append_val(stable, s);
-                    est->nodes[node].stable_pages++;
-                } else if (st == SP_MODEL_STATE_ZERO_MERGED || st == SP_MODEL_STATE_GONE) {
-                    est->nodes[node].zero_merged_pages++;
-                }
-            }
+    /* Per node: walk the scan order again, counting model indices. */
+    mi = 0;
+    for (gsize r = 0; r < n_runs; r++) {
+        for (gsize k = 0; k < runs[r].n; k++) {
+            gsize p = runs[r].first + k;
+            guint node = nodes ? nodes[p] : 0;
+            SpModelState st;
+
+            if (SP_REMOVED(p))
+                continue;
+            st = sp_model_page_state(model, mi++);
+            if (st == SP_MODEL_STATE_STABLE)
+                est->nodes[node].stable_pages++;
+            else if (st == SP_MODEL_STATE_ZERO_MERGED || st == SP_MODEL_STATE_GONE)
+                est->nodes[node].zero_merged_pages++;
         }
     }
-    sp_estimate_matrix(est, stable);
+#undef SP_REMOVED
+    sp_estimate_matrix(est, model, m, mm_first, n_classes);
 
     for (guint i = 0; i < est->n_proc; i++) {
         const SpScanSource *src = sp_scan_get_source(scan, i);

@@ -273,6 +273,11 @@ sp_model_check_pages(const SpModelPage *pages, gsize n_pages, guint32 n_classes,
         const SpModelPage *pg = &pages[i];
         guint32 k = pg->klass;
 
+        if (pg->flags & SP_MODEL_PAGE_UNIQUE) {
+            if (!sp_model_check_flags(i, pg->flags, error))
+                return FALSE;
+            continue;
+        }
         if (k >= n_classes) {
             g_set_error(error, SP_MODEL_ERROR, SP_MODEL_ERROR_PAGE,
                         "page %" G_GSIZE_FORMAT ": class %u is not below the class count %u",
@@ -344,9 +349,14 @@ sp_model_node_bound(const guint32 *count, guint32 n_classes, guint max_page_shar
  *
  * Returns: (transfer full): the model before its first pass, or %NULL.
  */
-SpModel *
-sp_model_new(const SpModelConfig *cfg, const SpModelPage *pages, gsize n_pages,
-             guint32 n_classes, const gsize *mm_first, guint n_mm, GError **error)
+G_STATIC_ASSERT(sizeof(SpModelPage) == sizeof(SpModelItem));
+G_STATIC_ASSERT(G_STRUCT_OFFSET(SpModelPage, klass) == G_STRUCT_OFFSET(SpModelItem, klass));
+G_STATIC_ASSERT(G_STRUCT_OFFSET(SpModelPage, flags) == G_STRUCT_OFFSET(SpModelItem, flags));
+
+static SpModel *
+sp_model_new_internal(const SpModelConfig *cfg, const SpModelPage *pages, SpModelPage *take,
+                      gsize n_pages, guint32 n_classes, const gsize *mm_first, guint n_mm,
+                      GError **error)
 {
     g_autoptr(SpModel) m = NULL;
 
@@ -396,13 +406,24 @@ sp_model_new(const SpModelConfig *cfg, const SpModelPage *pages, gsize n_pages,
     sp_model_fill_none(m->stable_head, n_classes);
     sp_model_fill_none(m->unstable, n_classes);
 
-    m->items = g_new(SpModelItem, n_pages);
-    for (gsize i = 0; i < n_pages; i++) {
-        m->items[i] = (SpModelItem){
-            .klass = pages[i].klass,
-            .flags = pages[i].flags,
-            .st = SP_MODEL_STATE_NONE,
-        };
+    if (take) {
+        /* The caller's array becomes the items: same size and layout, the
+         * padding after flags holds the state, age and skips. */
+        m->items = (SpModelItem *)(void *)take;
+        for (gsize i = 0; i < n_pages; i++) {
+            m->items[i].st = SP_MODEL_STATE_NONE;
+            m->items[i].age = 0;
+            m->items[i].remaining_skips = 0;
+        }
+    } else {
+        m->items = g_new(SpModelItem, n_pages);
+        for (gsize i = 0; i < n_pages; i++) {
+            m->items[i] = (SpModelItem){
+                .klass = pages[i].klass,
+                .flags = pages[i].flags,
+                .st = SP_MODEL_STATE_NONE,
+            };
+        }
     }
     m->mm_first = g_memdup2(mm_first, sizeof(gsize) * ((gsize)n_mm + 1));
     m->mms = g_new0(SpModelMm, n_mm);
@@ -410,6 +431,47 @@ sp_model_new(const SpModelConfig *cfg, const SpModelPage *pages, gsize n_pages,
         m->mms[i].first_pass = 1;
     m->pass.min_age = G_MAXUINT8;
     return g_steal_pointer(&m);
+}
+
+SpModel *
+sp_model_new(const SpModelConfig *cfg, const SpModelPage *pages, gsize n_pages,
+             guint32 n_classes, const gsize *mm_first, guint n_mm, GError **error)
+{
+    return sp_model_new_internal(cfg, pages, NULL, n_pages, n_classes, mm_first, n_mm, error);
+}
+
+/**
+ * sp_model_new_take:
+ * @pages: (transfer full): as for sp_model_new(), allocated with g_malloc();
+ *   the model uses the array itself for its items, so a large scan needs
+ *   no second copy.  Freed by the model, also when this fails.
+ *
+ * Like sp_model_new(), without copying the pages.
+ */
+SpModel *
+sp_model_new_take(const SpModelConfig *cfg, SpModelPage *pages, gsize n_pages,
+                  guint32 n_classes, const gsize *mm_first, guint n_mm, GError **error)
+{
+    SpModel *m = sp_model_new_internal(cfg, pages, pages, n_pages, n_classes, mm_first, n_mm,
+                                       error);
+    if (!m)
+        g_free(pages);
+    return m;
+}
+
+/* The class and flags given for a page. */
+guint32
+sp_model_page_class(const SpModel *m, gsize page)
+{
+    g_return_val_if_fail(page < m->n_pages, SP_MODEL_NONE);
+    return m->items[page].klass;
+}
+
+guint8
+sp_model_page_flags(const SpModel *m, gsize page)
+{
+    g_return_val_if_fail(page < m->n_pages, 0);
+    return m->items[page].flags;
 }
 
 /**
@@ -514,7 +576,7 @@ sp_model_remove_from_tree(SpModel *m, gsize p, SpModelItem *it)
     sp_model_item_set_state(it, SP_MODEL_STATE_NONE);
     m->pages_unshared--;
     /* rb_erase only if it was inserted in this pass; else the tree was reset. */
-    if (m->unstable[it->klass] == p)
+    if (!(it->flags & SP_MODEL_PAGE_UNIQUE) && m->unstable[it->klass] == p)
         m->unstable[it->klass] = SP_MODEL_NONE;
 }
 
@@ -586,11 +648,14 @@ sp_model_try_zero_page(SpModel *m, guint mm, SpModelItem *it)
 
 /* stable_tree_search(): the sharing candidate of the class, or NONE. */
 static inline guint32
-sp_model_stable_search(SpModel *m, guint32 klass)
+sp_model_stable_search(SpModel *m, const SpModelItem *it)
 {
-    guint32 head = m->stable_head[klass];
+    guint32 head;
     const SpModelNode *n;
 
+    if (it->flags & SP_MODEL_PAGE_UNIQUE)
+        return SP_MODEL_NONE;
+    head = m->stable_head[it->klass];
     if (head == SP_MODEL_NONE)
         return SP_MODEL_NONE;
     /* Every older node is full (see the top of this file). */
@@ -647,10 +712,17 @@ static void
 sp_model_unstable_step(SpModel *m, guint mm, gsize p, SpModelItem *it)
 {
     guint32 klass = it->klass;
-    guint32 t = m->unstable[klass];
+    guint32 t;
     SpModelItem *tree_it;
     guint32 node;
 
+    if (it->flags & SP_MODEL_PAGE_UNIQUE) {
+        /* Inserted, and nothing will ever find it. */
+        sp_model_item_set_state(it, SP_MODEL_STATE_UNSTABLE);
+        m->pages_unshared++;
+        return;
+    }
+    t = m->unstable[klass];
     if (t == SP_MODEL_NONE) {
         sp_model_item_set_state(it, SP_MODEL_STATE_UNSTABLE);
         m->pages_unshared++;
@@ -677,9 +749,9 @@ sp_model_cmp_and_merge(SpModel *m, guint mm, gsize p, SpModelItem *it)
             return;
         if (sp_model_try_zero_page(m, mm, it))
             return;
-        node = sp_model_stable_search(m, it->klass);
+        node = sp_model_stable_search(m, it);
     } else {
-        node = sp_model_stable_search(m, it->klass);
+        node = sp_model_stable_search(m, it);
         sp_model_remove_from_tree(m, p, it);
         if (node == SP_MODEL_NONE) {
             if (!sp_model_checksum_unchanged(it))

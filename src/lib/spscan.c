@@ -21,15 +21,22 @@
  * memory read; the window is a few microseconds and the cost is one zero page
  * in the target, as a plain read access would cost.)
  *
- * Each page is hashed with XXH64, seed 0.  Its low 32 bits are the kernel's
- * checksum (calc_checksum() in mm/ksm.c is xxhash(addr, PAGE_SIZE, 0) cast to
- * u32 on 64-bit).  A page whose hash is that of the zero page is compared
- * with zeros while it is still in the cache, so "zero" is a fact, not a hash
- * guess.  A later pass re-reads the same pages: one whose hash changed is
+ * Each page is hashed with XXH3 (64 bits; libxxhash picks AVX2/AVX-512 at
+ * run time, about 4x faster than XXH64 here).  The kernel's checksum is
+ * XXH64 with seed 0 cut to 32 bits (calc_checksum() in mm/ksm.c), but the
+ * model only needs to know whether a page changed between two visits, which
+ * any good hash tells; the one thing the kernel's value decides on its own
+ * is that a page whose checksum is 0 passes the gate one visit early (its
+ * rmap_item starts with 0), a 1-in-2^32 event that changes when a page
+ * merges, not the figures KSM converges to.  A page whose hash is that of
+ * the zero page is compared with zeros while it is still in the cache, so
+ * "zero" is a fact, not a hash guess.  A later pass re-reads the same pages: one whose hash changed is
  * volatile, one that is no longer present is gone.
  *
  * Per page we keep 8 bytes of hash and 1 byte of flags (plus 1 byte of NUMA
- * node when asked); addresses are kept as runs of consecutive pages.
+ * node when asked), in arrays sized from smaps Rss before the first pass and
+ * cut to size after it; addresses are kept as runs of consecutive pages.
+ * kpageflags is read only for VMAs that smaps says hold THPs.
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepage-scan"
@@ -44,6 +51,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <xxh_x86dispatch.h>
 
 #include "samepage/spmaps.h"
 #include "samepage/spscan.h"
@@ -63,6 +71,7 @@ G_DEFINE_QUARK(sp-scan-error-quark, sp_scan_error)
 typedef struct {
     guint64 start;
     guint64 end;
+    gboolean thp;               /* smaps shows AnonHugePages in its VMA */
 } SpRegion;
 
 typedef struct {
@@ -72,6 +81,7 @@ typedef struct {
     int image_fd;
     guint64 image_size;
     gboolean exited;
+    guint64 rss_pages;          /* smaps Rss of the scanned VMAs: sizes the arrays */
 } SpSource;
 
 struct _SpScan {
@@ -79,9 +89,12 @@ struct _SpScan {
     SpScanOptions opt;
     GPtrArray *sources;         /* SpSource */
     GArray *runs;               /* SpScanRun */
-    GArray *hash;               /* guint64 */
-    GArray *flags;              /* guint8 */
-    GArray *nodes;              /* guint8, or NULL */
+    /* Per page, exactly sized (a GArray would round up to a power of two). */
+    gsize n_pages;
+    gsize cap;
+    guint64 *hash;
+    guint8 *flags;
+    guint8 *nodes;              /* or NULL */
     guint n_nodes;
     guint64 zero_hash;
     guint64 zero_pfn;
@@ -162,12 +175,8 @@ sp_scan_new(const SpHost *host, const SpScanOptions *opt)
     scan->opt = *opt;
     scan->sources = g_ptr_array_new_with_free_func((GDestroyNotify)sp_source_free);
     scan->runs = g_array_new(FALSE, FALSE, sizeof(SpScanRun));
-    scan->hash = g_array_new(FALSE, FALSE, sizeof(guint64));
-    scan->flags = g_array_new(FALSE, FALSE, sizeof(guint8));
-    if (opt->want_nodes)
-        scan->nodes = g_array_new(FALSE, FALSE, sizeof(guint8));
     scan->n_nodes = 1;
-    scan->zero_hash = XXH64(zero, SP_PAGE_SIZE, 0);
+    scan->zero_hash = XXH3_64bits_dispatch(zero, SP_PAGE_SIZE);
     scan->buf = g_malloc(SP_CHUNK_PAGES * SP_PAGE_SIZE);
     scan->kpageflags_fd = -1;
     sp_scan_probe_zero_pfn(scan);
@@ -185,11 +194,9 @@ sp_scan_free(SpScan *scan)
         return;
     g_ptr_array_unref(scan->sources);
     g_array_unref(scan->runs);
-    if (scan->hash)
-        g_array_unref(scan->hash);
-    g_array_unref(scan->flags);
-    if (scan->nodes)
-        g_array_unref(scan->nodes);
+    g_free(scan->hash);
+    g_free(scan->flags);
+    g_free(scan->nodes);
     g_free(scan->buf);
     if (scan->kpageflags_fd >= 0)
         close(scan->kpageflags_fd);
@@ -320,9 +327,10 @@ sp_scan_add_pid_range(SpScan *scan, pid_t pid, guint64 start, guint64 end, GErro
             : sp_vma_is_mergeable(vma);
         if (!take || vma->end <= start || vma->start >= end)
             continue;
-        SpRegion r = { MAX(vma->start, start), MIN(vma->end, end) };
+        SpRegion r = { MAX(vma->start, start), MIN(vma->end, end), vma->anon_huge_kb > 0 };
         g_array_append_val(src->regions, r);
         src->pub.eligible_bytes += r.end - r.start;
+        src->rss_pages += MIN(vma->rss_kb / (SP_PAGE_SIZE / 1024), (r.end - r.start) / SP_PAGE_SIZE);
         src->pub.n_vmas++;
     }
     return TRUE;
@@ -450,7 +458,7 @@ sp_scan_classify_buf(SpScan *scan, const guint8 *page, guint64 *hash)
 {
     static const guint8 zeros[64] = { 0 };
 
-    *hash = XXH64(page, SP_PAGE_SIZE, 0);
+    *hash = XXH3_64bits_dispatch(page, SP_PAGE_SIZE);
     if (*hash == scan->zero_hash) {
         for (guint off = 0; off < SP_PAGE_SIZE; off += sizeof(zeros)) {
             if (memcmp(page + off, zeros, sizeof(zeros)) != 0)
@@ -462,17 +470,32 @@ sp_scan_classify_buf(SpScan *scan, const guint8 *page, guint64 *hash)
 }
 
 static void
+sp_scan_reserve(SpScan *scan, gsize cap)
+{
+    scan->cap = MAX(cap, 1);
+    scan->hash = g_renew(guint64, scan->hash, scan->cap);
+    scan->flags = g_renew(guint8, scan->flags, scan->cap);
+    if (scan->opt.want_nodes)
+        scan->nodes = g_renew(guint8, scan->nodes, scan->cap);
+}
+
+static void
 sp_scan_add_page(SpScan *scan, guint32 source, guint64 addr, guint64 hash, guint8 flags,
                  guint8 node)
 {
-    gsize idx = scan->hash->len;
-    SpScanRun *last = scan->runs->len
-        ? &g_array_index(scan->runs, SpScanRun, scan->runs->len - 1) : NULL;
+    gsize idx = scan->n_pages;
+    SpScanRun *last;
 
-    g_array_append_val(scan->hash, hash);
-    g_array_append_val(scan->flags, flags);
+    if (idx == scan->cap) {
+        /* More pages than counted before the pass (the process grew). */
+        sp_scan_reserve(scan, scan->cap + scan->cap / 8 + 512);
+    }
+    last = scan->runs->len ? &g_array_index(scan->runs, SpScanRun, scan->runs->len - 1) : NULL;
+    scan->hash[idx] = hash;
+    scan->flags[idx] = flags;
+    scan->n_pages++;
     if (scan->nodes) {
-        g_array_append_val(scan->nodes, node);
+        scan->nodes[idx] = node;
         if ((guint)node + 1 > scan->n_nodes)
             scan->n_nodes = node + 1;
     }
@@ -513,14 +536,15 @@ sp_scan_nodes(SpScan *scan, guint32 source, const SpSource *src, const guint64 *
  * of them).  Without frames (not root) nothing is marked.
  */
 static void
-sp_scan_thp(SpScan *scan, guint32 source, const guint64 *addrs, const guint64 *pfns, gsize n,
-            gboolean *thp)
+sp_scan_thp(SpScan *scan, guint32 source, gboolean region_thp, const guint64 *addrs,
+            const guint64 *pfns, gsize n, gboolean *thp)
 {
     guint64 kpf[SP_CHUNK_PAGES];
 
     for (gsize i = 0; i < n; i++)
         thp[i] = scan->thp_func ? scan->thp_func(source, addrs[i], scan->thp_data) : FALSE;
-    if (scan->thp_func || scan->kpageflags_fd < 0)
+    /* A VMA without AnonHugePages has no THP: no need to ask per frame. */
+    if (scan->thp_func || scan->kpageflags_fd < 0 || !region_thp)
         return;
     for (gsize i = 0; i < n;) {
         gsize j = i + 1;
@@ -614,7 +638,7 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
                 }
                 if (scan->nodes)
                     sp_scan_nodes(scan, si, src, addrs, m, nodes);
-                sp_scan_thp(scan, si, addrs, pfns, m, thp);
+                sp_scan_thp(scan, si, reg->thp, addrs, pfns, m, thp);
                 for (gsize k = 0; k < m; k++) {
                     guint64 h;
                     guint8 f;
@@ -696,8 +720,8 @@ sp_scan_first_pass_image(SpScan *scan, guint32 si, GError **error)
 static gboolean
 sp_scan_next_pass(SpScan *scan, GError **error)
 {
-    guint64 *hash = (guint64 *)(void *)scan->hash->data;
-    guint8 *flags = (guint8 *)scan->flags->data;
+    guint64 *hash = scan->hash;
+    guint8 *flags = scan->flags;
     guint64 entries[SP_CHUNK_PAGES];
     guint64 addrs[SP_CHUNK_PAGES];
     gsize idx[SP_CHUNK_PAGES];
@@ -774,6 +798,23 @@ sp_scan_next_pass(SpScan *scan, GError **error)
     return TRUE;
 }
 
+/*
+ * How many pages the first pass may find: the Rss of the scanned VMAs (the
+ * zero page is not in Rss, so this is an upper bound for anonymous VMAs),
+ * and the size of an image.  The arrays are cut to size after the pass.
+ */
+static gsize
+sp_scan_expected_pages(SpScan *scan)
+{
+    gsize total = 0;
+
+    for (guint si = 0; si < scan->sources->len; si++) {
+        SpSource *src = g_ptr_array_index(scan->sources, si);
+        total += src->image_fd >= 0 ? src->image_size / SP_PAGE_SIZE : src->rss_pages;
+    }
+    return total;
+}
+
 /**
  * sp_scan_run:
  *
@@ -794,6 +835,7 @@ sp_scan_run(SpScan *scan, GError **error)
         return FALSE;
     }
     scan->ran = TRUE;
+    sp_scan_reserve(scan, sp_scan_expected_pages(scan));
     for (guint si = 0; si < scan->sources->len; si++) {
         SpSource *src = g_ptr_array_index(scan->sources, si);
         gboolean ok = src->image_fd >= 0 ? sp_scan_first_pass_image(scan, si, error)
@@ -801,6 +843,8 @@ sp_scan_run(SpScan *scan, GError **error)
         if (!ok)
             return FALSE;
     }
+    if (scan->n_pages < scan->cap)
+        sp_scan_reserve(scan, scan->n_pages);
     for (guint pass = 1; pass < scan->opt.passes; pass++) {
         if (scan->opt.interval_ms)
             g_usleep((gulong)scan->opt.interval_ms * 1000);
@@ -826,25 +870,25 @@ sp_scan_get_source(const SpScan *scan, guint i)
 gsize
 sp_scan_get_n_pages(const SpScan *scan)
 {
-    return scan->flags->len;
+    return scan->n_pages;
 }
 
 const guint64 *
 sp_scan_get_hashes(const SpScan *scan)
 {
-    return scan->hash ? (const guint64 *)(const void *)scan->hash->data : NULL;
+    return scan->hash;
 }
 
 const guint8 *
 sp_scan_get_flags(const SpScan *scan)
 {
-    return (const guint8 *)scan->flags->data;
+    return scan->flags;
 }
 
 const guint8 *
 sp_scan_get_nodes(const SpScan *scan)
 {
-    return scan->nodes ? (const guint8 *)scan->nodes->data : NULL;
+    return scan->nodes;
 }
 
 guint
@@ -994,18 +1038,32 @@ sp_scan_read_pages(SpScan *scan, const gsize *pages, gsize n, guint8 *buf, gbool
  * sp_scan_page_hash:
  * @page: the contents of a page
  *
- * The scan's hash of a page (XXH64, seed 0), to recognise a page that
+ * The scan's hash of a page (XXH3, 64 bits), to recognise a page that
  * changed between the scan and a later read.
  */
 guint64
 sp_scan_page_hash(const guint8 *page)
 {
-    return XXH64(page, SP_PAGE_SIZE, 0);
+    return XXH3_64bits_dispatch(page, SP_PAGE_SIZE);
+}
+
+/**
+ * sp_scan_get_buffer:
+ * @n_pages: (out): its size in pages
+ *
+ * The scan's read buffer, free for the caller to use once the scan has run
+ * (to confirm contents without a second buffer).
+ */
+guint8 *
+sp_scan_get_buffer(SpScan *scan, gsize *n_pages)
+{
+    *n_pages = SP_CHUNK_PAGES;
+    return scan->buf;
 }
 
 /* The hashes are not needed once pages are classified: give the memory back. */
 void
 sp_scan_release_hashes(SpScan *scan)
 {
-    g_clear_pointer(&scan->hash, g_array_unref);
+    g_clear_pointer(&scan->hash, g_free);
 }

@@ -1,0 +1,1219 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spqmp.c: a QMP client
+ *
+ * Theory of operation
+ *
+ * QEMU's monitor (docs/interop/qmp-spec.rst) sends one JSON object per line,
+ * ended by "\r\n": first a greeting {"QMP": {"version", "capabilities"}},
+ * then, once the client has sent "qmp_capabilities", replies
+ * {"return": ...} or {"error": {"class", "desc"}} carrying the "id" of their
+ * command, and at any time events {"event", "timestamp", "data"}.  Keys may
+ * come in any order and new keys may appear; both are ignored.
+ *
+ * On a stream transport, bytes arrive in pieces that need not line up with
+ * messages: a message may be split over many reads and one read may hold
+ * several messages.  SpQmp keeps what it has received in a buffer and cuts
+ * complete lines out of it; the rest waits for the next read.  Each command
+ * gets the next number as its id.  While waiting for the reply, events are
+ * skipped (and kept if asked), and a reply with another id (the late answer
+ * to a command that timed out) is dropped.  A reply without an id is taken
+ * as ours: QEMU answers that way when it cannot parse the command, and only
+ * one command is ever in flight.
+ *
+ * Every wait has a deadline (the timeout counts from the start of the
+ * command), so a socket that is not QMP, a QEMU that hangs or a peer that
+ * trickles bytes cannot block the caller for longer than the timeout.
+ *
+ * A command transport (libvirt) gets the command without id and returns
+ * the reply; the greeting and events are libvirt's business.
+ */
+#include "config.h"
+#define G_LOG_DOMAIN "samepage-qmp"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "samepage/spqmp.h"
+
+G_DEFINE_QUARK(sp-qmp-error-quark, sp_qmp_error)
+
+#define SP_QMP_MAX_MESSAGE (16 * 1024 * 1024)   /* longest line we buffer */
+#define SP_QMP_MAX_EVENTS 1024                   /* recorded events kept */
+#define SP_QMP_EXCERPT 72                        /* bytes of bad input quoted */
+
+struct _SpQmp {
+    SpQmpTransport *transport;
+    guint timeout_ms;
+    gint64 next_id;
+    GString *in;                /* received, not yet cut into lines */
+    gboolean closed;            /* the peer closed the stream */
+    gboolean have_version;
+    guint version[3];
+    gboolean record_events;
+    GPtrArray *events;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+/* A short, printable quotation of untrusted input for error messages. */
+static char *
+sp_qmp_excerpt(const char *text, gsize len)
+{
+    gsize n = MIN(len, SP_QMP_EXCERPT);
+    g_autofree char *head = g_strndup(text, n);
+    /* g_strndup stops at a NUL; escape what is left. */
+    g_autofree char *esc = g_strescape(head, NULL);
+
+    return g_strdup_printf("'%s'%s", esc, len > n || strlen(head) < n ? "..." : "");
+}
+
+/* Traffic for --debug: as is if printable, escaped otherwise. */
+static void
+sp_qmp_log_traffic(const char *name, const char *dir, const char *text, gsize len)
+{
+    gboolean plain;
+
+    if (g_log_writer_default_would_drop(G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN))
+        return;
+    plain = g_utf8_validate(text, len, NULL);
+    for (gsize i = 0; plain && i < len; i++)
+        if ((guchar)text[i] < 0x20 || text[i] == 0x7f)
+            plain = FALSE;
+    if (plain) {
+        g_debug("%s: %s %.*s", name, dir, (int)MIN(len, G_MAXINT), text);
+    } else {
+        g_autofree char *copy = g_strndup(text, len);
+        g_autofree char *esc = g_strescape(copy, NULL);
+        g_debug("%s: %s %s", name, dir, esc);
+    }
+}
+
+/*
+ * One JSON object, strictly: nothing but white space after it.  @text has a
+ * NUL at @len; it is passed to json-c too, which needs it to finish a number
+ * at the end of the input.
+ */
+static json_object *
+sp_qmp_json_parse(const char *text, gsize len, GError **error)
+{
+    json_tokener *tok;
+    g_autoptr(json_object) obj = NULL;
+    gsize end = len;
+    gboolean whole = FALSE;
+
+    while (end > 0 && g_ascii_isspace(text[end - 1]))
+        end--;
+    if (end > 0 && end < G_MAXINT) {
+        tok = json_tokener_new();
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        obj = json_tokener_parse_ex(tok, text, (int)end + 1);
+        whole = json_tokener_get_error(tok) == json_tokener_success &&
+                json_tokener_get_parse_end(tok) >= end;
+        json_tokener_free(tok);
+        if (obj && whole && json_object_is_type(obj, json_type_object))
+            return g_steal_pointer(&obj);
+    }
+    g_autofree char *ex = sp_qmp_excerpt(text, len);
+    g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_PROTOCOL,
+                whole ? "not a JSON object: %s" : "not JSON: %s", ex);
+    return NULL;
+}
+
+/* @key of @obj if it exists and has @type. */
+static json_object *
+sp_qmp_member(json_object *obj, const char *key, json_type type)
+{
+    json_object *v = NULL;
+
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, type))
+        return NULL;
+    return v;
+}
+
+static gboolean
+sp_qmp_get_uint(json_object *obj, const char *key, guint64 max, guint64 *value)
+{
+    json_object *v = sp_qmp_member(obj, key, json_type_int);
+
+    if (!v || json_object_get_int64(v) < 0)
+        return FALSE;
+    *value = json_object_get_uint64(v);
+    return *value <= max;
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static const struct {
+    const char *klass;
+    SpQmpErrorCode code;
+} sp_qmp_classes[] = {
+    { "GenericError", SP_QMP_ERROR_GENERIC },
+    { "CommandNotFound", SP_QMP_ERROR_COMMAND_NOT_FOUND },
+    { "DeviceNotActive", SP_QMP_ERROR_DEVICE_NOT_ACTIVE },
+    { "DeviceNotFound", SP_QMP_ERROR_DEVICE_NOT_FOUND },
+    { "KVMMissingCap", SP_QMP_ERROR_KVM_MISSING_CAP },
+};
+
+/**
+ * sp_qmp_error_code_from_class:
+ * @klass: the "class" of a QMP error reply
+ *
+ * Returns: the matching code; SP_QMP_ERROR_GENERIC for a class this version
+ * does not know (QEMU treats GenericError as the catch-all too).
+ */
+SpQmpErrorCode
+sp_qmp_error_code_from_class(const char *klass)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(sp_qmp_classes); i++)
+        if (g_str_equal(sp_qmp_classes[i].klass, klass))
+            return sp_qmp_classes[i].code;
+    return SP_QMP_ERROR_GENERIC;
+}
+
+/*
+ * The result of a reply (a message that is neither greeting nor event),
+ * or its error.  Messages name neither transport nor command: the caller
+ * prefixes them.
+ */
+static json_object *
+sp_qmp_reply_result(json_object *msg, const char *text, gsize len, GError **error)
+{
+    json_object *ret = NULL;
+    json_object *err = NULL;
+
+    if (json_object_object_get_ex(msg, "return", &ret))
+        return json_object_get(ret);
+    if ((err = sp_qmp_member(msg, "error", json_type_object))) {
+        json_object *klass = sp_qmp_member(err, "class", json_type_string);
+        json_object *desc = sp_qmp_member(err, "desc", json_type_string);
+
+        if (klass && desc) {
+            const char *k = json_object_get_string(klass);
+            SpQmpErrorCode code = sp_qmp_error_code_from_class(k);
+
+            if (code == SP_QMP_ERROR_GENERIC && !g_str_equal(k, "GenericError"))
+                g_set_error(error, SP_QMP_ERROR, code, "%s (error class %s)",
+                            json_object_get_string(desc), k);
+            else
+                g_set_error_literal(error, SP_QMP_ERROR, code, json_object_get_string(desc));
+            return NULL;
+        }
+    }
+    g_autofree char *ex = sp_qmp_excerpt(text, len);
+    g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_PROTOCOL, "not a QMP reply: %s", ex);
+    return NULL;
+}
+
+/**
+ * sp_qmp_parse_reply:
+ * @text: one QMP reply, e.g. what virDomainQemuMonitorCommand() returns
+ *
+ * Checks one reply as a command transport returns it; unknown members
+ * (such as libvirt's "id") are ignored.
+ *
+ * Returns: (transfer full): the value of "return", or NULL with @error set:
+ * the code of the error's class with its "desc" as message, or PROTOCOL for
+ * text that is not a JSON object with a non-null "return" or a well-formed
+ * "error".
+ */
+json_object *
+sp_qmp_parse_reply(const char *text, GError **error)
+{
+    g_autoptr(json_object) msg = NULL;
+    GError *local = NULL;
+    json_object *ret;
+
+    if (!(msg = sp_qmp_json_parse(text, strlen(text), error)))
+        return NULL;
+    ret = sp_qmp_reply_result(msg, text, strlen(text), &local);
+    if (local) {
+        g_propagate_error(error, local);
+        return NULL;
+    }
+    /* "return": null is no valid QMP result; keep NULL meaning failure. */
+    if (!ret) {
+        g_autofree char *ex = sp_qmp_excerpt(text, strlen(text));
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_PROTOCOL, "null result: %s", ex);
+    }
+    return ret;
+}
+
+/* ---------------------------------------------------------------- UNIX socket */
+
+typedef struct {
+    SpQmpTransport parent;
+    int fd;
+} SpQmpSocket;
+
+/* Wait until @fd is ready for @events or the deadline passes. */
+static gboolean
+sp_qmp_socket_wait(SpQmpSocket *s, short events, gint64 deadline, GError **error)
+{
+    for (;;) {
+        struct pollfd pfd = { .fd = s->fd, .events = events };
+        gint64 left = deadline - g_get_monotonic_time();
+        int r;
+
+        if (left <= 0) {
+            g_set_error_literal(error, SP_QMP_ERROR, SP_QMP_ERROR_TIMEOUT, "timed out");
+            return FALSE;
+        }
+        r = poll(&pfd, 1, (int)MIN((left + 999) / 1000, G_MAXINT));
+        if (r > 0)
+            return TRUE;    /* ready, or an error/hangup the next call reports */
+        if (r < 0 && errno != EINTR) {
+            int e = errno;
+            g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_IO, "poll: %s", g_strerror(e));
+            return FALSE;
+        }
+    }
+}
+
+static gboolean
+sp_qmp_socket_send(SpQmpTransport *self, const char *data, gsize len, gint64 deadline,
+                   GError **error)
+{
+    SpQmpSocket *s = (SpQmpSocket *)self;
+    gsize done = 0;
+
+    while (done < len) {
+        ssize_t n = send(s->fd, data + done, len - done, MSG_NOSIGNAL);
+
+        if (n >= 0) {
+            done += n;
+        } else if (errno == EAGAIN) {
+            if (!sp_qmp_socket_wait(s, POLLOUT, deadline, error))
+                return FALSE;
+        } else if (errno != EINTR) {
+            int e = errno;
+            g_set_error(error, SP_QMP_ERROR, e == EPIPE ? SP_QMP_ERROR_CLOSED : SP_QMP_ERROR_IO,
+                        "cannot write: %s", g_strerror(e));
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+static gssize
+sp_qmp_socket_receive(SpQmpTransport *self, char *buf, gsize size, gint64 deadline,
+                      GError **error)
+{
+    SpQmpSocket *s = (SpQmpSocket *)self;
+
+    for (;;) {
+        ssize_t n = recv(s->fd, buf, size, 0);
+
+        if (n >= 0)
+            return n;
+        if (errno == EAGAIN) {
+            if (!sp_qmp_socket_wait(s, POLLIN, deadline, error))
+                return -1;
+        } else if (errno != EINTR) {
+            int e = errno;
+            g_set_error(error, SP_QMP_ERROR, e == ECONNRESET ? SP_QMP_ERROR_CLOSED : SP_QMP_ERROR_IO,
+                        "cannot read: %s", g_strerror(e));
+            return -1;
+        }
+    }
+}
+
+static void
+sp_qmp_socket_free(SpQmpTransport *self)
+{
+    SpQmpSocket *s = (SpQmpSocket *)self;
+
+    if (s->fd >= 0)
+        close(s->fd);
+    g_free(self->name);
+    g_free(s);
+}
+
+static const SpQmpTransportOps sp_qmp_socket_ops = {
+    .send = sp_qmp_socket_send,
+    .receive = sp_qmp_socket_receive,
+    .free = sp_qmp_socket_free,
+};
+
+/**
+ * sp_qmp_socket_connect:
+ * @path: QEMU's QMP socket (`-qmp unix:PATH,server=on,wait=off`)
+ *
+ * Connects without waiting: a socket nobody listens on (ECONNREFUSED), a
+ * missing one (ENOENT) or a full backlog (EAGAIN) fail at once with
+ * SP_QMP_ERROR_CONNECT.
+ *
+ * Returns: (transfer full): a stream transport named @path.
+ */
+SpQmpTransport *
+sp_qmp_socket_connect(const char *path, GError **error)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    SpQmpSocket *s;
+    int fd;
+
+    g_return_val_if_fail(path != NULL, NULL);
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_CONNECT,
+                    "QMP socket path is too long (%zu bytes, at most %zu): %s",
+                    strlen(path), sizeof(addr.sun_path) - 1, path);
+        return NULL;
+    }
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_CONNECT,
+                    "cannot create a socket for %s: %s", path, g_strerror(e));
+        return NULL;
+    }
+    while (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        close(fd);
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_CONNECT,
+                    "cannot connect to QMP socket %s: %s", path, g_strerror(e));
+        return NULL;
+    }
+    s = g_new0(SpQmpSocket, 1);
+    s->parent.ops = &sp_qmp_socket_ops;
+    s->parent.name = g_strdup(path);
+    s->fd = fd;
+    g_debug("%s: connected", path);
+    return &s->parent;
+}
+
+/* ---------------------------------------------------------------- events */
+
+void
+sp_qmp_event_free(SpQmpEvent *event)
+{
+    if (!event)
+        return;
+    g_free(event->name);
+    if (event->data)
+        json_object_put(event->data);
+    g_free(event);
+}
+
+static void
+sp_qmp_event_free_void(gpointer p)
+{
+    sp_qmp_event_free(p);
+}
+
+/**
+ * sp_qmp_set_record_events:
+ *
+ * While on, events that arrive while SpQmp waits for a reply are kept (the
+ * newest SP_QMP_MAX_EVENTS) for sp_qmp_take_events().  Otherwise they are
+ * only logged.
+ */
+void
+sp_qmp_set_record_events(SpQmp *qmp, gboolean record)
+{
+    qmp->record_events = record;
+}
+
+/**
+ * sp_qmp_take_events:
+ *
+ * Returns: (transfer full): the events kept so far, oldest first, as
+ * SpQmpEvent; the client's list is emptied.
+ */
+GPtrArray *
+sp_qmp_take_events(SpQmp *qmp)
+{
+    GPtrArray *taken = g_steal_pointer(&qmp->events);
+
+    qmp->events = g_ptr_array_new_with_free_func(sp_qmp_event_free_void);
+    return taken;
+}
+
+static gboolean
+sp_qmp_handle_event(SpQmp *qmp, json_object *msg, const char *line, gsize len, GError **error)
+{
+    json_object *name = sp_qmp_member(msg, "event", json_type_string);
+    json_object *ts = sp_qmp_member(msg, "timestamp", json_type_object);
+    json_object *data = NULL;
+    g_autoptr(SpQmpEvent) ev = NULL;
+    guint64 v;
+
+    if (!name) {
+        g_autofree char *ex = sp_qmp_excerpt(line, len);
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_PROTOCOL,
+                    "event without a name: %s", ex);
+        return FALSE;
+    }
+    if (!qmp->record_events)
+        return TRUE;
+    ev = g_new0(SpQmpEvent, 1);
+    ev->name = g_strdup(json_object_get_string(name));
+    ev->seconds = ev->microseconds = -1;
+    if (ts && sp_qmp_get_uint(ts, "seconds", G_MAXINT64, &v))
+        ev->seconds = (gint64)v;
+    if (ts && sp_qmp_get_uint(ts, "microseconds", G_MAXINT64, &v))
+        ev->microseconds = (gint64)v;
+    if (json_object_object_get_ex(msg, "data", &data) && data)
+        ev->data = json_object_get(data);
+    if (qmp->events->len >= SP_QMP_MAX_EVENTS) {
+        g_debug("%s: too many events kept, dropping the oldest", qmp->transport->name);
+        g_ptr_array_remove_index(qmp->events, 0);
+    }
+    g_ptr_array_add(qmp->events, g_steal_pointer(&ev));
+    return TRUE;
+}
+
+/* ---------------------------------------------------------------- the stream */
+
+/*
+ * The next complete line, without its "\r\n"; blank lines are skipped.
+ * @what says what we wait for ("the QMP greeting", "the reply to X").
+ */
+static char *
+sp_qmp_read_line(SpQmp *qmp, gint64 deadline, const char *what, gsize *len, GError **error)
+{
+    const char *name = qmp->transport->name;
+    gsize scanned = 0;
+
+    if (qmp->closed) {
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_CLOSED,
+                    "%s: QEMU has closed the connection", name);
+        return NULL;
+    }
+    for (;;) {
+        char *nl = memchr(qmp->in->str + scanned, '\n', qmp->in->len - scanned);
+        char buf[16384];
+        GError *local = NULL;
+        gssize n;
+
+        if (nl) {
+            gsize end = nl - qmp->in->str;
+            gsize cut = end + 1;
+            char *line;
+
+            if (end > 0 && qmp->in->str[end - 1] == '\r')
+                end--;
+            line = g_strndup(qmp->in->str, end);
+            *len = end;
+            g_string_erase(qmp->in, 0, cut);
+            if (end == 0 || strspn(line, " \t\r") == end) {
+                g_free(line);
+                scanned = 0;
+                continue;
+            }
+            return line;
+        }
+        scanned = qmp->in->len;
+        if (qmp->in->len > SP_QMP_MAX_MESSAGE) {
+            g_autofree char *ex = sp_qmp_excerpt(qmp->in->str, qmp->in->len);
+            g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_PROTOCOL,
+                        "%s: waiting for %s: a message longer than %d bytes: %s",
+                        name, what, SP_QMP_MAX_MESSAGE, ex);
+            return NULL;
+        }
+        n = qmp->transport->ops->receive(qmp->transport, buf, sizeof(buf), deadline, &local);
+        if (n > 0) {
+            g_string_append_len(qmp->in, buf, n);
+            continue;
+        }
+        if (n == 0 || g_error_matches(local, SP_QMP_ERROR, SP_QMP_ERROR_CLOSED)) {
+            qmp->closed = TRUE;
+            if (qmp->in->len > 0) {
+                g_autofree char *ex = sp_qmp_excerpt(qmp->in->str, qmp->in->len);
+                g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_CLOSED,
+                            "%s: QEMU closed the connection in the middle of %s "
+                            "(%zu bytes of a message: %s)", name, what, qmp->in->len, ex);
+            } else {
+                g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_CLOSED,
+                            "%s: QEMU closed the connection before %s", name, what);
+            }
+            g_clear_error(&local);
+            return NULL;
+        }
+        if (g_error_matches(local, SP_QMP_ERROR, SP_QMP_ERROR_TIMEOUT)) {
+            g_clear_error(&local);
+            if (qmp->in->len > 0) {
+                g_autofree char *ex = sp_qmp_excerpt(qmp->in->str, qmp->in->len);
+                g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_TIMEOUT,
+                            "%s: %s did not arrive within %u ms (only %zu bytes "
+                            "of it: %s)", name, what, qmp->timeout_ms, qmp->in->len, ex);
+            } else {
+                g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_TIMEOUT,
+                            "%s: no %s within %u ms (is it a QMP socket?)",
+                            name, what, qmp->timeout_ms);
+            }
+            return NULL;
+        }
+        g_propagate_prefixed_error(error, local, "%s: waiting for %s: ", name, what);
+        return NULL;
+    }
+}
+
+static gboolean
+sp_qmp_read_greeting(SpQmp *qmp, GError **error)
+{
+    const char *name = qmp->transport->name;
+    gint64 deadline = g_get_monotonic_time() + (gint64)qmp->timeout_ms * 1000;
+    g_autoptr(json_object) msg = NULL;
+    g_autofree char *line = NULL;
+    json_object *qmpobj, *version, *qemu;
+    GError *local = NULL;
+    guint64 v[3];
+    gsize len;
+
+    if (!(line = sp_qmp_read_line(qmp, deadline, "the QMP greeting", &len, error)))
+        return FALSE;
+    sp_qmp_log_traffic(name, "<-", line, len);
+    if (!(msg = sp_qmp_json_parse(line, len, &local))) {
+        g_propagate_prefixed_error(error, local, "%s: greeting: ", name);
+        return FALSE;
+    }
+    qmpobj = sp_qmp_member(msg, "QMP", json_type_object);
+    version = qmpobj ? sp_qmp_member(qmpobj, "version", json_type_object) : NULL;
+    qemu = version ? sp_qmp_member(version, "qemu", json_type_object) : NULL;
+    if (!qemu || !sp_qmp_member(qmpobj, "capabilities", json_type_array) ||
+        !sp_qmp_get_uint(qemu, "major", G_MAXUINT, &v[0]) ||
+        !sp_qmp_get_uint(qemu, "minor", G_MAXUINT, &v[1]) ||
+        !sp_qmp_get_uint(qemu, "micro", G_MAXUINT, &v[2])) {
+        g_autofree char *ex = sp_qmp_excerpt(line, len);
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_PROTOCOL,
+                    "%s: not a QMP greeting: %s", name, ex);
+        return FALSE;
+    }
+    for (guint i = 0; i < 3; i++)
+        qmp->version[i] = (guint)v[i];
+    qmp->have_version = TRUE;
+    return TRUE;
+}
+
+/* Send @cmd with the next id and wait for its reply on a stream. */
+static json_object *
+sp_qmp_execute_stream(SpQmp *qmp, const char *command, json_object *cmd, gint64 deadline,
+                      GError **error)
+{
+    const char *name = qmp->transport->name;
+    gint64 id = qmp->next_id++;
+    g_autofree char *what = g_strdup_printf("the reply to %s", command);
+    g_autofree char *text = NULL;
+    GError *local = NULL;
+
+    json_object_object_add(cmd, "id", json_object_new_int64(id));
+    text = g_strconcat(json_object_to_json_string_ext(cmd, JSON_C_TO_STRING_PLAIN |
+                                                      JSON_C_TO_STRING_NOSLASHESCAPE),
+                       "\n", NULL);
+    sp_qmp_log_traffic(name, "->", text, strlen(text) - 1);
+    if (qmp->closed) {
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_CLOSED,
+                    "%s: %s: QEMU has closed the connection", name, command);
+        return NULL;
+    }
+    if (!qmp->transport->ops->send(qmp->transport, text, strlen(text), deadline, &local)) {
+        if (g_error_matches(local, SP_QMP_ERROR, SP_QMP_ERROR_CLOSED))
+            qmp->closed = TRUE;
+        g_propagate_prefixed_error(error, local, "%s: %s: ", name, command);
+        return NULL;
+    }
+    for (;;) {
+        g_autofree char *line = NULL;
+        g_autoptr(json_object) msg = NULL;
+        json_object *rid = NULL;
+        json_object *ret;
+        gsize len;
+
+        if (!(line = sp_qmp_read_line(qmp, deadline, what, &len, error)))
+            return NULL;
+        sp_qmp_log_traffic(name, "<-", line, len);
+        if (!(msg = sp_qmp_json_parse(line, len, &local))) {
+            g_propagate_prefixed_error(error, local, "%s: %s: ", name, command);
+            return NULL;
+        }
+        if (json_object_object_get_ex(msg, "event", NULL)) {
+            if (!sp_qmp_handle_event(qmp, msg, line, len, &local)) {
+                g_propagate_prefixed_error(error, local, "%s: %s: ", name, command);
+                return NULL;
+            }
+            continue;
+        }
+        if (json_object_object_get_ex(msg, "id", &rid) &&
+            !(json_object_is_type(rid, json_type_int) && json_object_get_int64(rid) == id)) {
+            g_debug("%s: dropping a reply that is not for id %" G_GINT64_FORMAT, name, id);
+            continue;
+        }
+        ret = sp_qmp_reply_result(msg, line, len, &local);
+        if (local) {
+            g_propagate_prefixed_error(error, local, "%s: %s: ", name, command);
+            return NULL;
+        }
+        if (!ret) {
+            g_autofree char *ex = sp_qmp_excerpt(line, len);
+            g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_PROTOCOL,
+                        "%s: %s: null result: %s", name, command, ex);
+        }
+        return ret;
+    }
+}
+
+/* ---------------------------------------------------------------- the client */
+
+/**
+ * sp_qmp_new:
+ * @transport: (transfer full): a stream or command transport
+ * @timeout_ms: how long one command (or the greeting) may take; 0 for
+ *   SP_QMP_DEFAULT_TIMEOUT_MS
+ *
+ * On a stream, reads and checks the greeting and negotiates capabilities
+ * (none are enabled).  @transport is freed on failure.
+ *
+ * Returns: (transfer full): the client, or NULL with @error set.
+ */
+SpQmp *
+sp_qmp_new(SpQmpTransport *transport, guint timeout_ms, GError **error)
+{
+    g_autoptr(SpQmp) qmp = g_new0(SpQmp, 1);
+    g_autoptr(json_object) ret = NULL;
+    const SpQmpTransportOps *ops;
+
+    g_return_val_if_fail(transport != NULL && transport->ops != NULL, NULL);
+    ops = transport->ops;
+    qmp->transport = transport;
+    g_return_val_if_fail(ops->free != NULL, NULL);
+    g_return_val_if_fail((ops->send && ops->receive) != (ops->command != NULL), NULL);
+    qmp->timeout_ms = timeout_ms ? timeout_ms : SP_QMP_DEFAULT_TIMEOUT_MS;
+    qmp->next_id = 1;
+    qmp->in = g_string_new(NULL);
+    qmp->events = g_ptr_array_new_with_free_func(sp_qmp_event_free_void);
+    if (ops->command)
+        return g_steal_pointer(&qmp);
+
+    if (!sp_qmp_read_greeting(qmp, error))
+        return NULL;
+    if (!(ret = sp_qmp_execute(qmp, "qmp_capabilities", NULL, error)))
+        return NULL;
+    g_debug("%s: QEMU %u.%u.%u, capabilities negotiated", transport->name,
+            qmp->version[0], qmp->version[1], qmp->version[2]);
+    return g_steal_pointer(&qmp);
+}
+
+/**
+ * sp_qmp_connect_unix:
+ * @path: QEMU's QMP socket
+ * @timeout_ms: see sp_qmp_new()
+ *
+ * Returns: (transfer full): a client that has negotiated capabilities.
+ */
+SpQmp *
+sp_qmp_connect_unix(const char *path, guint timeout_ms, GError **error)
+{
+    SpQmpTransport *t = sp_qmp_socket_connect(path, error);
+
+    return t ? sp_qmp_new(t, timeout_ms, error) : NULL;
+}
+
+void
+sp_qmp_free(SpQmp *qmp)
+{
+    if (!qmp)
+        return;
+    if (qmp->transport)
+        qmp->transport->ops->free(qmp->transport);
+    if (qmp->in)
+        g_string_free(qmp->in, TRUE);
+    if (qmp->events)
+        g_ptr_array_unref(qmp->events);
+    g_free(qmp);
+}
+
+const char *
+sp_qmp_get_name(const SpQmp *qmp)
+{
+    return qmp->transport->name;
+}
+
+void
+sp_qmp_set_timeout(SpQmp *qmp, guint timeout_ms)
+{
+    qmp->timeout_ms = timeout_ms ? timeout_ms : SP_QMP_DEFAULT_TIMEOUT_MS;
+}
+
+/**
+ * sp_qmp_get_version:
+ *
+ * Returns: TRUE and QEMU's version from the greeting; FALSE on a command
+ * transport, which sees no greeting.
+ */
+gboolean
+sp_qmp_get_version(const SpQmp *qmp, guint *major, guint *minor, guint *micro)
+{
+    if (!qmp->have_version)
+        return FALSE;
+    *major = qmp->version[0];
+    *minor = qmp->version[1];
+    *micro = qmp->version[2];
+    return TRUE;
+}
+
+/**
+ * sp_qmp_execute:
+ * @command: the QMP command name
+ * @arguments: (nullable): its "arguments" object (borrowed)
+ *
+ * Runs one command and waits, at most the timeout, for its reply.
+ *
+ * Returns: (transfer full): the value of "return", or NULL with @error
+ * set: the code of the error class for an {"error": ...} reply, with its
+ * "desc" in the message; PROTOCOL, CLOSED, TIMEOUT or IO otherwise.
+ */
+json_object *
+sp_qmp_execute(SpQmp *qmp, const char *command, json_object *arguments, GError **error)
+{
+    const SpQmpTransportOps *ops = qmp->transport->ops;
+    const char *name = qmp->transport->name;
+    gint64 deadline = g_get_monotonic_time() + (gint64)qmp->timeout_ms * 1000;
+    g_autoptr(json_object) cmd = json_object_new_object();
+    g_autofree char *reply = NULL;
+    GError *local = NULL;
+    json_object *ret;
+
+    g_return_val_if_fail(command != NULL, NULL);
+    json_object_object_add(cmd, "execute", json_object_new_string(command));
+    if (arguments)
+        json_object_object_add(cmd, "arguments", json_object_get(arguments));
+    if (!ops->command)
+        return sp_qmp_execute_stream(qmp, command, cmd, deadline, error);
+
+    const char *text = json_object_to_json_string_ext(cmd, JSON_C_TO_STRING_PLAIN |
+                                                      JSON_C_TO_STRING_NOSLASHESCAPE);
+    sp_qmp_log_traffic(name, "->", text, strlen(text));
+    if (!(reply = ops->command(qmp->transport, text, deadline, &local))) {
+        g_propagate_prefixed_error(error, local, "%s: %s: ", name, command);
+        return NULL;
+    }
+    sp_qmp_log_traffic(name, "<-", reply, strlen(reply));
+    if (!(ret = sp_qmp_parse_reply(reply, &local))) {
+        g_propagate_prefixed_error(error, local, "%s: %s: ", name, command);
+        return NULL;
+    }
+    return ret;
+}
+
+/* ---------------------------------------------------------------- parsers */
+
+void
+sp_qmp_memdev_free(SpQmpMemdev *memdev)
+{
+    if (!memdev)
+        return;
+    g_free(memdev->id);
+    if (memdev->host_nodes)
+        g_array_unref(memdev->host_nodes);
+    g_free(memdev->policy);
+    g_free(memdev);
+}
+
+static void
+sp_qmp_memdev_free_void(gpointer p)
+{
+    sp_qmp_memdev_free(p);
+}
+
+void
+sp_qmp_property_free(SpQmpProperty *property)
+{
+    if (!property)
+        return;
+    g_free(property->name);
+    g_free(property->type);
+    g_free(property->description);
+    g_free(property);
+}
+
+static void
+sp_qmp_property_free_void(gpointer p)
+{
+    sp_qmp_property_free(p);
+}
+
+static gboolean
+sp_qmp_get_bool(json_object *obj, const char *key, gboolean optional, gboolean *present,
+                gboolean *value, guint index, GError **error)
+{
+    json_object *v = NULL;
+
+    if (!json_object_object_get_ex(obj, key, &v)) {
+        if (present)
+            *present = FALSE;
+        if (optional)
+            return TRUE;
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                    "element %u has no '%s'", index, key);
+        return FALSE;
+    }
+    if (!json_object_is_type(v, json_type_boolean)) {
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                    "element %u: '%s' is not a boolean", index, key);
+        return FALSE;
+    }
+    if (present)
+        *present = TRUE;
+    *value = json_object_get_boolean(v);
+    return TRUE;
+}
+
+static gboolean
+sp_qmp_get_string(json_object *obj, const char *key, gboolean optional, char **value,
+                  guint index, GError **error)
+{
+    json_object *v = NULL;
+
+    if (!json_object_object_get_ex(obj, key, &v)) {
+        if (optional)
+            return TRUE;
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                    "element %u has no '%s'", index, key);
+        return FALSE;
+    }
+    if (!json_object_is_type(v, json_type_string)) {
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                    "element %u: '%s' is not a string", index, key);
+        return FALSE;
+    }
+    *value = g_strdup(json_object_get_string(v));
+    return TRUE;
+}
+
+/**
+ * sp_qmp_parse_memdevs:
+ * @result: the "return" of query-memdev: an array of Memdev
+ *
+ * "id", "share" and "reserve" may be absent; "size", "merge", "dump",
+ * "prealloc", "host-nodes" and "policy" must be there with their types.
+ * Unknown members are ignored.
+ *
+ * Returns: (transfer full): SpQmpMemdev elements in QEMU's order, or NULL
+ * with SP_QMP_ERROR_BAD_REPLY.
+ */
+GPtrArray *
+sp_qmp_parse_memdevs(json_object *result, GError **error)
+{
+    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(sp_qmp_memdev_free_void);
+
+    if (!result || !json_object_is_type(result, json_type_array)) {
+        g_set_error_literal(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY, "not an array");
+        return NULL;
+    }
+    for (gsize i = 0; i < json_object_array_length(result); i++) {
+        json_object *e = json_object_array_get_idx(result, i);
+        g_autoptr(SpQmpMemdev) m = g_new0(SpQmpMemdev, 1);
+        json_object *nodes;
+        guint idx = (guint)i;
+
+        if (!json_object_is_type(e, json_type_object)) {
+            g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                        "element %u is not an object", idx);
+            return NULL;
+        }
+        if (!sp_qmp_get_string(e, "id", TRUE, &m->id, idx, error) ||
+            !sp_qmp_get_bool(e, "merge", FALSE, NULL, &m->merge, idx, error) ||
+            !sp_qmp_get_bool(e, "dump", FALSE, NULL, &m->dump, idx, error) ||
+            !sp_qmp_get_bool(e, "prealloc", FALSE, NULL, &m->prealloc, idx, error) ||
+            !sp_qmp_get_bool(e, "share", TRUE, &m->has_share, &m->share, idx, error) ||
+            !sp_qmp_get_bool(e, "reserve", TRUE, &m->has_reserve, &m->reserve, idx, error) ||
+            !sp_qmp_get_string(e, "policy", FALSE, &m->policy, idx, error))
+            return NULL;
+        if (!sp_qmp_get_uint(e, "size", G_MAXUINT64, &m->size)) {
+            g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                        "element %u: 'size' is missing or not an unsigned integer", idx);
+            return NULL;
+        }
+        if (!(nodes = sp_qmp_member(e, "host-nodes", json_type_array))) {
+            g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                        "element %u: 'host-nodes' is missing or not an array", idx);
+            return NULL;
+        }
+        m->host_nodes = g_array_new(FALSE, FALSE, sizeof(guint));
+        for (gsize j = 0; j < json_object_array_length(nodes); j++) {
+            json_object *n = json_object_array_get_idx(nodes, j);
+            gint64 v = json_object_is_type(n, json_type_int) ? json_object_get_int64(n) : -1;
+            guint node = (guint)v;
+
+            if (v < 0 || v > G_MAXUINT16) {
+                g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                            "element %u: host node %zu is not a node number", idx, j);
+                return NULL;
+            }
+            g_array_append_val(m->host_nodes, node);
+        }
+        g_ptr_array_add(list, g_steal_pointer(&m));
+    }
+    return g_steal_pointer(&list);
+}
+
+/**
+ * sp_qmp_parse_properties:
+ * @result: the "return" of qom-list: an array of ObjectPropertyInfo
+ *
+ * Returns: (transfer full): SpQmpProperty elements, or NULL with
+ * SP_QMP_ERROR_BAD_REPLY.
+ */
+GPtrArray *
+sp_qmp_parse_properties(json_object *result, GError **error)
+{
+    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(sp_qmp_property_free_void);
+
+    if (!result || !json_object_is_type(result, json_type_array)) {
+        g_set_error_literal(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY, "not an array");
+        return NULL;
+    }
+    for (gsize i = 0; i < json_object_array_length(result); i++) {
+        json_object *e = json_object_array_get_idx(result, i);
+        g_autoptr(SpQmpProperty) p = g_new0(SpQmpProperty, 1);
+
+        if (!json_object_is_type(e, json_type_object)) {
+            g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                        "element %zu is not an object", i);
+            return NULL;
+        }
+        if (!sp_qmp_get_string(e, "name", FALSE, &p->name, (guint)i, error) ||
+            !sp_qmp_get_string(e, "type", FALSE, &p->type, (guint)i, error) ||
+            !sp_qmp_get_string(e, "description", TRUE, &p->description, (guint)i, error))
+            return NULL;
+        g_ptr_array_add(list, g_steal_pointer(&p));
+    }
+    return g_steal_pointer(&list);
+}
+
+/* "0x" and 1..16 hex digits at *p; advances *p. */
+static gboolean
+sp_qmp_parse_hex(const char **p, guint64 *value)
+{
+    const char *s = *p;
+    guint64 v = 0;
+    gsize n = 0;
+
+    if (s[0] != '0' || s[1] != 'x')
+        return FALSE;
+    s += 2;
+    for (; g_ascii_isxdigit(*s); s++, n++) {
+        if (v >> 60)
+            return FALSE;   /* more than 64 bits */
+        v = (v << 4) | (guint64)g_ascii_xdigit_value(*s);
+    }
+    if (n == 0)
+        return FALSE;
+    *p = s;
+    *value = v;
+    return TRUE;
+}
+
+/**
+ * sp_qmp_parse_gpa2hva:
+ * @text: the output of HMP `gpa2hva ADDR`
+ * @gpa: (out): the guest physical address it talks about
+ * @region: (out) (transfer full): the memory region's name, e.g. "pc.ram"
+ * @hva: (out): the host virtual address in QEMU's address space
+ *
+ * Accepts exactly one line `Host virtual address for 0xGPA (NAME) is 0xHVA`
+ * (QEMU 7.2 hmp_gpa2hva(); trailing white space allowed).  Anything else,
+ * such as "No memory is mapped at address 0x40000000", is
+ * SP_QMP_ERROR_BAD_REPLY quoting the text.
+ */
+gboolean
+sp_qmp_parse_gpa2hva(const char *text, guint64 *gpa, char **region, guint64 *hva,
+                     GError **error)
+{
+    static const char prefix[] = "Host virtual address for ";
+    g_autofree char *line = g_strchomp(g_strdup(text));
+    const char *p = line;
+    const char *open = NULL, *close = NULL;
+    gboolean ok;
+    guint64 g = 0, h = 0;
+
+    ok = g_str_has_prefix(line, prefix);
+    if (ok) {
+        p = line + strlen(prefix);
+        ok = sp_qmp_parse_hex(&p, &g) && g_str_has_prefix(p, " (");
+    }
+    if (ok) {
+        open = p + 2;
+        close = g_strrstr(open, ") is ");
+        ok = close && close > open;
+    }
+    for (const char *c = open; ok && c < close; c++)
+        ok = (guchar)*c >= 0x20 && *c != 0x7f;
+    if (ok) {
+        p = close + strlen(") is ");
+        ok = sp_qmp_parse_hex(&p, &h) && *p == '\0';
+    }
+    if (!ok) {
+        g_autofree char *ex = sp_qmp_excerpt(text, strlen(text));
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                    "not a gpa2hva answer: %s", ex);
+        return FALSE;
+    }
+    *gpa = g;
+    *hva = h;
+    *region = g_strndup(open, close - open);
+    return TRUE;
+}
+
+/* ---------------------------------------------------------------- typed commands */
+
+/**
+ * sp_qmp_query_memdev:
+ *
+ * Returns: (transfer full): the memory backends as SpQmpMemdev.  Note that
+ * "merge" is the backend's property: in QEMU 7.2 a backend created with
+ * merge=off under `-machine mem-merge=on` still has MADV_MERGEABLE set.
+ */
+GPtrArray *
+sp_qmp_query_memdev(SpQmp *qmp, GError **error)
+{
+    g_autoptr(json_object) ret = sp_qmp_execute(qmp, "query-memdev", NULL, error);
+    GPtrArray *list;
+
+    if (!ret)
+        return NULL;
+    if (!(list = sp_qmp_parse_memdevs(ret, error)))
+        g_prefix_error(error, "%s: query-memdev: ", sp_qmp_get_name(qmp));
+    return list;
+}
+
+/**
+ * sp_qmp_qom_list:
+ * @path: a QOM path, e.g. "/objects"
+ *
+ * Returns: (transfer full): the properties of @path as SpQmpProperty.
+ */
+GPtrArray *
+sp_qmp_qom_list(SpQmp *qmp, const char *path, GError **error)
+{
+    g_autoptr(json_object) args = json_object_new_object();
+    g_autoptr(json_object) ret = NULL;
+    GPtrArray *list;
+
+    json_object_object_add(args, "path", json_object_new_string(path));
+    if (!(ret = sp_qmp_execute(qmp, "qom-list", args, error)))
+        return NULL;
+    if (!(list = sp_qmp_parse_properties(ret, error)))
+        g_prefix_error(error, "%s: qom-list %s: ", sp_qmp_get_name(qmp), path);
+    return list;
+}
+
+static json_object *
+sp_qmp_qom_args(const char *path, const char *property)
+{
+    json_object *args = json_object_new_object();
+
+    json_object_object_add(args, "path", json_object_new_string(path));
+    json_object_object_add(args, "property", json_object_new_string(property));
+    return args;
+}
+
+/**
+ * sp_qmp_qom_get_bool:
+ * @path: a QOM path, e.g. "/objects/pc.ram"
+ * @property: a boolean property, e.g. "merge"
+ * @value: (out): its value
+ */
+gboolean
+sp_qmp_qom_get_bool(SpQmp *qmp, const char *path, const char *property, gboolean *value,
+                    GError **error)
+{
+    g_autoptr(json_object) args = sp_qmp_qom_args(path, property);
+    g_autoptr(json_object) ret = sp_qmp_execute(qmp, "qom-get", args, error);
+
+    if (!ret)
+        return FALSE;
+    if (!json_object_is_type(ret, json_type_boolean)) {
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                    "%s: qom-get %s %s: not a boolean but %s", sp_qmp_get_name(qmp),
+                    path, property, json_type_to_name(json_object_get_type(ret)));
+        return FALSE;
+    }
+    *value = json_object_get_boolean(ret);
+    return TRUE;
+}
+
+/**
+ * sp_qmp_qom_set_bool:
+ *
+ * E.g. ("/objects/pc.ram", "merge", FALSE): QEMU runs MADV_UNMERGEABLE over
+ * the whole backend at once, but only if the value changes.
+ */
+gboolean
+sp_qmp_qom_set_bool(SpQmp *qmp, const char *path, const char *property, gboolean value,
+                    GError **error)
+{
+    g_autoptr(json_object) args = sp_qmp_qom_args(path, property);
+    g_autoptr(json_object) ret = NULL;
+
+    json_object_object_add(args, "value", json_object_new_boolean(value));
+    ret = sp_qmp_execute(qmp, "qom-set", args, error);
+    return ret != NULL;
+}
+
+/**
+ * sp_qmp_hmp:
+ * @command_line: a human monitor command, e.g. "gpa2hva 0"
+ *
+ * Returns: (transfer full): its output as QEMU prints it ("\r\n" line
+ * ends).  An HMP command that fails prints its error into this text too;
+ * only the parser of its output can tell.
+ */
+char *
+sp_qmp_hmp(SpQmp *qmp, const char *command_line, GError **error)
+{
+    g_autoptr(json_object) args = json_object_new_object();
+    g_autoptr(json_object) ret = NULL;
+
+    json_object_object_add(args, "command-line", json_object_new_string(command_line));
+    if (!(ret = sp_qmp_execute(qmp, "human-monitor-command", args, error)))
+        return NULL;
+    if (!json_object_is_type(ret, json_type_string)) {
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                    "%s: human-monitor-command %s: not a string but %s",
+                    sp_qmp_get_name(qmp), command_line,
+                    json_type_to_name(json_object_get_type(ret)));
+        return NULL;
+    }
+    return g_strdup(json_object_get_string(ret));
+}
+
+/**
+ * sp_qmp_gpa2hva:
+ * @gpa: a guest physical address
+ * @region: (out) (transfer full): the memory region holding it ("pc.ram")
+ * @hva: (out): where QEMU maps it
+ *
+ * HMP `gpa2hva`: QEMU 7.2's only way to learn where guest RAM is mapped.
+ */
+gboolean
+sp_qmp_gpa2hva(SpQmp *qmp, guint64 gpa, char **region, guint64 *hva, GError **error)
+{
+    g_autofree char *cmdline = g_strdup_printf("gpa2hva 0x%" G_GINT64_MODIFIER "x", gpa);
+    g_autofree char *text = sp_qmp_hmp(qmp, cmdline, error);
+    g_autofree char *name = NULL;
+    guint64 g, h;
+
+    if (!text)
+        return FALSE;
+    if (!sp_qmp_parse_gpa2hva(text, &g, &name, &h, error)) {
+        g_prefix_error(error, "%s: %s: ", sp_qmp_get_name(qmp), cmdline);
+        return FALSE;
+    }
+    if (g != gpa) {
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_BAD_REPLY,
+                    "%s: %s: the answer is about 0x%" G_GINT64_MODIFIER "x",
+                    sp_qmp_get_name(qmp), cmdline, g);
+        return FALSE;
+    }
+    *region = g_steal_pointer(&name);
+    *hva = h;
+    return TRUE;
+}
