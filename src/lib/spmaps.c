@@ -222,7 +222,11 @@ sp_maps_read(const SpHost *host, pid_t pid, GError **error)
         if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_ACCES) ||
             g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_PERM))
             code = SP_MAPS_ERROR_ACCESS;
-        g_set_error(error, SP_MAPS_ERROR, code, "pid %d: %s", (int)pid, local->message);
+        if (code == SP_MAPS_ERROR_NO_PROCESS && !g_file_test(path, G_FILE_TEST_EXISTS))
+            g_set_error(error, SP_MAPS_ERROR, code, "pid %d does not exist (no %s)", (int)pid, path);
+        else
+            g_set_error(error, SP_MAPS_ERROR, code, "pid %d: %s%s", (int)pid, local->message,
+                        code == SP_MAPS_ERROR_ACCESS ? " (reading another process's memory needs root)" : "");
         return NULL;
     }
     vmas = sp_maps_parse_smaps(text, &local);

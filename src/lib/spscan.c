@@ -566,11 +566,8 @@ sp_scan_pagemap(SpSource *src, guint64 addr, gsize n, guint64 *entries)
     ssize_t want = n * sizeof(guint64);
     ssize_t r = pread(src->pagemap_fd, entries, want, (addr / SP_PAGE_SIZE) * sizeof(guint64));
 
-    if (r == want)
-        return TRUE;
-    if (r >= 0)
-        memset((guint8 *)entries + r, 0, want - r);
-    return r >= 0;
+    /* A short read means the mm is gone: the process exited. */
+    return r == want;
 }
 
 static gboolean
