@@ -21,6 +21,7 @@
  */
 #pragma once
 
+#include <sys/types.h>
 #include <glib.h>
 #include <json-c/json.h>
 
@@ -92,6 +93,7 @@ typedef struct _SpQmp SpQmp;
 
 SpQmp *sp_qmp_new(SpQmpTransport *transport, guint timeout_ms, GError **error);
 SpQmp *sp_qmp_connect_unix(const char *path, guint timeout_ms, GError **error);
+pid_t sp_qmp_get_peer_pid(const SpQmp *qmp);
 void sp_qmp_free(SpQmp *qmp);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpQmp, sp_qmp_free)
 

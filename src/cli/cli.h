@@ -9,6 +9,7 @@
 
 #include <glib.h>
 #include "samepage/spjson.h"
+#include "samepage/splibvirt.h"
 
 /* Exit codes, documented in samepage(1). */
 enum {
@@ -33,6 +34,12 @@ typedef struct {
 
 int sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv);
 int sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv);
+int sp_cli_list(const SpCliGlobal *global, int argc, char **argv);
+int sp_cli_regions(const SpCliGlobal *global, int argc, char **argv);
+int sp_cli_mark(const SpCliGlobal *global, int argc, char **argv);
+
+SpGuest *sp_cli_open_guest(const SpCliGlobal *global, SpLibvirt **lv, const SpHost *host,
+                           const char *name, const char *qmp_socket, GError **error);
 
 void sp_cli_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 int sp_cli_parse(GOptionContext *ctx, int *argc, char ***argv);

@@ -103,8 +103,11 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     g_autofree char *man = NULL, *uzp = NULL, *smart = NULL, *profile = NULL;
     gint max_sharing = -1, passes = 2;
     gdouble interval = 1.0;
-    gboolean what_if = FALSE, json = FALSE;
+    gboolean what_if = FALSE, json = FALSE, all = FALSE;
+    g_auto(GStrv) qmps = NULL;
     GOptionEntry entries[] = {
+        { "all", 'a', 0, G_OPTION_ARG_NONE, &all, "every running libvirt domain", NULL },
+        { "qmp", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &qmps, "a bare QEMU's QMP socket (repeat)", "SOCKET" },
         { "pid", 'p', 0, G_OPTION_ARG_STRING_ARRAY, &pids, "a process to scan (repeat)", "PID" },
         { "image", 'i', 0, G_OPTION_ARG_FILENAME_ARRAY, &images, "a raw memory image file (repeat)", "FILE" },
         { "what-if", 'w', 0, G_OPTION_ARG_NONE, &what_if,
@@ -121,7 +124,10 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON (figures under their sysfs names)", NULL },
         { NULL }
     };
-    g_autoptr(GOptionContext) ctx = g_option_context_new("- predict what KSM will share");
+    g_autoptr(GOptionContext) ctx = g_option_context_new("[DOMAIN...] - predict what KSM will share");
+    g_autoptr(SpLibvirt) lv = NULL;
+    g_autoptr(GPtrArray) guests = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_free);
+    g_auto(GStrv) domains = NULL;
     g_autoptr(SpHost) host = sp_host_new_from_env();
     g_autoptr(GError) error = NULL;
     g_autoptr(SpScan) scan = NULL;
@@ -131,19 +137,50 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     int rc;
 
     g_option_context_set_summary(ctx,
-        "Reads the memory of live processes (read-only, present pages only) or of raw\n"
-        "image files, and runs samepage's model of KSM over it to predict the figures\n"
-        "KSM will converge to.  The target processes are never stopped or written.");
+        "Reads the memory of guests (their RAM backends), live processes (read-only,\n"
+        "present pages only) or raw image files, and runs samepage's model of KSM over\n"
+        "it to predict the figures KSM will converge to.  Nothing is stopped or written.");
     g_option_context_add_main_entries(ctx, entries, NULL);
     if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
         return rc;
-    if (argc > 1) {
-        sp_cli_error("estimate: unexpected argument '%s'", argv[1]);
+    if (all && argc > 1) {
+        sp_cli_error("estimate: give DOMAIN names or --all, not both");
         return SP_EXIT_USAGE;
     }
-    if (!pids && !images) {
-        sp_cli_error("estimate: give at least one --pid or --image");
+    if (!pids && !images && !qmps && !all && argc < 2) {
+        sp_cli_error("estimate: give at least one DOMAIN, --all, --qmp, --pid or --image");
         return SP_EXIT_USAGE;
+    }
+    if (all) {
+        if (!(lv = sp_libvirt_open(global->uri, &error)) ||
+            !(domains = sp_libvirt_list_running(lv, &error))) {
+            sp_cli_error("estimate: %s", error->message);
+            return SP_EXIT_FAILURE;
+        }
+        if (!domains[0]) {
+            sp_cli_error("estimate: no running domains on %s", sp_libvirt_get_uri(lv));
+            return SP_EXIT_FAILURE;
+        }
+    } else {
+        domains = g_strdupv(argv + 1);
+    }
+    for (char **d = domains; d && *d; d++) {
+        SpGuest *g = sp_cli_open_guest(global, &lv, host, *d, NULL, &error);
+        if (!g || !sp_guest_load_regions(g, host, &error)) {
+            sp_cli_error("estimate: %s", error->message);
+            sp_guest_free(g);
+            return SP_EXIT_FAILURE;
+        }
+        g_ptr_array_add(guests, g);
+    }
+    for (char **q = qmps; q && *q; q++) {
+        SpGuest *g = sp_cli_open_guest(global, &lv, host, NULL, *q, &error);
+        if (!g || !sp_guest_load_regions(g, host, &error)) {
+            sp_cli_error("estimate: %s", error->message);
+            sp_guest_free(g);
+            return SP_EXIT_FAILURE;
+        }
+        g_ptr_array_add(guests, g);
     }
     if (passes < 1 || passes > 100) {
         sp_cli_error("estimate: --passes must be between 1 and 100, not %d", passes);
@@ -193,6 +230,30 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     sopt.interval_ms = (guint)(interval * 1000.0);
     sopt.want_nodes = !eopt.merge_across_nodes;
     scan = sp_scan_new(host, &sopt);
+    /* A guest is scanned over its RAM backends: the span from the first
+     * backend's VMA to the last one's (other QEMU mappings inside that span
+     * count only if KSM would scan them). */
+    for (guint i = 0; i < guests->len; i++) {
+        SpGuest *g = g_ptr_array_index(guests, i);
+        GPtrArray *regions = sp_guest_get_regions(g);
+        guint64 lo = G_MAXUINT64, hi = 0;
+        for (guint r = 0; r < regions->len; r++) {
+            const SpGuestRegion *reg = g_ptr_array_index(regions, r);
+            if (!reg->vma)
+                continue;
+            lo = MIN(lo, reg->vma->start);
+            hi = MAX(hi, reg->vma->end);
+        }
+        if (hi == 0) {
+            sp_cli_error("estimate: guest %s: no RAM backend was found in its memory map",
+                         sp_guest_get_name(g));
+            return SP_EXIT_FAILURE;
+        }
+        if (!sp_scan_add_pid_range(scan, sp_guest_get_pid(g), lo, hi, &error)) {
+            sp_cli_error("estimate: guest %s: %s", sp_guest_get_name(g), error->message);
+            return SP_EXIT_FAILURE;
+        }
+    }
     for (char **p = pids; p && *p; p++) {
         gint64 pid;
         if (!g_ascii_string_to_signed(*p, 10, 1, G_MAXINT32, &pid, NULL)) {

@@ -17,6 +17,12 @@ static const SpCliCommand sp_cli_commands[] = {
       sp_cli_ksm },
     { "estimate", "--pid PID... | --image FILE... [OPTIONS]",
       "predict what KSM will share, from memory, read-only", sp_cli_estimate },
+    { "list", "[--json]", "running guests: pid, RAM, regions marked, KSM merging pages, profit",
+      sp_cli_list },
+    { "regions", "DOMAIN | --qmp SOCKET [--json]", "a guest's RAM backends and the host memory behind them",
+      sp_cli_regions },
+    { "mark", "DOMAIN | --qmp SOCKET [--region ID] [--off] [--force]",
+      "switch merging of a guest's RAM on or off, verified in smaps", sp_cli_mark },
     { "help", "[COMMAND]", "show the commands, or one command's options", sp_cli_help },
 };
 

@@ -1217,3 +1217,24 @@ sp_qmp_gpa2hva(SpQmp *qmp, guint64 gpa, char **region, guint64 *hva, GError **er
     *hva = h;
     return TRUE;
 }
+
+/**
+ * sp_qmp_get_peer_pid:
+ *
+ * The pid of the process at the other end of a socket transport (QEMU
+ * itself), from SO_PEERCRED; 0 for other transports.
+ */
+pid_t
+sp_qmp_get_peer_pid(const SpQmp *qmp)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    const SpQmpSocket *s;
+
+    if (qmp->transport->ops != &sp_qmp_socket_ops)
+        return 0;
+    s = (const SpQmpSocket *)qmp->transport;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+        return 0;
+    return cred.pid;
+}

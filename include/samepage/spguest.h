@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spguest.h: a QEMU guest, its RAM backends and the host memory behind them
+ *
+ * A guest is a QEMU process with a QMP connection (through libvirt or a
+ * socket of its own).  Its RAM regions are the memory backends QMP lists,
+ * each mapped to the host VMA that holds it, with what the kernel says of
+ * that VMA: mergeable or not, backing, THP, KSM pages, NUMA placement.
+ */
+#pragma once
+
+#include <sys/types.h>
+#include <glib.h>
+
+#include "samepage/sphost.h"
+#include "samepage/spmaps.h"
+#include "samepage/spqmp.h"
+
+G_BEGIN_DECLS
+
+#define SP_GUEST_ERROR (sp_guest_error_quark())
+GQuark sp_guest_error_quark(void);
+
+typedef enum {
+    SP_GUEST_ERROR_NO_PROCESS,     /* the QEMU process is gone */
+    SP_GUEST_ERROR_NO_REGION,      /* a backend could not be matched to a VMA */
+    SP_GUEST_ERROR_NOT_VERIFIED,   /* a merge change did not show in smaps */
+    SP_GUEST_ERROR_INVALID,
+} SpGuestErrorCode;
+
+typedef enum {
+    SP_BACKING_ANON_PRIVATE,       /* memory-backend-ram, share=off: KSM can merge it */
+    SP_BACKING_SHARED,             /* memfd/file share=on: never eligible */
+    SP_BACKING_HUGETLB,            /* hugetlbfs: never eligible */
+    SP_BACKING_FILE_PRIVATE,       /* private file mapping: only COW'd pages */
+} SpBacking;
+
+const char *sp_backing_to_string(SpBacking backing);
+
+/* /proc/PID/ksm_stat */
+typedef struct {
+    gboolean present;              /* the file exists (6.1+) */
+    gint64 ksm_rmap_items;
+    gint64 ksm_zero_pages;         /* -1: not shown by this kernel */
+    gint64 ksm_merging_pages;
+    gint64 ksm_process_profit;
+    int ksm_merge_any;             /* -1 unknown, 0 no, 1 yes */
+    int ksm_mergeable;
+} SpKsmStat;
+
+gboolean sp_ksm_stat_parse(const char *text, SpKsmStat *stat, GError **error);
+gboolean sp_ksm_stat_read(const SpHost *host, pid_t pid, SpKsmStat *stat, GError **error);
+
+typedef struct {
+    char *id;                      /* backend id: "pc.ram", "ram-node0" ... */
+    guint64 size;
+    gboolean merge;                /* QEMU's merge property */
+    gboolean share;
+    char *policy;                  /* NUMA policy from query-memdev */
+    GArray *host_nodes;            /* guint16 */
+    guint64 hva;                   /* host virtual address, 0 if not found */
+    SpVma *vma;                    /* the host VMA (copy), or NULL */
+    SpBacking backing;
+    gboolean vma_mergeable;        /* VmFlags mg: what the kernel scans */
+    GArray *node_pages;            /* guint64 per host node, from numa_maps */
+} SpGuestRegion;
+
+void sp_guest_region_free(SpGuestRegion *region);
+
+typedef struct _SpGuest SpGuest;
+
+SpGuest *sp_guest_new(const char *name, pid_t pid, SpQmp *qmp);
+void sp_guest_free(SpGuest *guest);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpGuest, sp_guest_free)
+
+const char *sp_guest_get_name(const SpGuest *guest);
+pid_t sp_guest_get_pid(const SpGuest *guest);
+SpQmp *sp_guest_get_qmp(SpGuest *guest);
+
+gboolean sp_guest_load_regions(SpGuest *guest, const SpHost *host, GError **error);
+GPtrArray *sp_guest_get_regions(const SpGuest *guest);
+const SpGuestRegion *sp_guest_find_region(const SpGuest *guest, const char *id);
+gboolean sp_guest_set_merge(SpGuest *guest, const SpHost *host, const char *region_id,
+                            gboolean merge, GError **error);
+
+G_END_DECLS

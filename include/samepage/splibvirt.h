@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * splibvirt.h: guests under libvirt
+ *
+ * Connects by URI, lists running QEMU domains, finds each one's QEMU pid
+ * and talks QMP to it through virDomainQemuMonitorCommand() (libvirt owns
+ * the monitor socket; using it marks the domain "tainted: custom-monitor").
+ */
+#pragma once
+
+#include <glib.h>
+#include <libvirt/libvirt.h>
+
+#include "samepage/spguest.h"
+#include "samepage/sphost.h"
+
+G_BEGIN_DECLS
+
+#define SP_LIBVIRT_ERROR (sp_libvirt_error_quark())
+GQuark sp_libvirt_error_quark(void);
+
+typedef enum {
+    SP_LIBVIRT_ERROR_CONNECT,      /* libvirtd not running, URI refused */
+    SP_LIBVIRT_ERROR_NO_DOMAIN,    /* unknown domain */
+    SP_LIBVIRT_ERROR_NOT_RUNNING,  /* the domain exists but is shut off */
+    SP_LIBVIRT_ERROR_NO_PID,       /* its QEMU process was not found */
+    SP_LIBVIRT_ERROR_FAILED,
+} SpLibvirtErrorCode;
+
+typedef struct _SpLibvirt SpLibvirt;
+
+SpLibvirt *sp_libvirt_open(const char *uri, GError **error);
+void sp_libvirt_free(SpLibvirt *lv);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpLibvirt, sp_libvirt_free)
+
+const char *sp_libvirt_get_uri(const SpLibvirt *lv);
+GStrv sp_libvirt_list_running(SpLibvirt *lv, GError **error);
+SpGuest *sp_libvirt_get_guest(SpLibvirt *lv, const SpHost *host, const char *name,
+                              GError **error);
+gboolean sp_libvirt_has_nosharepages(SpLibvirt *lv, const char *name, gboolean *nosharepages,
+                                     GError **error);
+
+gboolean sp_cmdline_has_uuid(const char *cmdline, gsize len, const char *uuid);
+
+G_END_DECLS

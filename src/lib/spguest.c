@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spguest.c: a guest's RAM regions and the host VMAs behind them
+ *
+ * Theory of operation
+ *
+ * QEMU 7.2 does not print host addresses of RAM blocks (x-query-ramblock
+ * has no HVA column before 8.0), so each backend from query-memdev is
+ * placed like this:
+ *  1. the HMP command "gpa2hva ADDR" names the RAM block that holds a guest
+ *     physical address and gives its host address; the VMA holding that
+ *     address is the backend's.  We ask for 0, then for the first address
+ *     after each block found (NUMA nodes' memory follows each other), so
+ *     -m alone, libvirt's pc.ram and per-node backends are all placed by
+ *     QEMU's own answer;
+ *  2. a backend still unplaced (a DIMM, say) gets an unclaimed VMA of exactly
+ *     its size, in address order: a guess, logged with --debug.
+ * A backend without a match keeps hva 0 and is shown so, never invented.
+ *
+ * Marking is QEMU's own: qom-set /objects/ID merge true|false makes QEMU
+ * madvise the whole backend MERGEABLE or UNMERGEABLE; the change is then
+ * verified in smaps (VmFlags "mg"), since only the kernel's view counts.
+ */
+#include "config.h"
+#define G_LOG_DOMAIN "samepage-guest"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "samepage/spguest.h"
+
+G_DEFINE_QUARK(sp-guest-error-quark, sp_guest_error)
+
+struct _SpGuest {
+    char *name;
+    pid_t pid;
+    SpQmp *qmp;
+    GPtrArray *regions;            /* SpGuestRegion */
+};
+
+const char *
+sp_backing_to_string(SpBacking backing)
+{
+    static const char *const names[] = {
+        [SP_BACKING_ANON_PRIVATE] = "anonymous",
+        [SP_BACKING_SHARED] = "shared",
+        [SP_BACKING_HUGETLB] = "hugetlbfs",
+        [SP_BACKING_FILE_PRIVATE] = "file-private",
+    };
+    return names[backing];
+}
+
+/* ------------------------------------------------------------- ksm_stat */
+
+/**
+ * sp_ksm_stat_parse:
+ * @text: /proc/PID/ksm_stat: "ksm_rmap_items N" lines, and since about
+ *   6.14 "ksm_merge_any: yes|no" and "ksm_mergeable: yes|no" (with a colon)
+ *
+ * Unknown lines are skipped; a known line with a bad value is an error.
+ */
+gboolean
+sp_ksm_stat_parse(const char *text, SpKsmStat *stat, GError **error)
+{
+    static const struct { const char *key; gsize off; } nums[] = {
+        { "ksm_rmap_items", G_STRUCT_OFFSET(SpKsmStat, ksm_rmap_items) },
+        { "ksm_zero_pages", G_STRUCT_OFFSET(SpKsmStat, ksm_zero_pages) },
+        { "ksm_merging_pages", G_STRUCT_OFFSET(SpKsmStat, ksm_merging_pages) },
+        { "ksm_process_profit", G_STRUCT_OFFSET(SpKsmStat, ksm_process_profit) },
+    };
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+
+    memset(stat, 0, sizeof(*stat));
+    stat->present = TRUE;
+    stat->ksm_zero_pages = -1;
+    stat->ksm_merge_any = -1;
+    stat->ksm_mergeable = -1;
+    for (char **l = lines; *l; l++) {
+        g_auto(GStrv) kv = NULL;
+        char *key;
+
+        if (!**l)
+            continue;
+        kv = g_strsplit_set(*l, " \t", 2);
+        if (!kv[0] || !kv[1]) {
+            g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_INVALID,
+                        "ksm_stat: malformed line '%s'", *l);
+            return FALSE;
+        }
+        key = kv[0];
+        g_strstrip(kv[1]);
+        if (g_str_has_suffix(key, ":"))
+            key[strlen(key) - 1] = '\0';
+        if (g_str_equal(key, "ksm_merge_any") || g_str_equal(key, "ksm_mergeable")) {
+            int v = g_str_equal(kv[1], "yes") ? 1 : g_str_equal(kv[1], "no") ? 0 : -2;
+            if (v == -2) {
+                g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_INVALID,
+                            "ksm_stat: %s is '%s', not yes or no", key, kv[1]);
+                return FALSE;
+            }
+            if (g_str_equal(key, "ksm_merge_any"))
+                stat->ksm_merge_any = v;
+            else
+                stat->ksm_mergeable = v;
+            continue;
+        }
+        for (gsize i = 0; i < G_N_ELEMENTS(nums); i++) {
+            gint64 v;
+            if (!g_str_equal(key, nums[i].key))
+                continue;
+            if (!g_ascii_string_to_signed(kv[1], 10, G_MININT64, G_MAXINT64, &v, NULL)) {
+                g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_INVALID,
+                            "ksm_stat: %s is '%s', not a number", key, kv[1]);
+                return FALSE;
+            }
+            G_STRUCT_MEMBER(gint64, stat, nums[i].off) = v;
+        }
+    }
+    return TRUE;
+}
+
+gboolean
+sp_ksm_stat_read(const SpHost *host, pid_t pid, SpKsmStat *stat, GError **error)
+{
+    g_autofree char *path = sp_host_procfs_path(host, "%d/ksm_stat", (int)pid);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) local = NULL;
+
+    if (!sp_host_read_file(path, &text, &local)) {
+        if (g_error_matches(local, SP_HOST_ERROR, SP_HOST_ERROR_NOT_FOUND)) {
+            g_autofree char *dir = sp_host_procfs_path(host, "%d", (int)pid);
+            if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+                g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_PROCESS,
+                            "pid %d does not exist", (int)pid);
+                return FALSE;
+            }
+            memset(stat, 0, sizeof(*stat));   /* kernel without ksm_stat */
+            return TRUE;
+        }
+        g_propagate_error(error, g_steal_pointer(&local));
+        return FALSE;
+    }
+    if (!sp_ksm_stat_parse(text, stat, &local)) {
+        g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_INVALID, "%s: %s", path, local->message);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* ------------------------------------------------------------- guest */
+
+void
+sp_guest_region_free(SpGuestRegion *region)
+{
+    if (!region)
+        return;
+    g_free(region->id);
+    g_free(region->policy);
+    if (region->host_nodes)
+        g_array_unref(region->host_nodes);
+    if (region->node_pages)
+        g_array_unref(region->node_pages);
+    sp_vma_free(region->vma);
+    g_free(region);
+}
+
+/**
+ * sp_guest_new:
+ * @qmp: (transfer full): the guest's monitor
+ */
+SpGuest *
+sp_guest_new(const char *name, pid_t pid, SpQmp *qmp)
+{
+    SpGuest *guest = g_new0(SpGuest, 1);
+
+    guest->name = g_strdup(name);
+    guest->pid = pid;
+    guest->qmp = qmp;
+    guest->regions = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_region_free);
+    return guest;
+}
+
+void
+sp_guest_free(SpGuest *guest)
+{
+    if (!guest)
+        return;
+    g_free(guest->name);
+    if (guest->qmp)
+        sp_qmp_free(guest->qmp);
+    g_ptr_array_unref(guest->regions);
+    g_free(guest);
+}
+
+const char *
+sp_guest_get_name(const SpGuest *guest)
+{
+    return guest->name;
+}
+
+pid_t
+sp_guest_get_pid(const SpGuest *guest)
+{
+    return guest->pid;
+}
+
+SpQmp *
+sp_guest_get_qmp(SpGuest *guest)
+{
+    return guest->qmp;
+}
+
+GPtrArray *
+sp_guest_get_regions(const SpGuest *guest)
+{
+    return guest->regions;
+}
+
+const SpGuestRegion *
+sp_guest_find_region(const SpGuest *guest, const char *id)
+{
+    for (guint i = 0; i < guest->regions->len; i++) {
+        const SpGuestRegion *r = g_ptr_array_index(guest->regions, i);
+        if (g_str_equal(r->id, id))
+            return r;
+    }
+    return NULL;
+}
+
+static SpVma *
+sp_vma_copy(const SpVma *v)
+{
+    SpVma *c = g_new(SpVma, 1);
+
+    *c = *v;
+    c->path = g_strdup(v->path);
+    c->vmflags = g_strdupv(v->vmflags);
+    return c;
+}
+
+static SpBacking
+sp_guest_backing(const SpVma *vma)
+{
+    if (sp_vma_has_flag(vma, "ht"))
+        return SP_BACKING_HUGETLB;
+    if (vma->perms[3] == 's' || sp_vma_has_flag(vma, "sh"))
+        return SP_BACKING_SHARED;
+    if (!sp_vma_is_private_anon(vma))
+        return SP_BACKING_FILE_PRIVATE;
+    return SP_BACKING_ANON_PRIVATE;
+}
+
+/* numa_maps: "7f...000 default anon=1234 dirty=... N0=1000 N1=234 kernelpagesize_kB=4" */
+static GArray *
+sp_guest_numa_pages(const char *numa_maps, guint64 start)
+{
+    g_autofree char *prefix = g_strdup_printf("%" PRIx64 " ", start);
+    g_auto(GStrv) lines = g_strsplit(numa_maps, "\n", -1);
+    GArray *pages = g_array_new(FALSE, TRUE, sizeof(guint64));
+
+    for (char **l = lines; *l; l++) {
+        if (!g_str_has_prefix(*l, prefix))
+            continue;
+        g_auto(GStrv) words = g_strsplit(*l, " ", -1);
+        for (char **w = words; *w; w++) {
+            guint node;
+            guint64 n;
+            if (sscanf(*w, "N%u=%" SCNu64, &node, &n) == 2 && node < 1024) {
+                if (pages->len <= node)
+                    g_array_set_size(pages, node + 1);
+                g_array_index(pages, guint64, node) = n;
+            }
+        }
+        break;
+    }
+    return pages;
+}
+
+static const SpVma *
+sp_vma_containing(GPtrArray *vmas, guint64 addr, guint *index)
+{
+    for (guint v = 0; v < vmas->len; v++) {
+        const SpVma *vma = g_ptr_array_index(vmas, v);
+        if (vma->start <= addr && addr < vma->end) {
+            *index = v;
+            return vma;
+        }
+    }
+    return NULL;
+}
+
+/**
+ * sp_guest_load_regions:
+ *
+ * Asks QEMU for its memory backends and places each one on a host VMA (see
+ * the top of this file).  Replaces regions loaded before.
+ */
+gboolean
+sp_guest_load_regions(SpGuest *guest, const SpHost *host, GError **error)
+{
+    g_autoptr(GPtrArray) memdevs = NULL;
+    g_autoptr(GPtrArray) vmas = NULL;
+    g_autoptr(GError) local = NULL;
+    g_autofree char *numa_path = sp_host_procfs_path(host, "%d/numa_maps", (int)guest->pid);
+    g_autofree char *numa_maps = NULL;
+    g_autofree gboolean *taken = NULL;
+    g_autofree gint *vma_of = NULL;          /* per memdev: VMA index or -1 */
+    g_autoptr(GArray) probes = g_array_new(FALSE, FALSE, sizeof(guint64));
+
+    memdevs = sp_qmp_query_memdev(guest->qmp, error);
+    if (!memdevs) {
+        g_prefix_error(error, "guest %s: ", guest->name);
+        return FALSE;
+    }
+    vmas = sp_maps_read(host, guest->pid, &local);
+    if (!vmas) {
+        g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_PROCESS, "guest %s: %s",
+                    guest->name, local->message);
+        return FALSE;
+    }
+    g_file_get_contents(numa_path, &numa_maps, NULL, NULL);
+    taken = g_new0(gboolean, vmas->len + 1);
+    vma_of = g_new(gint, memdevs->len + 1);
+    for (guint i = 0; i < memdevs->len; i++)
+        vma_of[i] = -1;
+
+    /* 1. gpa2hva: probe guest address 0, then the end of each block found
+     * (NUMA nodes follow each other), until nothing new turns up. */
+    guint64 first = 0;
+    g_array_append_val(probes, first);
+    for (guint pi = 0; pi < probes->len && pi <= memdevs->len + 1; pi++) {
+        guint64 gpa = g_array_index(probes, guint64, pi), hva = 0;
+        g_autofree char *block = NULL;
+        const SpVma *vma;
+        guint vi;
+
+        g_clear_error(&local);
+        if (!sp_qmp_gpa2hva(guest->qmp, gpa, &block, &hva, &local)) {
+            g_debug("guest %s: gpa2hva 0x%" PRIx64 ": %s", guest->name, gpa, local->message);
+            continue;
+        }
+        for (guint i = 0; i < memdevs->len; i++) {
+            const SpQmpMemdev *md = g_ptr_array_index(memdevs, i);
+            if (vma_of[i] >= 0 || !md->id || !g_str_equal(md->id, block))
+                continue;
+            /* The block starts (hva - offset of gpa in it); the probes hit
+             * block starts, so hva is the start of the block's memory. */
+            if ((vma = sp_vma_containing(vmas, hva, &vi)) && !taken[vi]) {
+                vma_of[i] = (gint)vi;
+                taken[vi] = TRUE;
+                guint64 next = gpa + md->size;
+                g_array_append_val(probes, next);
+            }
+        }
+    }
+    /* 2. The rest by size: an unclaimed VMA of exactly the backend's size. */
+    for (guint i = 0; i < memdevs->len; i++) {
+        const SpQmpMemdev *md = g_ptr_array_index(memdevs, i);
+        if (vma_of[i] >= 0)
+            continue;
+        for (guint v = 0; v < vmas->len; v++) {
+            const SpVma *vma = g_ptr_array_index(vmas, v);
+            if (!taken[v] && vma->end - vma->start == md->size && !sp_vma_has_flag(vma, "ht") &&
+                vma->perms[0] == 'r') {
+                vma_of[i] = (gint)v;
+                taken[v] = TRUE;
+                g_debug("guest %s: backend %s placed by size at %" PRIx64, guest->name,
+                        md->id ? md->id : "?", vma->start);
+                break;
+            }
+        }
+    }
+
+    g_ptr_array_set_size(guest->regions, 0);
+    for (guint i = 0; i < memdevs->len; i++) {
+        const SpQmpMemdev *md = g_ptr_array_index(memdevs, i);
+        SpGuestRegion *r = g_new0(SpGuestRegion, 1);
+
+        r->id = g_strdup(md->id ? md->id : "(unnamed)");
+        r->size = md->size;
+        r->merge = md->merge;
+        r->share = md->has_share && md->share;
+        r->policy = g_strdup(md->policy);
+        r->host_nodes = md->host_nodes ? g_array_ref(md->host_nodes) : NULL;
+        if (vma_of[i] >= 0) {
+            const SpVma *found = g_ptr_array_index(vmas, vma_of[i]);
+            r->hva = found->start;
+            r->vma = sp_vma_copy(found);
+            r->backing = sp_guest_backing(found);
+            r->vma_mergeable = sp_vma_is_mergeable(found);
+            r->node_pages = sp_guest_numa_pages(numa_maps ? numa_maps : "", found->start);
+        }
+        g_ptr_array_add(guest->regions, r);
+    }
+    return TRUE;
+}
+
+/**
+ * sp_guest_set_merge:
+ * @region_id: a backend id, or NULL for every backend
+ * @merge: mark mergeable (TRUE) or not
+ *
+ * qom-set of the backend's merge property, then smaps must show the VMA
+ * with (or without) "mg"; otherwise SP_GUEST_ERROR_NOT_VERIFIED.
+ */
+gboolean
+sp_guest_set_merge(SpGuest *guest, const SpHost *host, const char *region_id, gboolean merge,
+                   GError **error)
+{
+    if (guest->regions->len == 0 && !sp_guest_load_regions(guest, host, error))
+        return FALSE;
+    for (guint i = 0; i < guest->regions->len; i++) {
+        const SpGuestRegion *r = g_ptr_array_index(guest->regions, i);
+        g_autofree char *path = NULL;
+
+        if (region_id && !g_str_equal(r->id, region_id))
+            continue;
+        path = g_strdup_printf("/objects/%s", r->id);
+        if (!sp_qmp_qom_set_bool(guest->qmp, path, "merge", merge, error)) {
+            g_prefix_error(error, "guest %s: ", guest->name);
+            return FALSE;
+        }
+    }
+    if (!sp_guest_load_regions(guest, host, error))
+        return FALSE;
+    for (guint i = 0; i < guest->regions->len; i++) {
+        const SpGuestRegion *r = g_ptr_array_index(guest->regions, i);
+
+        if (region_id && !g_str_equal(r->id, region_id))
+            continue;
+        if (!r->vma) {
+            g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_REGION,
+                        "guest %s: region %s has no host mapping to verify", guest->name, r->id);
+            return FALSE;
+        }
+        if (r->vma_mergeable != merge) {
+            /* QEMU only madvises when the property changes value, and a
+             * backend made with merge=off under mem-merge=on is merge=false
+             * in QOM yet mergeable in the kernel: flip it twice. */
+            g_autofree char *path = g_strdup_printf("/objects/%s", r->id);
+            g_autoptr(GError) flip = NULL;
+            if (sp_qmp_qom_set_bool(guest->qmp, path, "merge", !merge, &flip) &&
+                sp_qmp_qom_set_bool(guest->qmp, path, "merge", merge, &flip) &&
+                sp_guest_load_regions(guest, host, &flip)) {
+                const SpGuestRegion *again = sp_guest_find_region(guest, path + strlen("/objects/"));
+                if (again && again->vma && again->vma_mergeable == merge)
+                    continue;
+            }
+            r = sp_guest_find_region(guest, path + strlen("/objects/"));
+            if (!r || !r->vma) {
+                g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_REGION,
+                            "guest %s: region %s vanished while being marked", guest->name,
+                            path + strlen("/objects/"));
+                return FALSE;
+            }
+            g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NOT_VERIFIED,
+                        "guest %s: region %s: QEMU accepted merge=%s but the kernel's VMA "
+                        "%" PRIx64 " %s 'mg'", guest->name, r->id, merge ? "true" : "false",
+                        r->hva, merge ? "lacks" : "still has");
+            return FALSE;
+        }
+    }
+    return TRUE;
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * SpGuest: regions placed from a recorded QMP transcript and a fake /proc,
+ * ksm_stat parsing, and libvirt's pid lookup by -uuid.
+ */
+#include "config.h"
+
+#include "samepage/spguest.h"
+#include "samepage/splibvirt.h"
+#include "sptest.h"
+
+/* A "command" transport that answers from a transcript (C:/S: lines): each
+ * command must equal, ignoring "id", the next recorded one. */
+typedef struct {
+    SpQmpTransport parent;
+    GPtrArray *lines;
+    guint next;
+} Replay;
+
+static gboolean
+same_command(const char *a, const char *b)
+{
+    g_autoptr(json_object) ja = json_tokener_parse(a);
+    g_autoptr(json_object) jb = json_tokener_parse(b);
+
+    if (!ja || !jb)
+        return FALSE;
+    json_object_object_del(ja, "id");
+    json_object_object_del(jb, "id");
+    return json_object_equal(ja, jb);
+}
+
+static char *
+replay_command(SpQmpTransport *self, const char *command, gint64 deadline, GError **error)
+{
+    Replay *r = (Replay *)self;
+
+    for (; r->next < r->lines->len; r->next++) {
+        const char *l = g_ptr_array_index(r->lines, r->next);
+        if (!g_str_has_prefix(l, "C: "))
+            continue;
+        if (!same_command(l + 3, command))
+            break;
+        r->next++;
+        for (; r->next < r->lines->len; r->next++) {
+            const char *s = g_ptr_array_index(r->lines, r->next);
+            if (g_str_has_prefix(s, "S: ") && !strstr(s, "\"event\"")) {
+                r->next++;
+                return g_strdup(s + 3);
+            }
+        }
+    }
+    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "unexpected command %s", command);
+    return NULL;
+}
+
+static void
+replay_free(SpQmpTransport *self)
+{
+    Replay *r = (Replay *)self;
+    g_ptr_array_unref(r->lines);
+    g_free(r->parent.name);
+    g_free(r);
+}
+
+static const SpQmpTransportOps replay_ops = { .command = replay_command, .free = replay_free };
+
+static SpQmp *
+replay_qmp(const char *transcript)
+{
+    g_autofree char *path = sp_test_data_path(transcript);
+    g_autofree char *text = NULL;
+    Replay *r = g_new0(Replay, 1);
+    g_autoptr(GError) error = NULL;
+    SpQmp *qmp;
+
+    assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    r->lines = g_ptr_array_new_with_free_func(g_free);
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        /* qmp_capabilities is the socket client's business, not ours. */
+        if (strstr(*l, "qmp_capabilities"))
+            continue;
+        g_ptr_array_add(r->lines, g_strdup(*l));
+    }
+    r->parent.ops = &replay_ops;
+    r->parent.name = g_strdup("replay");
+    qmp = sp_qmp_new(&r->parent, 1000, &error);
+    assert_non_null(qmp);
+    return qmp;
+}
+
+static void
+test_regions_numa(void **state)
+{
+    g_autofree char *proc = sp_test_data_path("proc/guest-numa");
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", proc);
+    g_autoptr(SpGuest) g = sp_guest_new("g1", 4242, replay_qmp("qmp/query-memdev-numa.txt"));
+    g_autoptr(GError) error = NULL;
+    const SpGuestRegion *node0, *mem1;
+
+    assert_true(sp_guest_load_regions(g, host, &error));
+    assert_int_equal(sp_guest_get_regions(g)->len, 2);
+    node0 = sp_guest_find_region(g, "ram-node0");
+    mem1 = sp_guest_find_region(g, "mem1");
+    assert_non_null(node0);
+    assert_non_null(mem1);
+    /* Placed by QEMU's gpa2hva answers, not by size: the decoy 64 MiB VMA
+     * below mem1 is left alone. */
+    assert_int_equal(node0->hva, 0x7fb32be00000ULL);
+    assert_int_equal(mem1->hva, 0x7fb327c00000ULL);
+    assert_int_equal(node0->size, 512ULL << 20);
+    assert_true(node0->merge);
+    /* QEMU says merge=false, the kernel still scans it: both are shown. */
+    assert_false(mem1->merge);
+    assert_true(mem1->vma_mergeable);
+    assert_int_equal(node0->backing, SP_BACKING_ANON_PRIVATE);
+    assert_int_equal(node0->vma->ksm_kb, 40960);
+    assert_int_equal(node0->vma->anon_huge_kb, 65536);
+    assert_int_equal(node0->node_pages->len, 2);
+    assert_int_equal(g_array_index(node0->node_pages, guint64, 0), 30000);
+    assert_int_equal(g_array_index(node0->node_pages, guint64, 1), 2768);
+}
+
+static void
+test_regions_gone(void **state)
+{
+    g_autofree char *proc = sp_test_data_path("proc/guest-numa");
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", proc);
+    g_autoptr(SpGuest) g = sp_guest_new("g2", 4243, replay_qmp("qmp/query-memdev-numa.txt"));
+    g_autoptr(GError) error = NULL;
+
+    /* QEMU answered, but its process is not in /proc (it died meanwhile). */
+    assert_false(sp_guest_load_regions(g, host, &error));
+    assert_true(g_error_matches(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_PROCESS));
+    assert_non_null(strstr(error->message, "g2"));
+    assert_non_null(strstr(error->message, "4243"));
+}
+
+static void
+test_ksm_stat(void **state)
+{
+    g_autofree char *proc = sp_test_data_path("proc/guest-numa");
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", proc);
+    g_autoptr(GError) error = NULL;
+    SpKsmStat k;
+
+    assert_true(sp_ksm_stat_read(host, 4242, &k, &error));
+    assert_int_equal(k.ksm_rmap_items, 34816);
+    assert_int_equal(k.ksm_zero_pages, 12);
+    assert_int_equal(k.ksm_merging_pages, 10496);
+    assert_int_equal(k.ksm_process_profit, 40763392);
+    assert_int_equal(k.ksm_merge_any, 0);
+    assert_int_equal(k.ksm_mergeable, 1);
+
+    /* An older kernel: no zero pages line, no yes/no lines. */
+    assert_true(sp_ksm_stat_parse("ksm_rmap_items 5\nksm_merging_pages 2\n", &k, &error));
+    assert_int_equal(k.ksm_zero_pages, -1);
+    assert_int_equal(k.ksm_merge_any, -1);
+    assert_int_equal(k.ksm_merging_pages, 2);
+
+    const char *bad[] = { "ksm_rmap_items lots\n", "ksm_merge_any: maybe\n", "justoneword\n" };
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) e = NULL;
+        assert_false(sp_ksm_stat_parse(bad[i], &k, &e));
+        assert_non_null(e);
+    }
+    assert_false(sp_ksm_stat_read(host, 999, &k, &error));
+    assert_true(g_error_matches(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_PROCESS));
+}
+
+static void
+test_cmdline_uuid(void **state)
+{
+    const char cmd[] = "qemu-system-x86_64\0-name\0guest=g1,debug-threads=on\0-uuid\0"
+                       "0a3f5d1e-1111-2222-3333-444455556666\0-m\0512";
+    gsize len = sizeof(cmd) - 1;
+
+    assert_true(sp_cmdline_has_uuid(cmd, len, "0a3f5d1e-1111-2222-3333-444455556666"));
+    assert_true(sp_cmdline_has_uuid(cmd, len, "0A3F5D1E-1111-2222-3333-444455556666"));
+    assert_false(sp_cmdline_has_uuid(cmd, len, "0a3f5d1e-1111-2222-3333-444455556667"));
+    assert_false(sp_cmdline_has_uuid(cmd, len, "0a3f5d1e"));
+    /* "-uuid" as the last word, or a uuid not after -uuid, does not count. */
+    const char tail[] = "qemu\0-name\00a3f5d1e-1111-2222-3333-444455556666\0-uuid";
+    assert_false(sp_cmdline_has_uuid(tail, sizeof(tail) - 1, "0a3f5d1e-1111-2222-3333-444455556666"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_regions_numa),
+        cmocka_unit_test(test_regions_gone),
+        cmocka_unit_test(test_ksm_stat),
+        cmocka_unit_test(test_cmdline_uuid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
