@@ -23,6 +23,8 @@ static const SpCliCommand sp_cli_commands[] = {
       sp_cli_regions },
     { "mark", "DOMAIN | --qmp SOCKET [--region ID] [--off] [--force]",
       "switch merging of a guest's RAM on or off, verified in smaps", sp_cli_mark },
+    { "doctor", "[DOMAIN...] [--qmp SOCKET] [--json]",
+      "why guests do not merge, with the evidence and the fix", sp_cli_doctor },
     { "help", "[COMMAND]", "show the commands, or one command's options", sp_cli_help },
 };
 

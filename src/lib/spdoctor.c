@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spdoctor.c: the rules of `samepage doctor`
+ *
+ * Host: KSM built, running, and fast enough that a full pass over the
+ * candidate pages takes under SP_DOCTOR_SLOW_SCAN_S (a pass takes
+ * candidates / pages_to_scan batches of sleep_millisecs each; a page needs
+ * two passes to merge).  Guest: not opted out (<nosharepages/>), every RAM
+ * backend marked in QEMU and, what counts, in the kernel (VmFlags mg),
+ * privately and anonymously backed (shared memfd/file and hugetlbfs are
+ * never scanned: vma_ksm_compatible()), not pinned (mlock, VFIO: pinned
+ * pages fail write_protect_page()'s refcount check), not mostly volatile,
+ * and with duplicates the model can find.
+ */
+#include "config.h"
+#define G_LOG_DOMAIN "samepage-doctor"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "samepage/spdoctor.h"
+
+void
+sp_finding_free(SpFinding *f)
+{
+    if (!f)
+        return;
+    g_free(f->subject);
+    g_free(f->code);
+    g_free(f->message);
+    g_free(f->evidence);
+    g_free(f->fix);
+    g_free(f);
+}
+
+const char *
+sp_finding_severity_to_string(SpFindingSeverity s)
+{
+    static const char *const names[] = { "info", "warning", "error" };
+    return names[s];
+}
+
+static void G_GNUC_PRINTF(6, 7)
+sp_add(GPtrArray *out, SpFindingSeverity sev, const char *subject, const char *code,
+       const char *fix, const char *fmt, ...)
+{
+    SpFinding *f = g_new0(SpFinding, 1);
+    va_list ap;
+    char *all, *sep;
+
+    va_start(ap, fmt);
+    all = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    /* "message | evidence" */
+    sep = strstr(all, " | ");
+    if (sep) {
+        *sep = '\0';
+        f->evidence = g_strdup(sep + 3);
+    } else {
+        f->evidence = g_strdup("");
+    }
+    f->message = all;
+    f->severity = sev;
+    f->subject = g_strdup(subject);
+    f->code = g_strdup(code);
+    f->fix = g_strdup(fix);
+    g_ptr_array_add(out, f);
+}
+
+/**
+ * sp_doctor_host:
+ *
+ * Returns: (transfer full) (element-type SpFinding): the host's findings.
+ */
+GPtrArray *
+sp_doctor_host(const SpDoctorHost *h)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sp_finding_free);
+    const SpKsmEntry *run = &h->ksm.entry[SP_KSM_RUN];
+    const SpKsmEntry *pts = &h->ksm.entry[SP_KSM_PAGES_TO_SCAN];
+    const SpKsmEntry *slp = &h->ksm.entry[SP_KSM_SLEEP_MILLISECS];
+
+    if (!h->ksm_available) {
+        sp_add(out, SP_FINDING_ERROR, "host", "ksm-missing",
+               "use a kernel built with CONFIG_KSM=y",
+               "this kernel has no KSM | /sys/kernel/mm/ksm does not exist");
+        return out;
+    }
+    if (run->supported && run->value != 1) {
+        sp_add(out, SP_FINDING_ERROR, "host", "ksm-stopped", "samepage ksm set run=1",
+               "KSM is not running | run=%" G_GINT64_FORMAT "%s", run->value,
+               run->value == 2 ? " (stopped and unmerged)" : " (stopped)");
+    }
+    if (pts->supported && slp->supported && h->candidate_pages > 0) {
+        guint64 batch = MAX(pts->value, 1);
+        double pass_s = (double)((h->candidate_pages + batch - 1) / batch) * slp->value / 1000.0;
+        if (pass_s > SP_DOCTOR_SLOW_SCAN_S) {
+            guint64 want = (guint64)((double)h->candidate_pages * slp->value /
+                                     (1000.0 * SP_DOCTOR_SLOW_SCAN_S / 2)) + 1;
+            g_autofree char *fix = g_strdup_printf("samepage ksm set pages_to_scan=%" G_GUINT64_FORMAT
+                                                   " (a pass in %d s)", want,
+                                                   SP_DOCTOR_SLOW_SCAN_S / 2);
+            sp_add(out, SP_FINDING_WARNING, "host", "scan-slow", fix,
+                   "a full KSM pass takes %.0f s, and a page needs two to merge | %" G_GUINT64_FORMAT
+                   " candidate pages, pages_to_scan=%" G_GINT64_FORMAT ", sleep_millisecs=%" G_GINT64_FORMAT,
+                   pass_s, h->candidate_pages, pts->value, slp->value);
+        }
+    }
+    return out;
+}
+
+/**
+ * sp_doctor_guest:
+ *
+ * Returns: (transfer full) (element-type SpFinding): the guest's findings.
+ */
+GPtrArray *
+sp_doctor_guest(const SpDoctorGuest *g)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sp_finding_free);
+    /* A guest named by its QMP socket is marked through it. */
+    g_autofree char *mark = g_strdup_printf(g->name[0] == '/' ? "samepage mark --qmp %s"
+                                                              : "samepage mark %s", g->name);
+    guint n_ok = 0;
+
+    if (g->nosharepages) {
+        g_autofree char *fix = g_strdup_printf("remove <nosharepages/> from the domain XML, "
+                                               "or samepage mark %s --force", g->name);
+        sp_add(out, SP_FINDING_ERROR, g->name, "nosharepages", fix,
+               "the domain opts out of memory sharing | <memoryBacking><nosharepages/> "
+               "(QEMU -machine mem-merge=off)");
+    }
+    if (g->vfio) {
+        sp_add(out, SP_FINDING_ERROR, g->name, "pinned-vfio",
+               "none while the device is assigned: VFIO pins all guest RAM",
+               "guest RAM is pinned for device assignment; KSM cannot merge pinned pages | "
+               "QEMU holds /dev/vfio file descriptors");
+    }
+    for (guint i = 0; i < g->regions->len; i++) {
+        const SpGuestRegion *r = g_ptr_array_index(g->regions, i);
+
+        if (!r->vma) {
+            sp_add(out, SP_FINDING_WARNING, g->name, "region-unmapped",
+                   "run with --debug and report it",
+                   "region %s: its host mapping was not found | %" G_GUINT64_FORMAT " bytes, "
+                   "not matched in /proc/PID/smaps", r->id, r->size);
+            continue;
+        }
+        if (r->backing == SP_BACKING_SHARED || r->backing == SP_BACKING_HUGETLB) {
+            sp_add(out, SP_FINDING_ERROR, g->name,
+                   r->backing == SP_BACKING_SHARED ? "backing-shared" : "backing-hugetlb",
+                   "use memory-backend-ram (or memfd/file with share=off) for this RAM",
+                   "region %s is %s memory, which KSM never scans | %" PRIx64 " %s, VmFlags %s",
+                   r->id, sp_backing_to_string(r->backing), r->vma->start, r->vma->perms,
+                   r->vma->vmflags ? r->vma->vmflags[0] : "");
+            continue;
+        }
+        if (!r->merge && !r->vma_mergeable) {
+            sp_add(out, SP_FINDING_ERROR, g->name, "merge-off", mark,
+                   "region %s is not marked mergeable | QEMU merge=false, VmFlags without mg",
+                   r->id);
+            continue;
+        }
+        if (!r->vma_mergeable) {
+            sp_add(out, SP_FINDING_ERROR, g->name, "vma-not-mergeable", mark,
+                   "region %s: QEMU says merge=true but the kernel does not scan it | "
+                   "VmFlags of %" PRIx64 " lack mg", r->id, r->vma->start);
+            continue;
+        }
+        if (!r->merge) {
+            sp_add(out, SP_FINDING_INFO, g->name, "merge-mismatch", mark,
+                   "region %s: QEMU says merge=false, yet the kernel scans it | VmFlags has mg "
+                   "(a backend made with merge=off under mem-merge=on)", r->id);
+        }
+        if (r->vma->locked_kb > 0) {
+            sp_add(out, SP_FINDING_WARNING, g->name, "pinned-mlock",
+                   "drop <locked/> from <memoryBacking> (mlock pins the pages)",
+                   "region %s: %.0f MiB is locked in memory; pinned pages do not merge | "
+                   "smaps Locked: %" G_GUINT64_FORMAT " kB", r->id, r->vma->locked_kb / 1024.0,
+                   r->vma->locked_kb);
+        }
+        n_ok++;
+    }
+    if (g->estimated && g->scanned_pages > 0) {
+        double vol = (double)g->volatile_pages / g->scanned_pages;
+        double saved = (double)g->saved_pages / g->scanned_pages;
+        if (vol > 0.5) {
+            sp_add(out, SP_FINDING_WARNING, g->name, "mostly-volatile",
+                   "nothing to fix in KSM: the guest rewrites its memory faster than a pass",
+                   "%.0f%% of the guest's pages changed between two reads | %" G_GUINT64_FORMAT
+                   " of %" G_GUINT64_FORMAT " pages", vol * 100, g->volatile_pages, g->scanned_pages);
+        }
+        if (saved < 0.05) {
+            sp_add(out, SP_FINDING_INFO, g->name, "few-duplicates",
+                   "KSM will save little here; consider leaving it unmarked",
+                   "the model finds %.1f%% of the guest's pages duplicated | %" G_GUINT64_FORMAT
+                   " saved of %" G_GUINT64_FORMAT " scanned", saved * 100, g->saved_pages,
+                   g->scanned_pages);
+        }
+    }
+    if (out->len == 0 && n_ok > 0) {
+        sp_add(out, SP_FINDING_INFO, g->name, "ok", "",
+               "every RAM region can merge | %u region%s marked and scanned", n_ok,
+               n_ok == 1 ? "" : "s");
+    }
+    return out;
+}
