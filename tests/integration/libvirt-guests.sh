@@ -1,0 +1,96 @@
+#!/bin/bash
+# Two guests under a real libvirtd (TCG): samepage list, regions, mark --off
+# and mark verified in smaps and ksm_stat, a <nosharepages/> guest refused
+# and diagnosed by doctor, estimate DOMAIN, and bad input.
+. "$SP_TOP_SRCDIR/tests/integration/lib.sh"
+. "$SP_TOP_SRCDIR/tests/integration/guest-lib.sh"
+. "$SP_TOP_SRCDIR/tests/integration/libvirt-lib.sh"
+
+sp_ksm_save
+sp_guest_image
+sp_libvirtd_start
+err=$SP_TEST_TMP/err
+
+sp_libvirt_guest sp-g1
+sp_libvirt_guest sp-g2 nosharepages
+sp_libvirt_wait_agent sp-g1
+sp_libvirt_wait_agent sp-g2
+
+# list: both guests, with pids; g1 marked, g2 (nosharepages) not.
+list=$("$SAMEPAGE" list --json) || sp_fail "samepage list failed"
+sp_log "samepage list: $(jq -c '.[] | {domain, pid, regions_marked}' <<<"$list" | tr '\n' ' ')"
+"$SAMEPAGE" list | sed 's/^/# /'
+pid1=$(jq -r '.[] | select(.domain == "sp-g1") | .pid' <<<"$list")
+pid2=$(jq -r '.[] | select(.domain == "sp-g2") | .pid' <<<"$list")
+[ -n "$pid1" ] && [ -d "/proc/$pid1" ] || sp_fail "list: no live pid for sp-g1"
+grep -q -- "-uuid" "/proc/$pid1/cmdline" || sp_fail "pid $pid1 is not a libvirt QEMU"
+[ "$(jq -r '.[] | select(.domain == "sp-g1") | .regions_marked' <<<"$list")" = 1 ] \
+    || sp_fail "sp-g1 should have its RAM marked"
+[ "$(jq -r '.[] | select(.domain == "sp-g2") | .regions_marked' <<<"$list")" = 0 ] \
+    || sp_fail "sp-g2 has <nosharepages/>: nothing should be marked"
+
+# regions: pc.ram on the 512 MiB VMA that gpa2hva names, with mg.
+reg=$("$SAMEPAGE" regions sp-g1 --json) || sp_fail "samepage regions failed"
+"$SAMEPAGE" regions sp-g1 | sed 's/^/# /'
+hva=$(jq -r '.regions[] | select(.id == "pc.ram") | .hva' <<<"$reg")
+[ "$hva" != null ] || sp_fail "regions: pc.ram has no host address"
+vma=$(grep -E "^${hva#0x}-" "/proc/$pid1/smaps") || sp_fail "no VMA starts at $hva in smaps"
+start=$((16#${hva#0x})); end=$((16#$(cut -d' ' -f1 <<<"$vma" | cut -d- -f2)))
+[ $((end - start)) -eq $((512 << 20)) ] || sp_fail "the pc.ram VMA is $((end - start)) bytes"
+
+vmflags() {   # PID HVA: the VmFlags line of the VMA at HVA
+    awk -v a="${2#0x}" '$1 ~ "^"a"-" {f=1} f && /^VmFlags:/ {print; exit}' "/proc/$1/smaps"
+}
+vmflags "$pid1" "$hva" | grep -qw mg || sp_fail "pc.ram of sp-g1 lacks mg before marking"
+
+# mark --off, then mark: the kernel's view changes, shown in smaps.
+out=$("$SAMEPAGE" mark sp-g1 --off) || sp_fail "mark --off failed: $out"
+sp_log "$out"
+vmflags "$pid1" "$hva" | grep -qw mg && sp_fail "mark --off: smaps still shows mg"
+sp_log "smaps after mark --off: $(vmflags "$pid1" "$hva")"
+out=$("$SAMEPAGE" mark sp-g1) || sp_fail "mark failed: $out"
+sp_log "$out"
+vmflags "$pid1" "$hva" | grep -qw mg || sp_fail "mark: smaps lacks mg"
+sp_log "smaps after mark: $(vmflags "$pid1" "$hva")"
+
+# The kernel merges what was marked: KSM on, ksm_stat of g1 grows, g2 stays 0.
+sp_ksm_set run=2
+sp_ksm_set pages_to_scan=5000 sleep_millisecs=20 run=1
+for _ in $(seq 60); do
+    m=$(awk '/^ksm_merging_pages/ {print $2}' "/proc/$pid1/ksm_stat")
+    [ "${m:-0}" -gt 0 ] && break
+    sleep 0.5
+done
+sp_log "ksm_stat sp-g1: $(tr '\n' ' ' < "/proc/$pid1/ksm_stat")"
+sp_log "ksm_stat sp-g2: $(tr '\n' ' ' < "/proc/$pid2/ksm_stat")"
+[ "${m:-0}" -gt 0 ] || sp_fail "KSM merged nothing of sp-g1 in 30 s"
+[ "$(awk '/^ksm_merging_pages/ {print $2}' "/proc/$pid2/ksm_stat")" = 0 ] \
+    || sp_fail "sp-g2 (<nosharepages/>) has merged pages"
+sp_ksm_set run=2
+
+# nosharepages: mark refused, doctor says why.
+"$SAMEPAGE" mark sp-g2 >/dev/null 2>"$err" && sp_fail "mark of a <nosharepages/> domain was accepted"
+grep -q "nosharepages" "$err" || sp_fail "unclear refusal: $(cat "$err")"
+sp_log "$(cat "$err")"
+doc=$("$SAMEPAGE" doctor sp-g2 --no-estimate --json) || sp_fail "doctor failed"
+"$SAMEPAGE" doctor sp-g2 --no-estimate | sed 's/^/# /'
+for code in nosharepages merge-off; do
+    [ "$(jq -r --arg c "$code" '[.[] | select(.subject == "sp-g2" and .code == $c)] | length' <<<"$doc")" -ge 1 ] \
+        || sp_fail "doctor sp-g2: no '$code' finding"
+done
+
+# estimate DOMAIN runs the model over the guest's RAM.
+est=$("$SAMEPAGE" estimate sp-g1 --json --passes 2 --interval 0.5) || sp_fail "estimate sp-g1 failed"
+sp_log "estimate sp-g1: scanned $(jq '.processes[0].scanned_pages' <<<"$est") pages, pages_sharing $(jq .pages_sharing <<<"$est"), saved $(jq .saved_pages.total <<<"$est")"
+[ "$(jq '.processes[0].scanned_pages' <<<"$est")" -gt 1000 ] || sp_fail "estimate scanned too little"
+
+# Bad input: a clear error, non-zero exit.
+"$SAMEPAGE" regions no-such-domain >/dev/null 2>"$err" && sp_fail "unknown domain accepted"
+grep -q "no domain 'no-such-domain'" "$err" || sp_fail "unclear: $(cat "$err")"
+$SP_VIRSH destroy sp-g2 >/dev/null
+"$SAMEPAGE" regions sp-g2 >/dev/null 2>"$err" && sp_fail "a shut-off domain was accepted"
+grep -q "is not running" "$err" || sp_fail "unclear: $(cat "$err")"
+"$SAMEPAGE" -c "qemu+unix:///system?socket=/nonexistent.sock" list >/dev/null 2>"$err" \
+    && sp_fail "a URI that refuses us was accepted"
+grep -q "cannot connect" "$err" || sp_fail "unclear: $(cat "$err")"
+sp_log "bad input refused: unknown domain, shut-off domain, unreachable URI"
