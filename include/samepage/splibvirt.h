@@ -13,6 +13,7 @@
 
 #include "samepage/spguest.h"
 #include "samepage/sphost.h"
+#include "samepage/spksm.h"
 
 G_BEGIN_DECLS
 
@@ -41,5 +42,9 @@ gboolean sp_libvirt_has_nosharepages(SpLibvirt *lv, const char *name, gboolean *
                                      GError **error);
 
 gboolean sp_cmdline_has_uuid(const char *cmdline, gsize len, const char *uuid);
+
+gboolean sp_libvirt_uri_is_remote(const char *uri);
+gboolean sp_libvirt_set_ksm(SpLibvirt *lv, const SpKsmSetting *settings, gsize n,
+                            GError **error);
 
 G_END_DECLS

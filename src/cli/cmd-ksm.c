@@ -5,9 +5,12 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 #include "samepage/spksm.h"
+#include "samepage/spnuma.h"
+#include "samepage/spestimate.h"
 
 static json_object *
 sp_cli_ksm_to_json(const SpKsmState *state)
@@ -46,7 +49,7 @@ sp_cli_ksm_print_table(const SpKsmState *state)
 }
 
 static int
-sp_cli_ksm_set(int argc, char **argv)
+sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
 {
     g_autoptr(SpHost) host = sp_host_new_from_env();
     g_autoptr(GError) error = NULL;
@@ -64,6 +67,17 @@ sp_cli_ksm_set(int argc, char **argv)
             return SP_EXIT_USAGE;
         }
     }
+    if (sp_libvirt_uri_is_remote(global->uri)) {
+        g_autoptr(SpLibvirt) lv = sp_libvirt_open(global->uri, &error);
+        if (!lv || !sp_libvirt_set_ksm(lv, settings, argc, &error)) {
+            sp_cli_error("ksm set: %s", error->message);
+            return SP_EXIT_FAILURE;
+        }
+        for (int i = 0; i < argc; i++)
+            printf("%s: -> %" G_GINT64_FORMAT " (through libvirt on %s)\n",
+                   sp_ksm_key_info(settings[i].key)->name, settings[i].value, global->uri);
+        return SP_EXIT_OK;
+    }
     if (!sp_ksm_read(host, &before, &error) ||
         !sp_ksm_apply(host, settings, argc, &error) ||
         !sp_ksm_read(host, &after, &error)) {
@@ -76,6 +90,140 @@ sp_cli_ksm_set(int argc, char **argv)
         g_autofree char *now = sp_ksm_format_value(k, after.entry[k].value);
         printf("%s: %s -> %s\n", sp_ksm_key_info(k)->name, was, now);
     }
+    return SP_EXIT_OK;
+}
+
+/* Every process KSM scans now: a VMA with mg. */
+static GArray *
+sp_cli_registered_pids(const SpHost *host)
+{
+    g_autofree char *proc = sp_host_procfs_path(host, "%s", "");
+    g_autoptr(GDir) dir = g_dir_open(proc, 0, NULL);
+    GArray *pids = g_array_new(FALSE, FALSE, sizeof(pid_t));
+    const char *name;
+
+    while (dir && (name = g_dir_read_name(dir))) {
+        g_autofree char *path = NULL, *text = NULL;
+        gint64 pid;
+        if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL))
+            continue;
+        path = g_build_filename(proc, name, "smaps", NULL);
+        if (g_file_get_contents(path, &text, NULL, NULL) &&
+            (strstr(text, " mg \n") || strstr(text, " mg\n"))) {
+            pid_t p = (pid_t)pid;
+            g_array_append_val(pids, p);
+        }
+    }
+    return pids;
+}
+
+/* pages_sharing the model predicts for the registered processes with the
+ * given merge_across_nodes, or -1. */
+static gint64
+sp_cli_predict_sharing(const SpHost *host, GArray *pids, gboolean man)
+{
+    SpScanOptions sopt;
+    SpEstimateOptions eopt;
+    g_autoptr(GError) error = NULL;
+
+    if (pids->len == 0)
+        return 0;
+    sp_scan_options_init(&sopt);
+    sopt.passes = 1;
+    sopt.interval_ms = 0;
+    sopt.want_nodes = TRUE;
+    g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
+    for (guint i = 0; i < pids->len; i++)
+        sp_scan_add_pid(scan, g_array_index(pids, pid_t, i), NULL);
+    if (!sp_scan_run(scan, &error))
+        return -1;
+    if (!sp_estimate_options_from_host(&eopt, host, NULL))
+        sp_estimate_options_init(&eopt);
+    eopt.merge_across_nodes = man;
+    g_autoptr(SpEstimate) est = sp_estimate_run(scan, &eopt, &error);
+    return est ? (gint64)sp_estimate_get_counters(est)->pages_sharing : -1;
+}
+
+static void
+sp_cli_numa_progress(gint64 shared, double elapsed, gpointer data)
+{
+    fprintf(stderr, "\r  unmerging: pages_shared=%-10" G_GINT64_FORMAT " %5.1f s", shared, elapsed);
+}
+
+static int
+sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
+{
+    gint want = -1, timeout = 600;
+    gboolean force = FALSE, dry_run = FALSE;
+    GOptionEntry entries[] = {
+        { "merge-across-nodes", 0, 0, G_OPTION_ARG_INT, &want, "0: one tree per node; 1: one tree", "0|1" },
+        { "force", 0, 0, G_OPTION_ARG_NONE, &force, "skip the free-memory check", NULL },
+        { "timeout", 0, 0, G_OPTION_ARG_INT, &timeout, "seconds to wait for the unmerge (600)", "S" },
+        { "dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run, "predict and check, change nothing", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- switch merge_across_nodes safely");
+    g_autoptr(SpHost) host = sp_host_new_from_env();
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GArray) pids = NULL;
+    SpKsmState before, after;
+    SpNumaPlan plan;
+    int rc;
+
+    g_option_context_set_summary(ctx,
+        "Predicts the sharing the new setting keeps, checks that free memory covers the\n"
+        "unmerge, then run=2, waits for pages_shared=0, writes the knob and restores run.\n"
+        "Any failure restores the previous state.");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
+        return rc;
+    if (want != 0 && want != 1) {
+        sp_cli_error("ksm numa: give --merge-across-nodes 0 or 1");
+        return SP_EXIT_USAGE;
+    }
+    if (timeout < 1) {
+        sp_cli_error("ksm numa: --timeout must be at least 1 second");
+        return SP_EXIT_USAGE;
+    }
+    if (!sp_ksm_read(host, &before, &error) ||
+        !sp_numa_plan(&before, sp_host_mem_available(host), want, force, &plan, &error)) {
+        sp_cli_error("ksm numa: %s", error->message);
+        return SP_EXIT_FAILURE;
+    }
+    if (plan.nothing_to_do) {
+        printf("merge_across_nodes is already %d: nothing to do\n", want);
+        return SP_EXIT_OK;
+    }
+    pids = sp_cli_registered_pids(host);
+    gint64 now_sharing = sp_cli_predict_sharing(host, pids, before.entry[SP_KSM_MERGE_ACROSS_NODES].value);
+    gint64 new_sharing = sp_cli_predict_sharing(host, pids, want);
+    printf("before: merge_across_nodes=%" G_GINT64_FORMAT " run=%" G_GINT64_FORMAT
+           " pages_shared=%" G_GINT64_FORMAT " pages_sharing=%" G_GINT64_FORMAT "\n",
+           before.entry[SP_KSM_MERGE_ACROSS_NODES].value, before.entry[SP_KSM_RUN].value,
+           before.entry[SP_KSM_PAGES_SHARED].value, before.entry[SP_KSM_PAGES_SHARING].value);
+    printf("model (%u processes registered with KSM): pages_sharing %" G_GINT64_FORMAT
+           " now, %" G_GINT64_FORMAT " with merge_across_nodes=%d (%.0f%% kept)\n",
+           pids->len, now_sharing, new_sharing, want,
+           now_sharing > 0 ? 100.0 * new_sharing / now_sharing : 100.0);
+    printf("unmerge: %s (%.1f MiB to copy, MemAvailable %.1f MiB)\n",
+           plan.unmerge ? "needed" : "not needed", plan.unmerge_bytes / 1048576.0,
+           sp_host_mem_available(host) / 1048576.0);
+    if (dry_run)
+        return SP_EXIT_OK;
+    if (!sp_numa_switch(host, want, force, timeout, sp_cli_numa_progress, NULL, &plan, &error)) {
+        fprintf(stderr, "\n");
+        sp_cli_error("ksm numa: %s", error->message);
+        return SP_EXIT_FAILURE;
+    }
+    fprintf(stderr, "\n");
+    if (!sp_ksm_read(host, &after, &error)) {
+        sp_cli_error("ksm numa: %s", error->message);
+        return SP_EXIT_FAILURE;
+    }
+    printf("after: merge_across_nodes=%" G_GINT64_FORMAT " run=%" G_GINT64_FORMAT
+           " pages_shared=%" G_GINT64_FORMAT " pages_sharing=%" G_GINT64_FORMAT "\n",
+           after.entry[SP_KSM_MERGE_ACROSS_NODES].value, after.entry[SP_KSM_RUN].value,
+           after.entry[SP_KSM_PAGES_SHARED].value, after.entry[SP_KSM_PAGES_SHARING].value);
     return SP_EXIT_OK;
 }
 
@@ -99,7 +247,9 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     /* "set" takes KEY=VALUE words that must not be parsed as options. */
     if (argc >= 2 && g_str_equal(argv[1], "set"))
-        return sp_cli_ksm_set(argc - 2, argv + 2);
+        return sp_cli_ksm_set(global, argc - 2, argv + 2);
+    if (argc >= 2 && g_str_equal(argv[1], "numa"))
+        return sp_cli_ksm_numa(global, argc - 1, argv + 1);
     if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
         return rc;
     if (argc > 1) {

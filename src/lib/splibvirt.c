@@ -287,3 +287,64 @@ sp_libvirt_has_nosharepages(SpLibvirt *lv, const char *name, gboolean *nosharepa
     free(xml);
     return TRUE;
 }
+
+/**
+ * sp_libvirt_uri_is_remote:
+ *
+ * TRUE for a URI that names a host ("qemu+ssh://host/system"): the host's
+ * sysfs is not ours to write then.
+ */
+gboolean
+sp_libvirt_uri_is_remote(const char *uri)
+{
+    const char *p;
+
+    if (!uri || !(p = strstr(uri, "://")))
+        return FALSE;
+    p += 3;
+    return *p && *p != '/';
+}
+
+/**
+ * sp_libvirt_set_ksm:
+ *
+ * KSM knobs of a remote host through virNodeSetMemoryParameters(), which
+ * knows only shm_pages_to_scan, shm_sleep_millisecs and
+ * shm_merge_across_nodes; any other key is refused before anything is sent.
+ * libvirt writes them in order and stops at the first failure.
+ */
+gboolean
+sp_libvirt_set_ksm(SpLibvirt *lv, const SpKsmSetting *settings, gsize n, GError **error)
+{
+    g_autofree virTypedParameterPtr params = g_new0(virTypedParameter, MAX(n, 1));
+
+    for (gsize i = 0; i < n; i++) {
+        const char *field;
+        switch (settings[i].key) {
+        case SP_KSM_PAGES_TO_SCAN:
+            field = VIR_NODE_MEMORY_SHARED_PAGES_TO_SCAN;
+            break;
+        case SP_KSM_SLEEP_MILLISECS:
+            field = VIR_NODE_MEMORY_SHARED_SLEEP_MILLISECS;
+            break;
+        case SP_KSM_MERGE_ACROSS_NODES:
+            field = VIR_NODE_MEMORY_SHARED_MERGE_ACROSS_NODES;
+            break;
+        default:
+            g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_FAILED,
+                        "%s cannot be set over %s: libvirt only passes pages_to_scan, "
+                        "sleep_millisecs and merge_across_nodes",
+                        sp_ksm_key_info(settings[i].key)->name, lv->uri);
+            return FALSE;
+        }
+        g_strlcpy(params[i].field, field, VIR_TYPED_PARAM_FIELD_LENGTH);
+        params[i].type = VIR_TYPED_PARAM_UINT;
+        params[i].value.ui = (unsigned int)settings[i].value;
+    }
+    if (virNodeSetMemoryParameters(lv->conn, params, (int)n, 0) < 0) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_FAILED, "%s: %s", lv->uri,
+                    sp_libvirt_last_error());
+        return FALSE;
+    }
+    return TRUE;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spnuma.h: switching merge_across_nodes safely
+ *
+ * The kernel refuses the change while pages are shared (EBUSY).  The safe
+ * switch unmerges first (run=2), waits until pages_shared is 0, writes the
+ * knob and puts run back; every failure restores the previous state.  The
+ * unmerge copies every shared page, so free memory is checked first.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "samepage/sphost.h"
+#include "samepage/spksm.h"
+
+G_BEGIN_DECLS
+
+#define SP_NUMA_ERROR (sp_numa_error_quark())
+GQuark sp_numa_error_quark(void);
+
+typedef enum {
+    SP_NUMA_ERROR_UNSUPPORTED,     /* no merge_across_nodes (kernel without NUMA) */
+    SP_NUMA_ERROR_MEMORY,          /* not enough free memory for the unmerge */
+    SP_NUMA_ERROR_TIMEOUT,         /* pages_shared did not reach 0 */
+    SP_NUMA_ERROR_FAILED,
+} SpNumaErrorCode;
+
+typedef struct {
+    gboolean nothing_to_do;        /* the knob already has the value */
+    gboolean unmerge;              /* run=2 is needed (pages are shared) */
+    guint64 unmerge_bytes;         /* memory the unmerge will take */
+    gint64 restore_run;            /* run to put back at the end */
+} SpNumaPlan;
+
+gboolean sp_numa_plan(const SpKsmState *state, guint64 mem_available, gboolean want,
+                      gboolean force, SpNumaPlan *plan, GError **error);
+
+typedef void (*SpNumaProgress)(gint64 pages_shared, double elapsed_s, gpointer user_data);
+
+gboolean sp_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_s,
+                        SpNumaProgress progress, gpointer user_data, SpNumaPlan *plan,
+                        GError **error);
+
+guint64 sp_host_mem_available(const SpHost *host);
+
+G_END_DECLS

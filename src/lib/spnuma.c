@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spnuma.c: the safe merge_across_nodes switch
+ *
+ * mm/ksm.c: merge_across_nodes_store() returns EBUSY while ksm_pages_shared
+ * is not 0, so the documented procedure is run=2 (unmerge everything), write
+ * the knob, run=1.  The unmerge breaks COW on every KSM page:
+ * pages_sharing pages come back as copies, so MemAvailable must cover
+ * pages_sharing * 4 KiB (plus a 10% margin) unless forced.  Progress is
+ * pages_shared going down to 0.  Failure at any point writes back the
+ * previous merge_across_nodes (if it changed) and run.
+ */
+#include "config.h"
+#define G_LOG_DOMAIN "samepage-numa"
+
+#include <string.h>
+
+#include "samepage/spnuma.h"
+
+G_DEFINE_QUARK(sp-numa-error-quark, sp_numa_error)
+
+/**
+ * sp_numa_plan:
+ * @state: the KSM state now
+ * @mem_available: MemAvailable in bytes
+ * @want: the merge_across_nodes wanted
+ *
+ * Decides, without touching anything, what the switch will do, or why it
+ * must not.
+ */
+gboolean
+sp_numa_plan(const SpKsmState *state, guint64 mem_available, gboolean want, gboolean force,
+             SpNumaPlan *plan, GError **error)
+{
+    const SpKsmEntry *man = &state->entry[SP_KSM_MERGE_ACROSS_NODES];
+    gint64 shared = state->entry[SP_KSM_PAGES_SHARED].value;
+    gint64 sharing = state->entry[SP_KSM_PAGES_SHARING].value;
+
+    memset(plan, 0, sizeof(*plan));
+    plan->restore_run = state->entry[SP_KSM_RUN].value == 2 ? 0 : state->entry[SP_KSM_RUN].value;
+    if (!man->supported) {
+        g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_UNSUPPORTED,
+                    "this kernel has no merge_across_nodes (built without NUMA)");
+        return FALSE;
+    }
+    if ((man->value != 0) == want) {
+        plan->nothing_to_do = TRUE;
+        return TRUE;
+    }
+    plan->unmerge = shared > 0;
+    plan->unmerge_bytes = (guint64)MAX(sharing, 0) * 4096;
+    if (plan->unmerge && !force) {
+        guint64 need = plan->unmerge_bytes + plan->unmerge_bytes / 10;
+        if (mem_available < need) {
+            g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_MEMORY,
+                        "unmerging %" G_GINT64_FORMAT " shared pages needs %.1f MiB "
+                        "(pages_sharing * 4 KiB + 10%%), MemAvailable is %.1f MiB; --force overrides",
+                        sharing, need / 1048576.0, mem_available / 1048576.0);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+guint64
+sp_host_mem_available(const SpHost *host)
+{
+    g_autofree char *path = sp_host_procfs_path(host, "meminfo");
+    g_autofree char *text = NULL;
+    const char *p;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL) || !(p = strstr(text, "MemAvailable:")))
+        return 0;
+    return g_ascii_strtoull(p + strlen("MemAvailable:"), NULL, 10) * 1024;
+}
+
+static gboolean
+sp_numa_write(const SpHost *host, SpKsmKey key, gint64 value, GError **error)
+{
+    SpKsmSetting s = { key, value };
+    return sp_ksm_apply(host, &s, 1, error);
+}
+
+/**
+ * sp_numa_switch:
+ * @timeout_s: how long to wait for pages_shared to reach 0
+ * @progress: (nullable): called about twice a second while waiting
+ * @plan: (out): what was planned (and done)
+ */
+gboolean
+sp_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_s,
+               SpNumaProgress progress, gpointer user_data, SpNumaPlan *plan, GError **error)
+{
+    SpKsmState st;
+    gint64 t0;
+
+    if (!sp_ksm_read(host, &st, error))
+        return FALSE;
+    if (!sp_numa_plan(&st, sp_host_mem_available(host), want, force, plan, error))
+        return FALSE;
+    if (plan->nothing_to_do)
+        return TRUE;
+
+    if (plan->unmerge || st.entry[SP_KSM_RUN].value == 1) {
+        /* Stop and unmerge; new merges could otherwise refill pages_shared. */
+        if (!sp_numa_write(host, SP_KSM_RUN, 2, error))
+            goto restore;
+    }
+    t0 = g_get_monotonic_time();
+    for (;;) {
+        SpKsmState now;
+        double el = (g_get_monotonic_time() - t0) / 1e6;
+        if (!sp_ksm_read(host, &now, error))
+            goto restore;
+        if (progress)
+            progress(now.entry[SP_KSM_PAGES_SHARED].value, el, user_data);
+        if (now.entry[SP_KSM_PAGES_SHARED].value == 0)
+            break;
+        if (el > timeout_s) {
+            g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_TIMEOUT,
+                        "pages_shared is still %" G_GINT64_FORMAT " after %u s of unmerging",
+                        now.entry[SP_KSM_PAGES_SHARED].value, timeout_s);
+            goto restore;
+        }
+        g_usleep(500000);
+    }
+    if (!sp_numa_write(host, SP_KSM_MERGE_ACROSS_NODES, want, error))
+        goto restore;
+    if (!sp_numa_write(host, SP_KSM_RUN, plan->restore_run, error)) {
+        g_prefix_error(error, "merge_across_nodes is now %d, but run could not be put back: ", want);
+        return FALSE;
+    }
+    return TRUE;
+
+restore:
+    {
+        g_autoptr(GError) undo = NULL;
+        SpKsmState now;
+        if (sp_ksm_read(host, &now, &undo) &&
+            now.entry[SP_KSM_MERGE_ACROSS_NODES].value != st.entry[SP_KSM_MERGE_ACROSS_NODES].value)
+            sp_numa_write(host, SP_KSM_MERGE_ACROSS_NODES,
+                          st.entry[SP_KSM_MERGE_ACROSS_NODES].value, &undo);
+        g_clear_error(&undo);
+        if (!sp_numa_write(host, SP_KSM_RUN, plan->restore_run, &undo))
+            g_prefix_error(error, "(run could not be restored: %s) ", undo->message);
+        else
+            g_prefix_error(error, "merge_across_nodes and run=%" G_GINT64_FORMAT " restored "
+                           "(pages already unmerged merge again as KSM rescans): ",
+                           plan->restore_run);
+    }
+    return FALSE;
+}

@@ -1,0 +1,55 @@
+#!/bin/bash
+# The safe merge_across_nodes switch on the real KSM (one NUMA node here):
+# a dry run changes nothing; the switch unmerges, waits for pages_shared=0,
+# writes the knob and restores run; a direct write while pages are shared is
+# refused whole; switching to the value it has does nothing.
+. "$SP_TOP_SRCDIR/tests/integration/lib.sh"
+
+sp_ksm_save
+[ -f "$SP_KSM_DIR/merge_across_nodes" ] || sp_skip "no merge_across_nodes (kernel without NUMA)"
+DUPMEM=$SP_TEST_BINDIR/dupmem
+err=$SP_TEST_TMP/err
+
+for i in 1 2; do
+    sp_spawn p "$DUPMEM" --pages 8192 --cross 4000 --zero 500 --instance $i --seed 5 --mergeable \
+        --nohuge --ready-file "$SP_TEST_TMP/ready-$i"
+done
+for i in 1 2; do
+    for _ in $(seq 100); do [ -s "$SP_TEST_TMP/ready-$i" ] && break; sleep 0.1; done
+done
+sp_ksm_set run=2 merge_across_nodes=1
+sp_ksm_set pages_to_scan=5000 sleep_millisecs=20 run=1
+for _ in $(seq 100); do [ "$(sp_ksm pages_shared)" -ge 4000 ] && break; sleep 0.2; done
+[ "$(sp_ksm pages_shared)" -ge 4000 ] || sp_fail "KSM did not merge the workload"
+sp_log "merged: pages_shared=$(sp_ksm pages_shared) pages_sharing=$(sp_ksm pages_sharing)"
+
+# The kernel's EBUSY rule, refused before anything is written.
+"$SAMEPAGE" ksm set pages_to_scan=4000 merge_across_nodes=0 2>"$err" && sp_fail "accepted while shared"
+grep -q "merge_across_nodes=0: the kernel refuses it while pages are shared" "$err" \
+    || sp_fail "unclear: $(cat "$err")"
+[ "$(sp_ksm pages_to_scan)" = 5000 ] || sp_fail "a refused request changed pages_to_scan"
+
+out=$("$SAMEPAGE" ksm numa --merge-across-nodes 0 --dry-run) || sp_fail "dry run failed"
+sp_log "$out"
+grep -q "% kept" <<<"$out" || sp_fail "dry run did not predict the sharing kept"
+[ "$(sp_ksm merge_across_nodes)" = 1 ] && [ "$(sp_ksm run)" = 1 ] || sp_fail "the dry run changed KSM"
+
+out=$("$SAMEPAGE" ksm numa --merge-across-nodes 0 2>&1) || sp_fail "switch failed: $out"
+sp_log "$out"
+[ "$(sp_ksm merge_across_nodes)" = 0 ] || sp_fail "merge_across_nodes is not 0"
+[ "$(sp_ksm run)" = 1 ] || sp_fail "run was not restored to 1"
+grep -q "before: merge_across_nodes=1" <<<"$out" && grep -q "after: merge_across_nodes=0 run=1" <<<"$out" \
+    || sp_fail "before/after not reported"
+
+# One node: the same sharing comes back with per-node trees.
+for _ in $(seq 100); do [ "$(sp_ksm pages_shared)" -ge 4000 ] && break; sleep 0.2; done
+sp_log "merged again with merge_across_nodes=0: pages_shared=$(sp_ksm pages_shared)"
+
+out=$("$SAMEPAGE" ksm numa --merge-across-nodes 0) || sp_fail "no-op switch failed"
+grep -q "nothing to do" <<<"$out" || sp_fail "switching to the current value did something: $out"
+
+"$SAMEPAGE" ksm numa --merge-across-nodes 2 2>"$err"
+[ $? -eq 2 ] || sp_fail "--merge-across-nodes 2 not refused as usage"
+out=$("$SAMEPAGE" ksm numa --merge-across-nodes 1 2>&1) || sp_fail "switch back failed: $out"
+[ "$(sp_ksm merge_across_nodes)" = 1 ] || sp_fail "merge_across_nodes is not back to 1"
+sp_log "switched back: $(grep after: <<<"$out")"

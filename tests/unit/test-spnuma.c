@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "samepage/spnuma.h"
+#include "sptest.h"
+
+#define KSM "kernel/mm/ksm/"
+
+static SpKsmState
+state(gint64 man, gint64 run, gint64 shared, gint64 sharing)
+{
+    SpKsmState st;
+    memset(&st, 0, sizeof(st));
+    for (guint i = 0; i < SP_KSM_N_KEYS; i++)
+        st.entry[i].supported = TRUE;
+    st.entry[SP_KSM_MERGE_ACROSS_NODES].value = man;
+    st.entry[SP_KSM_RUN].value = run;
+    st.entry[SP_KSM_PAGES_SHARED].value = shared;
+    st.entry[SP_KSM_PAGES_SHARING].value = sharing;
+    return st;
+}
+
+static void
+test_plan(void **unused)
+{
+    g_autoptr(GError) error = NULL;
+    SpNumaPlan plan;
+    SpKsmState st = state(1, 1, 1000, 250000);   /* 250000 sharing = 976.6 MiB to copy */
+
+    assert_true(sp_numa_plan(&st, 4ULL << 30, TRUE, FALSE, &plan, &error));
+    assert_true(plan.nothing_to_do);
+
+    assert_true(sp_numa_plan(&st, 4ULL << 30, FALSE, FALSE, &plan, &error));
+    assert_false(plan.nothing_to_do);
+    assert_true(plan.unmerge);
+    assert_int_equal(plan.unmerge_bytes, 250000ULL * 4096);
+    assert_int_equal(plan.restore_run, 1);
+
+    /* Not enough memory for the copies: refused with the numbers ... */
+    assert_false(sp_numa_plan(&st, 1ULL << 30, FALSE, FALSE, &plan, &error));
+    assert_true(g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_MEMORY));
+    assert_non_null(strstr(error->message, "1074.2 MiB"));
+    assert_non_null(strstr(error->message, "1024.0 MiB"));
+    g_clear_error(&error);
+    /* ... unless forced. */
+    assert_true(sp_numa_plan(&st, 1ULL << 30, FALSE, TRUE, &plan, &error));
+
+    /* Nothing shared: no unmerge, no memory needed; run=2 is put back as 0. */
+    SpKsmState idle = state(0, 2, 0, 0);
+    assert_true(sp_numa_plan(&idle, 0, TRUE, FALSE, &plan, &error));
+    assert_false(plan.unmerge);
+    assert_int_equal(plan.restore_run, 0);
+
+    SpKsmState nonuma = state(1, 1, 0, 0);
+    nonuma.entry[SP_KSM_MERGE_ACROSS_NODES].supported = FALSE;
+    assert_false(sp_numa_plan(&nonuma, 0, FALSE, FALSE, &plan, &error));
+    assert_true(g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_UNSUPPORTED));
+}
+
+static void
+test_switch_fake(void **unused)
+{
+    g_autofree char *root = sp_test_tree_new("sysfs-6.18");
+    g_autofree char *proc = g_dir_make_tmp("samepage-proc-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots(root, proc);
+    g_autoptr(GError) error = NULL;
+    SpNumaPlan plan;
+
+    sp_test_write(proc, "meminfo", "MemTotal: 24000000 kB\nMemAvailable: 20000000 kB\n");
+    sp_test_write(root, KSM "run", "1\n");
+    /* Nothing shared: the switch goes through and run comes back to 1. */
+    assert_true(sp_numa_switch(host, FALSE, FALSE, 5, NULL, NULL, &plan, &error));
+    g_autofree char *man = sp_test_read(root, KSM "merge_across_nodes");
+    g_autofree char *run = sp_test_read(root, KSM "run");
+    assert_string_equal(man, "0");
+    assert_string_equal(run, "1");
+
+    /* Pages shared that never go away (a fake file does not unmerge): the
+     * wait times out, merge_across_nodes is untouched and run restored. */
+    sp_test_write(root, KSM "pages_shared", "500\n");
+    sp_test_write(root, KSM "pages_sharing", "900\n");
+    assert_false(sp_numa_switch(host, TRUE, FALSE, 1, NULL, NULL, &plan, &error));
+    assert_true(g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_TIMEOUT));
+    assert_non_null(strstr(error->message, "pages_shared is still 500"));
+    g_autofree char *man2 = sp_test_read(root, KSM "merge_across_nodes");
+    g_autofree char *run2 = sp_test_read(root, KSM "run");
+    assert_string_equal(man2, "0");
+    assert_string_equal(run2, "1");
+
+    sp_test_remove_tree(root);
+    sp_test_remove_tree(proc);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_switch_fake),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
