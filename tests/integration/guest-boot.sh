@@ -79,4 +79,21 @@ sp_log "estimate: saved $(jq -r '.saved_pages | "\(.total) pages = \(.bytes / 10
 [ "$sharing" -gt 0 ] || sp_fail "estimate predicts no sharing (pages_sharing $sharing)"
 jq -e '.partial == false' <<<"$est" > /dev/null || sp_fail "the estimate is partial"
 
+# The same guest through samepage's own QMP client (no libvirt): regions,
+# mark --off and mark, each verified in smaps by the kernel's VmFlags.
+qmpsock=$(sp_guest_path g1 qmp)
+reg=$("$SAMEPAGE" regions --qmp "$qmpsock" --json) || sp_fail "regions --qmp failed: $reg"
+[ "$(jq -r .pid <<<"$reg")" = "$pid" ] || sp_fail "regions --qmp found pid $(jq -r .pid <<<"$reg"), not $pid"
+rhva=$(jq -r '.regions[] | select(.id == "pc.ram") | .hva' <<<"$reg")
+[ $((16#${rhva#0x})) -eq "$hva" ] || sp_fail "regions --qmp places pc.ram at $rhva, gpa2hva said $(printf 0x%x "$hva")"
+flags_at() { awk -v a="$(printf %x "$1")" '$1 ~ "^"a"-" {f=1} f && /^VmFlags:/ {print; exit}' "/proc/$pid/smaps"; }
+out=$("$SAMEPAGE" mark --qmp "$qmpsock" --off) || sp_fail "mark --qmp --off failed: $out"
+sp_log "$out"
+flags_at "$hva" | grep -qw mg && sp_fail "mark --off: the VMA still has mg"
+out=$("$SAMEPAGE" mark --qmp "$qmpsock") || sp_fail "mark --qmp failed: $out"
+sp_log "$out"
+flags_at "$hva" | grep -qw mg || sp_fail "mark: the VMA lacks mg"
+doc=$("$SAMEPAGE" doctor --qmp "$qmpsock" --no-estimate --json) || sp_fail "doctor --qmp failed"
+sp_log "doctor: $(jq -c '[.[] | .code]' <<<"$doc")"
+
 sp_guest_quit g1
