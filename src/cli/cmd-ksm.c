@@ -60,6 +60,20 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("ksm set: give at least one KEY=VALUE");
         return SP_EXIT_USAGE;
     }
+    gboolean json = FALSE;
+    /* --json may come anywhere among the KEY=VALUE words. */
+    int kept = 0;
+    for (int i = 0; i < argc; i++) {
+        if (g_str_equal(argv[i], "--json"))
+            json = TRUE;
+        else
+            argv[kept++] = argv[i];
+    }
+    argc = kept;
+    if (argc < 1) {
+        sp_cli_error("ksm set: give at least one KEY=VALUE");
+        return SP_EXIT_USAGE;
+    }
     settings = g_new0(SpKsmSetting, argc);
     for (int i = 0; i < argc; i++) {
         if (!sp_ksm_parse_setting(argv[i], &settings[i], &error)) {
@@ -84,12 +98,23 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("ksm set: %s", error->message);
         return SP_EXIT_FAILURE;
     }
+    g_autoptr(json_object) arr = json_object_new_array();
     for (int i = 0; i < argc; i++) {
         SpKsmKey k = settings[i].key;
         g_autofree char *was = sp_ksm_format_value(k, before.entry[k].value);
         g_autofree char *now = sp_ksm_format_value(k, after.entry[k].value);
-        printf("%s: %s -> %s\n", sp_ksm_key_info(k)->name, was, now);
+        if (json) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "key", json_object_new_string(sp_ksm_key_info(k)->name));
+            json_object_object_add(o, "before", json_object_new_string(was));
+            json_object_object_add(o, "after", json_object_new_string(now));
+            json_object_array_add(arr, o);
+        } else {
+            printf("%s: %s -> %s\n", sp_ksm_key_info(k)->name, was, now);
+        }
     }
+    if (json)
+        sp_cli_print_json(arr);
     return SP_EXIT_OK;
 }
 
