@@ -38,6 +38,7 @@ int sp_cli_list(const SpCliGlobal *global, int argc, char **argv);
 int sp_cli_regions(const SpCliGlobal *global, int argc, char **argv);
 int sp_cli_mark(const SpCliGlobal *global, int argc, char **argv);
 int sp_cli_doctor(const SpCliGlobal *global, int argc, char **argv);
+int sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv);
 
 SpGuest *sp_cli_open_guest(const SpCliGlobal *global, SpLibvirt **lv, const SpHost *host,
                            const char *name, const char *qmp_socket, GError **error);

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cmd-experiment.c: samepage experiment run PLAN [--output DIR] [--json]
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+
+#include "cli.h"
+#include "samepage/spexperiment.h"
+#include "samepage/spplan.h"
+#include "samepage/spreport.h"
+
+/* Declared in cli.h once the command is registered there. */
+int sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv);
+
+typedef struct {
+    SpExperiment *exp;
+    gboolean tty;
+    gboolean interrupted;
+    char *last_stage;
+    gint64 last_print;
+    gboolean line_open;
+} SpCliExperiment;
+
+static gboolean
+sp_cli_experiment_signal(gpointer data)
+{
+    SpCliExperiment *c = data;
+
+    if (!c->interrupted) {
+        if (c->line_open)
+            fputc('\n', stderr);
+        c->line_open = FALSE;
+        fprintf(stderr, "samepage: interrupted: tearing down the guests and restoring KSM "
+                        "(the data so far is kept, marked incomplete)\n");
+    }
+    c->interrupted = TRUE;
+    sp_experiment_interrupt(c->exp);
+    return G_SOURCE_CONTINUE;
+}
+
+static void
+sp_cli_experiment_progress(const SpExperimentProgress *p, gpointer data)
+{
+    SpCliExperiment *c = data;
+    g_autoptr(GString) line = g_string_new(NULL);
+    gint64 now = g_get_monotonic_time();
+    guint el = (guint)p->elapsed_s;
+    gboolean new_stage = g_strcmp0(c->last_stage, p->stage) != 0;
+
+    g_string_append_printf(line, "run %u/%u: %u VM%s, %s", p->run, p->n_runs, p->n_vms,
+                           p->n_vms == 1 ? "" : "s", p->stage);
+    if (g_str_equal(p->stage, "booting") || g_str_equal(p->stage, "creating guests") ||
+        g_str_equal(p->stage, "starting guests"))
+        g_string_append_printf(line, " (%u/%u)", p->ready, p->n_vms);
+    if (g_str_equal(p->stage, "sampling"))
+        g_string_append_printf(line, " t=%.0f/%.0f s", p->t, p->duration);
+    if (p->have_figures)
+        g_string_append_printf(line, ", saved %.0f MiB (%.1f%%), model %.0f MiB", p->saved_mib,
+                               p->reclaimed_pct, p->pred_saved_mib);
+    g_string_append_printf(line, " | elapsed %u:%02u:%02u", el / 3600, el / 60 % 60, el % 60);
+
+    if (c->tty) {
+        fprintf(stderr, "\r\033[K%s", line->str);
+        c->line_open = TRUE;
+    } else if (new_stage || now - c->last_print >= 30 * G_USEC_PER_SEC) {
+        fprintf(stderr, "%s\n", line->str);
+        c->last_print = now;
+    }
+    fflush(stderr);
+    g_free(c->last_stage);
+    c->last_stage = g_strdup(p->stage);
+}
+
+static char *
+sp_cli_experiment_default_output(const SpPlan *plan)
+{
+    g_autoptr(GDateTime) now = g_date_time_new_now_local();
+    g_autofree char *stamp = g_date_time_format(now, "%Y%m%d-%H%M%S");
+    g_autofree char *name = g_strdup(plan->name);
+
+    g_strcanon(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", '-');
+    return g_strdup_printf("experiment-%s-%s", name, stamp);
+}
+
+int
+sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
+{
+    g_autofree char *output = NULL;
+    g_autofree char *image_dir = NULL;
+    g_autofree char *template_path = NULL;
+    gboolean json = FALSE;
+    GOptionEntry entries[] = {
+        { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
+          "directory for the results (default: experiment-NAME-DATE-TIME)", "DIR" },
+        { "image-dir", 0, 0, G_OPTION_ARG_FILENAME, &image_dir,
+          "where base.qcow2, vmlinuz and initrd.img are (default: the plan's [guest] "
+          "image_dir, $SAMEPAGE_IMAGE_DIR, or vm-images/cache)", "DIR" },
+        { "template", 0, 0, G_OPTION_ARG_FILENAME, &template_path,
+          "libvirt domain template (default: vm-images/domain.xml.in)", "FILE" },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print results.json instead of the table", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("run PLAN - run an experiment plan");
+    g_autoptr(SpHost) host = sp_host_new_from_env();
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpPlan) plan = NULL;
+    g_autoptr(SpExperiment) exp = NULL;
+    g_autofree char *plan_text = NULL;
+    g_autofree char *default_images = NULL;
+    g_autofree char *default_template = NULL;
+    SpExperimentOptions opt = { 0 };
+    SpCliExperiment c = { 0 };
+    guint sig[3];
+    gboolean ok;
+    int rc;
+
+    g_option_context_set_summary(ctx,
+        "For every VM count of the plan: reset KSM and apply the plan's knobs, start that many\n"
+        "cloned Debian guests under libvirt (qcow2 overlays on one base image), wait for their\n"
+        "guest agents, start the workload, turn KSM on and sample the guests' sharing, the\n"
+        "model's prediction and CPU.  Writes CSV, JSON, plots and report.md; tears down every\n"
+        "guest and restores KSM at the end, on failure and on Ctrl-C.  Needs root.");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
+        return rc;
+    if (argc < 2 || !g_str_equal(argv[1], "run")) {
+        sp_cli_error("experiment: the subcommand is 'run PLAN' (see 'samepage help experiment')");
+        return SP_EXIT_USAGE;
+    }
+    if (argc != 3) {
+        sp_cli_error(argc < 3 ? "experiment run: give the plan file"
+                              : "experiment run: one plan at a time ('%s' is extra)", argv[3]);
+        return SP_EXIT_USAGE;
+    }
+    if (!g_file_get_contents(argv[2], &plan_text, NULL, &error)) {
+        sp_cli_error("experiment: %s", error->message);
+        return SP_EXIT_FAILURE;
+    }
+    plan = sp_plan_load(argv[2], host, &error);
+    if (!plan) {
+        sp_cli_error("experiment: %s", error->message);
+        return SP_EXIT_FAILURE;
+    }
+    if (!output)
+        output = sp_cli_experiment_default_output(plan);
+
+    default_images = image_dir ? g_strdup(image_dir)
+        : g_getenv("SAMEPAGE_IMAGE_DIR") ? g_strdup(g_getenv("SAMEPAGE_IMAGE_DIR"))
+        : g_build_filename(SP_TOP_SRCDIR, "vm-images", "cache", NULL);
+    default_template = template_path ? g_strdup(template_path)
+        : g_build_filename(SP_TOP_SRCDIR, "vm-images", "domain.xml.in", NULL);
+    /* Command-line paths win over the plan's. */
+    if (image_dir)
+        g_clear_pointer(&plan->image_dir, g_free);
+    if (template_path)
+        g_clear_pointer(&plan->template_path, g_free);
+
+    opt.uri = global->uri;
+    opt.output_dir = output;
+    opt.plan_text = plan_text;
+    opt.default_image_dir = default_images;
+    opt.default_template = default_template;
+    exp = sp_experiment_new(plan, host, &opt);
+    c.exp = exp;
+    c.tty = isatty(STDERR_FILENO);
+    sp_experiment_set_progress_func(exp, sp_cli_experiment_progress, &c);
+    sig[0] = g_unix_signal_add(SIGINT, sp_cli_experiment_signal, &c);
+    sig[1] = g_unix_signal_add(SIGTERM, sp_cli_experiment_signal, &c);
+    sig[2] = g_unix_signal_add(SIGHUP, sp_cli_experiment_signal, &c);
+
+    fprintf(stderr, "samepage: experiment \"%s\": VM counts", plan->name);
+    for (guint i = 0; i < plan->vm_counts->len; i++)
+        fprintf(stderr, "%s%u", i ? "," : " ", g_array_index(plan->vm_counts, guint, i));
+    fprintf(stderr, ", %u MiB guests, %g s per run; results in %s\n", plan->memory_mib,
+            plan->duration_s, output);
+
+    ok = sp_experiment_run(exp, &error);
+    for (gsize i = 0; i < G_N_ELEMENTS(sig); i++)
+        g_source_remove(sig[i]);
+    if (c.line_open)
+        fputc('\n', stderr);
+    g_free(c.last_stage);
+
+    if (json) {
+        g_autoptr(json_object) results = sp_experiment_results_json(exp);
+        sp_cli_print_json(results);
+    } else if (sp_experiment_get_runs(exp)->len) {
+        g_autofree char *table = sp_report_summary_table(plan, sp_experiment_get_runs(exp));
+        g_autoptr(GPtrArray) conc = sp_report_conclusions(plan, sp_experiment_get_runs(exp));
+        double el = sp_experiment_get_elapsed(exp);
+
+        printf("\n%s\n", table);
+        for (guint i = 0; i < conc->len; i++)
+            printf("- %s\n", (const char *)g_ptr_array_index(conc, i));
+        printf("\nTook %.0f s (%u:%02u). Results: %s/report.md (CSV, JSON, plots beside it)\n",
+               el, (guint)el / 60, (guint)el % 60, output);
+    }
+    if (!ok) {
+        sp_cli_error("experiment: %s", error->message);
+        if (sp_experiment_get_runs(exp)->len)
+            fprintf(stderr, "samepage: the data collected so far is in %s, marked incomplete\n",
+                    output);
+        return SP_EXIT_FAILURE;
+    }
+    return SP_EXIT_OK;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spexperimentpriv.h: the experiment runner's pure helpers, for unit tests
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "samepage/spexperiment.h"
+
+G_BEGIN_DECLS
+
+/* /proc/stat: the "cpu" line's busy and total jiffies. */
+gboolean sp_exp_parse_proc_stat(const char *text, guint64 *busy, guint64 *total, GError **error);
+/* /proc/PID/stat: utime + stime in clock ticks (the comm may hold spaces and ')'). */
+gboolean sp_exp_parse_pid_stat(const char *text, guint64 *ticks, GError **error);
+/* /proc/PID/ksm_stat into a guest sample (absent lines stay -1). */
+gboolean sp_exp_parse_ksm_stat(const char *text, SpExpGuestSample *g, GError **error);
+/* /proc/PID/status: VmRSS in kB (0 for a kernel thread). */
+guint64 sp_exp_parse_vmrss(const char *text);
+/* A NUL-separated command line that holds "-uuid UUID". */
+gboolean sp_exp_cmdline_has_uuid(const char *cmdline, gsize len, const char *uuid);
+
+/* The template with every @KEY@ replaced by the XML-escaped value of KEY in
+ * @vars; a placeholder left over is an error. */
+char *sp_exp_fill_template(const char *tmpl, GHashTable *vars, GError **error);
+
+/* The guest RAM VMA among @vmas (SpVma): the one holding @hva (0: unknown)
+ * of exactly @size bytes, else the only private anonymous VMA of that size. */
+gboolean sp_exp_pick_ram_vma(GPtrArray *vmas, guint64 hva, guint64 size,
+                             guint64 *start, guint64 *end, GError **error);
+
+/* The KSM writes that put @orig back over @cur (in a state after run=2), in
+ * an order the kernel takes; may be empty. */
+GArray *sp_exp_ksm_restore_settings(const SpKsmState *orig, const SpKsmState *cur);
+/* The plan's KSM writes for a host in @cur (advisor_mode=none added when
+ * pages_to_scan needs it). */
+GArray *sp_exp_ksm_plan_settings(const SpPlan *plan, const SpKsmState *cur);
+
+/* What differs from the plan's KSM knobs (and run) in @st; NULL if nothing. */
+char *sp_exp_ksm_disturbed(const SpPlan *plan, const SpKsmState *st, gboolean running, double t);
+
+/* A domain name: sp-PLAN-TAG-RUN-GUEST, PLAN reduced to [a-z0-9-]. */
+char *sp_exp_domain_name(const char *plan_name, const char *tag, guint run, guint guest);
+
+G_END_DECLS

@@ -1,0 +1,212 @@
+#!/bin/bash
+# `samepage experiment run` end to end, under a libvirtd this test starts
+# itself (virtlogd and libvirtd in the foreground as children, stopped by
+# PID; libvirtd on a private socket directory), or the system one if one
+# already answers.
+#
+# 1. A 2-guest experiment of about two minutes: the outputs exist and are
+#    consistent (the model's prediction, made before KSM ran, within a few
+#    percent of the kernel's converged figures; the census of the guests'
+#    frames against their ksm_stat; the sysfs figures at least the guests'),
+#    and teardown left no domain, overlay, QEMU process or KSM setting.
+# 2. A guest that never becomes ready (boot_timeout=1): a clear error
+#    naming the guest and the plan, the data marked incomplete, nothing left.
+# 3. SIGINT while sampling: teardown, data kept and marked incomplete.
+#
+# Environment: SP_EXPERIMENT_DURATION (seconds of sampling in part 1,
+# default 90).
+. "$SP_TOP_SRCDIR/tests/integration/lib.sh"
+. "$SP_TOP_SRCDIR/tests/integration/guest-lib.sh"
+
+DURATION=${SP_EXPERIMENT_DURATION:-90}
+KNOBS="run pages_to_scan sleep_millisecs max_page_sharing merge_across_nodes use_zero_pages
+       stable_node_chains_prune_millisecs smart_scan advisor_mode advisor_max_cpu
+       advisor_min_pages_to_scan advisor_max_pages_to_scan advisor_target_scan_time"
+
+sp_ksm_save
+for tool in libvirtd virtlogd virsh jq socat; do
+    command -v "$tool" >/dev/null || sp_skip "$tool is not installed (build-aux/setup installs it)"
+done
+"$SAMEPAGE" help experiment >/dev/null 2>&1 \
+    || sp_skip "this samepage has no 'experiment' command registered yet"
+sp_guest_image
+# QEMU runs as libvirt-qemu: it must reach the overlays in our directory.
+chmod 755 "$SP_TEST_TMP"
+
+knobs() {
+    local k
+    for k in $KNOBS; do
+        [ -f "$SP_KSM_DIR/$k" ] && printf '%s=%s\n' "$k" "$(cat "$SP_KSM_DIR/$k")"
+    done
+}
+
+# ---------------------------------------------------------------- libvirtd
+if virsh -c qemu:///system version >/dev/null 2>&1; then
+    URI=qemu:///system
+    sp_log "using the running system libvirtd ($URI)"
+else
+    if ! socat -u OPEN:/dev/null UNIX-CONNECT:/run/libvirt/virtlogd-sock 2>/dev/null; then
+        sp_spawn VIRTLOGD virtlogd
+        for _ in $(seq 100); do
+            socat -u OPEN:/dev/null UNIX-CONNECT:/run/libvirt/virtlogd-sock 2>/dev/null && break
+            sleep 0.1
+        done
+        sp_log "started virtlogd (pid $VIRTLOGD)"
+    fi
+    mkdir -p "$SP_TEST_TMP/run"
+    cat > "$SP_TEST_TMP/libvirtd.conf" <<EOF
+unix_sock_dir = "$SP_TEST_TMP/run"
+log_outputs = "3:file:$SP_TEST_TMP/libvirtd.log"
+EOF
+    sp_spawn LIBVIRTD libvirtd -f "$SP_TEST_TMP/libvirtd.conf" -p "$SP_TEST_TMP/libvirtd.pid"
+    URI="qemu:///system?socket=$SP_TEST_TMP/run/libvirt-sock"
+    for _ in $(seq 200); do
+        virsh -c "$URI" version >/dev/null 2>&1 && break
+        kill -0 "$LIBVIRTD" 2>/dev/null || sp_fail "libvirtd exited at once: $(tail -n 5 "$SP_TEST_TMP/libvirtd.log" 2>/dev/null)"
+        sleep 0.1
+    done
+    virsh -c "$URI" version >/dev/null 2>&1 || sp_fail "libvirtd (pid $LIBVIRTD) does not answer on $URI"
+    sp_log "started libvirtd (pid $LIBVIRTD) on a private socket: $URI"
+fi
+
+domains_before=$(virsh -c "$URI" list --all --name | sort)
+
+# What must be gone after a run: domains, overlays, QEMU processes, knobs.
+check_teardown() {
+    local what=$1 out=$2 knobs_before=$3 uuid pid d
+    local domains_after
+    domains_after=$(virsh -c "$URI" list --all --name | sort)
+    [ "$domains_after" = "$domains_before" ] \
+        || sp_fail "$what: domains left behind: $(comm -13 <(echo "$domains_before") <(echo "$domains_after") | tr '\n' ' ')"
+    if [ -d "$SP_TEST_TMP/overlays" ] && [ -n "$(ls -A "$SP_TEST_TMP/overlays")" ]; then
+        sp_fail "$what: overlays left behind: $(ls "$SP_TEST_TMP/overlays")"
+    fi
+    for uuid in $(jq -r '.guests[].uuid' "$out"/run-*/run.json 2>/dev/null); do
+        for d in /proc/[0-9]*; do
+            if tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q -- "-uuid $uuid"; then
+                pid=${d#/proc/}
+                sp_fail "$what: QEMU pid $pid of guest $uuid still runs"
+            fi
+        done
+    done
+    [ "$(knobs)" = "$knobs_before" ] \
+        || sp_fail "$what: KSM knobs not restored: $(diff <(echo "$knobs_before") <(knobs) | grep '^[<>]' | tr '\n' ' ')"
+    sp_log "$what: teardown left no domain, overlay, QEMU process or KSM setting behind"
+}
+
+plan() { # NAME VM_COUNTS DURATION BOOT_TIMEOUT
+    cat > "$SP_TEST_TMP/$1.ini" <<EOF
+[plan]
+name=it-$1
+vm_counts=$2
+[guest]
+memory_mib=512
+boot_timeout=$4
+overlay_dir=$SP_TEST_TMP/overlays
+[ksm]
+pages_to_scan=1000
+sleep_millisecs=20
+use_zero_pages=0
+max_page_sharing=256
+[sampling]
+interval=5
+duration=$3
+EOF
+}
+
+# ---------------------------------------------------------------- 1. a real run
+plan two 2 "$DURATION" 300
+OUT=$SP_TEST_TMP/out-two
+knobs_before=$(knobs)
+t0=$EPOCHREALTIME
+"$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/two.ini" --output "$OUT" \
+    > "$SP_TEST_TMP/two.stdout" 2> "$SP_TEST_TMP/two.stderr"
+rc=$?
+sed 's/^/#   /' "$SP_TEST_TMP/two.stdout"
+[ $rc -eq 0 ] || { tail -n 20 "$SP_TEST_TMP/two.stderr" | sed 's/^/#   /'; sp_fail "the 2-guest experiment failed (exit $rc)"; }
+sp_log "2-guest experiment: $(_sp_since "$t0") s"
+
+for f in plan.ini results.json summary.csv report.md plots/plots.gp run-01-2vm/samples.csv \
+         run-01-2vm/guests.csv run-01-2vm/run.json; do
+    [ -s "$OUT/$f" ] || sp_fail "output $f is missing or empty"
+done
+if command -v gnuplot >/dev/null; then
+    n=$(ls "$OUT"/plots/*.png 2>/dev/null | wc -l)
+    [ "$n" -ge 15 ] || sp_fail "only $n plots in $OUT/plots"
+    grep -q '!\[.*\](plots/.*\.png)' "$OUT/report.md" || sp_fail "report.md shows no plots"
+fi
+grep -q 'Status: complete' "$OUT/report.md" || sp_fail "report.md does not say complete"
+grep -q '^## Conclusions' "$OUT/report.md" || sp_fail "report.md has no conclusions"
+R=$OUT/results.json
+jq -e '.complete == true and (.runs | length) == 1 and .runs[0].complete == true' "$R" >/dev/null \
+    || sp_fail "results.json is not complete: $(jq -c '{complete, error}' "$R")"
+
+# Samples: t=0 plus one per interval.
+want=$((DURATION / 5 + 1))
+n=$(($(wc -l < "$OUT/run-01-2vm/samples.csv") - 1))
+[ "$n" -ge $((want - 2)) ] && [ "$n" -le "$want" ] || sp_fail "$n samples, expected about $want"
+[ "$(($(wc -l < "$OUT/run-01-2vm/guests.csv") - 1))" -eq $((2 * n)) ] \
+    || sp_fail "guests.csv does not have 2 rows per sample"
+
+RUN=$OUT/run-01-2vm/run.json
+steady() { jq -r ".steady.$1" "$RUN"; }
+sp_log "steady: resident $(steady denominator_mib) MiB, saved $(steady saved_mib) MiB ($(steady reclaimed_pct)%), zero-filled $(steady saved_zero_mib), other $(steady saved_nonzero_mib); predicted at t=0 $(steady pred_t0_saved_mib) MiB; kernel vs model $(steady pred_error_pct)%; settled at $(steady converged_at) s"
+jq -e '.steady.converged == true' "$RUN" >/dev/null \
+    || sp_fail "the run did not settle in $DURATION s (saved went: $(jq -c '[.data[].saved_pages]' "$RUN"))"
+jq -e '.steady.saved_mib > 20' "$RUN" >/dev/null || sp_fail "KSM saved almost nothing: $(steady saved_mib) MiB"
+# The model, before KSM ran, against the kernel once converged: within 5%.
+jq -e '(.steady.pred_error_pct | fabs) <= 5' "$RUN" >/dev/null \
+    || sp_fail "the guests' pages_sharing is $(steady pred_error_pct)% from the model's"
+jq -e '((.steady.saved_mib - .steady.pred_t0_saved_mib) / .steady.pred_t0_saved_mib | fabs) <= 0.05' "$RUN" >/dev/null \
+    || sp_fail "saved $(steady saved_mib) MiB, but the model predicted $(steady pred_t0_saved_mib) MiB at t=0"
+# The last sample: the census against ksm_stat and sysfs.
+jq -e '.data[-1] as $s
+       | ($s.census.ksm_pages) as $c | ($s.stat_ksm_merging_pages) as $m
+       | ($c - $m | fabs) <= (0.03 * $c + 50)
+       and ($s.sysfs.pages_shared + $s.sysfs.pages_sharing) >= ($s.guest_pages_shared + $s.guest_pages_sharing)
+       and ([$s.guests[].census.ksm_pages] | add) == $c
+       and $s.saved_pages == $s.saved_zero_pages + $s.saved_nonzero_pages' "$RUN" >/dev/null \
+    || sp_fail "the last sample is inconsistent: $(jq -c '.data[-1] | {census, stat_ksm_merging_pages, guest_pages_shared, guest_pages_sharing, sysfs: {pages_shared: .sysfs.pages_shared, pages_sharing: .sysfs.pages_sharing}}' "$RUN")"
+# The summary CSV holds the same steady state.
+awk -F, 'NR == 2 { exit !($1 == 2 && $2 == 1) }' "$OUT/summary.csv" || sp_fail "summary.csv: $(sed -n 2p "$OUT/summary.csv")"
+check_teardown "2-guest run" "$OUT" "$knobs_before"
+
+# ---------------------------------------------------------------- 2. never ready
+plan never 1 30 1
+OUT=$SP_TEST_TMP/out-never
+"$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/never.ini" --output "$OUT" \
+    > "$SP_TEST_TMP/never.stdout" 2> "$SP_TEST_TMP/never.stderr"
+rc=$?
+[ $rc -eq 1 ] || sp_fail "a guest that is never ready: exit $rc, not 1"
+err=$(grep 'samepage: error' "$SP_TEST_TMP/never.stderr")
+sp_log "never ready: $(head -c 300 <<<"$err")"
+[[ $err == *"guest sp-it-never-"*"never became ready"*"boot_timeout in $SP_TEST_TMP/never.ini"* ]] \
+    || sp_fail "the error does not name the guest and the plan: $err"
+jq -e '.complete == false and .runs[0].complete == false and (.error | test("never became ready"))' \
+    "$OUT/results.json" >/dev/null || sp_fail "results.json is not marked incomplete"
+grep -q 'INCOMPLETE' "$OUT/report.md" || sp_fail "report.md is not marked incomplete"
+check_teardown "never-ready run" "$OUT" "$knobs_before"
+
+# ---------------------------------------------------------------- 3. SIGINT
+plan sigint 1 300 300
+OUT=$SP_TEST_TMP/out-sigint
+"$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/sigint.ini" --output "$OUT" \
+    > "$SP_TEST_TMP/sigint.stdout" 2> "$SP_TEST_TMP/sigint.stderr" &
+exp_pid=$!
+sp_at_exit "_sp_stop_pid $exp_pid"
+for _ in $(seq 600); do
+    grep -q 'sampling t=' "$SP_TEST_TMP/sigint.stderr" && break
+    kill -0 $exp_pid 2>/dev/null || break
+    sleep 0.5
+done
+grep -q 'sampling t=' "$SP_TEST_TMP/sigint.stderr" \
+    || sp_fail "the experiment never got to sampling: $(tail -n 3 "$SP_TEST_TMP/sigint.stderr")"
+kill -INT $exp_pid
+wait $exp_pid
+rc=$?
+[ $rc -eq 1 ] || sp_fail "after SIGINT: exit $rc, not 1"
+grep -q 'interrupted' "$SP_TEST_TMP/sigint.stderr" || sp_fail "no 'interrupted' message"
+jq -e '.complete == false and .runs[0].complete == false and (.runs[0].samples >= 2)' \
+    "$OUT/results.json" >/dev/null || sp_fail "after SIGINT the data is not kept and marked incomplete"
+sp_log "SIGINT: $(jq -r '.runs[0].samples' "$OUT/results.json") samples kept, marked incomplete"
+check_teardown "interrupted run" "$OUT" "$knobs_before"

@@ -1,0 +1,552 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The experiment runner's pure parts: the census count, the /proc parsers,
+ * the domain template, the KSM write orders, derived figures, the steady
+ * state, the conclusions and the output files.  No libvirt, no root.
+ */
+#include "config.h"
+
+#include "samepage/spcensus.h"
+#include "samepage/spexperiment.h"
+#include "samepage/spmaps.h"
+#include "samepage/spreport.h"
+#include "../../src/lib/spexperimentpriv.h"
+#include "sptest.h"
+
+#define P(pfn) (SP_PM_PRESENT | (guint64)(pfn))
+#define KSM (1ULL << SP_KPF_KSM)
+#define THP (1ULL << SP_KPF_THP)
+#define ZP (1ULL << SP_KPF_ZERO_PAGE)
+
+/* Frames 100 and 200 hold zeros. */
+static gboolean
+zero_frames(gsize entry, gpointer data)
+{
+    const guint64 *entries = data;
+    guint64 pfn = entries[entry] & SP_PM_PFN_MASK;
+    return pfn == 100 || pfn == 200;
+}
+
+static void
+test_census_count(void **state)
+{
+    /* Two ranges.  Range 0: KSM 100 twice, KSM 300, zero page, plain THP
+     * page, not present, swapped.  Range 1: KSM 100, KSM 300, KSM 200
+     * (only mapping: a KSM page shared with someone outside), plain. */
+    const guint64 entries[] = {
+        P(100), P(100), P(300), P(7), P(1000), 0, SP_PM_SWAPPED,
+        P(100), P(300), P(200), P(2000),
+    };
+    const guint64 kflags[] = {
+        KSM, KSM, KSM, ZP, THP, 0, 0,
+        KSM, KSM, KSM | THP, 0,
+    };
+    const guint range_of[] = { 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1 };
+    SpCensusRange r[2];
+    SpCensusTotals t;
+
+    sp_census_count(entries, kflags, range_of, G_N_ELEMENTS(entries), 2, zero_frames,
+                    (gpointer)entries, r, &t);
+    assert_int_equal(r[0].pages, 7);
+    assert_int_equal(r[0].resident_pages, 4);
+    assert_int_equal(r[0].zero_mapped_pages, 1);
+    assert_int_equal(r[0].swapped_pages, 1);
+    assert_int_equal(r[0].thp_pages, 1);
+    assert_int_equal(r[0].ksm_pages, 3);
+    assert_int_equal(r[0].ksm_zero_pages, 2);
+    assert_int_equal(r[1].resident_pages, 4);
+    assert_int_equal(r[1].ksm_pages, 3);
+    assert_int_equal(r[1].ksm_zero_pages, 2);
+    assert_int_equal(r[1].thp_pages, 1);
+    assert_int_equal(t.total.ksm_pages, 6);
+    assert_int_equal(t.ksm_frames, 3);
+    assert_int_equal(t.ksm_zero_frames, 2);
+    assert_int_equal(SP_CENSUS_SHARING(&t), 3);
+    assert_int_equal(SP_CENSUS_SHARING_ZERO(&t), 2);
+    assert_int_equal(t.total.resident_pages, 8);
+    assert_int_equal(t.total.pages, 11);
+
+    /* Nothing at all. */
+    sp_census_count(NULL, NULL, NULL, 0, 0, NULL, NULL, r, &t);
+    assert_int_equal(t.ksm_frames, 0);
+}
+
+static void
+test_census_live_self(void **state)
+{
+    /* Our own heap, without privilege: frame numbers are zero unless root,
+     * and the census says so instead of miscounting. */
+    g_autoptr(SpHost) host = sp_host_new();
+    g_autoptr(SpCensus) c = sp_census_new(host);
+    g_autoptr(GError) error = NULL;
+    g_autofree guint8 *buf = g_malloc(64 * 4096);
+    guint64 start = ((guint64)GPOINTER_TO_SIZE(buf) + 4095) & ~4095ULL;
+    SpCensusTotals t;
+
+    memset(buf, 1, 64 * 4096);
+    sp_census_add_range(c, getpid(), start, start + 32 * 4096);
+    if (sp_census_run(c, &t, &error)) {
+        /* root: every page of the range is resident and ours alone */
+        assert_int_equal(t.total.pages, 32);
+        assert_int_equal(t.total.resident_pages, 32);
+        assert_int_equal(t.ksm_frames, 0);
+    } else {
+        assert_true(g_error_matches(error, SP_CENSUS_ERROR, SP_CENSUS_ERROR_ACCESS));
+    }
+}
+
+static void
+test_proc_parsers(void **state)
+{
+    guint64 busy = 0, total = 0, ticks = 0;
+    SpExpGuestSample g;
+    g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL, e4 = NULL;
+
+    assert_true(sp_exp_parse_proc_stat("cpu  100 5 50 1000 20 1 2 3 7 0\ncpu0 1 2 3 4\n",
+                                       &busy, &total, NULL));
+    assert_int_equal(total, 100 + 5 + 50 + 1000 + 20 + 1 + 2 + 3);
+    assert_int_equal(busy, total - 1000 - 20);
+    assert_false(sp_exp_parse_proc_stat("intr 1 2 3\n", &busy, &total, &e1));
+    assert_false(sp_exp_parse_proc_stat("cpu  1 x 3 4\n", &busy, &total, &e2));
+    assert_false(sp_exp_parse_proc_stat("cpu  1 2\n", &busy, &total, &e3));
+
+    /* A comm with spaces and a ')' in it. */
+    assert_true(sp_exp_parse_pid_stat("42 (qemu ) (x) S 1 42 42 0 -1 4194560 100 0 0 0 "
+                                      "250 75 0 0 20 0 3 0", &ticks, NULL));
+    assert_int_equal(ticks, 325);
+    assert_false(sp_exp_parse_pid_stat("42 (ksmd S 1", &ticks, &e4));
+
+    assert_true(sp_exp_parse_ksm_stat("ksm_rmap_items 10\nksm_zero_pages 2\n"
+                                      "ksm_merging_pages 7\nksm_process_profit -4096\n"
+                                      "ksm_merge_any: no\nksm_mergeable: yes\n", &g, NULL));
+    assert_int_equal(g.ksm_rmap_items, 10);
+    assert_int_equal(g.ksm_zero_pages, 2);
+    assert_int_equal(g.ksm_merging_pages, 7);
+    assert_int_equal(g.ksm_process_profit, -4096);
+    assert_true(sp_exp_parse_ksm_stat("ksm_rmap_items 3\n", &g, NULL));
+    assert_int_equal(g.ksm_zero_pages, -1);
+    g_autoptr(GError) e5 = NULL;
+    assert_false(sp_exp_parse_ksm_stat("ksm_merging_pages many\n", &g, &e5));
+
+    assert_int_equal(sp_exp_parse_vmrss("Name:\tqemu\nVmRSS:\t  123456 kB\nVmData: 1 kB\n"), 123456);
+    assert_int_equal(sp_exp_parse_vmrss("Name:\tkthreadd\n"), 0);
+}
+
+static void
+test_cmdline_uuid(void **state)
+{
+    static const char cmd[] = "qemu-system-x86_64\0-name\0guest=sp-1\0-uuid\0"
+                              "3F2504E0-4F89-11D3-9A0C-0305E82C3301\0-m\0512";
+    static const char other[] = "qemu\0-name\0-uuid\0-uuid2\0x";
+
+    assert_true(sp_exp_cmdline_has_uuid(cmd, sizeof(cmd) - 1,
+                                        "3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
+    assert_false(sp_exp_cmdline_has_uuid(cmd, sizeof(cmd) - 1,
+                                         "3f2504e0-4f89-11d3-9a0c-0305e82c3302"));
+    /* The uuid as some other argument's value does not count. */
+    assert_false(sp_exp_cmdline_has_uuid(cmd, sizeof(cmd) - 1, "guest=sp-1"));
+    assert_false(sp_exp_cmdline_has_uuid(other, sizeof(other) - 1, "x"));
+    assert_false(sp_exp_cmdline_has_uuid("", 0, "x"));
+}
+
+static void
+test_template(void **state)
+{
+    g_autoptr(GHashTable) vars = g_hash_table_new(g_str_hash, g_str_equal);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *out = NULL;
+
+    g_hash_table_insert(vars, (char *)"NAME", (char *)"sp-a&b");
+    g_hash_table_insert(vars, (char *)"DISK", (char *)"/tmp/<x>.qcow2");
+    out = sp_exp_fill_template("<!-- @NAME@ user@host -->\n<name>@NAME@</name>"
+                               "<disk file='@DISK@'/>@@ @lower@", vars, &error);
+    assert_non_null(out);
+    assert_string_equal(out, "<!-- sp-a&amp;b user@host -->\n<name>sp-a&amp;b</name>"
+                             "<disk file='/tmp/&lt;x&gt;.qcow2'/>@@ @lower@");
+    g_autofree char *bad = sp_exp_fill_template("<uuid>@UUID@</uuid>", vars, &error);
+    assert_null(bad);
+    assert_non_null(strstr(error->message, "@UUID@"));
+
+    /* The template shipped in vm-images fills completely. */
+    g_autofree char *path = g_build_filename(SP_TOP_SRCDIR, "vm-images", "domain.xml.in", NULL);
+    g_autofree char *tmpl = NULL;
+    static const char *keys[] = { "NAME", "UUID", "MAC", "DISK", "KERNEL", "INITRD",
+                                  "MEMORY_MIB", "VCPUS", "SERIAL_LOG" };
+    g_autoptr(GError) e2 = NULL;
+    assert_true(g_file_get_contents(path, &tmpl, NULL, NULL));
+    for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
+        g_hash_table_insert(vars, (gpointer)keys[i], (char *)"v");
+    g_autofree char *full = sp_exp_fill_template(tmpl, vars, &e2);
+    assert_non_null(full);
+    assert_null(strstr(full, "@NAME@"));
+}
+
+static SpVma *
+vma(guint64 start, guint64 end, const char *perms, const char *path)
+{
+    SpVma *v = g_new0(SpVma, 1);
+    v->start = start;
+    v->end = end;
+    g_strlcpy(v->perms, perms, sizeof(v->perms));
+    v->path = g_strdup(path);
+    v->vmflags = g_new0(char *, 1);
+    return v;
+}
+
+static void
+test_pick_ram(void **state)
+{
+    g_autoptr(GPtrArray) vmas = g_ptr_array_new_with_free_func((GDestroyNotify)sp_vma_free);
+    guint64 mib = 1 << 20, s = 0, e = 0;
+    g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL;
+
+    g_ptr_array_add(vmas, vma(0x1000000, 0x1000000 + 64 * mib, "rw-p", ""));
+    g_ptr_array_add(vmas, vma(0x7f0000000000, 0x7f0000000000 + 512 * mib, "rw-p", ""));
+    g_ptr_array_add(vmas, vma(0x7f4000000000, 0x7f4000000000 + 512 * mib, "rw-s", "/memfd:x"));
+
+    assert_true(sp_exp_pick_ram_vma(vmas, 0x7f0000000000, 512 * mib, &s, &e, NULL));
+    assert_true(s == 0x7f0000000000 && e == 0x7f0000000000 + 512 * mib);
+    /* Without gpa2hva: the only private anonymous VMA of that size. */
+    s = e = 0;
+    assert_true(sp_exp_pick_ram_vma(vmas, 0, 512 * mib, &s, &e, NULL));
+    assert_true(s == 0x7f0000000000);
+    /* The address inside a VMA that is not the RAM's own. */
+    assert_false(sp_exp_pick_ram_vma(vmas, 0x1000000 + 4096, 64 * mib, &s, &e, &e1));
+    assert_non_null(strstr(e1->message, "not a VMA of its own"));
+    assert_false(sp_exp_pick_ram_vma(vmas, 0x10, 512 * mib, &s, &e, &e2));
+    /* Two candidates by size: ambiguous. */
+    g_ptr_array_add(vmas, vma(0x7f8000000000, 0x7f8000000000 + 512 * mib, "rw-p", ""));
+    assert_false(sp_exp_pick_ram_vma(vmas, 0, 512 * mib, &s, &e, &e3));
+    assert_non_null(strstr(e3->message, "2 private anonymous"));
+}
+
+static SpKsmState
+state_with(gint64 run, gint64 pts, gint64 mps, gint64 adv)
+{
+    SpKsmState st;
+    memset(&st, 0, sizeof(st));
+    for (guint k = 0; k < SP_KSM_N_KEYS; k++)
+        st.entry[k].supported = TRUE;
+    st.entry[SP_KSM_RUN].value = run;
+    st.entry[SP_KSM_PAGES_TO_SCAN].value = pts;
+    st.entry[SP_KSM_SLEEP_MILLISECS].value = 20;
+    st.entry[SP_KSM_MAX_PAGE_SHARING].value = mps;
+    st.entry[SP_KSM_MERGE_ACROSS_NODES].value = 1;
+    st.entry[SP_KSM_ADVISOR_MODE].value = adv;
+    st.entry[SP_KSM_ADVISOR_MAX_CPU].value = 70;
+    st.entry[SP_KSM_ADVISOR_MIN_PAGES_TO_SCAN].value = 500;
+    st.entry[SP_KSM_ADVISOR_MAX_PAGES_TO_SCAN].value = 30000;
+    st.entry[SP_KSM_ADVISOR_TARGET_SCAN_TIME].value = 200;
+    st.entry[SP_KSM_STABLE_NODE_CHAINS_PRUNE_MILLISECS].value = 2000;
+    st.entry[SP_KSM_SMART_SCAN].value = 1;
+    st.entry[SP_KSM_PAGES_SHARED].value = 1000;
+    return st;
+}
+
+static void
+test_ksm_orders(void **state)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpPlan) plan = sp_plan_parse("[plan]\nvm_counts=1\n[ksm]\npages_to_scan=1000\n"
+                                           "max_page_sharing=16\n", -1, "p", NULL, &error);
+    SpKsmState host = state_with(0, 100, 256, 1);
+    SpKsmState after;
+    g_autoptr(GArray) set = NULL;
+    g_autoptr(GArray) restore = NULL;
+
+    assert_non_null(plan);
+    /* advisor on: advisor_mode=none goes first; then the plan's knobs. */
+    set = sp_exp_ksm_plan_settings(plan, &host);
+    assert_int_equal(set->len, 3);
+    assert_int_equal(g_array_index(set, SpKsmSetting, 0).key, SP_KSM_ADVISOR_MODE);
+    assert_int_equal(g_array_index(set, SpKsmSetting, 0).value, 0);
+    /* After run=2 (pages_shared 0) the kernel takes them. */
+    host.entry[SP_KSM_PAGES_SHARED].value = 0;
+    assert_true(sp_ksm_validate(&host, (SpKsmSetting *)set->data, set->len, NULL));
+
+    /* Restore (after run=2): pages_to_scan and max_page_sharing back, the
+     * advisor after pages_to_scan, run back last. */
+    after = state_with(2, 1000, 16, 0);
+    after.entry[SP_KSM_PAGES_SHARED].value = 0;
+    SpKsmState orig = state_with(0, 100, 256, 1);
+    restore = sp_exp_ksm_restore_settings(&orig, &after);
+    assert_int_equal(restore->len, 4);
+    assert_int_equal(g_array_index(restore, SpKsmSetting, 0).key, SP_KSM_PAGES_TO_SCAN);
+    assert_int_equal(g_array_index(restore, SpKsmSetting, 2).key, SP_KSM_ADVISOR_MODE);
+    assert_int_equal(g_array_index(restore, SpKsmSetting, 3).key, SP_KSM_RUN);
+    assert_int_equal(g_array_index(restore, SpKsmSetting, 3).value, 0);
+    if (!sp_ksm_validate(&after, (SpKsmSetting *)restore->data, restore->len, &error))
+        fail_msg("%s", error->message);
+
+    /* The other way round: the experiment turned the advisor on. */
+    g_autoptr(GArray) r2 = NULL;
+    SpKsmState o2 = state_with(1, 100, 256, 0), a2 = state_with(2, 500, 256, 1);
+    a2.entry[SP_KSM_PAGES_SHARED].value = 0;
+    r2 = sp_exp_ksm_restore_settings(&o2, &a2);
+    assert_int_equal(g_array_index(r2, SpKsmSetting, 0).key, SP_KSM_ADVISOR_MODE);
+    assert_true(sp_ksm_validate(&a2, (SpKsmSetting *)r2->data, r2->len, NULL));
+    /* Nothing changed but run: run back only. */
+    SpKsmState a3 = state_with(2, 100, 256, 0);
+    g_autoptr(GArray) r3 = sp_exp_ksm_restore_settings(&o2, &a3);
+    assert_int_equal(r3->len, 1);
+    /* Original run=2: nothing at all. */
+    SpKsmState o4 = state_with(2, 100, 256, 0);
+    g_autoptr(GArray) r4 = sp_exp_ksm_restore_settings(&o4, &o4);
+    assert_int_equal(r4->len, 0);
+}
+
+static void
+test_disturbed(void **state)
+{
+    g_autoptr(SpPlan) plan = sp_plan_parse("[plan]\nvm_counts=1\n[ksm]\npages_to_scan=1000\n"
+                                           "use_zero_pages=1\n", -1, "p", NULL, NULL);
+    SpKsmState st = state_with(1, 1000, 256, 0);
+    g_autofree char *ok = NULL, *before = NULL, *changed = NULL;
+
+    st.entry[SP_KSM_USE_ZERO_PAGES].value = 1;
+    ok = sp_exp_ksm_disturbed(plan, &st, TRUE, 30);
+    assert_null(ok);
+    /* Before run=1 the runner leaves run=2. */
+    before = sp_exp_ksm_disturbed(plan, &st, FALSE, 0);
+    assert_non_null(strstr(before, "run=1 (the runner set 2)"));
+    st.entry[SP_KSM_PAGES_TO_SCAN].value = 20000;
+    changed = sp_exp_ksm_disturbed(plan, &st, TRUE, 42);
+    assert_non_null(strstr(changed, "at t=42 s"));
+    assert_non_null(strstr(changed, "pages_to_scan=20000 (the plan says 1000)"));
+}
+
+static void
+test_domain_name(void **state)
+{
+    g_autofree char *a = sp_exp_domain_name("Idle 1000/20ms", "a1b2c3", 2, 3);
+    g_autofree char *b = sp_exp_domain_name("a-very-long-plan-name-that-goes-on-and-on", "000001", 1, 10);
+    g_autofree char *c = sp_exp_domain_name("///", "ffffff", 1, 1);
+
+    assert_string_equal(a, "sp-idle-1000-20ms-a1b2c3-2-3");
+    assert_true(strlen(b) < 40);
+    assert_true(g_str_has_suffix(b, "-000001-1-10"));
+    assert_string_equal(c, "sp-ffffff-1-1");
+}
+
+/* A synthetic run: N guests, samples every 10 s; saving ramps up then flat. */
+static SpExpRun *
+fake_run(guint index, guint n_vms, guint n_samples, guint64 flat_sharing, gboolean predict)
+{
+    SpExpRun *r = sp_exp_run_new(index, n_vms);
+
+    r->dir = g_strdup_printf("/tmp/out/run-%02u-%uvm", index, n_vms);
+    r->complete = TRUE;
+    for (guint g = 0; g < n_vms; g++) {
+        SpExpGuestInfo gi = { 0 };
+        gi.name = g_strdup_printf("sp-t-%u-%u", index, g + 1);
+        gi.uuid = g_strdup("u");
+        gi.mac = g_strdup("m");
+        gi.serial_log = g_strdup("s");
+        gi.ram_start = 0x7f0000000000;
+        gi.ram_end = gi.ram_start + (512 << 20);
+        g_array_append_val(r->guests, gi);
+    }
+    for (guint i = 0; i < n_samples; i++) {
+        SpExpSample s = { 0 };
+        guint64 sharing = i == 0 ? 0 : i < 4 ? flat_sharing * i / 4 : flat_sharing;
+        s.t = i * 10.0;
+        s.wall_us = G_GINT64_CONSTANT(1790000000) * G_USEC_PER_SEC + i * 10 * G_USEC_PER_SEC;
+        for (guint k = 0; k < SP_KSM_N_KEYS; k++)
+            s.ksm.entry[k].supported = TRUE;
+        s.ksm.entry[SP_KSM_PAGES_SHARED].value = sharing / 4;
+        s.ksm.entry[SP_KSM_PAGES_SHARING].value = sharing;
+        s.ksm.entry[SP_KSM_FULL_SCANS].value = i;
+        s.census.total.resident_pages = 100000ULL * n_vms;
+        s.census.ksm_frames = sharing / 4;
+        s.census.total.ksm_pages = sharing + sharing / 4;
+        s.census.ksm_zero_frames = sharing / 40;
+        s.census.total.ksm_zero_pages = sharing / 2;
+        s.zero_freed_pages = i ? 1000 : 0;
+        s.ksmd_cpu_pct = i ? 30 : 0;
+        s.host_cpu_pct = 80;
+        s.guests = g_array_new(FALSE, TRUE, sizeof(SpExpGuestSample));
+        for (guint g = 0; g < n_vms; g++) {
+            SpExpGuestSample gs = { 0 };
+            gs.ksm_merging_pages = (gint64)((sharing + sharing / 4) / n_vms);
+            g_array_append_val(s.guests, gs);
+        }
+        if (predict) {
+            s.prediction.valid = TRUE;
+            s.prediction.pages_sharing = flat_sharing + flat_sharing / 100;
+            s.prediction.saved_nonzero = flat_sharing / 2;
+            s.prediction.saved_zero = flat_sharing / 2;
+            s.prediction.scanned_pages = 100000ULL * n_vms;
+            s.prediction.volatile_pages = 1000;
+        }
+        g_array_append_val(r->samples, s);
+    }
+    sp_exp_run_compute_steady(r);
+    return r;
+}
+
+static void
+test_derive_and_steady(void **state)
+{
+    g_autoptr(SpExpRun) r = fake_run(1, 2, 31, 40000, TRUE);
+    SpExpDerived d;
+    const SpExpSample *last = &g_array_index(r->samples, SpExpSample, 30);
+    const SpExpSteady *st = &r->steady;
+
+    sp_exp_sample_derive(last, &d);
+    assert_int_equal(d.denominator, 200000 + 1000);
+    assert_int_equal(d.shared, 10000);
+    assert_int_equal(d.sharing, 40000);
+    assert_int_equal(d.sharing_zero, 20000 - 1000);
+    assert_int_equal(d.saved, 41000);
+    assert_int_equal(d.saved_zero, 20000);
+    assert_int_equal(d.saved_nonzero, 21000);
+    assert_int_equal(d.other_ksm_pages, 0);
+    assert_int_equal(d.stat_merging, 50000);
+    assert_true(d.reclaimed_pct > 20.39 && d.reclaimed_pct < 20.41);
+
+    assert_true(st->valid);
+    assert_true(st->from_t >= 200 && st->to_t == 300);
+    assert_int_equal(st->n_samples, 11);
+    assert_true(st->converged);
+    assert_true(st->converged_at == 40);
+    assert_int_equal(st->full_scans, 30);
+    assert_true(st->pred_error_pct < -0.9 && st->pred_error_pct > -1.1);
+    assert_true(st->ksmd_cpu_peak_pct == 30);
+
+    /* Still climbing at the end: not settled. */
+    g_autoptr(SpExpRun) r2 = fake_run(2, 1, 31, 40000, FALSE);
+    for (guint i = 20; i < 31; i++) {
+        SpExpSample *s = &g_array_index(r2->samples, SpExpSample, i);
+        s->census.total.ksm_pages += i * 2000;
+        s->census.ksm_frames += i * 400;
+    }
+    sp_exp_run_compute_steady(r2);
+    assert_false(r2->steady.converged);
+    assert_true(r2->steady.converged_at < 0);
+
+    /* Only the t=0 sample: no steady state. */
+    g_autoptr(SpExpRun) r3 = fake_run(3, 1, 1, 0, FALSE);
+    assert_false(r3->steady.valid);
+}
+
+static void
+test_outputs(void **state)
+{
+    g_autoptr(GPtrArray) runs = g_ptr_array_new_with_free_func((GDestroyNotify)sp_exp_run_free);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpPlan) plan = sp_plan_parse("[plan]\nname=t\nvm_counts=3,1\n[ksm]\n"
+                                           "pages_to_scan=1000\n[workload]\n"
+                                           "command=stress-ng --vm 2\n", -1, "t.ini", NULL,
+                                           &error);
+    SpReportInfo info;
+
+    g_ptr_array_add(runs, fake_run(1, 3, 31, 90000, TRUE));
+    g_ptr_array_add(runs, fake_run(2, 1, 31, 20000, TRUE));
+
+    /* CSV: the header and every row have as many fields. */
+    g_autofree char *csv = sp_report_samples_csv(g_ptr_array_index(runs, 0));
+    g_auto(GStrv) lines = g_strsplit(csv, "\n", -1);
+    g_auto(GStrv) head = g_strsplit(lines[0], ",", -1);
+    guint nf = g_strv_length(head);
+    assert_int_equal(g_strv_length(lines), 33);   /* header, 31 rows, "" */
+    for (guint i = 1; i < 32; i++) {
+        g_auto(GStrv) f = g_strsplit(lines[i], ",", -1);
+        assert_int_equal(g_strv_length(f), nf);
+    }
+    assert_non_null(strstr(lines[0], "t_s,time,host_cpu_pct"));
+    assert_non_null(strstr(lines[0], "sys_pages_sharing"));
+    assert_non_null(strstr(lines[0], "reclaimed_pct"));
+
+    g_autofree char *gcsv = sp_report_guests_csv(g_ptr_array_index(runs, 0));
+    assert_non_null(strstr(gcsv, "\n0.0,sp-t-1-1,"));
+
+    /* summary.csv: by VM count. */
+    g_autofree char *sum = sp_report_summary_csv(runs);
+    g_auto(GStrv) sl = g_strsplit(sum, "\n", -1);
+    assert_true(g_str_has_prefix(sl[1], "1,1,"));
+    assert_true(g_str_has_prefix(sl[2], "3,1,"));
+
+    /* Conclusions name the numbers. */
+    g_autoptr(GPtrArray) conc = sp_report_conclusions(plan, runs);
+    g_autoptr(GString) all = g_string_new(NULL);
+    for (guint i = 0; i < conc->len; i++)
+        g_string_append_printf(all, "%s\n", (char *)g_ptr_array_index(conc, i));
+    assert_non_null(strstr(all->str, "With 3 guests, KSM reclaimed"));
+    assert_non_null(strstr(all->str, "grows with the number of guests"));
+    assert_non_null(strstr(all->str, "Zero-filled pages are"));
+    assert_non_null(strstr(all->str, "(agreement)"));
+    assert_non_null(strstr(all->str, "Every run settled"));
+    assert_non_null(strstr(all->str, "ksmd used 30.0% of one CPU"));
+    assert_non_null(strstr(all->str, "KSM merged nothing outside"));
+    assert_non_null(strstr(all->str, "volatile"));
+
+    /* An incomplete run is said so. */
+    SpExpRun *bad = g_ptr_array_index(runs, 1);
+    bad->complete = FALSE;
+    bad->incomplete_reason = g_strdup("guest sp-x never became ready");
+    g_autoptr(GPtrArray) conc2 = sp_report_conclusions(plan, runs);
+    assert_non_null(strstr(g_ptr_array_index(conc2, 0), "INCOMPLETE: guest sp-x never"));
+
+    /* A disturbed run is said so, and left out of the conclusions. */
+    SpExpRun *three = g_ptr_array_index(runs, 0);
+    three->disturbed = g_strdup("at t=10 s KSM was changed by someone else: run=0");
+    g_autoptr(GPtrArray) conc3 = sp_report_conclusions(plan, runs);
+    g_autoptr(GString) all3 = g_string_new(NULL);
+    for (guint i = 0; i < conc3->len; i++)
+        g_string_append_printf(all3, "%s\n", (char *)g_ptr_array_index(conc3, i));
+    assert_non_null(strstr(all3->str, "Run 1 (3 VMs) was DISTURBED: at t=10 s"));
+    assert_non_null(strstr(all3->str, "leave out the 1 disturbed run."));
+    assert_non_null(strstr(all3->str, "With 1 guest, KSM reclaimed"));
+    g_clear_pointer(&three->disturbed, g_free);
+
+    /* gnuplot: a plot per metric, each run's samples by column name. */
+    g_autoptr(GPtrArray) pngs = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char *gp = sp_report_gnuplot_script(plan, runs, pngs);
+    assert_true(pngs->len >= 15);
+    assert_non_null(strstr(gp, "'run-01-3vm/samples.csv' every ::1 using \"t_s\":\"reclaimed_pct\""));
+    assert_non_null(strstr(gp, "'summary.csv' using \"vm_count\":\"reclaimed_pct\""));
+    assert_non_null(strstr(gp, "1 VM (incomplete)"));
+
+    /* The report. */
+    sp_report_info_init(&info);
+    info.complete = FALSE;
+    info.error_message = "interrupted";
+    info.wall_start = G_GINT64_CONSTANT(1790000000) * G_USEC_PER_SEC;
+    info.wall_end = info.wall_start + 600 * G_USEC_PER_SEC;
+    g_autofree char *md = sp_report_markdown(&info, plan, runs, pngs);
+    assert_non_null(strstr(md, "**Status: INCOMPLETE** — interrupted"));
+    assert_non_null(strstr(md, "| VM counts | 3, 1 |"));
+    assert_non_null(strstr(md, "pages_to_scan=1000"));
+    assert_non_null(strstr(md, "stress-ng --vm 2"));
+    assert_non_null(strstr(md, "![reclaimed_pct-vs-time.png](plots/reclaimed_pct-vs-time.png)"));
+    assert_non_null(strstr(md, "| 3 | complete |"));
+
+    g_autoptr(json_object) j = sp_report_results_json(&info, plan, runs);
+    json_object *runs_j, *c;
+    assert_true(json_object_object_get_ex(j, "runs", &runs_j));
+    assert_int_equal(json_object_array_length(runs_j), 2);
+    assert_true(json_object_object_get_ex(j, "complete", &c));
+    assert_false(json_object_get_boolean(c));
+
+    g_autofree char *table = sp_report_summary_table(plan, runs);
+    assert_non_null(strstr(table, "INCOMPLETE"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_census_count),
+        cmocka_unit_test(test_census_live_self),
+        cmocka_unit_test(test_proc_parsers),
+        cmocka_unit_test(test_cmdline_uuid),
+        cmocka_unit_test(test_template),
+        cmocka_unit_test(test_pick_ram),
+        cmocka_unit_test(test_ksm_orders),
+        cmocka_unit_test(test_disturbed),
+        cmocka_unit_test(test_domain_name),
+        cmocka_unit_test(test_derive_and_steady),
+        cmocka_unit_test(test_outputs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
