@@ -1,25 +1,36 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * bench-estimate: how fast and how lean the estimator is, next to its
- * baselines measured in the same run.
+ * baselines measured in the same run, on the same memory.
  *
  * Workload: N child processes, each with S MiB of private anonymous memory
- * madvised MERGEABLE (THP left to the system, as for a guest): a share of
- * pages equal across the children, some groups of equal pages inside each,
- * some zero pages, the rest unique.
+ * madvised MERGEABLE: half of each child's pages equal across the children,
+ * 10% in groups of 4 equal pages inside each, 10% zero pages, the rest
+ * unique.  Guest RAM is backed by transparent huge pages (QEMU madvises it
+ * MADV_HUGEPAGE), so by default the workload runs twice: once in THPs
+ * (MADV_HUGEPAGE; the share actually in THPs is printed) and once in 4 KiB
+ * pages (MADV_NOHUGEPAGE); --backing picks one.
  *
- * It prints, side by side:
- *   1. throughput: raw process_vm_readv of the same memory in 2 MiB reads
- *      (baseline), XXH64 over a cached buffer (baseline), and the
- *      estimator end to end (scan + confirm + model), in GB/s per CPU
- *      second;
- *   2. memory: the estimator process's peak RSS growth per scanned page;
+ * For each backing it prints, side by side:
+ *   1. throughput, in GB of scanned memory per CPU second: raw
+ *      process_vm_readv of the same memory in 2 MiB reads (baseline), and
+ *      the estimator end to end (scan + grouping + model) with 1 and with 2
+ *      passes; also XXH64 and XXH3 over cached pages (baselines), and how
+ *      many pages the estimator read per scanned page;
+ *   2. memory: per scanned page, the state the estimator holds by design
+ *      (sp_estimate_get_state_bytes(): arrays, hash table, model, from
+ *      their sizes) and the estimator process's measured peak RSS growth
+ *      (which also holds the fixed read buffers);
  *   3. convergence cost: CPU seconds of the estimator against the CPU
- *      seconds ksmd (from /proc/<ksmd>/stat) spends to converge on the same
- *      memory with pages_to_scan=P, sleep_millisecs=20; and whether the
- *      kernel's figures equal the prediction.
- * KSM settings are restored at the end.  Needs root for step 3; without it
- * step 3 is skipped with the reason.
+ *      seconds ksmd (from /proc/<ksmd>/stat) spends until pages_sharing
+ *      settles on the same memory, with pages_to_scan=P,
+ *      sleep_millisecs=20 and the host's other knobs (which the estimate
+ *      predicts for); and whether the kernel's figures equal the
+ *      prediction.
+ * Estimator figures are the median of --repeat runs, each in a fresh
+ * process (so that its peak RSS is its own).  KSM settings are restored at
+ * the end.  Step 3 needs root and KSM; without them it is skipped with the
+ * reason.
  */
 #include "config.h"
 
@@ -35,17 +46,47 @@
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <xxh_x86dispatch.h>
 
 #include "samepage/spestimate.h"
 #include "samepage/spksm.h"
 
 #define PAGE SP_PAGE_SIZE
+#define HUGE_SIZE (2u << 20)
 
 typedef struct {
     pid_t pid;
     guint64 addr;
     gsize bytes;
 } Child;
+
+typedef struct {
+    double cpu;                /* whole estimate, CPU seconds */
+    double scan_cpu;           /* of which sp_scan_run() */
+    double wall;
+    double rss_per_page;       /* measured peak RSS growth */
+    double state_per_page;     /* by design */
+    double reads_per_page;     /* pages read / scanned pages */
+    SpModelCounters counters;
+    guint64 pages;
+    gboolean ok;
+} EstResult;
+
+typedef struct {
+    const char *name;
+    gboolean huge;
+    gboolean ran;
+    const char *skip_reason;
+    double thp_share;          /* of the workload's anonymous memory */
+    double readv;              /* GB/s per CPU second */
+    EstResult e1, e2;
+    gboolean ksmd_ran;
+    char *ksmd_skip;           /* why the ksmd figures are missing or not to trust */
+    double ksmd_cpu;
+    double ksmd_wall;
+    gboolean matched;
+    gint64 k_shared, k_sharing, k_chains, k_dups, k_scans;
+} Backing;
 
 static double
 now_cpu(void)
@@ -77,21 +118,25 @@ fill(guint8 *p, guint64 tag)
 
 /* Layout per child: 50% cross-equal, 10% in groups of 4, 10% zero, 30% unique. */
 static Child
-spawn_child(guint id, gsize bytes)
+spawn_child(guint id, gsize bytes, gboolean huge)
 {
     int fd[2];
     Child c = { 0, 0, bytes };
-    guint8 *mem;
+    guint8 *map, *mem;
 
     if (pipe(fd) != 0)
         abort();
-    mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED)
+    /* 2 MiB aligned, so that every 2 MiB of it can be a THP */
+    map = mmap(NULL, bytes + HUGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+               -1, 0);
+    if (map == MAP_FAILED)
         abort();
+    mem = (guint8 *)(((guintptr)map + HUGE_SIZE - 1) & ~(guintptr)(HUGE_SIZE - 1));
     c.addr = (guintptr)mem;
     c.pid = fork();
     if (c.pid == 0) {
         gsize n = bytes / PAGE;
+        madvise(mem, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
         for (gsize i = 0; i < n; i++) {
             guint8 *p = mem + i * PAGE;
             if (i < n / 2)
@@ -112,49 +157,79 @@ spawn_child(guint id, gsize bytes)
     char ch;
     if (read(fd[0], &ch, 1) != 1)
         abort();
-    munmap(mem, bytes);
+    munmap(map, bytes + HUGE_SIZE);
     close(fd[0]);
     close(fd[1]);
     return c;
 }
 
+static guint64
+smaps_rollup_kb(pid_t pid, const char *key)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/smaps_rollup", (int)pid);
+    g_autofree char *text = NULL;
+    char *p;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL) || !(p = strstr(text, key)))
+        return 0;
+    return g_ascii_strtoull(p + strlen(key), NULL, 10);
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Raw process_vm_readv over all the workload in 2 MiB reads, median of 3. */
 static double
 bench_readv(const Child *c, guint n)
 {
-    gsize chunk = 2 << 20;
-    g_autofree guint8 *buf = g_malloc(chunk);
-    double t0 = now_cpu();
-    gsize total = 0;
+    gsize chunk = HUGE_SIZE;
+    /* page aligned, as the estimator's buffer: rep movsb into a destination
+     * 16 bytes off a page (what g_malloc() returns) is 2x slower */
+    guint8 *buf = g_aligned_alloc(chunk / PAGE, PAGE, PAGE);
+    double runs[3];
 
-    for (guint i = 0; i < n; i++) {
-        for (gsize off = 0; off < c[i].bytes; off += chunk) {
-            struct iovec l = { buf, chunk }, r = { (void *)(guintptr)(c[i].addr + off), chunk };
-            ssize_t got = process_vm_readv(c[i].pid, &l, 1, &r, 1, 0);
-            if (got > 0)
-                total += got;
+    memset(buf, 1, chunk);
+    for (guint k = 0; k < G_N_ELEMENTS(runs); k++) {
+        double t0 = now_cpu();
+        gsize total = 0;
+        for (guint i = 0; i < n; i++) {
+            for (gsize off = 0; off < c[i].bytes; off += chunk) {
+                struct iovec l = { buf, chunk }, r = { (void *)(guintptr)(c[i].addr + off), chunk };
+                ssize_t got = process_vm_readv(c[i].pid, &l, 1, &r, 1, 0);
+                if (got > 0)
+                    total += got;
+            }
         }
+        runs[k] = total / (now_cpu() - t0) / 1e9;
     }
-    return total / (now_cpu() - t0) / 1e9;
+    g_aligned_free(buf);
+    qsort(runs, G_N_ELEMENTS(runs), sizeof(double), cmp_double);
+    return runs[1];
 }
 
+/* A hash over pages that stay in the L2 cache (256 KiB). */
 static double
-bench_xxh64(void)
+bench_hash(gboolean xxh3)
 {
-    gsize chunk = 2 << 20;
-    g_autofree guint8 *buf = g_malloc(chunk);
+    gsize size = 256 << 10;
+    g_autofree guint8 *buf = g_malloc(size);
     guint64 acc = 0;
+    int rounds = 4000;
     double t0;
-    int rounds = 500;
 
-    for (gsize i = 0; i < chunk; i += PAGE)
+    for (gsize i = 0; i < size; i += PAGE)
         fill(buf + i, i);
     t0 = now_cpu();
     for (int r = 0; r < rounds; r++)
-        for (gsize i = 0; i < chunk; i += PAGE)
-            acc += XXH64(buf + i, PAGE, 0);
+        for (gsize i = 0; i < size; i += PAGE)
+            acc += xxh3 ? XXH3_64bits_dispatch(buf + i, PAGE) : XXH64(buf + i, PAGE, 0);
     if (acc == 42)
         printf("!");
-    return (double)chunk * rounds / (now_cpu() - t0) / 1e9;
+    return (double)size * rounds / (now_cpu() - t0) / 1e9;
 }
 
 static long
@@ -169,17 +244,9 @@ rss_kb(void)
     return p ? strtol(p + 6, NULL, 10) : 0;
 }
 
-typedef struct {
-    double cpu;
-    double wall;
-    double bytes_per_page;
-    SpModelCounters counters;
-    guint64 pages;
-} EstResult;
-
-/* Run the estimate in a child process so that its peak RSS is its own. */
+/* One estimate in a child process, so that its peak RSS is its own. */
 static EstResult
-bench_estimate(const Child *c, guint n, guint passes)
+bench_estimate_once(const Child *c, guint n, guint passes, const SpEstimateOptions *eopt)
 {
     int fd[2];
     EstResult res = { 0 };
@@ -192,7 +259,7 @@ bench_estimate(const Child *c, guint n, guint passes)
         g_autoptr(SpHost) host = sp_host_new();
         g_autoptr(GError) error = NULL;
         SpScanOptions sopt;
-        SpEstimateOptions eopt;
+        SpScanStats stats;
         long rss0 = rss_kb();
         double c0 = now_cpu(), w0 = now_wall();
         struct rusage ru;
@@ -206,16 +273,20 @@ bench_estimate(const Child *c, guint n, guint passes)
                 _exit(2);
         if (!sp_scan_run(scan, &error))
             _exit(3);
+        res.scan_cpu = now_cpu() - c0;
         res.pages = sp_scan_get_n_pages(scan);
-        sp_estimate_options_init(&eopt);
-        g_autoptr(SpEstimate) est = sp_estimate_run(scan, &eopt, &error);
+        sp_scan_get_stats(scan, &stats);
+        g_autoptr(SpEstimate) est = sp_estimate_run(scan, eopt, &error);
         if (!est)
             _exit(4);
         res.cpu = now_cpu() - c0;
         res.wall = now_wall() - w0;
         res.counters = *sp_estimate_get_counters(est);
         getrusage(RUSAGE_SELF, &ru);
-        res.bytes_per_page = (double)(ru.ru_maxrss - rss0) * 1024.0 / res.pages;
+        res.rss_per_page = (double)(ru.ru_maxrss - rss0) * 1024.0 / res.pages;
+        res.state_per_page = (double)sp_estimate_get_state_bytes(est) / res.pages;
+        res.reads_per_page = (double)stats.pages_read / res.pages;
+        res.ok = TRUE;
         if (write(fd[1], &res, sizeof(res)) != sizeof(res))
             _exit(5);
         _exit(0);
@@ -226,6 +297,23 @@ bench_estimate(const Child *c, guint n, guint passes)
     close(fd[0]);
     waitpid(pid, NULL, 0);
     return res;
+}
+
+static int
+cmp_est(const void *a, const void *b)
+{
+    return cmp_double(&((const EstResult *)a)->cpu, &((const EstResult *)b)->cpu);
+}
+
+static EstResult
+bench_estimate(const Child *c, guint n, guint passes, const SpEstimateOptions *eopt, guint repeat)
+{
+    g_autofree EstResult *r = g_new0(EstResult, repeat);
+
+    for (guint i = 0; i < repeat; i++)
+        r[i] = bench_estimate_once(c, n, passes, eopt);
+    qsort(r, repeat, sizeof(EstResult), cmp_est);
+    return r[repeat / 2];
 }
 
 static double
@@ -286,125 +374,309 @@ ksm_set(const SpHost *host, const char *const *kv)
     return TRUE;
 }
 
+/*
+ * Processes other than @c that KSM scans or has merged pages of (another
+ * test, a guest): their pages would count in the kernel's figures and ksmd's
+ * CPU time.  Returns their pids, space-separated, or NULL.
+ */
+static char *
+other_ksm_users(const Child *c, guint n)
+{
+    g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
+    g_autoptr(GString) out = g_string_new(NULL);
+    const char *name;
+
+    while (d && (name = g_dir_read_name(d))) {
+        g_autofree char *path = g_strdup_printf("/proc/%s/ksm_stat", name);
+        g_autofree char *text = NULL;
+        pid_t pid = atoi(name);
+        gboolean ours = pid == getpid();
+
+        for (guint i = 0; i < n; i++)
+            ours = ours || c[i].pid == pid;
+        if (ours || !g_ascii_isdigit(name[0]) || !g_file_get_contents(path, &text, NULL, NULL))
+            continue;
+        const char *items = strstr(text, "ksm_rmap_items ");
+        /* (kernel threads have an empty ksm_stat) */
+        if (strstr(text, "ksm_mergeable: yes") || strstr(text, "ksm_merge_any: yes") ||
+            (items && g_ascii_strtoull(items + strlen("ksm_rmap_items "), NULL, 10) > 0))
+            g_string_append_printf(out, "%s%s", out->len ? " " : "", name);
+    }
+    return out->len ? g_string_free(g_steal_pointer(&out), FALSE) : NULL;
+}
+
+/* Let ksmd converge on the workload; CPU seconds until pages_sharing settled. */
+static void
+bench_ksmd(const SpHost *host, pid_t ksmd, guint pages_to_scan, guint timeout, Backing *b)
+{
+    g_autofree char *pts = g_strdup_printf("pages_to_scan=%u", pages_to_scan);
+    const char *reset[] = { "run=2", NULL };
+    const char *start[] = { "advisor_mode=none", pts, "sleep_millisecs=20", "run=1", NULL };
+    double k0, k1 = 0, w0, w1 = 0;
+    gint64 last_sharing = -1, stable_since = -1;
+    gint64 want = (gint64)b->e1.counters.pages_sharing;
+
+    if (!ksm_set(host, reset))
+        return;
+    k0 = ksmd_cpu_seconds(ksmd);
+    w0 = now_wall();
+    if (!ksm_set(host, start))
+        return;
+    b->ksmd_ran = TRUE;
+    while (now_wall() - w0 < timeout) {
+        g_usleep(200000);
+        gint64 sharing = ksm_get(host, SP_KSM_PAGES_SHARING);
+        gint64 scans = ksm_get(host, SP_KSM_FULL_SCANS);
+        if (sharing != last_sharing) {
+            last_sharing = sharing;
+            stable_since = scans;
+            k1 = ksmd_cpu_seconds(ksmd);   /* CPU up to the last change */
+            w1 = now_wall();
+        } else if (scans >= 3 && scans - stable_since >= 2 && sharing == want) {
+            b->matched = TRUE;
+            break;
+        } else if (scans - stable_since >= 4) {
+            break;    /* stable, but not what was predicted */
+        }
+    }
+    b->ksmd_cpu = k1 - k0;
+    b->ksmd_wall = w1 - w0;
+    b->k_shared = ksm_get(host, SP_KSM_PAGES_SHARED);
+    b->k_sharing = ksm_get(host, SP_KSM_PAGES_SHARING);
+    b->k_chains = ksm_get(host, SP_KSM_STABLE_NODE_CHAINS);
+    b->k_dups = ksm_get(host, SP_KSM_STABLE_NODE_DUPS);
+    b->k_scans = ksm_get(host, SP_KSM_FULL_SCANS);
+    ksm_set(host, reset);
+}
+
+static void
+ksm_restore(const SpHost *host, const SpKsmState *saved)
+{
+    const SpKsmKey keys[] = { SP_KSM_PAGES_TO_SCAN, SP_KSM_SLEEP_MILLISECS, SP_KSM_ADVISOR_MODE,
+                              SP_KSM_RUN };
+    SpKsmSetting back[G_N_ELEMENTS(keys)];
+    g_autoptr(GError) error = NULL;
+    gsize nb = 0;
+
+    for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
+        if (!saved->entry[keys[i]].supported)
+            continue;
+        /* with the advisor on, pages_to_scan is the advisor's to set */
+        if (keys[i] == SP_KSM_PAGES_TO_SCAN && saved->entry[SP_KSM_ADVISOR_MODE].supported &&
+            saved->entry[SP_KSM_ADVISOR_MODE].value != 0)
+            continue;
+        back[nb].key = keys[i];
+        back[nb++].value = saved->entry[keys[i]].value;
+    }
+    if (!sp_ksm_apply(host, back, nb, &error))
+        fprintf(stderr, "bench: could not restore KSM: %s\n", error->message);
+}
+
+static gboolean
+thp_available(void)
+{
+    g_autofree char *text = NULL;
+
+    return g_file_get_contents("/sys/kernel/mm/transparent_hugepage/enabled", &text, NULL, NULL) &&
+        !strstr(text, "[never]");
+}
+
+static void
+run_backing(Backing *b, guint n, gsize bytes, guint repeat, const SpEstimateOptions *eopt,
+            const SpHost *host, pid_t ksmd, guint pages_to_scan, guint timeout)
+{
+    g_autofree Child *c = g_new0(Child, n);
+    guint64 anon = 0, huge = 0;
+
+    if (b->huge && !thp_available()) {
+        b->skip_reason = "THP is disabled (transparent_hugepage/enabled = never)";
+        return;
+    }
+    fprintf(stderr, "bench: %s: spawning %u x %zu MiB\n", b->name, n, bytes >> 20);
+    for (guint i = 0; i < n; i++)
+        c[i] = spawn_child(i, bytes, b->huge);
+    for (guint i = 0; i < n; i++) {
+        anon += smaps_rollup_kb(c[i].pid, "Anonymous:");
+        huge += smaps_rollup_kb(c[i].pid, "AnonHugePages:");
+    }
+    b->thp_share = anon ? (double)huge / anon : 0;
+    b->ran = TRUE;
+    fprintf(stderr, "bench: %s: baselines\n", b->name);
+    b->readv = bench_readv(c, n);
+    fprintf(stderr, "bench: %s: estimator, 1 pass x %u\n", b->name, repeat);
+    b->e1 = bench_estimate(c, n, 1, eopt, repeat);
+    fprintf(stderr, "bench: %s: estimator, 2 passes x %u\n", b->name, repeat);
+    b->e2 = bench_estimate(c, n, 2, eopt, repeat);
+    if (ksmd) {
+        g_autofree char *others = other_ksm_users(c, n);
+        if (others) {
+            b->ksmd_skip = g_strdup_printf("other processes use KSM (pids %s)", others);
+        } else {
+            fprintf(stderr, "bench: %s: ksmd\n", b->name);
+            bench_ksmd(host, ksmd, pages_to_scan, timeout, b);
+            others = other_ksm_users(c, n);
+            if (others)
+                b->ksmd_skip = g_strdup_printf("other processes used KSM meanwhile (pids %s): "
+                                               "the figures are not the workload's alone", others);
+        }
+    }
+    for (guint i = 0; i < n; i++) {
+        kill(c[i].pid, SIGTERM);
+        waitpid(c[i].pid, NULL, 0);
+    }
+}
+
+/* One row: a figure per backing, "-" where it was not measured. */
+#define ROW_IF(label, fmt, cond, expr)                                       \
+    do {                                                                     \
+        printf("%-46s", label);                                              \
+        for (guint i_ = 0; i_ < nb; i_++) {                                  \
+            const Backing *b = &bs[i_];                                      \
+            char buf_[48];                                                   \
+            (void)buf_;                                                      \
+            if (b->ran && (cond))                                            \
+                printf(" %12" fmt, expr);                                    \
+            else                                                             \
+                printf(" %12s", "-");                                        \
+        }                                                                    \
+        printf("\n");                                                        \
+    } while (0)
+#define ROW_F(label, fmt, expr) ROW_IF(label, fmt, TRUE, expr)
+#define ROW_K(label, fmt, expr) ROW_IF(label, fmt, b->ksmd_ran && !b->ksmd_skip, expr)
+
 int
 main(int argc, char **argv)
 {
-    guint n = 2, mib = 1024, pages_to_scan = 20000, timeout = 600;
+    guint n = 2, mib = 2048, pages_to_scan = 20000, timeout = 600, repeat = 3;
+    g_autofree char *backing = g_strdup("both");
+    gboolean no_ksmd = FALSE;
     GOptionEntry entries[] = {
         { "processes", 'n', 0, G_OPTION_ARG_INT, &n, "workload processes (2)", "N" },
-        { "mib", 'm', 0, G_OPTION_ARG_INT, &mib, "MiB per process (1024)", "MIB" },
+        { "mib", 'm', 0, G_OPTION_ARG_INT, &mib, "MiB per process (2048)", "MIB" },
+        { "backing", 'b', 0, G_OPTION_ARG_STRING, &backing,
+          "thp, 4k or both (both): the workload in transparent huge pages "
+          "(MADV_HUGEPAGE, as QEMU backs guest RAM) or in 4 KiB pages", "B" },
+        { "repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "estimator runs, the median is shown (3)", "R" },
         { "pages-to-scan", 0, 0, G_OPTION_ARG_INT, &pages_to_scan, "ksmd batch (20000)", "P" },
         { "timeout", 0, 0, G_OPTION_ARG_INT, &timeout, "seconds to wait for ksmd (600)", "S" },
+        { "no-ksmd", 0, 0, G_OPTION_ARG_NONE, &no_ksmd, "skip the ksmd comparison", NULL },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("- estimator speed and memory");
     g_autoptr(GError) error = NULL;
     g_autoptr(SpHost) host = sp_host_new();
-    Child *c;
+    Backing bs[2];
+    guint nb = 0;
+    SpEstimateOptions eopt;
+    SpKsmState saved;
+    pid_t ksmd = 0;
+    const char *ksmd_why = NULL;
 
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
         fprintf(stderr, "bench-estimate: %s\n", error->message);
         return 2;
     }
-    if (n < 1 || mib < 4) {
-        fprintf(stderr, "bench-estimate: need at least 1 process of 4 MiB\n");
+    if (n < 1 || mib < 4 || repeat < 1) {
+        fprintf(stderr, "bench-estimate: need at least 1 process of 4 MiB and 1 run\n");
         return 2;
     }
-    c = g_new0(Child, n);
-    printf("workload: %u processes x %u MiB (50%% equal across, 10%% in groups of 4, 10%% zero, 30%% unique)\n",
-           n, mib);
-    for (guint i = 0; i < n; i++)
-        c[i] = spawn_child(i, (gsize)mib << 20);
-
-    double readv = bench_readv(c, n);
-    double xxh = bench_xxh64();
-    EstResult e1 = bench_estimate(c, n, 1);
-    EstResult e2 = bench_estimate(c, n, 2);
-    double gb = (double)e1.pages * PAGE / 1e9;
-
-    printf("\n%-44s %12s\n", "throughput (per CPU second)", "GB/s");
-    printf("%-44s %12.2f\n", "baseline: process_vm_readv, 2 MiB reads", readv);
-    printf("%-44s %12.2f\n", "baseline: XXH64 over cached pages", xxh);
-    printf("%-44s %12.2f\n", "estimator, 1 pass (scan+confirm+model)", gb / e1.cpu);
-    printf("%-44s %12.2f\n", "estimator, 2 passes (default)", gb / e2.cpu);
-    printf("\n%-44s %12s\n", "memory", "bytes/page");
-    printf("%-44s %12.1f\n", "estimator peak RSS growth per scanned page", e1.bytes_per_page);
-    printf("%-44s %12s\n", "requirement", "<= 24");
-    printf("\nprediction: pages_shared=%" G_GUINT64_FORMAT " pages_sharing=%" G_GUINT64_FORMAT
-           " chains=%" G_GUINT64_FORMAT " dups=%" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT " pages)\n",
-           e1.counters.pages_shared, e1.counters.pages_sharing, e1.counters.stable_node_chains,
-           e1.counters.stable_node_dups, e1.pages);
-
-    pid_t ksmd = find_ksmd();
-    SpKsmState saved;
-    if (geteuid() != 0 || !ksmd || !sp_ksm_read(host, &saved, NULL)) {
-        printf("\nksmd comparison skipped: needs root and KSM (ksmd %s)\n", ksmd ? "found" : "not found");
-    } else {
-        g_autofree char *pts = g_strdup_printf("pages_to_scan=%u", pages_to_scan);
-        const char *reset[] = { "run=2", NULL };
-        const char *start[] = { "advisor_mode=none", pts, "sleep_millisecs=20", "run=1", NULL };
-        double k0, k1 = 0, w0;
-        gint64 last_sharing = -1, stable_since = -1;
-        gboolean converged = FALSE;
-
-        ksm_set(host, reset);
-        k0 = ksmd_cpu_seconds(ksmd);
-        w0 = now_wall();
-        ksm_set(host, start);
-        while (now_wall() - w0 < timeout) {
-            g_usleep(200000);
-            gint64 sharing = ksm_get(host, SP_KSM_PAGES_SHARING);
-            gint64 scans = ksm_get(host, SP_KSM_FULL_SCANS);
-            if (sharing != last_sharing) {
-                last_sharing = sharing;
-                stable_since = scans;
-                k1 = ksmd_cpu_seconds(ksmd);   /* CPU up to the last change */
-            } else if (scans >= 3 && scans - stable_since >= 2 &&
-                       sharing == (gint64)e1.counters.pages_sharing) {
-                converged = TRUE;
-                break;
-            } else if (scans - stable_since >= 4) {
-                break;    /* stable, but not what was predicted */
-            }
-        }
-        double ksmd_cpu = k1 - k0;
-        printf("\n%-44s %12s\n", "CPU seconds to the converged answer", "s");
-        printf("%-44s %12.2f\n", "baseline: ksmd (until pages_sharing settled)", ksmd_cpu);
-        printf("%-44s %12.2f\n", "estimator, 1 pass", e1.cpu);
-        printf("%-44s %12.2f\n", "estimator, 2 passes", e2.cpu);
-        printf("%-44s %11.1fx\n", "ksmd / estimator (1 pass)", ksmd_cpu / e1.cpu);
-        printf("%-44s %11.1fx\n", "ksmd / estimator (2 passes)", ksmd_cpu / e2.cpu);
-        printf("kernel: pages_shared=%" G_GINT64_FORMAT " pages_sharing=%" G_GINT64_FORMAT
-               " chains=%" G_GINT64_FORMAT " dups=%" G_GINT64_FORMAT " full_scans=%" G_GINT64_FORMAT
-               " after %.0f s wall; prediction %s\n",
-               ksm_get(host, SP_KSM_PAGES_SHARED), ksm_get(host, SP_KSM_PAGES_SHARING),
-               ksm_get(host, SP_KSM_STABLE_NODE_CHAINS), ksm_get(host, SP_KSM_STABLE_NODE_DUPS),
-               ksm_get(host, SP_KSM_FULL_SCANS), now_wall() - w0,
-               converged ? "matched" : "NOT matched");
-
-        /* Put KSM back as it was. */
-        ksm_set(host, reset);
-        SpKsmSetting back[SP_KSM_N_KEYS];
-        gsize nb = 0;
-        const SpKsmKey keys[] = { SP_KSM_PAGES_TO_SCAN, SP_KSM_SLEEP_MILLISECS, SP_KSM_ADVISOR_MODE,
-                                  SP_KSM_RUN };
-        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
-            if (!saved.entry[keys[i]].supported)
-                continue;
-            if (keys[i] == SP_KSM_PAGES_TO_SCAN && saved.entry[SP_KSM_ADVISOR_MODE].value != 0)
-                continue;
-            back[nb].key = keys[i];
-            back[nb++].value = saved.entry[keys[i]].value;
-        }
-        if (!sp_ksm_apply(host, back, nb, &error))
-            fprintf(stderr, "bench: could not restore KSM: %s\n", error->message);
+    memset(bs, 0, sizeof(bs));
+    if (g_str_equal(backing, "thp") || g_str_equal(backing, "both"))
+        bs[nb++] = (Backing){ .name = "THP", .huge = TRUE };
+    if (g_str_equal(backing, "4k") || g_str_equal(backing, "both"))
+        bs[nb++] = (Backing){ .name = "4 KiB", .huge = FALSE };
+    if (nb == 0) {
+        fprintf(stderr, "bench-estimate: --backing must be thp, 4k or both, not '%s'\n", backing);
+        return 2;
     }
 
-    for (guint i = 0; i < n; i++) {
-        kill(c[i].pid, SIGTERM);
-        waitpid(c[i].pid, NULL, 0);
+    if (no_ksmd)
+        ksmd_why = "--no-ksmd";
+    else if (geteuid() != 0)
+        ksmd_why = "needs root";
+    else if (!(ksmd = find_ksmd()))
+        ksmd_why = "ksmd not found";
+    else if (!sp_ksm_read(host, &saved, NULL))
+        ksmd_why = "KSM sysfs not readable";
+    if (ksmd_why)
+        ksmd = 0;
+    /* Predict for the host's knobs, which ksmd will use. */
+    if (!ksmd || !sp_estimate_options_from_host(&eopt, host, NULL))
+        sp_estimate_options_init(&eopt);
+
+    for (guint i = 0; i < nb; i++)
+        run_backing(&bs[i], n, (gsize)mib << 20, repeat, &eopt, host, ksmd, pages_to_scan,
+                    timeout);
+    if (ksmd)
+        ksm_restore(host, &saved);
+    double xxh64 = bench_hash(FALSE), xxh3 = bench_hash(TRUE);
+
+    printf("workload: %u processes x %u MiB = %.2f GB per backing (50%% equal across, "
+           "10%% in groups of 4, 10%% zero, 30%% unique), MADV_MERGEABLE\n",
+           n, mib, (double)n * mib * 1048576 / 1e9);
+    printf("estimator: median of %u runs; model for max_page_sharing=%u use_zero_pages=%d "
+           "smart_scan=%d (%s)\n", repeat, eopt.model.max_page_sharing, eopt.model.use_zero_pages,
+           eopt.model.smart_scan, ksmd ? "the host's" : "defaults");
+    for (guint i = 0; i < nb; i++) {
+        if (!bs[i].ran)
+            printf("%s backing skipped: %s\n", bs[i].name, bs[i].skip_reason);
     }
-    g_free(c);
+
+    printf("\n%-46s", "backing");
+    for (guint i = 0; i < nb; i++)
+        printf(" %12s", bs[i].name);
+    printf("\n");
+    ROW_F("share of the workload in THPs (%)", ".1f", 100 * b->thp_share);
+
+    printf("\nthroughput (GB scanned per CPU second)\n");
+    ROW_F("baseline: process_vm_readv, 2 MiB reads", ".2f", b->readv);
+    ROW_F("estimator, 1 pass (scan+group+model)", ".2f", b->e1.pages * PAGE / 1e9 / b->e1.cpu);
+    ROW_F("estimator, 2 passes (default)", ".2f", b->e2.pages * PAGE / 1e9 / b->e2.cpu);
+    ROW_F("  1 pass: CPU s in the scan / after it", "s", (g_snprintf(buf_, sizeof(buf_), "%.2f/%.2f", b->e1.scan_cpu, b->e1.cpu - b->e1.scan_cpu), buf_));
+    ROW_F("  1 pass: pages read per scanned page", ".3f", b->e1.reads_per_page);
+    ROW_F("  2 passes: pages read per scanned page", ".3f", b->e2.reads_per_page);
+    printf("%-46s %12.2f   (256 KiB, in L2)\n", "baseline: XXH64 over cached pages", xxh64);
+    printf("%-46s %12.2f\n", "baseline: XXH3 over cached pages", xxh3);
+    printf("%-46s %12s\n", "requirement (estimator)", ">= 3");
+
+    printf("\nmemory (bytes per scanned page)\n");
+    ROW_F("state by design, 1 pass", ".1f", b->e1.state_per_page);
+    ROW_F("state by design, 2 passes", ".1f", b->e2.state_per_page);
+    ROW_F("measured peak RSS growth, 1 pass", ".1f", b->e1.rss_per_page);
+    ROW_F("measured peak RSS growth, 2 passes", ".1f", b->e2.rss_per_page);
+    printf("%-46s %12s\n", "requirement", "<= 24");
+
+    printf("\nprediction\n");
+    ROW_F("scanned pages", G_GUINT64_FORMAT, b->e1.pages);
+    ROW_F("pages_shared", G_GUINT64_FORMAT, b->e1.counters.pages_shared);
+    ROW_F("pages_sharing", G_GUINT64_FORMAT, b->e1.counters.pages_sharing);
+    ROW_F("stable_node_chains / dups", "s", (g_snprintf(buf_, sizeof(buf_), "%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT,
+          b->e1.counters.stable_node_chains, b->e1.counters.stable_node_dups), buf_));
+
+    if (!ksmd) {
+        printf("\nksmd comparison skipped: %s\n", ksmd_why);
+        return 0;
+    }
+    printf("\nCPU seconds to the converged answer\n");
+    ROW_K("baseline: ksmd (until pages_sharing settled)", ".2f", b->ksmd_cpu);
+    ROW_K("  ksmd wall seconds", ".1f", b->ksmd_wall);
+    ROW_F("estimator, 1 pass", ".2f", b->e1.cpu);
+    ROW_F("estimator, 2 passes", ".2f", b->e2.cpu);
+    ROW_K("ksmd / estimator (1 pass)", ".1f", b->ksmd_cpu / b->e1.cpu);
+    ROW_K("ksmd / estimator (2 passes)", ".1f", b->ksmd_cpu / b->e2.cpu);
+    printf("%-46s %12s\n", "requirement", ">= 10");
+    printf("\nkernel after ksmd\n");
+    ROW_K("pages_shared", G_GINT64_FORMAT, b->k_shared);
+    ROW_K("pages_sharing", G_GINT64_FORMAT, b->k_sharing);
+    ROW_K("stable_node_chains / dups", "s", (g_snprintf(buf_, sizeof(buf_), "%" G_GINT64_FORMAT "/%" G_GINT64_FORMAT,
+          b->k_chains, b->k_dups), buf_));
+    ROW_K("full_scans", G_GINT64_FORMAT, b->k_scans);
+    ROW_K("prediction", "s", b->matched ? "matched" : "NOT matched");
+    for (guint i = 0; i < nb; i++) {
+        if (bs[i].ksmd_skip)
+            printf("%s: %s\n", bs[i].name, bs[i].ksmd_skip);
+        g_free(bs[i].ksmd_skip);
+    }
     return 0;
 }

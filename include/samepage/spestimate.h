@@ -72,6 +72,7 @@ guint64 sp_estimate_get_saved_nonzero(const SpEstimate *est);
 guint64 sp_estimate_get_thp_zero_remapped(const SpEstimate *est);
 guint sp_estimate_get_passes(const SpEstimate *est, gboolean *converged);
 gboolean sp_estimate_is_partial(const SpEstimate *est);
+guint64 sp_estimate_get_state_bytes(const SpEstimate *est);
 json_object *sp_estimate_to_json(const SpEstimate *est);
 
 G_END_DECLS

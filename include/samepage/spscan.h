@@ -6,7 +6,10 @@
  * process it takes the VMAs KSM would scan (VmFlags "mg"; with what-if, every
  * private anonymous VMA), finds the present anonymous pages in pagemap, and
  * reads and hashes them with process_vm_readv.  Nothing is written, no page
- * is faulted in.  Several passes, some time apart, tell which pages change.
+ * is faulted in.  The first pass also groups the pages by contents: a page
+ * whose hash matches an earlier page's is compared with it byte for byte
+ * (sp_scan_get_reps()).  Several passes, some time apart, tell which pages
+ * change.
  */
 #pragma once
 
@@ -48,7 +51,23 @@ typedef struct {
     guint passes;               /* >= 1; 2 or more detect volatile pages */
     guint interval_ms;          /* pause between passes */
     gboolean want_nodes;        /* record each page's NUMA node (move_pages) */
+    guint hash_bits;            /* tests only: keep the top hash_bits bits of each
+                                 * page hash (1-63), so that different contents
+                                 * often share a hash; 0 (the default): all 64 */
 } SpScanOptions;
+
+/* What a scan did and held (sp_scan_get_stats()). */
+typedef struct {
+    guint64 pages_read;         /* pages read, all passes and confirmations */
+    guint64 confirm_reads;      /* of those, earlier pages read again to confirm a duplicate */
+    guint64 confirmed;          /* pages found equal, byte for byte, to an earlier page */
+    guint64 confirmed_in_buffer; /* of those, compared with a page still in the read buffer */
+    guint64 collisions;         /* equal hashes, different bytes */
+    guint64 changed;            /* earlier pages found changed or gone when read again to
+                                 * confirm: they are volatile */
+    guint64 state_bytes;        /* peak bytes of per-page state (arrays and hash table,
+                                 * not the fixed read buffers) */
+} SpScanStats;
 
 typedef struct {
     char *label;                /* "pid 1234 (qemu-system-x86)" or the file name */
@@ -91,6 +110,7 @@ guint sp_scan_get_n_sources(const SpScan *scan);
 const SpScanSource *sp_scan_get_source(const SpScan *scan, guint i);
 gsize sp_scan_get_n_pages(const SpScan *scan);
 const guint64 *sp_scan_get_hashes(const SpScan *scan);
+const guint32 *sp_scan_get_reps(const SpScan *scan);
 const guint8 *sp_scan_get_flags(const SpScan *scan);
 const guint8 *sp_scan_get_nodes(const SpScan *scan);   /* NULL unless want_nodes */
 guint sp_scan_get_n_nodes(const SpScan *scan);
@@ -98,10 +118,13 @@ const SpScanRun *sp_scan_get_runs(const SpScan *scan, gsize *n_runs);
 guint32 sp_scan_page_source(const SpScan *scan, gsize page);
 guint64 sp_scan_page_addr(const SpScan *scan, gsize page);
 gboolean sp_scan_is_partial(const SpScan *scan);
+void sp_scan_get_stats(const SpScan *scan, SpScanStats *out);
+gsize sp_scan_get_state_bytes(const SpScan *scan);
 
 gsize sp_scan_read_pages(SpScan *scan, const gsize *pages, gsize n, guint8 *buf,
                          gboolean *ok);
 void sp_scan_release_hashes(SpScan *scan);
+void sp_scan_release_reps(SpScan *scan);
 guint64 sp_scan_page_hash(const guint8 *page);
 guint8 *sp_scan_get_buffer(SpScan *scan, gsize *n_pages);
 

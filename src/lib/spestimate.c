@@ -4,16 +4,16 @@
  *
  * Theory of operation
  *
- * 1. Contents.  Pages that did not change between scan passes and did not
- *    vanish are sorted by (tree, hash), the tree being the NUMA node when
- *    merge_across_nodes=0 and 0 otherwise.  Equal hashes are only a
- *    candidate: every page of a group of two or more is read again and
- *    compared byte for byte with the group's first page.  A page that
- *    differs and whose hash changed too was written meanwhile: it is
- *    volatile.  A page that differs with the same hash is a true collision
- *    and gets a content of its own.  Zero pages were compared with zeros
- *    during the scan and need no second read.  So a hash collision can
- *    never make two different pages count as one.
+ * 1. Contents.  The scan grouped the pages while reading them: every page
+ *    whose hash matched an earlier page's was compared with it byte for
+ *    byte (see spscan.c), so each page points to a representative it
+ *    equals, or to itself.  Pages that did not change between scan passes
+ *    and did not vanish, and share a representative, are one content class
+ *    when there are two or more of them (with merge_across_nodes=0, one
+ *    class per NUMA node); any other page is unique.  A page found changed
+ *    while it was being compared is volatile.  So a hash collision can
+ *    never make two different pages count as one, and no page is read
+ *    here.
  * 2. THP splits (6.12+).  KSM splits a transparent huge page when it
  *    merges one of its subpages, and since b1f202060afe ("mm: remap unused
  *    subpages to shared zeropage when splitting isolated thp") a split maps
@@ -46,8 +46,6 @@
 
 G_DEFINE_QUARK(sp-estimate-error-quark, sp_estimate_error)
 
-#define SP_BATCH 512u
-
 struct _SpEstimate {
     SpEstimateOptions opt;
     SpScanOptions scan_opt;
@@ -64,6 +62,9 @@ struct _SpEstimate {
     gboolean partial;
     guint64 collisions;
     guint64 changed;               /* pages found changed while confirming */
+    guint64 confirm_reads;         /* pages read again to confirm a duplicate */
+    guint64 node_bound;            /* stable nodes the model may allocate */
+    guint64 state_bytes;           /* peak of per-page and per-content state */
     guint64 volatile_pages;
     guint64 gone_pages;
     guint64 classes;
@@ -142,46 +143,43 @@ sp_estimate_free(SpEstimate *est)
     g_free(est);
 }
 
-/* ------------------------------------------------------------------ sorting */
+/* ------------------------------------------------------------------ contents */
 
-/*
- * Page indices are sorted by (node, hash, index) in place: a radix pass on
- * the top 12 bits of the hash (hashes are uniform), then quicksort inside
- * each bucket.  No temporary array the size of the input, unlike qsort().
- */
-typedef struct {
-    const guint64 *hash;
-    const guint8 *node;            /* NULL when merging across nodes */
-} SpKeyCtx;
+/* Private to classification: a representative whose class is in klass. */
+#define SP_HAS_CLASS 0x80
+G_STATIC_ASSERT((SP_HAS_CLASS & SP_MODEL_PAGE_FLAGS_ALL) == 0);
 
-#define SP_RADIX_BITS 12
-
-static inline gboolean
-sp_key_less(const SpKeyCtx *c, guint32 a, guint32 b)
+/* sp_model_node_bound() for one content of @c pages: the most stable nodes
+ * the model can allocate for it (for the state-bytes figure). */
+static guint64
+sp_node_bound(guint64 c, guint max_page_sharing)
 {
-    if (c->node && c->node[a] != c->node[b])
-        return c->node[a] < c->node[b];
-    if (c->hash[a] != c->hash[b])
-        return c->hash[a] < c->hash[b];
-    return a < b;
+    return MIN(c / 2, c / max_page_sharing + (c % max_page_sharing ? 1 : 0));
+}
+
+/* Sort page indices by (class, index), in place (per-node split only). */
+static inline gboolean
+sp_class_less(const SpModelPage *mp, guint32 a, guint32 b)
+{
+    return mp[a].klass != mp[b].klass ? mp[a].klass < mp[b].klass : a < b;
 }
 
 static void
-sp_sort_range(const SpKeyCtx *c, guint32 *v, gsize n)
+sp_sort_by_class(const SpModelPage *mp, guint32 *v, gsize n)
 {
     while (n > 16) {
         guint32 a = v[0], b = v[n / 2], d = v[n - 1], p;
         gsize i = 0, j = n - 1;
 
         /* median of three */
-        if (sp_key_less(c, a, b))
-            p = sp_key_less(c, b, d) ? b : (sp_key_less(c, a, d) ? d : a);
+        if (sp_class_less(mp, a, b))
+            p = sp_class_less(mp, b, d) ? b : (sp_class_less(mp, a, d) ? d : a);
         else
-            p = sp_key_less(c, a, d) ? a : (sp_key_less(c, b, d) ? d : b);
+            p = sp_class_less(mp, a, d) ? a : (sp_class_less(mp, b, d) ? d : b);
         for (;;) {
-            while (sp_key_less(c, v[i], p))
+            while (sp_class_less(mp, v[i], p))
                 i++;
-            while (sp_key_less(c, p, v[j]))
+            while (sp_class_less(mp, p, v[j]))
                 j--;
             if (i >= j)
                 break;
@@ -192,18 +190,18 @@ sp_sort_range(const SpKeyCtx *c, guint32 *v, gsize n)
         /* [0, j] <= p <= [j + 1, n): recurse into the smaller side. */
         gsize left = j + 1;
         if (left < n - left) {
-            sp_sort_range(c, v, left);
+            sp_sort_by_class(mp, v, left);
             v += left;
             n -= left;
         } else {
-            sp_sort_range(c, v + left, n - left);
+            sp_sort_by_class(mp, v + left, n - left);
             n = left;
         }
     }
     for (gsize i = 1; i < n; i++) {
         guint32 x = v[i];
         gsize j = i;
-        while (j > 0 && sp_key_less(c, x, v[j - 1])) {
+        while (j > 0 && sp_class_less(mp, x, v[j - 1])) {
             v[j] = v[j - 1];
             j--;
         }
@@ -211,240 +209,131 @@ sp_sort_range(const SpKeyCtx *c, guint32 *v, gsize n)
     }
 }
 
-static void
-sp_sort_pages(const SpKeyCtx *c, guint32 *v, gsize n)
-{
-    const guint nb = 1u << SP_RADIX_BITS;
-    g_autofree guint32 *start = NULL, *next = NULL;
-
-    if (c->node || n < 4 * nb) {
-        sp_sort_range(c, v, n);
-        return;
-    }
-    start = g_new0(guint32, nb + 1);
-    next = g_new(guint32, nb);
-#define SP_BUCKET(x) ((guint)(c->hash[x] >> (64 - SP_RADIX_BITS)))
-    for (gsize i = 0; i < n; i++)
-        start[SP_BUCKET(v[i]) + 1]++;
-    for (guint b = 0; b < nb; b++) {
-        start[b + 1] += start[b];
-        next[b] = start[b];
-    }
-    /* American flag sort: move each element into its bucket, in place. */
-    for (guint b = 0; b < nb; b++) {
-        while (next[b] < start[b + 1]) {
-            guint32 x = v[next[b]];
-            guint bx = SP_BUCKET(x);
-            while (bx != b) {
-                guint32 t = v[next[bx]];
-                v[next[bx]++] = x;
-                x = t;
-                bx = SP_BUCKET(x);
-            }
-            v[next[b]++] = x;
-        }
-    }
-#undef SP_BUCKET
-    for (guint b = 0; b < nb; b++)
-        sp_sort_range(c, v + start[b], start[b + 1] - start[b]);
-}
-
-/* ------------------------------------------------------------------ contents */
-
-typedef struct {
-    SpScan *scan;
-    SpModelPage *mp;               /* per scan page */
-    guint32 next_class;
-    SpEstimate *est;
-    const guint64 *hash;
-    /* the pending batch of groups to confirm */
-    gsize batch_pages[SP_BATCH];
-    gsize n_batch;
-    struct { gsize start, n; } groups[SP_BATCH];
-    guint n_groups;
-    guint8 *buf;                   /* SP_BATCH pages */
-} SpClassify;
-
-static void
-sp_make_unique(SpClassify *c, gsize page, guint8 extra)
-{
-    c->mp[page].klass = 0;
-    c->mp[page].flags = (c->mp[page].flags & ~SP_MODEL_PAGE_ZERO) | SP_MODEL_PAGE_UNIQUE | extra;
-}
-
 /*
- * Confirm one group: pages[i] is in bufs[i] (ok[i] says it could be read).
- * rep holds the group's reference contents once *rep_class is set.
+ * merge_across_nodes=0: one tree per node, so a content is one class per
+ * node.  The classed pages are ordered by (node, class), and every run of
+ * two or more gets a class of its own; a lone page is unique.
  */
-static void
-sp_confirm_group(SpClassify *c, const gsize *pages, guint8 *const *bufs, const gboolean *ok,
-                 gsize n, guint8 *rep, guint32 *rep_class)
+static guint32
+sp_estimate_split_nodes(SpEstimate *est, gsize n, const guint8 *nodes, guint n_nodes,
+                        SpModelPage *mp, gsize scan_bytes)
 {
-    for (gsize i = 0; i < n; i++) {
-        gsize p = pages[i];
+    g_autofree guint32 *start = g_new0(guint32, n_nodes + 1);
+    g_autofree guint32 *order = NULL;
+    gsize m = 0;
+    guint32 next = 0;
 
-        if (!ok[i] || sp_scan_page_hash(bufs[i]) != c->hash[p]) {
-            /* Vanished or written since the scan: it changes, it is volatile. */
-            sp_make_unique(c, p, SP_MODEL_PAGE_VOLATILE);
-            c->est->changed++;
-            continue;
-        }
-        if (*rep_class == G_MAXUINT32) {
-            memcpy(rep, bufs[i], SP_PAGE_SIZE);
-            *rep_class = c->next_class++;
-            c->mp[p].klass = *rep_class;
-            continue;
-        }
-        if (memcmp(rep, bufs[i], SP_PAGE_SIZE) == 0) {
-            c->mp[p].klass = *rep_class;
-        } else {
-            /* Same 64-bit hash, different bytes. */
-            sp_make_unique(c, p, 0);
-            c->est->collisions++;
+    for (gsize p = 0; p < n; p++) {
+        if (!(mp[p].flags & SP_MODEL_PAGE_UNIQUE)) {
+            start[nodes[p] + 1]++;
+            m++;
         }
     }
-}
-
-static void
-sp_flush_batch(SpClassify *c)
-{
-    gboolean ok[SP_BATCH];
-    guint8 *bufs[SP_BATCH];
-    guint8 rep[SP_PAGE_SIZE];
-
-    if (c->n_batch == 0)
-        return;
-    sp_scan_read_pages(c->scan, c->batch_pages, c->n_batch, c->buf, ok);
-    for (gsize i = 0; i < c->n_batch; i++)
-        bufs[i] = c->buf + i * SP_PAGE_SIZE;
-    for (guint g = 0; g < c->n_groups; g++) {
-        guint32 rep_class = G_MAXUINT32;
-        sp_confirm_group(c, c->batch_pages + c->groups[g].start, bufs + c->groups[g].start,
-                         ok + c->groups[g].start, c->groups[g].n, rep, &rep_class);
+    order = g_new(guint32, MAX(m, 1));
+    est->state_bytes = MAX(est->state_bytes, scan_bytes + n * sizeof(SpModelPage) +
+                           m * sizeof(guint32));
+    for (guint k = 0; k < n_nodes; k++)
+        start[k + 1] += start[k];
+    for (gsize p = 0; p < n; p++) {
+        if (!(mp[p].flags & SP_MODEL_PAGE_UNIQUE))
+            order[start[nodes[p]]++] = (guint32)p;
     }
-    c->n_batch = 0;
-    c->n_groups = 0;
-}
+    /* start[k] is now the end of node k's pages */
+    est->node_bound = 0;
+    for (guint k = 0, s = 0; k < n_nodes; s = start[k], k++) {
+        sp_sort_by_class(mp, order + s, start[k] - s);
+        for (gsize i = s; i < start[k];) {
+            guint32 old = mp[order[i]].klass;
+            gsize e = i + 1;
 
-/* A group larger than a batch: read it in chunks against one reference. */
-static void
-sp_confirm_big_group(SpClassify *c, const guint32 *members, gsize n)
-{
-    gboolean ok[SP_BATCH];
-    guint8 *bufs[SP_BATCH];
-    gsize pages[SP_BATCH];
-    g_autofree guint8 *rep = g_malloc(SP_PAGE_SIZE);
-    guint32 rep_class = G_MAXUINT32;
-
-    for (gsize off = 0; off < n; off += SP_BATCH) {
-        gsize m = MIN(SP_BATCH, n - off);
-        for (gsize i = 0; i < m; i++) {
-            pages[i] = members[off + i];
-            bufs[i] = c->buf + i * SP_PAGE_SIZE;
-        }
-        sp_scan_read_pages(c->scan, pages, m, c->buf, ok);
-        sp_confirm_group(c, pages, bufs, ok, m, rep, &rep_class);
-    }
-}
-
-static void
-sp_classify_group(SpClassify *c, const guint32 *members, gsize n)
-{
-    if (n == 1) {
-        sp_make_unique(c, members[0], 0);
-        return;
-    }
-    c->est->dup_classes++;
-    if (c->mp[members[0]].flags & SP_MODEL_PAGE_ZERO) {
-        /* Zero pages were compared with zeros during the scan.  A page in
-         * this group that is not zero collides with the zero hash. */
-        guint32 zc = c->next_class++;
-        for (gsize i = 0; i < n; i++) {
-            if (c->mp[members[i]].flags & SP_MODEL_PAGE_ZERO) {
-                c->mp[members[i]].klass = zc;
+            while (e < start[k] && mp[order[e]].klass == old)
+                e++;
+            if (e - i >= 2) {
+                est->node_bound += sp_node_bound(e - i, est->opt.model.max_page_sharing);
+                for (gsize j = i; j < e; j++)
+                    mp[order[j]].klass = next;
+                next++;
             } else {
-                sp_make_unique(c, members[i], 0);
-                c->est->collisions++;
+                mp[order[i]].klass = 0;
+                mp[order[i]].flags |= SP_MODEL_PAGE_UNIQUE;
             }
+            i = e;
         }
-        return;
     }
-    if (n > SP_BATCH) {
-        sp_flush_batch(c);
-        sp_confirm_big_group(c, members, n);
-        return;
-    }
-    if (c->n_batch + n > SP_BATCH)
-        sp_flush_batch(c);
-    c->groups[c->n_groups].start = c->n_batch;
-    c->groups[c->n_groups].n = n;
-    c->n_groups++;
-    for (gsize i = 0; i < n; i++)
-        c->batch_pages[c->n_batch++] = members[i];
+    return next;
 }
 
 /*
  * Fill mp[] (one entry per scanned page, in scan order) with content
- * classes: pages of two or more with the same bytes share a class; a page
- * no other page equals is SP_MODEL_PAGE_UNIQUE.  Gone pages are left
- * UNIQUE too (the caller drops them).
+ * classes from the scan's representatives (sp_scan_get_reps(): every page
+ * was compared byte for byte with its representative during the scan):
+ * the non-volatile pages that share a representative are a class when they
+ * are two or more; any other page is SP_MODEL_PAGE_UNIQUE.  Gone pages are
+ * left UNIQUE too (the caller drops them).  A representative may itself be
+ * volatile or gone: the others stay equal to each other.
  */
-static void
-sp_estimate_classify(SpEstimate *est, SpScan *scan, SpModelPage *mp, guint32 *n_classes)
+static guint32
+sp_estimate_classify(SpEstimate *est, SpScan *scan, SpModelPage *mp)
 {
     gsize n = sp_scan_get_n_pages(scan);
-    const guint64 *hash = sp_scan_get_hashes(scan);
+    const guint32 *rep = sp_scan_get_reps(scan);
     const guint8 *sflags = sp_scan_get_flags(scan);
-    g_autofree guint32 *order = NULL;
-    gsize buf_pages;
-    guint8 *buf = sp_scan_get_buffer(scan, &buf_pages);
-    SpClassify c = { 0 };
-    SpKeyCtx ctx = { hash, est->opt.merge_across_nodes ? NULL : sp_scan_get_nodes(scan) };
-    gsize m = 0;
+    const guint8 *nodes = sp_scan_get_nodes(scan);
+    guint n_nodes = sp_scan_get_n_nodes(scan);
+    guint32 next = 0;
 
-    g_assert(buf_pages >= SP_BATCH);
-    c.scan = scan;
-    c.mp = mp;
-    c.est = est;
-    c.buf = buf;
-    c.hash = hash;
-
-    for (gsize i = 0; i < n; i++) {
-        mp[i].klass = 0;
-        mp[i].flags = SP_MODEL_PAGE_UNIQUE;
-        if (sflags[i] & SP_SCAN_PAGE_GONE)
-            continue;
-        if (sflags[i] & SP_SCAN_PAGE_VOLATILE) {
-            mp[i].flags |= SP_MODEL_PAGE_VOLATILE;
+#define SP_LIVE(p) (!(sflags[p] & (SP_SCAN_PAGE_GONE | SP_SCAN_PAGE_VOLATILE)))
+    for (gsize p = 0; p < n; p++) {
+        mp[p].klass = 0;
+        if (sflags[p] & SP_SCAN_PAGE_GONE) {
+            mp[p].flags = SP_MODEL_PAGE_UNIQUE;
+        } else if (sflags[p] & SP_SCAN_PAGE_VOLATILE) {
+            mp[p].flags = SP_MODEL_PAGE_UNIQUE | SP_MODEL_PAGE_VOLATILE;
             est->volatile_pages++;
+        } else {
+            mp[p].flags = sflags[p] & SP_SCAN_PAGE_ZERO ? SP_MODEL_PAGE_ZERO : 0;
+        }
+    }
+    /* Live members per representative, counted in its own klass... */
+    for (gsize p = 0; p < n; p++) {
+        if (SP_LIVE(p))
+            mp[rep[p]].klass++;
+    }
+    /* ...which becomes the class of a representative with two or more... */
+    for (gsize p = 0; p < n; p++) {
+        if (rep[p] == p && mp[p].klass >= 2) {
+            est->node_bound += sp_node_bound(mp[p].klass, est->opt.model.max_page_sharing);
+            mp[p].klass = next++;
+            mp[p].flags |= SP_HAS_CLASS;
+        }
+    }
+    /* ...and of its members. */
+    for (gsize p = 0; p < n; p++) {
+        if (!SP_LIVE(p))
             continue;
-        }
-        if (sflags[i] & SP_SCAN_PAGE_ZERO)
-            mp[i].flags |= SP_MODEL_PAGE_ZERO;
-        m++;
-    }
-    order = g_new(guint32, MAX(m, 1));
-    m = 0;
-    for (gsize i = 0; i < n; i++) {
-        if (!(sflags[i] & (SP_SCAN_PAGE_GONE | SP_SCAN_PAGE_VOLATILE))) {
-            mp[i].flags &= ~SP_MODEL_PAGE_UNIQUE;
-            order[m++] = (guint32)i;
+        if (mp[rep[p]].flags & SP_HAS_CLASS) {
+            mp[p].klass = mp[rep[p]].klass;
+        } else {
+            mp[p].klass = 0;
+            mp[p].flags |= SP_MODEL_PAGE_UNIQUE;
         }
     }
-    sp_sort_pages(&ctx, order, m);
-
-    for (gsize s = 0; s < m;) {
-        gsize e = s + 1;
-        while (e < m && hash[order[e]] == hash[order[s]] &&
-               (!ctx.node || ctx.node[order[e]] == ctx.node[order[s]]))
-            e++;
-        sp_classify_group(&c, order + s, e - s);
-        s = e;
+    for (gsize p = 0; p < n; p++) {
+        if (mp[p].flags & SP_MODEL_PAGE_UNIQUE) {
+            mp[p].klass = 0;
+            mp[p].flags &= ~SP_HAS_CLASS;
+        }
     }
-    sp_flush_batch(&c);
-    est->volatile_pages += est->changed;
-    *n_classes = c.next_class;
-    est->classes = c.next_class;
+#undef SP_LIVE
+    est->dup_classes = next;
+    if (!est->opt.merge_across_nodes && nodes && n_nodes > 1) {
+        next = sp_estimate_split_nodes(est, n, nodes, n_nodes, mp,
+                                       sp_scan_get_state_bytes(scan));
+    }
+    for (gsize p = 0; p < n; p++)
+        mp[p].flags &= ~SP_HAS_CLASS;
+    est->classes = next;
+    return next;
 }
 
 /* See "THP splits" above.  Marks the remapped pages in @removed. */
@@ -498,7 +387,7 @@ sp_estimate_thp_zero_remap(SpEstimate *est, SpScan *scan, const SpModelPage *mp,
 /* The sharing matrix: stable pages grouped by class with a counting sort. */
 static void
 sp_estimate_matrix(SpEstimate *est, const SpModel *model, gsize n_model, const gsize *mm_first,
-                   guint32 n_classes)
+                   guint32 n_classes, gsize base_bytes)
 {
     guint np = est->n_proc;
     g_autofree guint32 *start = g_new0(guint32, (gsize)n_classes + 1);
@@ -516,6 +405,8 @@ sp_estimate_matrix(SpEstimate *est, const SpModel *model, gsize n_model, const g
     for (guint32 k = 0; k < n_classes; k++)
         start[k + 1] += start[k];
     mm_of = g_new(guint32, MAX(n_stable, 1));
+    est->state_bytes = MAX(est->state_bytes, base_bytes + ((gsize)n_classes + 1 + n_stable) *
+                           sizeof(guint32));
     mm = 0;
     for (gsize i = 0; i < n_model; i++) {
         while (mm + 1 < np && i >= mm_first[mm + 1])
@@ -567,14 +458,25 @@ sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error)
     g_autofree gsize *mm_first = NULL;
     g_autoptr(SpModel) model = NULL;
     guint32 n_classes = 0;
-    gsize m = 0, mi;
+    gsize m = 0, mi, fixed_bytes;
+    SpScanStats scan_stats;
 
     est->opt = *opt;
-    if (!sp_scan_get_hashes(scan)) {
+    if (!sp_scan_get_reps(scan)) {
         g_set_error(error, SP_ESTIMATE_ERROR, SP_ESTIMATE_ERROR_INVALID,
-                    "the scan has no page hashes (not run, or already estimated)");
+                    "the scan has no page contents (not run, or already estimated)");
         return NULL;
     }
+    if (opt->model.max_page_sharing < 2) {
+        g_set_error(error, SP_ESTIMATE_ERROR, SP_ESTIMATE_ERROR_INVALID,
+                    "max_page_sharing %u is below 2", opt->model.max_page_sharing);
+        return NULL;
+    }
+    sp_scan_get_stats(scan, &scan_stats);
+    est->state_bytes = scan_stats.state_bytes;
+    est->collisions = scan_stats.collisions;
+    est->changed = scan_stats.changed;
+    est->confirm_reads = scan_stats.confirm_reads;
     est->n_proc = sp_scan_get_n_sources(scan);
     est->proc = g_new0(SpEstimateProcess, est->n_proc);
     est->matrix = g_new0(guint64, (gsize)est->n_proc * est->n_proc);
@@ -582,12 +484,21 @@ sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error)
     est->nodes = g_new0(SpEstimateNode, est->n_nodes);
     est->partial = sp_scan_is_partial(scan);
 
-    mp = g_new(SpModelPage, MAX(n, 1));
-    sp_estimate_classify(est, scan, mp, &n_classes);
+    /* The scan grouped the pages: hashes are no longer needed. */
     sp_scan_release_hashes(scan);
+    mp = g_new(SpModelPage, MAX(n, 1));
+    est->state_bytes = MAX(est->state_bytes, sp_scan_get_state_bytes(scan) +
+                           n * sizeof(SpModelPage));
+    n_classes = sp_estimate_classify(est, scan, mp);
+    sp_scan_release_reps(scan);
 
     /* Pages that leave before the model: gone, or freed by a THP split. */
     removed = g_new0(guint8, n / 8 + 1);
+    /* From here on: the scan's flags (and nodes), mp (the model's items),
+     * the removed bits, and the model's 8 bytes per class and per node. */
+    fixed_bytes = sp_scan_get_state_bytes(scan) + n * sizeof(SpModelPage) + n / 8 + 1;
+    est->state_bytes = MAX(est->state_bytes, fixed_bytes + n_classes * (gsize)2 * sizeof(guint32) +
+                           est->node_bound * 2 * sizeof(guint32));
     for (gsize p = 0; p < n; p++) {
         if (sflags[p] & SP_SCAN_PAGE_GONE)
             removed[p / 8] |= 1u << (p % 8);
@@ -645,7 +556,9 @@ sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error)
         }
     }
 #undef SP_REMOVED
-    sp_estimate_matrix(est, model, m, mm_first, n_classes);
+    sp_estimate_matrix(est, model, m, mm_first, n_classes,
+                       fixed_bytes + n_classes * (gsize)2 * sizeof(guint32) +
+                       est->node_bound * 2 * sizeof(guint32));
 
     for (guint i = 0; i < est->n_proc; i++) {
         const SpScanSource *src = sp_scan_get_source(scan, i);
@@ -726,6 +639,19 @@ sp_estimate_get_passes(const SpEstimate *est, gboolean *converged)
     if (converged)
         *converged = est->converged;
     return est->passes;
+}
+
+/**
+ * sp_estimate_get_state_bytes:
+ *
+ * The peak of the state the scan and the estimate held per page and per
+ * content (arrays, hash table, the model's items, classes and nodes), from
+ * the sizes of those structures; fixed-size buffers are not counted.
+ */
+guint64
+sp_estimate_get_state_bytes(const SpEstimate *est)
+{
+    return est->state_bytes;
 }
 
 gboolean
@@ -837,6 +763,8 @@ sp_estimate_to_json(const SpEstimate *est)
     sp_json_u64(stats, "volatile_pages", est->volatile_pages);
     sp_json_u64(stats, "changed_while_confirming", est->changed);
     sp_json_u64(stats, "hash_collisions", est->collisions);
+    sp_json_u64(stats, "confirm_reads", est->confirm_reads);
+    sp_json_u64(stats, "state_bytes", est->state_bytes);
     json_object_object_add(o, "scan", stats);
     return o;
 }

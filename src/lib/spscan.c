@@ -30,13 +30,38 @@
  * rmap_item starts with 0), a 1-in-2^32 event that changes when a page
  * merges, not the figures KSM converges to.  A page whose hash is that of
  * the zero page is compared with zeros while it is still in the cache, so
- * "zero" is a fact, not a hash guess.  A later pass re-reads the same pages: one whose hash changed is
- * volatile, one that is no longer present is gone.
+ * "zero" is a fact, not a hash guess.
  *
- * Per page we keep 8 bytes of hash and 1 byte of flags (plus 1 byte of NUMA
- * node when asked), in arrays sized from smaps Rss before the first pass and
- * cut to size after it; addresses are kept as runs of consecutive pages.
- * kpageflags is read only for VMAs that smaps says hold THPs.
+ * Contents are grouped during the first pass, while each page is in the
+ * read buffer: a hash table (page indices, open addressing) holds the first
+ * page seen of each content, its "representative".  A page whose hash
+ * matches a representative's is compared with it byte for byte: directly
+ * when the representative came in the same 2 MiB read, otherwise after
+ * reading it again, all the representatives a chunk needs in one
+ * process_vm_readv with adjacent pages merged.  So a duplicate costs one
+ * more page read, not two, and a unique page none.  Equal bytes make the
+ * page a member (reps[page] = representative); different bytes are either
+ * a true collision (the representative still hashes the same: the page
+ * becomes another representative of that hash) or a representative that
+ * changed or vanished since it was read (it is marked volatile and leaves
+ * the table).  The hash only finds candidates; only a byte comparison
+ * makes two pages equal, and only with the same representative.  (A
+ * hash still tells "unchanged", as it does between passes: members compared
+ * with a representative at two moments are taken as equal to each other
+ * because its hash did not change.)  Zero pages all go to the first zero
+ * page, as each was compared with zeros.
+ *
+ * A later pass re-reads the same pages: one whose hash changed is volatile,
+ * one that is no longer present is gone.  Its members and representative
+ * links stay: a group minus its volatile pages is still a group of equal
+ * pages.
+ *
+ * Per page we keep 8 bytes of hash, 4 of representative and 1 of flags
+ * (plus 1 byte of NUMA node when asked), in arrays sized from smaps Rss
+ * before the first pass and cut to size after it, and during the first
+ * pass 4 bytes per table slot, at most 3/4 full (5.3 bytes per page);
+ * addresses are kept as runs of consecutive pages.  kpageflags is read only
+ * for VMAs that smaps says hold THPs.
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepage-scan"
@@ -59,14 +84,21 @@
 G_DEFINE_QUARK(sp-scan-error-quark, sp_scan_error)
 
 #define SP_CHUNK_PAGES 512u            /* 2 MiB per read */
+#define SP_REREAD_PAGES 256u           /* 1 MiB: earlier pages read again to compare */
 #define SP_IOV_MAX 1024u
+#define SP_NONE G_MAXUINT32            /* no page: an empty table slot */
+#define SP_TOMB (G_MAXUINT32 - 1)      /* a table slot whose page left */
+#define SP_MAX_PAGES (G_MAXUINT32 - 2) /* page indices are guint32 */
 
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAPPED (1ULL << 62)
 #define PM_FILE (1ULL << 61)
 #define PM_EXCLUSIVE (1ULL << 56)
 #define PM_PFN_MASK ((1ULL << 55) - 1)
+#define KPF_COMPOUND_HEAD (1ULL << 15)
+#define KPF_COMPOUND_TAIL (1ULL << 16)
 #define KPF_THP (1ULL << 22)
+#define SP_HUGE_FRAMES 512u            /* frames in a 2 MiB THP */
 
 typedef struct {
     guint64 start;
@@ -84,6 +116,26 @@ typedef struct {
     guint64 rss_pages;          /* smaps Rss of the scanned VMAs: sizes the arrays */
 } SpSource;
 
+/* Representatives by hash: page indices, linear probing, at most 3/4 full. */
+typedef struct {
+    guint32 *slot;              /* a page index, SP_NONE or SP_TOMB */
+    gsize cap;
+    gsize used;                 /* slots not SP_NONE */
+} SpTable;
+
+/* The pages of the chunk being read, and their pending comparisons. */
+typedef struct {
+    guint32 first;              /* index of the first page added from this chunk */
+    guint32 n;                  /* pages added */
+    guint32 bpos[SP_CHUNK_PAGES];       /* each page's place in the read buffer */
+    guint32 pend_page[SP_CHUNK_PAGES];  /* a page waiting for its candidate... */
+    guint32 pend_rep[SP_CHUNK_PAGES];   /* ...an earlier page to read again */
+    guint n_pend;
+    guint32 reps[SP_CHUNK_PAGES];       /* the pages to read, sorted, distinct */
+    gboolean rep_ok[SP_CHUNK_PAGES];
+    guint64 addrs[SP_CHUNK_PAGES];
+} SpChunk;
+
 struct _SpScan {
     const SpHost *host;
     SpScanOptions opt;
@@ -93,10 +145,19 @@ struct _SpScan {
     gsize n_pages;
     gsize cap;
     guint64 *hash;
+    guint32 *rep;               /* the representative of its contents (itself for one) */
     guint8 *flags;
     guint8 *nodes;              /* or NULL */
     guint n_nodes;
+    SpTable table;              /* first pass only */
+    guint32 zero_rep;           /* the first zero page, or SP_NONE */
+    guint64 hash_mask;
     guint64 zero_hash;
+    SpScanStats stats;
+    SpChunk *chunk;
+    guint8 *rbuf;               /* SP_REREAD_PAGES pages: representatives read again */
+    guint8 *one;                /* one page */
+    gsize run_hint;
     guint64 zero_pfn;
     gboolean have_pfns;
     SpScanNodeFunc node_func;
@@ -107,6 +168,7 @@ struct _SpScan {
     guint8 *buf;                /* SP_CHUNK_PAGES pages */
     gboolean ran;
     gboolean partial;
+    gboolean full;              /* SP_MAX_PAGES reached */
 };
 
 static void
@@ -124,6 +186,18 @@ sp_source_free(SpSource *src)
     g_free(src);
 }
 
+/*
+ * Read buffers are page aligned: the kernel copies into them with rep movsb,
+ * which runs at less than half speed (7 against 18 GB/s for THP-backed
+ * memory here) when the destination is 16 bytes off, as g_malloc() returns
+ * large blocks.
+ */
+static guint8 *
+sp_pages_alloc(gsize n)
+{
+    return g_aligned_alloc(n, SP_PAGE_SIZE, SP_PAGE_SIZE);
+}
+
 void
 sp_scan_options_init(SpScanOptions *opt)
 {
@@ -131,6 +205,7 @@ sp_scan_options_init(SpScanOptions *opt)
     opt->passes = 2;
     opt->interval_ms = 1000;
     opt->want_nodes = FALSE;
+    opt->hash_bits = 0;
 }
 
 /*
@@ -176,8 +251,11 @@ sp_scan_new(const SpHost *host, const SpScanOptions *opt)
     scan->sources = g_ptr_array_new_with_free_func((GDestroyNotify)sp_source_free);
     scan->runs = g_array_new(FALSE, FALSE, sizeof(SpScanRun));
     scan->n_nodes = 1;
-    scan->zero_hash = XXH3_64bits_dispatch(zero, SP_PAGE_SIZE);
-    scan->buf = g_malloc(SP_CHUNK_PAGES * SP_PAGE_SIZE);
+    scan->hash_mask = opt->hash_bits > 0 && opt->hash_bits < 64
+        ? ~0ULL << (64 - opt->hash_bits) : ~0ULL;
+    scan->zero_hash = XXH3_64bits_dispatch(zero, SP_PAGE_SIZE) & scan->hash_mask;
+    scan->zero_rep = SP_NONE;
+    scan->buf = sp_pages_alloc(SP_CHUNK_PAGES);
     scan->kpageflags_fd = -1;
     sp_scan_probe_zero_pfn(scan);
     if (scan->have_pfns) {
@@ -195,9 +273,14 @@ sp_scan_free(SpScan *scan)
     g_ptr_array_unref(scan->sources);
     g_array_unref(scan->runs);
     g_free(scan->hash);
+    g_free(scan->rep);
     g_free(scan->flags);
     g_free(scan->nodes);
-    g_free(scan->buf);
+    g_free(scan->table.slot);
+    g_free(scan->chunk);
+    g_aligned_free(scan->rbuf);
+    g_aligned_free(scan->one);
+    g_aligned_free(scan->buf);
     if (scan->kpageflags_fd >= 0)
         close(scan->kpageflags_fd);
     g_free(scan);
@@ -453,12 +536,18 @@ sp_read_remote(pid_t pid, const guint64 *addrs, gsize n, guint8 *buf, gboolean *
     return TRUE;
 }
 
+static inline guint64
+sp_scan_hash(const SpScan *scan, const guint8 *page)
+{
+    return XXH3_64bits_dispatch(page, SP_PAGE_SIZE) & scan->hash_mask;
+}
+
 static guint8
 sp_scan_classify_buf(SpScan *scan, const guint8 *page, guint64 *hash)
 {
     static const guint8 zeros[64] = { 0 };
 
-    *hash = XXH3_64bits_dispatch(page, SP_PAGE_SIZE);
+    *hash = sp_scan_hash(scan, page);
     if (*hash == scan->zero_hash) {
         for (guint off = 0; off < SP_PAGE_SIZE; off += sizeof(zeros)) {
             if (memcmp(page + off, zeros, sizeof(zeros)) != 0)
@@ -469,29 +558,128 @@ sp_scan_classify_buf(SpScan *scan, const guint8 *page, guint64 *hash)
     return 0;
 }
 
+/**
+ * sp_scan_get_state_bytes:
+ *
+ * The bytes of per-page state the scan holds now (its arrays, and the hash
+ * table during the first pass), from their sizes; the peak is in
+ * SpScanStats.state_bytes.
+ */
+gsize
+sp_scan_get_state_bytes(const SpScan *scan)
+{
+    gsize per_page = (scan->hash ? sizeof(guint64) : 0) + (scan->rep ? sizeof(guint32) : 0) +
+        (scan->flags ? 1 : 0) + (scan->nodes ? 1 : 0);
+    gsize runs = scan->runs->len;
+
+    /* A GArray's room is a power of two. */
+    if (runs > 1)
+        runs = (gsize)1 << g_bit_storage(runs - 1);
+
+    return scan->cap * per_page + scan->table.cap * sizeof(guint32) + runs * sizeof(SpScanRun);
+}
+
+static void
+sp_scan_note_state(SpScan *scan)
+{
+    scan->stats.state_bytes = MAX(scan->stats.state_bytes, sp_scan_get_state_bytes(scan));
+}
+
 static void
 sp_scan_reserve(SpScan *scan, gsize cap)
 {
     scan->cap = MAX(cap, 1);
     scan->hash = g_renew(guint64, scan->hash, scan->cap);
+    scan->rep = g_renew(guint32, scan->rep, scan->cap);
     scan->flags = g_renew(guint8, scan->flags, scan->cap);
     if (scan->opt.want_nodes)
         scan->nodes = g_renew(guint8, scan->nodes, scan->cap);
+    sp_scan_note_state(scan);
+}
+
+/* ------------------------------------------------------------ the table */
+
+static inline gsize
+sp_table_home(const SpTable *t, guint64 hash)
+{
+    /* The top 32 bits scaled to the table: any size, no modulo. */
+    return (gsize)(((hash >> 32) * (guint64)t->cap) >> 32);
 }
 
 static void
+sp_table_init(SpTable *t, gsize entries)
+{
+    t->cap = MIN(MAX(entries + entries / 3, (gsize)64), (gsize)SP_MAX_PAGES);
+    t->used = 0;
+    t->slot = g_new(guint32, t->cap);
+    memset(t->slot, 0xff, t->cap * sizeof(guint32));
+}
+
+static void
+sp_table_put(SpTable *t, const guint64 *hash, guint32 page)
+{
+    gsize i = sp_table_home(t, hash[page]);
+
+    while (t->slot[i] != SP_NONE)
+        i = i + 1 == t->cap ? 0 : i + 1;
+    t->slot[i] = page;
+    t->used++;
+}
+
+/* Room for one more: past 3/4 (tombstones included), rebuild it larger. */
+static void
+sp_scan_table_room(SpScan *scan)
+{
+    SpTable *t = &scan->table, bigger;
+
+    if (t->used + 1 <= t->cap / 4 * 3)
+        return;
+    sp_table_init(&bigger, t->cap + t->cap / 2);
+    for (gsize i = 0; i < t->cap; i++) {
+        if (t->slot[i] < SP_TOMB)
+            sp_table_put(&bigger, scan->hash, t->slot[i]);
+    }
+    g_free(t->slot);
+    *t = bigger;
+    sp_scan_note_state(scan);
+}
+
+/* A new representative: the first free slot of its probe sequence. */
+static void
+sp_scan_table_insert(SpScan *scan, guint32 page)
+{
+    SpTable *t;
+    gsize i;
+
+    sp_scan_table_room(scan);
+    t = &scan->table;
+    i = sp_table_home(t, scan->hash[page]);
+    while (t->slot[i] < SP_TOMB)
+        i = i + 1 == t->cap ? 0 : i + 1;
+    if (t->slot[i] == SP_NONE)
+        t->used++;
+    t->slot[i] = page;
+    scan->rep[page] = page;
+}
+
+/* ------------------------------------------------------------ pages */
+
+static gboolean
 sp_scan_add_page(SpScan *scan, guint32 source, guint64 addr, guint64 hash, guint8 flags,
-                 guint8 node)
+                 guint8 node, guint32 bpos)
 {
     gsize idx = scan->n_pages;
     SpScanRun *last;
 
+    if (idx >= SP_MAX_PAGES)
+        return FALSE;
     if (idx == scan->cap) {
         /* More pages than counted before the pass (the process grew). */
-        sp_scan_reserve(scan, scan->cap + scan->cap / 8 + 512);
+        sp_scan_reserve(scan, MIN(scan->cap + scan->cap / 8 + 512, (gsize)SP_MAX_PAGES));
     }
     last = scan->runs->len ? &g_array_index(scan->runs, SpScanRun, scan->runs->len - 1) : NULL;
     scan->hash[idx] = hash;
+    scan->rep[idx] = (guint32)idx;
     scan->flags[idx] = flags;
     scan->n_pages++;
     if (scan->nodes) {
@@ -505,7 +693,11 @@ sp_scan_add_page(SpScan *scan, guint32 source, guint64 addr, guint64 hash, guint
     } else {
         SpScanRun run = { source, addr, idx, 1 };
         g_array_append_val(scan->runs, run);
+        if ((scan->runs->len & (scan->runs->len - 1)) == 0)
+            sp_scan_note_state(scan);
     }
+    scan->chunk->bpos[scan->chunk->n++] = bpos;
+    return TRUE;
 }
 
 static void
@@ -530,10 +722,41 @@ sp_scan_nodes(SpScan *scan, guint32 source, const SpSource *src, const guint64 *
         out[i] = status[i] >= 0 && status[i] < 255 ? status[i] : 0;
 }
 
+static guint64
+sp_kpageflags(int fd, guint64 pfn)
+{
+    guint64 f;
+
+    return pread(fd, &f, sizeof(f), pfn * sizeof(guint64)) == sizeof(f) ? f : 0;
+}
+
+/*
+ * Whether the 512 frames from @head (512-aligned) are one THP: @head is a
+ * THP head and head + 2^b is a THP tail for b = 0..8.  A folio is aligned to
+ * its size, so were @head's folio of order k < 9, frame head + 2^k would
+ * start a folio or be a small page, not a tail.  Ten reads of 8 bytes
+ * instead of 4 KiB, every word of which the kernel computes (a tenth of the
+ * scan of THP-backed memory when read whole).
+ */
+static gboolean
+sp_scan_whole_thp(int fd, guint64 head)
+{
+    const guint64 head_bits = KPF_THP | KPF_COMPOUND_HEAD, tail_bits = KPF_THP | KPF_COMPOUND_TAIL;
+
+    if ((sp_kpageflags(fd, head) & head_bits) != head_bits)
+        return FALSE;
+    for (guint b = 0; b < 9; b++) {
+        if ((sp_kpageflags(fd, head + (1u << b)) & tail_bits) != tail_bits)
+            return FALSE;
+    }
+    return TRUE;
+}
+
 /*
  * Which pages are parts of a transparent huge page: /proc/kpageflags bit 22,
- * read by page frame, one pread per run of consecutive frames (a THP is 512
- * of them).  Without frames (not root) nothing is marked.
+ * read by page frame: for 512 consecutive frames from an aligned one, probed
+ * as one THP first (sp_scan_whole_thp()); otherwise one pread per run of
+ * consecutive frames.  Without frames (not root) nothing is marked.
  */
 static void
 sp_scan_thp(SpScan *scan, guint32 source, gboolean region_thp, const guint64 *addrs,
@@ -550,10 +773,21 @@ sp_scan_thp(SpScan *scan, guint32 source, gboolean region_thp, const guint64 *ad
         gsize j = i + 1;
         while (j < n && pfns[j] == pfns[j - 1] + 1)
             j++;
-        ssize_t want = (j - i) * sizeof(guint64);
-        if (pread(scan->kpageflags_fd, kpf, want, pfns[i] * sizeof(guint64)) == want) {
-            for (gsize k = i; k < j; k++)
-                thp[k] = (kpf[k - i] & KPF_THP) != 0;
+        for (gsize k = i; k < j;) {
+            /* up to the next 512-aligned frame */
+            gsize e = MIN(j, k + (SP_HUGE_FRAMES - pfns[k] % SP_HUGE_FRAMES));
+            if (pfns[k] % SP_HUGE_FRAMES == 0 && e - k == SP_HUGE_FRAMES &&
+                sp_scan_whole_thp(scan->kpageflags_fd, pfns[k])) {
+                for (; k < e; k++)
+                    thp[k] = TRUE;
+                continue;
+            }
+            ssize_t want = (e - k) * sizeof(guint64);
+            if (pread(scan->kpageflags_fd, kpf, want, pfns[k] * sizeof(guint64)) == want) {
+                for (gsize q = k; q < e; q++)
+                    thp[q] = (kpf[q - k] & KPF_THP) != 0;
+            }
+            k = e;
         }
         i = j;
     }
@@ -583,6 +817,260 @@ sp_entry_candidate(const SpScan *scan, guint64 e, gboolean *zero_mapped)
     return TRUE;
 }
 
+/* ------------------------------------------------------------ grouping */
+
+static const SpScanRun *
+sp_scan_run_of(SpScan *scan, gsize page)
+{
+    const SpScanRun *runs = (const SpScanRun *)(const void *)scan->runs->data;
+    gsize n = scan->runs->len, h = scan->run_hint, lo = 0, hi = n;
+
+    for (gsize k = h; k < n && k <= h + 1; k++) {
+        if (runs[k].first <= page && page < runs[k].first + runs[k].n) {
+            scan->run_hint = k;
+            return &runs[k];
+        }
+    }
+    while (hi - lo > 1) {
+        gsize mid = (lo + hi) / 2;
+        if (runs[mid].first <= page)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    scan->run_hint = lo;
+    return &runs[lo];
+}
+
+static gboolean sp_scan_read_image(SpSource *src, guint64 off, gsize n, guint8 *buf,
+                                   GError **error);
+
+/*
+ * Read known pages again: @pages sorted and distinct, page i to @buf + i *
+ * 4096, ok[i] says which were read.  One process_vm_readv per source, with
+ * adjacent pages in one iovec.  A page that cannot be read is just not ok;
+ * a process found gone is marked so.
+ */
+static void
+sp_scan_reread(SpScan *scan, const guint32 *pages, gsize n, guint8 *buf, gboolean *ok)
+{
+    guint64 *addrs = scan->chunk->addrs;
+
+    for (gsize i = 0; i < n;) {
+        const SpScanRun *run = sp_scan_run_of(scan, pages[i]);
+        guint32 si = run->source;
+        SpSource *src = g_ptr_array_index(scan->sources, si);
+        gsize j = i;
+
+        while (j < n && (run = sp_scan_run_of(scan, pages[j]))->source == si) {
+            addrs[j - i] = run->addr + (pages[j] - run->first) * SP_PAGE_SIZE;
+            j++;
+        }
+        if (src->image_fd >= 0) {
+            for (gsize k = i; k < j;) {
+                gsize e = k + 1;
+                while (e < j && addrs[e - i] == addrs[e - 1 - i] + SP_PAGE_SIZE)
+                    e++;
+                gboolean read = sp_scan_read_image(src, addrs[k - i], e - k,
+                                                   buf + k * SP_PAGE_SIZE, NULL);
+                for (; k < e; k++)
+                    ok[k] = read;
+            }
+        } else if (src->exited || !sp_read_remote(src->pub.pid, addrs, j - i,
+                                                  buf + i * SP_PAGE_SIZE, ok + i)) {
+            if (!src->exited && errno == ESRCH) {
+                src->exited = TRUE;
+                sp_source_mark_partial(scan, src, "pid %d exited during the scan",
+                                       (int)src->pub.pid);
+            }
+            for (gsize k = i; k < j; k++)
+                ok[k] = FALSE;
+        }
+        i = j;
+    }
+    scan->stats.pages_read += n;
+    scan->stats.confirm_reads += n;
+}
+
+/* A page of the chunk just read, in the read buffer. */
+static inline const guint8 *
+sp_chunk_bytes(const SpScan *scan, guint32 page)
+{
+    return scan->buf + (gsize)scan->chunk->bpos[page - scan->chunk->first] * SP_PAGE_SIZE;
+}
+
+/*
+ * The general case, for a page whose first candidate was not equal or
+ * could not be read: compare it with every representative of its hash
+ * until one is equal; if none is, it becomes one.  A representative read
+ * again that no longer hashes the same (or cannot be read) changed since
+ * the scan read it: it is volatile and leaves the table.
+ */
+static void
+sp_scan_resolve(SpScan *scan, guint32 page)
+{
+    SpTable *t = &scan->table;
+    const guint8 *bytes = sp_chunk_bytes(scan, page);
+    guint64 h = scan->hash[page];
+
+    for (gsize i = sp_table_home(t, h); t->slot[i] != SP_NONE; i = i + 1 == t->cap ? 0 : i + 1) {
+        guint32 r = t->slot[i];
+        gboolean in_buffer = r >= scan->chunk->first, ok = TRUE;
+        const guint8 *rb;
+
+        if (r == SP_TOMB || scan->hash[r] != h)
+            continue;
+        if (in_buffer) {
+            rb = sp_chunk_bytes(scan, r);
+        } else {
+            sp_scan_reread(scan, &r, 1, scan->one, &ok);
+            rb = scan->one;
+        }
+        if (ok && memcmp(rb, bytes, SP_PAGE_SIZE) == 0) {
+            scan->rep[page] = r;
+            scan->stats.confirmed++;
+            scan->stats.confirmed_in_buffer += in_buffer;
+            return;
+        }
+        if (ok && (in_buffer || sp_scan_hash(scan, rb) == h)) {
+            scan->stats.collisions++;
+        } else {
+            scan->flags[r] |= SP_SCAN_PAGE_VOLATILE;
+            t->slot[i] = SP_TOMB;
+            scan->stats.changed++;
+        }
+    }
+    sp_scan_table_insert(scan, page);
+}
+
+static int
+sp_cmp_u32(gconstpointer a, gconstpointer b)
+{
+    guint32 x = *(const guint32 *)a, y = *(const guint32 *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static gsize
+sp_find_u32(const guint32 *v, gsize n, guint32 x)
+{
+    gsize lo = 0, hi = n;
+
+    while (hi - lo > 1) {
+        gsize mid = (lo + hi) / 2;
+        if (v[mid] <= x)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/*
+ * Group the pages of the chunk just read (see "Contents are grouped" at the
+ * top): look each up by hash; compare with a candidate in the buffer at
+ * once; read the other candidates again, all at once, then compare.
+ */
+static void
+sp_scan_group_chunk(SpScan *scan)
+{
+    SpChunk *c = scan->chunk;
+    SpTable *t = &scan->table;
+    guint32 home[SP_CHUNK_PAGES];
+    gsize nr = 0;
+
+    c->n_pend = 0;
+    for (guint j = 0; j < c->n; j++) {
+        home[j] = (guint32)sp_table_home(t, scan->hash[c->first + j]);
+        __builtin_prefetch(&t->slot[home[j]]);
+    }
+    for (guint j = 0; j < c->n; j++) {
+        guint32 p = c->first + j, r = SP_NONE;
+        guint64 h = scan->hash[p];
+
+        if (j + 8 < c->n && home[j + 8] < t->cap) {
+            guint32 q = t->slot[home[j + 8]];
+            if (q < SP_TOMB)
+                __builtin_prefetch(&scan->hash[q]);
+        }
+        if (scan->flags[p] & SP_SCAN_PAGE_ZERO) {
+            /* Compared with zeros: equal to every other zero page. */
+            if (scan->zero_rep == SP_NONE) {
+                scan->zero_rep = p;
+            } else {
+                scan->stats.confirmed++;
+                scan->stats.confirmed_in_buffer++;
+            }
+            scan->rep[p] = scan->zero_rep;
+            continue;
+        }
+        for (gsize i = sp_table_home(t, h); t->slot[i] != SP_NONE; i = i + 1 == t->cap ? 0 : i + 1) {
+            guint32 q = t->slot[i];
+            if (q != SP_TOMB && scan->hash[q] == h) {
+                r = q;
+                break;
+            }
+        }
+        if (r == SP_NONE) {
+            sp_scan_table_insert(scan, p);
+        } else if (r >= c->first) {
+            if (memcmp(sp_chunk_bytes(scan, r), sp_chunk_bytes(scan, p), SP_PAGE_SIZE) == 0) {
+                scan->rep[p] = r;
+                scan->stats.confirmed++;
+                scan->stats.confirmed_in_buffer++;
+            } else {
+                sp_scan_resolve(scan, p);
+            }
+        } else {
+            c->pend_page[c->n_pend] = p;
+            c->pend_rep[c->n_pend++] = r;
+        }
+    }
+    if (c->n_pend == 0)
+        return;
+
+    /* The earlier pages to read, in address order, each once. */
+    memcpy(c->reps, c->pend_rep, c->n_pend * sizeof(guint32));
+    for (guint k = 1; k < c->n_pend; k++) {
+        if (c->reps[k] < c->reps[k - 1]) {
+            qsort(c->reps, c->n_pend, sizeof(guint32), sp_cmp_u32);
+            break;
+        }
+    }
+    for (guint k = 0; k < c->n_pend; k++) {
+        if (nr == 0 || c->reps[nr - 1] != c->reps[k])
+            c->reps[nr++] = c->reps[k];
+    }
+    for (gsize s = 0; s < nr; s += SP_REREAD_PAGES) {
+        gsize e = MIN(nr, s + SP_REREAD_PAGES);
+
+        sp_scan_reread(scan, c->reps + s, e - s, scan->rbuf, c->rep_ok);
+        for (guint k = 0; k < c->n_pend; k++) {
+            guint32 p = c->pend_page[k], r = c->pend_rep[k];
+            gsize pos;
+
+            if (r < c->reps[s] || r > c->reps[e - 1])
+                continue;
+            pos = sp_find_u32(c->reps + s, e - s, r);
+            if (c->rep_ok[pos] && !(scan->flags[r] & SP_SCAN_PAGE_VOLATILE) &&
+                memcmp(scan->rbuf + pos * SP_PAGE_SIZE, sp_chunk_bytes(scan, p),
+                       SP_PAGE_SIZE) == 0) {
+                scan->rep[p] = r;
+                scan->stats.confirmed++;
+            } else {
+                sp_scan_resolve(scan, p);
+            }
+        }
+    }
+}
+
+static void
+sp_scan_chunk_begin(SpScan *scan)
+{
+    scan->chunk->first = (guint32)scan->n_pages;
+    scan->chunk->n = 0;
+}
+
 /* First pass over a process: find the candidate pages, read, hash. */
 static gboolean
 sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
@@ -596,10 +1084,10 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
     gboolean ok[SP_CHUNK_PAGES];
     guint8 nodes[SP_CHUNK_PAGES];
 
-    for (guint ri = 0; ri < src->regions->len && !src->exited; ri++) {
+    for (guint ri = 0; ri < src->regions->len && !src->exited && !scan->full; ri++) {
         const SpRegion *reg = &g_array_index(src->regions, SpRegion, ri);
 
-        for (guint64 a = reg->start; a < reg->end && !src->exited;) {
+        for (guint64 a = reg->start; a < reg->end && !src->exited && !scan->full;) {
             gsize n = MIN(SP_CHUNK_PAGES, (reg->end - a) / SP_PAGE_SIZE), m = 0;
 
             if (!sp_scan_pagemap(src, a, n, entries)) {
@@ -618,6 +1106,8 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
                 }
             }
             if (m > 0) {
+                sp_scan_chunk_begin(scan);
+                scan->stats.pages_read += m;
                 if (!sp_read_remote(src->pub.pid, addrs, m, scan->buf, ok)) {
                     int err = errno;
                     if (err == ESRCH) {
@@ -655,8 +1145,15 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
                     src->pub.present_pages++;
                     if (thp[k])
                         f |= SP_SCAN_PAGE_THP;
-                    sp_scan_add_page(scan, si, addrs[k], h, f, scan->nodes ? nodes[k] : 0);
+                    if (!sp_scan_add_page(scan, si, addrs[k], h, f, scan->nodes ? nodes[k] : 0,
+                                          (guint32)k)) {
+                        sp_source_mark_partial(scan, src, "more than %u pages: the rest is not scanned",
+                                               SP_MAX_PAGES);
+                        scan->full = TRUE;
+                        break;
+                    }
                 }
+                sp_scan_group_chunk(scan);
             }
             a += n * SP_PAGE_SIZE;
         }
@@ -696,18 +1193,30 @@ sp_scan_first_pass_image(SpScan *scan, guint32 si, GError **error)
 
         if (!sp_scan_read_image(src, off, n, scan->buf, error))
             return FALSE;
+        scan->stats.pages_read += n;
         for (gsize k = 0; k < n; k++)
             addrs[k] = off + k * SP_PAGE_SIZE;
         if (scan->nodes)
             sp_scan_nodes(scan, si, src, addrs, n, nodes);
+        sp_scan_chunk_begin(scan);
         for (gsize k = 0; k < n; k++) {
             guint64 h;
             guint8 f = sp_scan_classify_buf(scan, scan->buf + k * SP_PAGE_SIZE, &h);
             if (scan->thp_func && scan->thp_func(si, addrs[k], scan->thp_data))
                 f |= SP_SCAN_PAGE_THP;
-            sp_scan_add_page(scan, si, addrs[k], h, f, scan->nodes ? nodes[k] : 0);
+            if (!sp_scan_add_page(scan, si, addrs[k], h, f, scan->nodes ? nodes[k] : 0,
+                                  (guint32)k)) {
+                sp_source_mark_partial(scan, src, "more than %u pages: the rest is not scanned",
+                                       SP_MAX_PAGES);
+                scan->full = TRUE;
+                n = k;
+                break;
+            }
         }
+        sp_scan_group_chunk(scan);
         src->pub.present_pages += n;
+        if (scan->full)
+            break;
         off += n * SP_PAGE_SIZE;
     }
     return TRUE;
@@ -735,6 +1244,7 @@ sp_scan_next_pass(SpScan *scan, GError **error)
             if (src->image_fd >= 0) {
                 if (!sp_scan_read_image(src, a, n, scan->buf, error))
                     return FALSE;
+                scan->stats.pages_read += n;
                 for (gsize k = 0; k < n; k++) {
                     idx[k] = run->first + off + k;
                     ok[k] = TRUE;
@@ -758,6 +1268,7 @@ sp_scan_next_pass(SpScan *scan, GError **error)
                     sp_source_mark_partial(scan, src, "pid %d exited during the scan",
                                            (int)src->pub.pid);
                 }
+                scan->stats.pages_read += m;
                 if (m > 0 && !sp_read_remote(src->pub.pid, addrs, m, scan->buf, ok)) {
                     if (errno != ESRCH) {
                         g_set_error(error, SP_SCAN_ERROR, SP_SCAN_ERROR_IO,
@@ -822,6 +1333,8 @@ sp_scan_expected_pages(SpScan *scan)
 gboolean
 sp_scan_run(SpScan *scan, GError **error)
 {
+    gsize expected;
+
     g_return_val_if_fail(!scan->ran, FALSE);
     if (scan->opt.passes < 1) {
         g_set_error(error, SP_SCAN_ERROR, SP_SCAN_ERROR_INVALID, "passes must be at least 1");
@@ -832,14 +1345,26 @@ sp_scan_run(SpScan *scan, GError **error)
         return FALSE;
     }
     scan->ran = TRUE;
-    sp_scan_reserve(scan, sp_scan_expected_pages(scan));
-    for (guint si = 0; si < scan->sources->len; si++) {
+    expected = MIN(sp_scan_expected_pages(scan), (gsize)SP_MAX_PAGES);
+    sp_scan_reserve(scan, expected);
+    sp_table_init(&scan->table, expected);
+    scan->chunk = g_new(SpChunk, 1);
+    scan->rbuf = sp_pages_alloc(SP_REREAD_PAGES);
+    scan->one = sp_pages_alloc(1);
+    sp_scan_note_state(scan);
+    for (guint si = 0; si < scan->sources->len && !scan->full; si++) {
         SpSource *src = g_ptr_array_index(scan->sources, si);
         gboolean ok = src->image_fd >= 0 ? sp_scan_first_pass_image(scan, si, error)
                                          : sp_scan_first_pass_pid(scan, si, error);
         if (!ok)
             return FALSE;
     }
+    /* Grouping is done: the table and its buffers go. */
+    g_clear_pointer(&scan->table.slot, g_free);
+    scan->table.cap = 0;
+    g_clear_pointer(&scan->rbuf, g_aligned_free);
+    g_clear_pointer(&scan->one, g_aligned_free);
+    g_clear_pointer(&scan->chunk, g_free);
     if (scan->n_pages < scan->cap)
         sp_scan_reserve(scan, scan->n_pages);
     for (guint pass = 1; pass < scan->opt.passes; pass++) {
@@ -874,6 +1399,32 @@ const guint64 *
 sp_scan_get_hashes(const SpScan *scan)
 {
     return scan->hash;
+}
+
+/**
+ * sp_scan_get_reps:
+ *
+ * Per page, the index of the page whose contents it was found equal to, byte
+ * for byte, during the first pass (its representative), or its own index
+ * when it was the first with its contents.  A representative can be volatile
+ * or gone after a later pass; the pages that point to it stay equal to each
+ * other.  %NULL once released (sp_scan_release_reps()).
+ */
+const guint32 *
+sp_scan_get_reps(const SpScan *scan)
+{
+    return scan->rep;
+}
+
+/**
+ * sp_scan_get_stats:
+ *
+ * What the scan read and compared, and the peak of its per-page state.
+ */
+void
+sp_scan_get_stats(const SpScan *scan, SpScanStats *out)
+{
+    *out = scan->stats;
 }
 
 const guint8 *
@@ -1035,8 +1586,8 @@ sp_scan_read_pages(SpScan *scan, const gsize *pages, gsize n, guint8 *buf, gbool
  * sp_scan_page_hash:
  * @page: the contents of a page
  *
- * The scan's hash of a page (XXH3, 64 bits), to recognise a page that
- * changed between the scan and a later read.
+ * The scan's hash of a page (XXH3, 64 bits, whatever hash_bits says), to
+ * recognise a page that changed between the scan and a later read.
  */
 guint64
 sp_scan_page_hash(const guint8 *page)
@@ -1058,9 +1609,25 @@ sp_scan_get_buffer(SpScan *scan, gsize *n_pages)
     return scan->buf;
 }
 
-/* The hashes are not needed once pages are classified: give the memory back. */
+/**
+ * sp_scan_release_hashes:
+ *
+ * The hashes are not needed once the scan has run (pages are grouped by
+ * sp_scan_get_reps()): give the memory back.
+ */
 void
 sp_scan_release_hashes(SpScan *scan)
 {
     g_clear_pointer(&scan->hash, g_free);
+}
+
+/**
+ * sp_scan_release_reps:
+ *
+ * Nor the representatives, once the caller has turned them into classes.
+ */
+void
+sp_scan_release_reps(SpScan *scan)
+{
+    g_clear_pointer(&scan->rep, g_free);
 }

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -120,7 +121,8 @@ estimate_images_thp(Fixture *f, const SpEstimateOptions *eopt, gboolean thp)
 }
 
 static SpEstimate *
-estimate_images(Fixture *f, const SpEstimateOptions *eopt, gboolean two_nodes)
+estimate_images_bits(Fixture *f, const SpEstimateOptions *eopt, gboolean two_nodes,
+                     guint hash_bits)
 {
     g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent");
     g_autoptr(GError) error = NULL;
@@ -130,6 +132,7 @@ estimate_images(Fixture *f, const SpEstimateOptions *eopt, gboolean two_nodes)
     sp_scan_options_init(&sopt);
     sopt.interval_ms = 0;
     sopt.want_nodes = two_nodes;
+    sopt.hash_bits = hash_bits;
     g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
     if (two_nodes)
         sp_scan_set_node_func(scan, node_by_source, NULL);
@@ -140,6 +143,39 @@ estimate_images(Fixture *f, const SpEstimateOptions *eopt, gboolean two_nodes)
     est = sp_estimate_run(scan, eopt, &error);
     assert_non_null(est);
     return est;
+}
+
+static SpEstimate *
+estimate_images(Fixture *f, const SpEstimateOptions *eopt, gboolean two_nodes)
+{
+    return estimate_images_bits(f, eopt, two_nodes, 0);
+}
+
+static guint64
+json_scan_stat(const SpEstimate *est, const char *key)
+{
+    g_autoptr(json_object) j = sp_estimate_to_json(est);
+    json_object *scan, *v;
+
+    assert_true(json_object_object_get_ex(j, "scan", &scan));
+    assert_true(json_object_object_get_ex(scan, key, &v));
+    return (guint64)json_object_get_int64(v);
+}
+
+/* The figures of test_images_defaults() and test_images_two_nodes(). */
+static void
+assert_defaults(const SpEstimate *est)
+{
+    const SpModelCounters *c = sp_estimate_get_counters(est);
+
+    assert_int_equal(c->pages_shared, 1000 + 200 + 2);
+    assert_int_equal(c->pages_sharing, 1000 + 600 + 398);
+    assert_int_equal(c->stable_node_chains, 1);
+    assert_int_equal(c->stable_node_dups, 2);
+    assert_int_equal(c->rmap_items, 5120);
+    assert_int_equal(c->pages_unshared + c->pages_volatile, 2 * 960);
+    assert_int_equal(sp_estimate_get_saved_zero(est), 398);
+    assert_int_equal(sp_estimate_get_saved_nonzero(est), 1600);
 }
 
 static void
@@ -233,6 +269,97 @@ test_images_two_nodes(void **state)
     opt.merge_across_nodes = TRUE;
     est1 = estimate_images(*state, &opt, TRUE);
     assert_int_equal(sp_estimate_get_counters(est1)->pages_sharing, 1998);
+}
+
+/*
+ * Hashes cut to 8 bits: about 3,000 different contents share 256 hash
+ * values, so nearly every lookup finds pages of other contents first.  Only
+ * byte comparisons decide, so the figures are those of full hashes.
+ */
+static void
+test_images_collisions(void **state)
+{
+    SpEstimateOptions opt;
+
+    sp_estimate_options_init(&opt);
+    g_autoptr(SpEstimate) est = estimate_images_bits(*state, &opt, FALSE, 8);
+    assert_defaults(est);
+    assert_true(json_scan_stat(est, "hash_collisions") > 1000);
+    assert_int_equal(json_scan_stat(est, "changed_while_confirming"), 0);
+    assert_int_equal(sp_estimate_get_counters(est)->pages_volatile, 0);
+
+    /* 16 hash values: a lookup walks past some 200 other contents. */
+    g_autoptr(SpEstimate) few = estimate_images_bits(*state, &opt, FALSE, 4);
+    assert_defaults(few);
+
+    opt.merge_across_nodes = FALSE;
+    g_autoptr(SpEstimate) nodes = estimate_images_bits(*state, &opt, TRUE, 8);
+    const SpModelCounters *c = sp_estimate_get_counters(nodes);
+    assert_int_equal(c->pages_shared, 200 + 2);
+    assert_int_equal(c->pages_sharing, 600 + 398);
+    assert_int_equal(sp_estimate_get_node(nodes, 0)->stable_pages, 600);
+    assert_int_equal(sp_estimate_get_node(nodes, 1)->stable_pages, 600);
+}
+
+/*
+ * A page that changes between its read and the comparison with it: the
+ * scan reads image 0, then, while it reads image 1, page 5 of image 0 (the
+ * representative of a cross content) is overwritten.  Image 1's page 5 is
+ * compared with it, and it no longer hashes the same: it is volatile, and
+ * image 1's page 5 is left alone with its content.  One pass: nothing but
+ * the comparison can see the change.
+ */
+typedef struct {
+    const char *path;
+    gboolean done;
+} Overwrite;
+
+static gboolean
+thp_overwrite(guint32 source, guint64 addr, gpointer data)
+{
+    Overwrite *o = data;
+
+    if (source == 1 && addr == 5 * SP_PAGE_SIZE && !o->done) {
+        guint8 page[SP_PAGE_SIZE];
+        int fd = open(o->path, O_WRONLY);
+
+        assert_true(fd >= 0);
+        fill_page(page, 9, 9);
+        assert_int_equal(pwrite(fd, page, SP_PAGE_SIZE, 5 * SP_PAGE_SIZE), SP_PAGE_SIZE);
+        close(fd);
+        o->done = TRUE;
+    }
+    return FALSE;
+}
+
+static void
+test_changed_representative(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent");
+    g_autoptr(GError) error = NULL;
+    Overwrite o = { f->img[0], FALSE };
+    SpScanOptions sopt;
+    SpEstimateOptions eopt;
+
+    sp_scan_options_init(&sopt);
+    sopt.passes = 1;
+    sopt.interval_ms = 0;
+    g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
+    sp_scan_set_thp_func(scan, thp_overwrite, &o);
+    assert_true(sp_scan_add_image(scan, f->img[0], &error));
+    assert_true(sp_scan_add_image(scan, f->img[1], &error));
+    assert_true(sp_scan_run(scan, &error));
+    assert_true(o.done);
+    sp_estimate_options_init(&eopt);
+    g_autoptr(SpEstimate) est = sp_estimate_run(scan, &eopt, &error);
+    assert_non_null(est);
+    const SpModelCounters *c = sp_estimate_get_counters(est);
+    assert_int_equal(c->pages_shared, 999 + 200 + 2);
+    assert_int_equal(c->pages_sharing, 999 + 600 + 398);
+    assert_int_equal(json_scan_stat(est, "changed_while_confirming"), 1);
+    assert_int_equal(sp_estimate_get_process(est, 0)->volatile_pages, 1);
+    assert_int_equal(sp_estimate_get_process(est, 1)->volatile_pages, 0);
 }
 
 /*
@@ -378,6 +505,22 @@ test_live_child(void **state)
     assert_int_equal(sp_estimate_get_saved_zero(est), 3);
     assert_int_equal(sp_estimate_get_process(est, 0)->ksm.ksm_merging_pages, 20);
 
+    /* The same with 2-bit hashes: most lookups meet other contents first;
+     * the bytes decide. */
+    sopt.hash_bits = 2;
+    g_autoptr(SpScan) few = sp_scan_new(host, &sopt);
+    assert_true(sp_scan_add_pid_range(few, pid, lo, hi, &error));
+    assert_true(sp_scan_run(few, &error));
+    SpScanStats stats;
+    sp_scan_get_stats(few, &stats);
+    assert_true(stats.collisions > 0);
+    assert_int_equal(stats.changed, 0);
+    g_autoptr(SpEstimate) est2 = sp_estimate_run(few, &eopt, &error);
+    assert_non_null(est2);
+    k = sp_estimate_get_counters(est2);
+    assert_int_equal(k->pages_shared, 8 + 1);
+    assert_int_equal(k->pages_sharing, 8 + 3);
+
     assert_int_equal(write(go[1], "g", 1), 1);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -392,6 +535,167 @@ test_live_child(void **state)
     munmap(mem, n * SP_PAGE_SIZE);
 }
 
+/*
+ * Equal pages 600 pages apart in a live child, so in different 2 MiB reads:
+ * each duplicate's representative is read again (process_vm_readv) to be
+ * compared; with 6-bit hashes many comparisons find other contents.
+ */
+static void
+test_live_child_far(void **state)
+{
+    const gsize n = 1200;
+    int ready[2], go[2];
+    guint8 *mem;
+    pid_t pid;
+    char c;
+
+    mem = mmap(NULL, n * SP_PAGE_SIZE, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(mem != MAP_FAILED);
+    madvise(mem, n * SP_PAGE_SIZE, MADV_NOHUGEPAGE);
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (guint i = 0; i < n; i++) {
+            if (i < 300 || (i >= 600 && i < 900))
+                fill_page(mem + i * SP_PAGE_SIZE, 7, i % 600);
+            else
+                fill_page(mem + i * SP_PAGE_SIZE, 8, i);
+        }
+        if (write(ready[1], "r", 1) != 1)
+            _exit(4);
+        if (read(go[0], &c, 1) < 0)
+            _exit(5);
+        _exit(0);
+    }
+    assert_int_equal(read(ready[0], &c, 1), 1);
+
+    g_autoptr(SpHost) host = sp_host_new();
+    g_autoptr(GError) error = NULL;
+    guint64 lo = (guintptr)mem, hi = lo + n * SP_PAGE_SIZE;
+    SpEstimateOptions eopt;
+    sp_estimate_options_init(&eopt);
+    for (guint bits = 0; bits <= 6; bits += 6) {
+        SpScanOptions sopt;
+        SpScanStats stats;
+
+        sp_scan_options_init(&sopt);
+        sopt.interval_ms = 0;
+        sopt.mode = SP_SCAN_WHAT_IF;
+        sopt.hash_bits = bits;
+        g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
+        if (!sp_scan_add_pid_range(scan, pid, lo, hi, &error)) {
+            print_message("skipped: cannot read own child's memory here: %s\n", error->message);
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            skip();
+        }
+        assert_true(sp_scan_run(scan, &error));
+        assert_int_equal(sp_scan_get_n_pages(scan), n);
+        sp_scan_get_stats(scan, &stats);
+        assert_int_equal(stats.confirmed, 300);
+        assert_int_equal(stats.changed, 0);
+        if (bits == 0) {
+            assert_int_equal(stats.confirm_reads, 300);
+            assert_int_equal(stats.collisions, 0);
+            /* two passes over 1200 pages, and the 300 read again */
+            assert_int_equal(stats.pages_read, 2 * n + 300);
+        } else {
+            assert_true(stats.collisions > 0);
+        }
+        g_autoptr(SpEstimate) est = sp_estimate_run(scan, &eopt, &error);
+        assert_non_null(est);
+        assert_int_equal(sp_estimate_get_counters(est)->pages_shared, 300);
+        assert_int_equal(sp_estimate_get_counters(est)->pages_sharing, 300);
+        assert_int_equal(sp_estimate_get_counters(est)->pages_volatile, 0);
+    }
+
+    assert_int_equal(write(go[1], "g", 1), 1);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    munmap(mem, n * SP_PAGE_SIZE);
+}
+
+/*
+ * The child grows between sp_scan_add_pid_range() (which sizes the arrays
+ * and the hash table from Rss: 64 pages) and sp_scan_run() (3000 pages):
+ * both grow on the way, and the grouping is the same.
+ */
+static void
+test_live_child_grows(void **state)
+{
+    const gsize n = 3000;
+    int ready[2], go[2], grown[2];
+    guint8 *mem;
+    pid_t pid;
+    char c;
+
+    mem = mmap(NULL, n * SP_PAGE_SIZE, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(mem != MAP_FAILED);
+    madvise(mem, n * SP_PAGE_SIZE, MADV_NOHUGEPAGE);
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(grown), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* pages i and i + 1500 are equal for i < 1000; the rest unique */
+        for (guint i = 0; i < 64; i++)
+            fill_page(mem + i * SP_PAGE_SIZE, 7, i);
+        if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(4);
+        for (guint i = 64; i < n; i++) {
+            if (i < 1000 || (i >= 1500 && i < 2500))
+                fill_page(mem + i * SP_PAGE_SIZE, 7, i % 1500);
+            else
+                fill_page(mem + i * SP_PAGE_SIZE, 8, i);
+        }
+        if (write(grown[1], "g", 1) != 1 || read(go[0], &c, 1) < 0)
+            _exit(5);
+        _exit(0);
+    }
+    assert_int_equal(read(ready[0], &c, 1), 1);
+
+    g_autoptr(SpHost) host = sp_host_new();
+    g_autoptr(GError) error = NULL;
+    guint64 lo = (guintptr)mem, hi = lo + n * SP_PAGE_SIZE;
+    SpScanOptions sopt;
+    SpScanStats stats;
+    SpEstimateOptions eopt;
+
+    sp_scan_options_init(&sopt);
+    sopt.passes = 1;
+    sopt.mode = SP_SCAN_WHAT_IF;
+    g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
+    if (!sp_scan_add_pid_range(scan, pid, lo, hi, &error)) {
+        print_message("skipped: cannot read own child's memory here: %s\n", error->message);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        skip();
+    }
+    assert_int_equal(write(go[1], "g", 1), 1);
+    assert_int_equal(read(grown[0], &c, 1), 1);
+    assert_true(sp_scan_run(scan, &error));
+    assert_int_equal(sp_scan_get_n_pages(scan), n);
+    sp_scan_get_stats(scan, &stats);
+    assert_int_equal(stats.confirmed, 1000);
+    sp_estimate_options_init(&eopt);
+    g_autoptr(SpEstimate) est = sp_estimate_run(scan, &eopt, &error);
+    assert_non_null(est);
+    assert_int_equal(sp_estimate_get_counters(est)->pages_shared, 1000);
+    assert_int_equal(sp_estimate_get_counters(est)->pages_sharing, 1000);
+
+    assert_int_equal(write(go[1], "g", 1), 1);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    munmap(mem, n * SP_PAGE_SIZE);
+}
+
 int
 main(void)
 {
@@ -399,9 +703,13 @@ main(void)
         cmocka_unit_test_setup_teardown(test_images_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_images_zero_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_images_two_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_images_collisions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changed_representative, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thp_zero_remap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_images, setup, teardown),
         cmocka_unit_test(test_live_child),
+        cmocka_unit_test(test_live_child_far),
+        cmocka_unit_test(test_live_child_grows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
