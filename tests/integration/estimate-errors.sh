@@ -26,7 +26,7 @@ expect 2 "--interval must be between" "$SAMEPAGE" estimate --pid 1 --interval -1
 expect 2 "--max-page-sharing must be at least 2" "$SAMEPAGE" estimate --pid 1 --max-page-sharing 1
 expect 2 "--use-zero-pages must be 0 or 1" "$SAMEPAGE" estimate --pid 1 --use-zero-pages 2
 expect 2 "--kernel-profile must be" "$SAMEPAGE" estimate --pid 1 --kernel-profile 5.4
-expect 2 "give at least one --pid or --image" "$SAMEPAGE" estimate
+expect 2 "give at least one DOMAIN, --all, --qmp, --pid or --image" "$SAMEPAGE" estimate
 expect 2 "Unknown option" "$SAMEPAGE" estimate --pid 1 --frobnicate
 
 # Image files: odd size, missing, a directory.

@@ -69,13 +69,15 @@ EOF
     sp_log "started libvirtd (pid $LIBVIRTD) on a private socket: $URI"
 fi
 
-domains_before=$(virsh -c "$URI" list --all --name | sort)
+# Only this test's domains (sp-it-*) count: others may come and go.
+our_domains() { virsh -c "$URI" list --all --name | grep '^sp-it-' | sort; }
+domains_before=$(our_domains)
 
 # What must be gone after a run: domains, overlays, QEMU processes, knobs.
 check_teardown() {
     local what=$1 out=$2 knobs_before=$3 uuid pid d
     local domains_after
-    domains_after=$(virsh -c "$URI" list --all --name | sort)
+    domains_after=$(our_domains)
     [ "$domains_after" = "$domains_before" ] \
         || sp_fail "$what: domains left behind: $(comm -13 <(echo "$domains_before") <(echo "$domains_after") | tr '\n' ' ')"
     if [ -d "$SP_TEST_TMP/overlays" ] && [ -n "$(ls -A "$SP_TEST_TMP/overlays")" ]; then
