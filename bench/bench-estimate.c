@@ -357,19 +357,24 @@ ksm_get(const SpHost *host, SpKsmKey k)
     return st.entry[k].value;
 }
 
+/* Write knobs; @ours records what this bench wrote last (see ksm_restore()). */
 static gboolean
-ksm_set(const SpHost *host, const char *const *kv)
+ksm_set(const SpHost *host, const char *const *kv, SpKsmState *ours)
 {
-    SpKsmSetting s[8];
+    SpKsmSetting s[8] = { { 0 } };
     gsize n = 0;
     g_autoptr(GError) error = NULL;
 
-    for (; kv[n]; n++)
+    for (; kv[n] && n < G_N_ELEMENTS(s); n++)
         if (!sp_ksm_parse_setting(kv[n], &s[n], &error))
             return FALSE;
     if (!sp_ksm_apply(host, s, n, &error)) {
         fprintf(stderr, "bench: %s\n", error->message);
         return FALSE;
+    }
+    for (gsize i = 0; i < n; i++) {
+        ours->entry[s[i].key].supported = TRUE;
+        ours->entry[s[i].key].value = s[i].value;
     }
     return TRUE;
 }
@@ -407,20 +412,22 @@ other_ksm_users(const Child *c, guint n)
 
 /* Let ksmd converge on the workload; CPU seconds until pages_sharing settled. */
 static void
-bench_ksmd(const SpHost *host, pid_t ksmd, guint pages_to_scan, guint timeout, Backing *b)
+bench_ksmd(const SpHost *host, pid_t ksmd, guint pages_to_scan, guint timeout, const Child *c,
+           guint n, SpKsmState *ours, Backing *b)
 {
     g_autofree char *pts = g_strdup_printf("pages_to_scan=%u", pages_to_scan);
+    g_autofree char *others = NULL;
     const char *reset[] = { "run=2", NULL };
     const char *start[] = { "advisor_mode=none", pts, "sleep_millisecs=20", "run=1", NULL };
     double k0, k1 = 0, w0, w1 = 0;
     gint64 last_sharing = -1, stable_since = -1;
     gint64 want = (gint64)b->e1.counters.pages_sharing;
 
-    if (!ksm_set(host, reset))
+    if (!ksm_set(host, reset, ours))
         return;
     k0 = ksmd_cpu_seconds(ksmd);
     w0 = now_wall();
-    if (!ksm_set(host, start))
+    if (!ksm_set(host, start, ours))
         return;
     b->ksmd_ran = TRUE;
     while (now_wall() - w0 < timeout) {
@@ -446,29 +453,55 @@ bench_ksmd(const SpHost *host, pid_t ksmd, guint pages_to_scan, guint timeout, B
     b->k_chains = ksm_get(host, SP_KSM_STABLE_NODE_CHAINS);
     b->k_dups = ksm_get(host, SP_KSM_STABLE_NODE_DUPS);
     b->k_scans = ksm_get(host, SP_KSM_FULL_SCANS);
-    ksm_set(host, reset);
+    /* Unmerge, unless someone else's pages came in meanwhile: the workload's
+     * merged pages go with its processes anyway. */
+    others = other_ksm_users(c, n);
+    if (others) {
+        b->ksmd_skip = g_strdup_printf("other processes used KSM meanwhile (pids %s): "
+                                       "the figures are not the workload's alone", others);
+        ksm_set(host, (const char *[]){ "run=0", NULL }, ours);
+    } else {
+        ksm_set(host, reset, ours);
+    }
 }
 
+/*
+ * Put back the knobs this bench changed, each only if it still holds what
+ * the bench wrote: a knob someone else set meanwhile (another test) is
+ * theirs.
+ */
 static void
-ksm_restore(const SpHost *host, const SpKsmState *saved)
+ksm_restore(const SpHost *host, const SpKsmState *saved, const SpKsmState *ours)
 {
     const SpKsmKey keys[] = { SP_KSM_PAGES_TO_SCAN, SP_KSM_SLEEP_MILLISECS, SP_KSM_ADVISOR_MODE,
                               SP_KSM_RUN };
     SpKsmSetting back[G_N_ELEMENTS(keys)];
     g_autoptr(GError) error = NULL;
+    SpKsmState now;
     gsize nb = 0;
 
+    if (!sp_ksm_read(host, &now, &error)) {
+        fprintf(stderr, "bench: could not restore KSM: %s\n", error->message);
+        return;
+    }
     for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
-        if (!saved->entry[keys[i]].supported)
+        SpKsmKey k = keys[i];
+
+        if (!saved->entry[k].supported || !ours->entry[k].supported)
             continue;
+        if (now.entry[k].value != ours->entry[k].value) {
+            fprintf(stderr, "bench: KSM %s was changed by someone else meanwhile: left "
+                    "as it is\n", sp_ksm_key_info(k)->name);
+            continue;
+        }
         /* with the advisor on, pages_to_scan is the advisor's to set */
-        if (keys[i] == SP_KSM_PAGES_TO_SCAN && saved->entry[SP_KSM_ADVISOR_MODE].supported &&
+        if (k == SP_KSM_PAGES_TO_SCAN && saved->entry[SP_KSM_ADVISOR_MODE].supported &&
             saved->entry[SP_KSM_ADVISOR_MODE].value != 0)
             continue;
-        back[nb].key = keys[i];
-        back[nb++].value = saved->entry[keys[i]].value;
+        back[nb].key = k;
+        back[nb++].value = saved->entry[k].value;
     }
-    if (!sp_ksm_apply(host, back, nb, &error))
+    if (nb > 0 && !sp_ksm_apply(host, back, nb, &error))
         fprintf(stderr, "bench: could not restore KSM: %s\n", error->message);
 }
 
@@ -483,7 +516,8 @@ thp_available(void)
 
 static void
 run_backing(Backing *b, guint n, gsize bytes, guint repeat, const SpEstimateOptions *eopt,
-            const SpHost *host, pid_t ksmd, guint pages_to_scan, guint timeout)
+            const SpHost *host, pid_t ksmd, guint pages_to_scan, guint timeout,
+            SpKsmState *ours)
 {
     g_autofree Child *c = g_new0(Child, n);
     guint64 anon = 0, huge = 0;
@@ -513,11 +547,7 @@ run_backing(Backing *b, guint n, gsize bytes, guint repeat, const SpEstimateOpti
             b->ksmd_skip = g_strdup_printf("other processes use KSM (pids %s)", others);
         } else {
             fprintf(stderr, "bench: %s: ksmd\n", b->name);
-            bench_ksmd(host, ksmd, pages_to_scan, timeout, b);
-            others = other_ksm_users(c, n);
-            if (others)
-                b->ksmd_skip = g_strdup_printf("other processes used KSM meanwhile (pids %s): "
-                                               "the figures are not the workload's alone", others);
+            bench_ksmd(host, ksmd, pages_to_scan, timeout, c, n, ours, b);
         }
     }
     for (guint i = 0; i < n; i++) {
@@ -556,7 +586,8 @@ main(int argc, char **argv)
         { "backing", 'b', 0, G_OPTION_ARG_STRING, &backing,
           "thp, 4k or both (both): the workload in transparent huge pages "
           "(MADV_HUGEPAGE, as QEMU backs guest RAM) or in 4 KiB pages", "B" },
-        { "repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "estimator runs, the median is shown (3)", "R" },
+        { "repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "estimator runs, the median is shown (3)",
+          "R" },
         { "pages-to-scan", 0, 0, G_OPTION_ARG_INT, &pages_to_scan, "ksmd batch (20000)", "P" },
         { "timeout", 0, 0, G_OPTION_ARG_INT, &timeout, "seconds to wait for ksmd (600)", "S" },
         { "no-ksmd", 0, 0, G_OPTION_ARG_NONE, &no_ksmd, "skip the ksmd comparison", NULL },
@@ -568,7 +599,7 @@ main(int argc, char **argv)
     Backing bs[2];
     guint nb = 0;
     SpEstimateOptions eopt;
-    SpKsmState saved;
+    SpKsmState saved, ours;
     pid_t ksmd = 0;
     const char *ksmd_why = NULL;
 
@@ -582,6 +613,7 @@ main(int argc, char **argv)
         return 2;
     }
     memset(bs, 0, sizeof(bs));
+    memset(&ours, 0, sizeof(ours));
     if (g_str_equal(backing, "thp") || g_str_equal(backing, "both"))
         bs[nb++] = (Backing){ .name = "THP", .huge = TRUE };
     if (g_str_equal(backing, "4k") || g_str_equal(backing, "both"))
@@ -607,9 +639,9 @@ main(int argc, char **argv)
 
     for (guint i = 0; i < nb; i++)
         run_backing(&bs[i], n, (gsize)mib << 20, repeat, &eopt, host, ksmd, pages_to_scan,
-                    timeout);
+                    timeout, &ours);
     if (ksmd)
-        ksm_restore(host, &saved);
+        ksm_restore(host, &saved, &ours);
     double xxh64 = bench_hash(FALSE), xxh3 = bench_hash(TRUE);
 
     printf("workload: %u processes x %u MiB = %.2f GB per backing (50%% equal across, "
@@ -633,7 +665,9 @@ main(int argc, char **argv)
     ROW_F("baseline: process_vm_readv, 2 MiB reads", ".2f", b->readv);
     ROW_F("estimator, 1 pass (scan+group+model)", ".2f", b->e1.pages * PAGE / 1e9 / b->e1.cpu);
     ROW_F("estimator, 2 passes (default)", ".2f", b->e2.pages * PAGE / 1e9 / b->e2.cpu);
-    ROW_F("  1 pass: CPU s in the scan / after it", "s", (g_snprintf(buf_, sizeof(buf_), "%.2f/%.2f", b->e1.scan_cpu, b->e1.cpu - b->e1.scan_cpu), buf_));
+    ROW_F("  1 pass: CPU s in the scan / after it", "s",
+          (g_snprintf(buf_, sizeof(buf_), "%.2f/%.2f", b->e1.scan_cpu,
+                      b->e1.cpu - b->e1.scan_cpu), buf_));
     ROW_F("  1 pass: pages read per scanned page", ".3f", b->e1.reads_per_page);
     ROW_F("  2 passes: pages read per scanned page", ".3f", b->e2.reads_per_page);
     printf("%-46s %12.2f   (256 KiB, in L2)\n", "baseline: XXH64 over cached pages", xxh64);
@@ -651,8 +685,9 @@ main(int argc, char **argv)
     ROW_F("scanned pages", G_GUINT64_FORMAT, b->e1.pages);
     ROW_F("pages_shared", G_GUINT64_FORMAT, b->e1.counters.pages_shared);
     ROW_F("pages_sharing", G_GUINT64_FORMAT, b->e1.counters.pages_sharing);
-    ROW_F("stable_node_chains / dups", "s", (g_snprintf(buf_, sizeof(buf_), "%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT,
-          b->e1.counters.stable_node_chains, b->e1.counters.stable_node_dups), buf_));
+    ROW_F("stable_node_chains / dups", "s",
+          (g_snprintf(buf_, sizeof(buf_), "%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT,
+                      b->e1.counters.stable_node_chains, b->e1.counters.stable_node_dups), buf_));
 
     if (!ksmd) {
         printf("\nksmd comparison skipped: %s\n", ksmd_why);
@@ -669,8 +704,9 @@ main(int argc, char **argv)
     printf("\nkernel after ksmd\n");
     ROW_K("pages_shared", G_GINT64_FORMAT, b->k_shared);
     ROW_K("pages_sharing", G_GINT64_FORMAT, b->k_sharing);
-    ROW_K("stable_node_chains / dups", "s", (g_snprintf(buf_, sizeof(buf_), "%" G_GINT64_FORMAT "/%" G_GINT64_FORMAT,
-          b->k_chains, b->k_dups), buf_));
+    ROW_K("stable_node_chains / dups", "s",
+          (g_snprintf(buf_, sizeof(buf_), "%" G_GINT64_FORMAT "/%" G_GINT64_FORMAT,
+                      b->k_chains, b->k_dups), buf_));
     ROW_K("full_scans", G_GINT64_FORMAT, b->k_scans);
     ROW_K("prediction", "s", b->matched ? "matched" : "NOT matched");
     for (guint i = 0; i < nb; i++) {

@@ -1478,14 +1478,15 @@ sp_exp_sample_loop(SpExperiment *exp, SpExpRun *run, GError **error)
 
         if (due > t_run + (gint64)(plan->duration_s * G_USEC_PER_SEC) + 1000)
             break;
-        /* A sample that took longer than the interval: skip the slots it ate. */
-        if (g_get_monotonic_time() > due)
+        last = due + (gint64)(plan->interval_s * G_USEC_PER_SEC) >
+            t_run + (gint64)(plan->duration_s * G_USEC_PER_SEC) + 1000;
+        /* A sample that took longer than the interval: skip the slots it ate
+         * (but never the last one, which makes the final prediction). */
+        if (g_get_monotonic_time() > due && !last)
             continue;
         if (!sp_exp_wait_until(exp, due))
             return sp_exp_check_interrupt(exp, error);
         t = (g_get_monotonic_time() - t_run) / 1e6;
-        last = due + (gint64)(plan->interval_s * G_USEC_PER_SEC) >
-            t_run + (gint64)(plan->duration_s * G_USEC_PER_SEC) + 1000;
         predict = last || (plan->predict_interval_s > 0 &&
                            t - last_pred >= plan->predict_interval_s - plan->interval_s / 2);
         if (predict)

@@ -606,6 +606,12 @@ sp_table_home(const SpTable *t, guint64 hash)
     return (gsize)(((hash >> 32) * (guint64)t->cap) >> 32);
 }
 
+static inline gsize
+sp_table_next(const SpTable *t, gsize i)
+{
+    return i + 1 == t->cap ? 0 : i + 1;
+}
+
 static void
 sp_table_init(SpTable *t, gsize entries)
 {
@@ -621,7 +627,7 @@ sp_table_put(SpTable *t, const guint64 *hash, guint32 page)
     gsize i = sp_table_home(t, hash[page]);
 
     while (t->slot[i] != SP_NONE)
-        i = i + 1 == t->cap ? 0 : i + 1;
+        i = sp_table_next(t, i);
     t->slot[i] = page;
     t->used++;
 }
@@ -655,7 +661,7 @@ sp_scan_table_insert(SpScan *scan, guint32 page)
     t = &scan->table;
     i = sp_table_home(t, scan->hash[page]);
     while (t->slot[i] < SP_TOMB)
-        i = i + 1 == t->cap ? 0 : i + 1;
+        i = sp_table_next(t, i);
     if (t->slot[i] == SP_NONE)
         t->used++;
     t->slot[i] = page;
@@ -913,7 +919,7 @@ sp_scan_resolve(SpScan *scan, guint32 page)
     const guint8 *bytes = sp_chunk_bytes(scan, page);
     guint64 h = scan->hash[page];
 
-    for (gsize i = sp_table_home(t, h); t->slot[i] != SP_NONE; i = i + 1 == t->cap ? 0 : i + 1) {
+    for (gsize i = sp_table_home(t, h); t->slot[i] != SP_NONE; i = sp_table_next(t, i)) {
         guint32 r = t->slot[i];
         gboolean in_buffer = r >= scan->chunk->first, ok = TRUE;
         const guint8 *rb;
@@ -1004,7 +1010,7 @@ sp_scan_group_chunk(SpScan *scan)
             scan->rep[p] = scan->zero_rep;
             continue;
         }
-        for (gsize i = sp_table_home(t, h); t->slot[i] != SP_NONE; i = i + 1 == t->cap ? 0 : i + 1) {
+        for (gsize i = sp_table_home(t, h); t->slot[i] != SP_NONE; i = sp_table_next(t, i)) {
             guint32 q = t->slot[i];
             if (q != SP_TOMB && scan->hash[q] == h) {
                 r = q;
@@ -1147,7 +1153,8 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
                         f |= SP_SCAN_PAGE_THP;
                     if (!sp_scan_add_page(scan, si, addrs[k], h, f, scan->nodes ? nodes[k] : 0,
                                           (guint32)k)) {
-                        sp_source_mark_partial(scan, src, "more than %u pages: the rest is not scanned",
+                        sp_source_mark_partial(scan, src,
+                                               "more than %u pages: the rest is not scanned",
                                                SP_MAX_PAGES);
                         scan->full = TRUE;
                         break;
