@@ -28,17 +28,23 @@ typedef struct {
     gboolean line_open;
 } SpCliExperiment;
 
+typedef struct {
+    SpCliExperiment *c;
+    const char *name;
+} SpCliSignal;
+
 static gboolean
 sp_cli_experiment_signal(gpointer data)
 {
-    SpCliExperiment *c = data;
+    const SpCliSignal *sig = data;
+    SpCliExperiment *c = sig->c;
 
     if (!c->interrupted) {
         if (c->line_open)
             fputc('\n', stderr);
         c->line_open = FALSE;
-        fprintf(stderr, "samepage: interrupted: tearing down the guests and restoring KSM "
-                        "(the data so far is kept, marked incomplete)\n");
+        fprintf(stderr, "samepage: interrupted by %s: tearing down the guests and restoring KSM "
+                        "(the data so far is kept, marked incomplete)\n", sig->name);
     }
     c->interrupted = TRUE;
     sp_experiment_interrupt(c->exp);
@@ -117,6 +123,7 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     g_autofree char *default_template = NULL;
     SpExperimentOptions opt = { 0 };
     SpCliExperiment c = { 0 };
+    SpCliSignal sigs[] = { { &c, "SIGINT" }, { &c, "SIGTERM" }, { &c, "SIGHUP" } };
     guint sig[3];
     gboolean ok;
     int rc;
@@ -171,9 +178,9 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     c.exp = exp;
     c.tty = isatty(STDERR_FILENO);
     sp_experiment_set_progress_func(exp, sp_cli_experiment_progress, &c);
-    sig[0] = g_unix_signal_add(SIGINT, sp_cli_experiment_signal, &c);
-    sig[1] = g_unix_signal_add(SIGTERM, sp_cli_experiment_signal, &c);
-    sig[2] = g_unix_signal_add(SIGHUP, sp_cli_experiment_signal, &c);
+    sig[0] = g_unix_signal_add(SIGINT, sp_cli_experiment_signal, &sigs[0]);
+    sig[1] = g_unix_signal_add(SIGTERM, sp_cli_experiment_signal, &sigs[1]);
+    sig[2] = g_unix_signal_add(SIGHUP, sp_cli_experiment_signal, &sigs[2]);
 
     fprintf(stderr, "samepage: experiment \"%s\": VM counts", plan->name);
     for (guint i = 0; i < plan->vm_counts->len; i++)
