@@ -192,6 +192,7 @@ typedef struct {
     const char *plan_text;           /* copied to the output as plan.ini */
     const char *default_image_dir;   /* when the plan names none */
     const char *default_template;
+    const char *state_dir;           /* the journals (SpJournal); NULL: keep none */
 } SpExperimentOptions;
 
 typedef struct {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * cmd-experiment.c: samepage experiment run PLAN [--output DIR] [--json]
+ *                   samepage experiment clean [--dry-run]
  */
 #include "config.h"
 
@@ -12,12 +13,95 @@
 #include <glib-unix.h>
 
 #include "cli.h"
+#include "samepage/spcleanup.h"
 #include "samepage/spexperiment.h"
 #include "samepage/spplan.h"
 #include "samepage/spreport.h"
 
-/* Declared in cli.h once the command is registered there. */
-int sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv);
+/* Where experiments keep their journals: $SAMEPAGE_STATE_DIR, or
+ * $(localstatedir)/lib/samepage, plus "experiments". */
+static char *
+sp_cli_experiment_state_dir(void)
+{
+    const char *env = g_getenv("SAMEPAGE_STATE_DIR");
+
+    return g_build_filename(env && *env ? env : SP_STATE_DIR, "experiments", NULL);
+}
+
+static void
+sp_cli_cleanup_log(const SpJournal *j, const char *line, gpointer user_data)
+{
+    const SpJournal **last = user_data;
+
+    if (*last != j) {
+        g_autoptr(GDateTime) when = g_date_time_new_from_unix_local(j->started / G_USEC_PER_SEC);
+        g_autofree char *since = when ? g_date_time_format(when, "%F %T") : g_strdup("?");
+        fprintf(stderr, "samepage: cleaning up after the experiment \"%s\" (pid %d, started %s), "
+                "which was killed:\n", j->plan ? j->plan : "?", (int)j->owner_pid, since);
+        *last = j;
+    }
+    fprintf(stderr, "  %s\n", line);
+}
+
+/* Undo what killed experiments left; FALSE (with a message printed) if
+ * something remains. */
+static gboolean
+sp_cli_experiment_cleanup(const SpCliGlobal *global, const SpHost *host, const char *state_dir,
+                          gboolean dry_run, guint *n_cleaned, guint *n_running)
+{
+    SpCleanupOptions opt = { global->uri, dry_run };
+    const SpJournal *last = NULL;
+    g_autoptr(GError) error = NULL;
+
+    if (!sp_cleanup_dir(host, state_dir, &opt, sp_cli_cleanup_log, &last, n_cleaned, n_running,
+                        &error)) {
+        sp_cli_error("experiment: cleaning up after a killed experiment: %s", error->message);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static int
+sp_cli_experiment_clean(const SpCliGlobal *global, int argc, char **argv)
+{
+    gboolean dry_run = FALSE;
+    GOptionEntry entries[] = {
+        { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run, "say what would be undone, change nothing",
+          NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- undo what killed experiments left");
+    g_autoptr(SpHost) host = sp_host_new_from_env();
+    g_autofree char *state_dir = sp_cli_experiment_state_dir();
+    guint cleaned = 0, running = 0;
+    int rc;
+
+    g_option_context_set_summary(ctx,
+        "An experiment tears down its guests and restores KSM itself, on Ctrl-C too, but not\n"
+        "when it is killed.  Its journal (in $SAMEPAGE_STATE_DIR/experiments, default\n"
+        SP_STATE_DIR "/experiments) names what it had made: the domains are destroyed and\n"
+        "undefined, the overlays removed, the KSM knobs put back as they were before it, and its\n"
+        "output directory marked INCOMPLETE.  Running experiments are left alone.\n"
+        "`experiment run` does this first by itself.");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
+        return rc;
+    if (argc > 1) {
+        sp_cli_error("experiment clean: unexpected argument '%s'", argv[1]);
+        return SP_EXIT_USAGE;
+    }
+    if (!sp_cli_experiment_cleanup(global, host, state_dir, dry_run, &cleaned, &running))
+        return SP_EXIT_FAILURE;
+    if (running)
+        printf("%u experiment%s running (left alone)\n", running, running == 1 ? " is" : "s are");
+    if (dry_run)
+        printf("dry run: nothing was changed\n");
+    else if (cleaned)
+        printf("cleaned up after %u killed experiment%s\n", cleaned, cleaned == 1 ? "" : "s");
+    else
+        printf("nothing to clean up (%s holds no killed experiment)\n", state_dir);
+    return SP_EXIT_OK;
+}
 
 typedef struct {
     SpExperiment *exp;
@@ -121,6 +205,7 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     g_autofree char *plan_text = NULL;
     g_autofree char *default_images = NULL;
     g_autofree char *default_template = NULL;
+    g_autofree char *state_dir = sp_cli_experiment_state_dir();
     SpExperimentOptions opt = { 0 };
     SpCliExperiment c = { 0 };
     SpCliSignal sigs[] = { { &c, "SIGINT" }, { &c, "SIGTERM" }, { &c, "SIGHUP" } };
@@ -134,11 +219,14 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
         "guest agents, start the workload, turn KSM on and sample the guests' sharing, the\n"
         "model's prediction and CPU.  Writes CSV, JSON, plots and report.md; tears down every\n"
         "guest and restores KSM at the end, on failure and on Ctrl-C.  Needs root.");
+    if (argc >= 2 && g_str_equal(argv[1], "clean"))
+        return sp_cli_experiment_clean(global, argc - 1, argv + 1);
     g_option_context_add_main_entries(ctx, entries, NULL);
     if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
         return rc;
     if (argc < 2 || !g_str_equal(argv[1], "run")) {
-        sp_cli_error("experiment: the subcommand is 'run PLAN' (see 'samepage help experiment')");
+        sp_cli_error("experiment: the subcommands are 'run PLAN' and 'clean' (see 'samepage "
+                     "help experiment')");
         return SP_EXIT_USAGE;
     }
     if (argc != 3) {
@@ -174,6 +262,10 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     opt.plan_text = plan_text;
     opt.default_image_dir = default_images;
     opt.default_template = default_template;
+    opt.state_dir = state_dir;
+    /* What a killed experiment left would disturb this one: undo it first. */
+    if (!sp_cli_experiment_cleanup(global, host, state_dir, FALSE, NULL, NULL))
+        return SP_EXIT_FAILURE;
     exp = sp_experiment_new(plan, host, &opt);
     c.exp = exp;
     c.tty = isatty(STDERR_FILENO);

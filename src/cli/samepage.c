@@ -25,7 +25,7 @@ static const SpCliCommand sp_cli_commands[] = {
       "switch merging of a guest's RAM on or off, verified in smaps", sp_cli_mark },
     { "doctor", "[DOMAIN...] [--qmp SOCKET] [--json]",
       "why guests do not merge, with the evidence and the fix", sp_cli_doctor },
-    { "experiment", "run PLAN [--output DIR] [--json]",
+    { "experiment", "run PLAN [--output DIR] [--json] | clean [--dry-run]",
       "start N cloned guests, measure sharing against VM count, plot and report", sp_cli_experiment },
     { "help", "[COMMAND]", "show the commands, or one command's options", sp_cli_help },
 };

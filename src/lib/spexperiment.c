@@ -40,6 +40,7 @@
 
 #include "samepage/spestimate.h"
 #include "samepage/spexperiment.h"
+#include "samepage/spjournal.h"
 #include "samepage/spmaps.h"
 #include "samepage/spqmp.h"
 #include "samepage/spreport.h"
@@ -77,6 +78,8 @@ struct _SpExperiment {
     char *overlay_dir;
     gboolean overlay_dir_made;
     char *tag;
+    char *state_dir;                 /* journals; NULL: none kept */
+    SpJournal *journal;              /* what exists now, for `experiment clean` */
     const char *accelerator;         /* from the template's domain type */
 
     SpExperimentProgressFunc progress;
@@ -631,6 +634,7 @@ sp_experiment_new(const SpPlan *plan, const SpHost *host, const SpExperimentOpti
         exp->template_path = g_strdup(opt->default_template);
     if (plan->overlay_dir)
         exp->overlay_dir = g_strdup(plan->overlay_dir);
+    exp->state_dir = g_strdup(opt->state_dir);
     exp->tag = g_strdup_printf("%06x", g_random_int_range(0, 0xffffff));
     exp->runs = g_ptr_array_new_with_free_func((GDestroyNotify)sp_exp_run_free);
     exp->domains = g_array_new(FALSE, TRUE, sizeof(SpExpDomain));
@@ -653,6 +657,8 @@ sp_experiment_free(SpExperiment *exp)
     g_free(exp->template_path);
     g_free(exp->overlay_dir);
     g_free(exp->tag);
+    g_free(exp->state_dir);
+    sp_journal_free(exp->journal);
     g_ptr_array_unref(exp->runs);
     g_array_unref(exp->domains);
     if (exp->conn)
@@ -785,6 +791,20 @@ sp_exp_libvirt_quiet(void *data, virErrorPtr err)
     /* Errors are returned, with their message, by the calls that fail. */
 }
 
+/* ---------------------------------------------------------------- journal */
+
+/* Called before each change is made, so a kill in between leaves the
+ * journal naming something that may not exist (cleanup takes that), never
+ * something that exists unnamed. */
+static void
+sp_exp_journal_save(SpExperiment *exp)
+{
+    g_autoptr(GError) local = NULL;
+
+    if (exp->journal && !sp_journal_save(exp->journal, &local))
+        g_warning("%s", local->message);
+}
+
 /* ---------------------------------------------------------------- KSM */
 
 static gboolean
@@ -794,6 +814,11 @@ sp_exp_ksm_apply(SpExperiment *exp, GArray *settings, const char *what, GError *
         return TRUE;
     g_autoptr(GError) local = NULL;
 
+    if (exp->journal && !exp->journal->ksm_changed) {
+        exp->journal->ksm_changed = TRUE;
+        exp->journal->ksm_before = exp->ksm_orig;
+        sp_exp_journal_save(exp);
+    }
     exp->ksm_touched = TRUE;
     if (!sp_ksm_apply(exp->host, (const SpKsmSetting *)settings->data, settings->len, &local)) {
         g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_KSM, "%s: %s", what,
@@ -833,28 +858,47 @@ sp_exp_ksm_reset(SpExperiment *exp, SpExpRun *run, GError **error)
     return sp_exp_ksm_apply(exp, settings, "the plan's KSM settings", error);
 }
 
-static gboolean
-sp_exp_ksm_restore(SpExperiment *exp, GError **error)
+/**
+ * sp_exp_ksm_put_back:
+ *
+ * Unmerges everything (run=2: the kernel does it before the write returns)
+ * and writes every knob of @orig that differs, @orig's run last.  The
+ * writes made are returned in @done (may be NULL).
+ */
+gboolean
+sp_exp_ksm_put_back(const SpHost *host, const SpKsmState *orig, GArray **done, GError **error)
 {
     g_autoptr(GArray) settings = NULL;
     SpKsmState cur;
-
-    if (!exp->ksm_touched)
-        return TRUE;
     SpKsmSetting unmerge = { SP_KSM_RUN, 2 };
-    if (!sp_ksm_apply(exp->host, &unmerge, 1, error)) {
+
+    if (!sp_ksm_apply(host, &unmerge, 1, error)) {
         g_prefix_error(error, "restoring the host's KSM settings: run=2: ");
         return FALSE;
     }
-    if (!sp_ksm_read(exp->host, &cur, error))
+    if (!sp_ksm_read(host, &cur, error))
         return FALSE;
-    settings = sp_exp_ksm_restore_settings(&exp->ksm_orig, &cur);
+    settings = sp_exp_ksm_restore_settings(orig, &cur);
     if (settings->len &&
-        !sp_ksm_apply(exp->host, (const SpKsmSetting *)settings->data, settings->len, error)) {
+        !sp_ksm_apply(host, (const SpKsmSetting *)settings->data, settings->len, error)) {
         g_prefix_error(error, "restoring the host's KSM settings: ");
         return FALSE;
     }
+    if (done)
+        *done = g_steal_pointer(&settings);
+    return TRUE;
+}
+
+static gboolean
+sp_exp_ksm_restore(SpExperiment *exp, GError **error)
+{
+    if (!exp->ksm_touched)
+        return TRUE;
+    if (!sp_exp_ksm_put_back(exp->host, &exp->ksm_orig, NULL, error))
+        return FALSE;
     exp->ksm_touched = FALSE;
+    if (exp->journal)
+        exp->journal->ksm_changed = FALSE;
     return TRUE;
 }
 
@@ -1084,6 +1128,10 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
         g_array_append_val(run->guests, gi);
         g_array_append_val(exp->domains, d);
         g = &g_array_index(run->guests, SpExpGuestInfo, i - 1);
+        if (exp->journal) {
+            sp_journal_add_domain(exp->journal, g->name, g->uuid, g->overlay);
+            sp_exp_journal_save(exp);
+        }
 
         sp_exp_progress(exp, run, "creating guests", i - 1, 0, NULL);
         if (!sp_exp_make_overlay(exp, g->overlay, error)) {
@@ -1114,6 +1162,10 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
         }
         g_array_index(exp->domains, SpExpDomain, i - 1).dom = dom;
         g_array_index(exp->domains, SpExpDomain, i - 1).defined = TRUE;
+        if (exp->journal) {
+            sp_journal_find_domain(exp->journal, g->uuid)->defined = TRUE;
+            sp_exp_journal_save(exp);
+        }
     }
     /* Start them all, then wait for all: boots overlap. */
     for (guint i = 0; i < run->n_vms; i++) {
@@ -1129,6 +1181,10 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
         }
         g_array_index(exp->domains, SpExpDomain, i).started = TRUE;
         g->pid = sp_exp_find_qemu_pid(exp, g->uuid);
+        if (g->pid && exp->journal) {
+            sp_journal_find_domain(exp->journal, g->uuid)->qemu_pid = g->pid;
+            sp_exp_journal_save(exp);
+        }
         if (!g->pid) {
             g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_GUEST,
                         "guest %s runs, but no process has -uuid %s in its command line",
@@ -1552,6 +1608,7 @@ sp_exp_teardown_guests(SpExperiment *exp, SpExpRun *run, GString *problems)
         SpExpDomain *d = &g_array_index(exp->domains, SpExpDomain, i);
         SpExpGuestInfo *g = &g_array_index(run->guests, SpExpGuestInfo, i);
         g_autofree char *liblog = g_strdup_printf("/var/log/libvirt/qemu/%s.log", g->name);
+        gsize problems_before = problems->len;
 
         if (alive && d->dom && virDomainIsActive(d->dom) == 1 && virDomainDestroy(d->dom) < 0)
             g_string_append_printf(problems, "\n  guest %s: destroy failed: %s", g->name,
@@ -1585,8 +1642,13 @@ sp_exp_teardown_guests(SpExperiment *exp, SpExpRun *run, GString *problems)
             if (g_file_set_contents(copy, text, len, NULL))
                 g_unlink(liblog);
         }
+        /* Gone for good: out of the journal.  Otherwise it stays there, for
+         * `samepage experiment clean`. */
+        if (exp->journal && problems->len == problems_before)
+            sp_journal_remove_domain(exp->journal, g->uuid);
     }
     g_array_set_size(exp->domains, 0);
+    sp_exp_journal_save(exp);
 }
 
 /* ---------------------------------------------------------------- one run */
@@ -1667,6 +1729,45 @@ sp_exp_check_setup(SpExperiment *exp, char **tmpl, GError **error)
     return TRUE;
 }
 
+/* KSM is one per kernel: no second experiment while one runs, and none
+ * over what a killed one left (the CLI cleans that up first). */
+static gboolean
+sp_exp_check_journals(SpExperiment *exp, GError **error)
+{
+    g_autoptr(GPtrArray) journals = NULL;
+    g_autoptr(GError) local = NULL;
+
+    if (!exp->state_dir)
+        return TRUE;
+    journals = sp_journal_list(exp->state_dir, &local);
+    if (!journals) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SETUP, "%s", local->message);
+        return FALSE;
+    }
+    for (guint i = 0; i < journals->len; i++) {
+        const SpJournal *j = g_ptr_array_index(journals, i);
+        g_autoptr(GDateTime) when = g_date_time_new_from_unix_local(j->started / G_USEC_PER_SEC);
+        g_autofree char *since = when ? g_date_time_format(when, "%F %T") : g_strdup("?");
+
+        if (sp_journal_owner(j, exp->host) == SP_JOURNAL_OWNER_ALIVE) {
+            g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SETUP,
+                        "another experiment is running (plan \"%s\", pid %d, since %s, "
+                        "journal %s): KSM is one per kernel, so its figures and ours would "
+                        "mix; wait for it to end", j->plan ? j->plan : "?", (int)j->owner_pid,
+                        since, j->path);
+        } else {
+            g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SETUP,
+                        "an experiment that was killed (plan \"%s\", pid %d, started %s) left "
+                        "%u guest%s and %s behind (journal %s): run `samepage experiment "
+                        "clean` first", j->plan ? j->plan : "?", (int)j->owner_pid, since,
+                        j->domains->len, j->domains->len == 1 ? "" : "s",
+                        j->ksm_changed ? "its KSM settings" : "no KSM change", j->path);
+        }
+        return FALSE;
+    }
+    return TRUE;
+}
+
 static gboolean
 sp_exp_prepare_dirs(SpExperiment *exp, GError **error)
 {
@@ -1704,6 +1805,21 @@ sp_exp_prepare_dirs(SpExperiment *exp, GError **error)
     }
     /* QEMU runs as libvirt-qemu: it must reach the overlays. */
     chmod(exp->overlay_dir, 0755);
+    if (exp->state_dir) {
+        exp->journal = sp_journal_new(exp->host, exp->state_dir, exp->plan_ref->name, exp->uri,
+                                      exp->output_dir, &local);
+        if (exp->journal) {
+            exp->journal->overlay_dir = exp->overlay_dir_made ? g_strdup(exp->overlay_dir) : NULL;
+            sp_journal_save(exp->journal, &local);
+        }
+        if (local) {
+            if (exp->overlay_dir_made)
+                g_rmdir(exp->overlay_dir);
+            g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SETUP, "%s",
+                        local->message);
+            return FALSE;
+        }
+    }
     return TRUE;
 }
 
@@ -1773,6 +1889,8 @@ sp_experiment_run(SpExperiment *exp, GError **error)
     exp->wall_start = g_get_real_time();
     if (!sp_exp_check_setup(exp, &tmpl, error))
         return FALSE;
+    if (!sp_exp_check_journals(exp, error))
+        return FALSE;
     if (!sp_exp_prepare_dirs(exp, error))
         return FALSE;
     exp->ksmd_pid = sp_exp_find_ksmd(exp);
@@ -1821,6 +1939,16 @@ sp_experiment_run(SpExperiment *exp, GError **error)
     if (exp->overlay_dir_made && g_rmdir(exp->overlay_dir) < 0 && errno != ENOENT)
         g_string_append_printf(problems, "\n  cannot remove %s: %s", exp->overlay_dir,
                                g_strerror(errno));
+    else if (exp->journal)
+        g_clear_pointer(&exp->journal->overlay_dir, g_free);
+    if (exp->journal && !problems->len && !sp_journal_delete(exp->journal, &local)) {
+        g_string_append_printf(problems, "\n  %s", local->message);
+        g_clear_error(&local);
+    } else if (exp->journal && problems->len) {
+        sp_exp_journal_save(exp);
+        g_string_append_printf(problems, "\n  `samepage experiment clean` undoes the rest once "
+                               "that is fixed (journal %s)", exp->journal->path);
+    }
 
     exp->wall_end = g_get_real_time();
     exp->complete = !failure;

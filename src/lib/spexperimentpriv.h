@@ -33,6 +33,9 @@ gboolean sp_exp_pick_ram_vma(GPtrArray *vmas, guint64 hva, guint64 size,
 /* The KSM writes that put @orig back over @cur (in a state after run=2), in
  * an order the kernel takes; may be empty. */
 GArray *sp_exp_ksm_restore_settings(const SpKsmState *orig, const SpKsmState *cur);
+/* run=2, then @orig's knobs where they differ; the writes made in @done. */
+gboolean sp_exp_ksm_put_back(const SpHost *host, const SpKsmState *orig, GArray **done,
+                             GError **error);
 /* The plan's KSM writes for a host in @cur (advisor_mode=none added when
  * pages_to_scan needs it). */
 GArray *sp_exp_ksm_plan_settings(const SpPlan *plan, const SpKsmState *cur);

@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spcleanup.c: undo what a killed experiment left behind
+ *
+ * Theory of operation
+ *
+ * The journal names what may exist, written before each thing was made, so
+ * each step takes "already gone" as done.  A domain is looked up by UUID,
+ * never by name (a name may since belong to someone else's domain), and a
+ * QEMU process is stopped by PID only if its command line still holds the
+ * domain's -uuid (a pid may have been reused).  KSM comes last: run=2 and
+ * the knobs as the journal recorded them before the experiment changed
+ * any; not after a reboot (the boot reset them, and the operator may have
+ * set them since), and not while another experiment runs (it restores its
+ * own knobs, and ours would disturb its figures).
+ */
+#include "config.h"
+#define G_LOG_DOMAIN "samepage-cleanup"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "samepage/spcleanup.h"
+#include "samepage/spexperiment.h"
+#include "spexperimentpriv.h"
+
+G_DEFINE_QUARK(sp-cleanup-error-quark, sp_cleanup_error)
+
+typedef struct {
+    const SpHost *host;
+    SpJournal *j;
+    const SpCleanupOptions *opt;
+    SpCleanupLogFunc log;
+    gpointer log_data;
+    GString *left;                   /* "; "-separated: what could not be undone */
+} SpCleanup;
+
+static void G_GNUC_PRINTF(2, 3)
+sp_cleanup_log(SpCleanup *c, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *line = NULL;
+
+    va_start(ap, fmt);
+    line = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (c->log)
+        c->log(c->j, line, c->log_data);
+}
+
+static void G_GNUC_PRINTF(2, 3)
+sp_cleanup_left(SpCleanup *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (c->left->len)
+        g_string_append(c->left, "; ");
+    va_start(ap, fmt);
+    g_string_append_vprintf(c->left, fmt, ap);
+    va_end(ap);
+}
+
+static const char *
+sp_cleanup_virt_error(void)
+{
+    const char *m = virGetLastErrorMessage();
+    return m ? m : "unknown libvirt error";
+}
+
+static void
+sp_cleanup_libvirt_quiet(void *data, virErrorPtr err)
+{
+    /* Errors are reported with their message by the calls that fail. */
+}
+
+/* The domain's QEMU process, if @pid still is it. */
+static gboolean
+sp_cleanup_is_qemu_of(SpCleanup *c, pid_t pid, const char *uuid)
+{
+    g_autofree char *path = NULL;
+    g_autofree char *cmdline = NULL;
+    gsize len;
+    guint64 start;
+
+    if (pid <= 0 || !sp_journal_pid_start(c->host, pid, &start))
+        return FALSE;
+    path = sp_host_procfs_path(c->host, "%d/cmdline", (int)pid);
+    return g_file_get_contents(path, &cmdline, &len, NULL) &&
+        sp_exp_cmdline_has_uuid(cmdline, len, uuid);
+}
+
+static void
+sp_cleanup_kill(SpCleanup *c, const SpJournalDomain *d)
+{
+    guint64 start;
+
+    if (!sp_cleanup_is_qemu_of(c, d->qemu_pid, d->uuid))
+        return;
+    if (c->opt->dry_run) {
+        sp_cleanup_log(c, "would stop QEMU pid %d of %s", (int)d->qemu_pid, d->name);
+        return;
+    }
+    kill(d->qemu_pid, SIGTERM);
+    for (int i = 0; i < 100 && sp_journal_pid_start(c->host, d->qemu_pid, &start); i++)
+        g_usleep(100 * 1000);
+    if (sp_journal_pid_start(c->host, d->qemu_pid, &start)) {
+        kill(d->qemu_pid, SIGKILL);
+        for (int i = 0; i < 50 && sp_journal_pid_start(c->host, d->qemu_pid, &start); i++)
+            g_usleep(100 * 1000);
+    }
+    if (sp_journal_pid_start(c->host, d->qemu_pid, &start))
+        sp_cleanup_left(c, "QEMU pid %d of %s still runs", (int)d->qemu_pid, d->name);
+    else
+        sp_cleanup_log(c, "stopped QEMU pid %d of %s", (int)d->qemu_pid, d->name);
+}
+
+/* Destroy and undefine through libvirt; TRUE when the domain is gone. */
+static gboolean
+sp_cleanup_domain(SpCleanup *c, virConnectPtr conn, SpJournalDomain *d)
+{
+    virDomainPtr dom = NULL;
+    gboolean gone = TRUE;
+
+    if (conn) {
+        dom = virDomainLookupByUUIDString(conn, d->uuid);
+        if (!dom && virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) {
+            sp_cleanup_left(c, "domain %s: lookup failed: %s", d->name, sp_cleanup_virt_error());
+            return FALSE;
+        }
+    }
+    if (dom) {
+        if (virDomainIsActive(dom) == 1) {
+            if (c->opt->dry_run)
+                sp_cleanup_log(c, "would destroy domain %s", d->name);
+            else if (virDomainDestroy(dom) < 0)
+                sp_cleanup_left(c, "domain %s: destroy failed: %s", d->name,
+                                sp_cleanup_virt_error());
+            else
+                sp_cleanup_log(c, "destroyed domain %s", d->name);
+        }
+        if (c->opt->dry_run) {
+            sp_cleanup_log(c, "would undefine domain %s", d->name);
+            gone = FALSE;
+        } else if (virDomainUndefine(dom) < 0) {
+            sp_cleanup_left(c, "domain %s: undefine failed: %s", d->name,
+                            sp_cleanup_virt_error());
+            gone = FALSE;
+        } else {
+            sp_cleanup_log(c, "undefined domain %s", d->name);
+            d->defined = FALSE;
+        }
+        virDomainFree(dom);
+    } else if (!conn && d->defined) {
+        sp_cleanup_left(c, "domain %s is still defined: libvirt at %s does not answer "
+                        "(start libvirtd and run `samepage experiment clean` again)", d->name,
+                        c->opt->uri ? c->opt->uri : c->j->uri);
+        gone = FALSE;
+    }
+    /* Without libvirt, or a process libvirt lost track of: by PID. */
+    sp_cleanup_kill(c, d);
+    if (d->overlay && g_file_test(d->overlay, G_FILE_TEST_EXISTS)) {
+        if (c->opt->dry_run)
+            sp_cleanup_log(c, "would remove %s", d->overlay);
+        else if (g_unlink(d->overlay) < 0) {
+            sp_cleanup_left(c, "cannot remove %s: %s", d->overlay, g_strerror(errno));
+            gone = FALSE;
+        } else
+            sp_cleanup_log(c, "removed %s", d->overlay);
+    }
+    return gone && !c->opt->dry_run;
+}
+
+static void
+sp_cleanup_ksm(SpCleanup *c, gboolean others_running)
+{
+    g_autoptr(GArray) done = NULL;
+    g_autoptr(GError) local = NULL;
+    g_autoptr(GString) knobs = g_string_new(NULL);
+
+    if (!c->j->ksm_changed)
+        return;
+    if (sp_journal_owner(c->j, c->host) == SP_JOURNAL_OWNER_OTHER_BOOT) {
+        sp_cleanup_log(c, "KSM left as it is: the host rebooted since, which reset the knobs");
+        c->j->ksm_changed = FALSE;
+        return;
+    }
+    if (others_running) {
+        sp_cleanup_log(c, "KSM left as it is: another experiment is running and restores "
+                       "the knobs when it ends");
+        c->j->ksm_changed = FALSE;
+        return;
+    }
+    for (guint k = 0; k < SP_KSM_N_KEYS; k++) {
+        const SpKsmKeyInfo *info = sp_ksm_key_info(k);
+        if (info->writable && c->j->ksm_before.entry[k].supported) {
+            g_autofree char *v = sp_ksm_format_value(k, c->j->ksm_before.entry[k].value);
+            g_string_append_printf(knobs, " %s=%s", info->name, v);
+        }
+    }
+    if (c->opt->dry_run) {
+        sp_cleanup_log(c, "would unmerge (run=2) and restore the KSM knobs:%s", knobs->str);
+        return;
+    }
+    if (!sp_exp_ksm_put_back(c->host, &c->j->ksm_before, &done, &local)) {
+        sp_cleanup_left(c, "%s", local->message);
+        return;
+    }
+    g_string_truncate(knobs, 0);
+    for (guint i = 0; i < done->len; i++) {
+        const SpKsmSetting *s = &g_array_index(done, SpKsmSetting, i);
+        g_autofree char *v = sp_ksm_format_value(s->key, s->value);
+        g_string_append_printf(knobs, " %s=%s", sp_ksm_key_info(s->key)->name, v);
+    }
+    sp_cleanup_log(c, "unmerged (run=2) and restored the KSM knobs:%s",
+                   knobs->len ? knobs->str : " (none differed)");
+    c->j->ksm_changed = FALSE;
+}
+
+static void
+sp_cleanup_mark_output(SpCleanup *c)
+{
+    g_autofree char *results = NULL;
+    g_autofree char *note_path = NULL;
+    g_autofree char *note = NULL;
+    g_autoptr(GDateTime) started = NULL;
+    g_autoptr(GDateTime) now = g_date_time_new_now_local();
+    g_autofree char *s_started = NULL;
+    g_autofree char *s_now = NULL;
+    g_autoptr(GError) local = NULL;
+
+    if (!c->j->output_dir || !g_file_test(c->j->output_dir, G_FILE_TEST_IS_DIR))
+        return;
+    results = g_build_filename(c->j->output_dir, "results.json", NULL);
+    if (g_file_test(results, G_FILE_TEST_EXISTS))
+        return;
+    note_path = g_build_filename(c->j->output_dir, "INCOMPLETE", NULL);
+    if (c->opt->dry_run) {
+        sp_cleanup_log(c, "would write %s", note_path);
+        return;
+    }
+    started = g_date_time_new_from_unix_local(c->j->started / G_USEC_PER_SEC);
+    s_started = started ? g_date_time_format(started, "%F %T") : g_strdup("?");
+    s_now = g_date_time_format(now, "%F %T");
+    note = g_strdup_printf("INCOMPLETE: the experiment \"%s\" (pid %d, started %s) was killed "
+                           "before it wrote its results.\n"
+                           "The run directories here hold what it had written; a run without "
+                           "run.json did not finish.\n"
+                           "`samepage experiment clean` undid what it left on the host at %s.\n",
+                           c->j->plan ? c->j->plan : "?", (int)c->j->owner_pid, s_started,
+                           s_now);
+    if (!g_file_set_contents(note_path, note, -1, &local))
+        sp_cleanup_left(c, "%s", local->message);
+    else
+        sp_cleanup_log(c, "marked %s incomplete (%s)", c->j->output_dir, note_path);
+}
+
+static gboolean
+sp_cleanup_one(const SpHost *host, SpJournal *j, const SpCleanupOptions *opt,
+               gboolean others_running, SpCleanupLogFunc log, gpointer user_data,
+               GError **error)
+{
+    g_autoptr(GString) left = g_string_new(NULL);
+    SpCleanup c = { host, j, opt, log, user_data, left };
+    const char *uri = opt->uri ? opt->uri : j->uri ? j->uri : "qemu:///system";
+    virConnectPtr conn = NULL;
+    g_autoptr(GError) local = NULL;
+
+    if (sp_journal_owner(j, host) == SP_JOURNAL_OWNER_ALIVE) {
+        g_set_error(error, SP_CLEANUP_ERROR, SP_CLEANUP_ERROR_RUNNING,
+                    "the experiment of %s (pid %d) is still running", j->path,
+                    (int)j->owner_pid);
+        return FALSE;
+    }
+    if (j->domains->len) {
+        virSetErrorFunc(NULL, sp_cleanup_libvirt_quiet);
+        conn = virConnectOpen(uri);
+        if (!conn)
+            g_debug("cannot connect to %s: %s", uri, sp_cleanup_virt_error());
+    }
+    for (guint i = j->domains->len; i-- > 0;) {
+        SpJournalDomain *d = &g_array_index(j->domains, SpJournalDomain, i);
+        if (sp_cleanup_domain(&c, conn, d))
+            g_array_remove_index(j->domains, i);
+    }
+    if (conn)
+        virConnectClose(conn);
+    if (j->overlay_dir && g_file_test(j->overlay_dir, G_FILE_TEST_IS_DIR)) {
+        if (opt->dry_run)
+            sp_cleanup_log(&c, "would remove the directory %s", j->overlay_dir);
+        else if (g_rmdir(j->overlay_dir) < 0)
+            sp_cleanup_left(&c, "cannot remove %s: %s", j->overlay_dir, g_strerror(errno));
+        else {
+            sp_cleanup_log(&c, "removed the directory %s", j->overlay_dir);
+            g_clear_pointer(&j->overlay_dir, g_free);
+        }
+    }
+    sp_cleanup_ksm(&c, others_running);
+    sp_cleanup_mark_output(&c);
+    if (opt->dry_run)
+        return TRUE;
+    if (left->len) {
+        if (!sp_journal_save(j, &local))
+            g_string_append_printf(left, "; %s", local->message);
+        g_set_error(error, SP_CLEANUP_ERROR, SP_CLEANUP_ERROR_LEFT,
+                    "the killed experiment \"%s\" (pid %d, journal %s): %s",
+                    j->plan ? j->plan : "?", (int)j->owner_pid, j->path, left->str);
+        return FALSE;
+    }
+    if (!sp_journal_delete(j, &local)) {
+        g_set_error(error, SP_CLEANUP_ERROR, SP_CLEANUP_ERROR_LEFT, "%s", local->message);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean
+sp_cleanup_journal(const SpHost *host, SpJournal *j, const SpCleanupOptions *opt,
+                   SpCleanupLogFunc log, gpointer user_data, GError **error)
+{
+    return sp_cleanup_one(host, j, opt, FALSE, log, user_data, error);
+}
+
+gboolean
+sp_cleanup_dir(const SpHost *host, const char *dir, const SpCleanupOptions *opt,
+               SpCleanupLogFunc log, gpointer user_data, guint *n_cleaned, guint *n_running,
+               GError **error)
+{
+    g_autoptr(GPtrArray) journals = NULL;
+    g_autoptr(GString) errors = g_string_new(NULL);
+    g_autoptr(GError) local = NULL;
+    guint running = 0, cleaned = 0;
+
+    journals = sp_journal_list(dir, &local);
+    if (!journals) {
+        g_set_error(error, SP_CLEANUP_ERROR, SP_CLEANUP_ERROR_JOURNAL, "%s", local->message);
+        return FALSE;
+    }
+    for (guint i = 0; i < journals->len; i++) {
+        if (sp_journal_owner(g_ptr_array_index(journals, i), host) == SP_JOURNAL_OWNER_ALIVE)
+            running++;
+    }
+    for (guint i = journals->len; i-- > 0;) {
+        SpJournal *j = g_ptr_array_index(journals, i);
+
+        if (sp_journal_owner(j, host) == SP_JOURNAL_OWNER_ALIVE)
+            continue;
+        if (sp_cleanup_one(host, j, opt, running > 0, log, user_data, &local))
+            cleaned++;
+        else {
+            g_string_append_printf(errors, "%s%s", errors->len ? "\n" : "", local->message);
+            g_clear_error(&local);
+        }
+    }
+    if (n_cleaned)
+        *n_cleaned = cleaned;
+    if (n_running)
+        *n_running = running;
+    if (errors->len) {
+        g_set_error(error, SP_CLEANUP_ERROR, SP_CLEANUP_ERROR_LEFT, "%s", errors->str);
+        return FALSE;
+    }
+    return TRUE;
+}

@@ -1,0 +1,472 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spjournal.c: what a running experiment has created, kept on disk
+ *
+ * The file is JSON, one per experiment, named PID-STARTTIME.json in the
+ * state directory so two experiments never share one.  The owner is
+ * identified by its pid, the pid's start time (so a reused pid is not
+ * mistaken for the owner) and the boot id (after a reboot no owner lives,
+ * QEMU processes are gone and KSM knobs are back at their boot values).
+ */
+#include "config.h"
+#define G_LOG_DOMAIN "samepage-journal"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "samepage/spjournal.h"
+#include "samepage/spjson.h"
+
+G_DEFINE_QUARK(sp-journal-error-quark, sp_journal_error)
+
+#define SP_JOURNAL_VERSION 1
+
+static void
+sp_journal_domain_clear(gpointer p)
+{
+    SpJournalDomain *d = p;
+
+    g_free(d->name);
+    g_free(d->uuid);
+    g_free(d->overlay);
+}
+
+static SpJournal *
+sp_journal_alloc(void)
+{
+    SpJournal *j = g_new0(SpJournal, 1);
+
+    j->domains = g_array_new(FALSE, TRUE, sizeof(SpJournalDomain));
+    g_array_set_clear_func(j->domains, sp_journal_domain_clear);
+    return j;
+}
+
+void
+sp_journal_free(SpJournal *j)
+{
+    if (!j)
+        return;
+    g_free(j->path);
+    g_free(j->boot_id);
+    g_free(j->plan);
+    g_free(j->uri);
+    g_free(j->output_dir);
+    g_free(j->overlay_dir);
+    g_array_unref(j->domains);
+    g_free(j);
+}
+
+/* ---------------------------------------------------------------- owner */
+
+/**
+ * sp_journal_pid_start:
+ *
+ * The start time of @pid (field 22 of /proc/PID/stat, clock ticks since
+ * boot).  FALSE if the process does not exist or is a zombie.
+ */
+gboolean
+sp_journal_pid_start(const SpHost *host, pid_t pid, guint64 *start)
+{
+    g_autofree char *path = sp_host_procfs_path(host, "%d/stat", (int)pid);
+    g_autofree char *text = NULL;
+    const char *p;
+    char *end;
+
+    if (pid <= 0 || !g_file_get_contents(path, &text, NULL, NULL))
+        return FALSE;
+    /* The command name may hold spaces and ')': fields follow the last ')'. */
+    p = strrchr(text, ')');
+    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X' || p[2] == '\0')
+        return FALSE;
+    p += 2;
+    /* p is field 3 (state); starttime is field 22. */
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            return FALSE;
+        p++;
+    }
+    errno = 0;
+    *start = g_ascii_strtoull(p, &end, 10);
+    return errno == 0 && end != p && (*end == ' ' || *end == '\n' || *end == '\0');
+}
+
+char *
+sp_journal_boot_id(const SpHost *host)
+{
+    g_autofree char *path = sp_host_procfs_path(host, "sys/kernel/random/boot_id");
+    g_autofree char *text = NULL;
+
+    if (!g_file_get_contents(path, &text, NULL, NULL))
+        return NULL;
+    return g_strdup(g_strstrip(text));
+}
+
+SpJournalOwner
+sp_journal_owner(const SpJournal *j, const SpHost *host)
+{
+    g_autofree char *boot = sp_journal_boot_id(host);
+    guint64 start;
+
+    /* An unknown boot id on either side: judge by the pid alone. */
+    if (boot && j->boot_id && strcmp(boot, j->boot_id) != 0)
+        return SP_JOURNAL_OWNER_OTHER_BOOT;
+    if (sp_journal_pid_start(host, j->owner_pid, &start) && start == j->owner_start)
+        return SP_JOURNAL_OWNER_ALIVE;
+    return SP_JOURNAL_OWNER_GONE;
+}
+
+/* ---------------------------------------------------------------- building */
+
+SpJournal *
+sp_journal_new(const SpHost *host, const char *dir, const char *plan, const char *uri,
+               const char *output_dir, GError **error)
+{
+    g_autoptr(SpJournal) j = sp_journal_alloc();
+    g_autofree char *name = NULL;
+
+    j->owner_pid = getpid();
+    if (!sp_journal_pid_start(host, j->owner_pid, &j->owner_start)) {
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
+                    "cannot read the start time of this process from %s/%d/stat",
+                    sp_host_get_procfs_root(host), (int)j->owner_pid);
+        return NULL;
+    }
+    j->boot_id = sp_journal_boot_id(host);
+    j->started = g_get_real_time();
+    j->plan = g_strdup(plan);
+    j->uri = g_strdup(uri);
+    j->output_dir = g_strdup(output_dir);
+    if (g_mkdir_with_parents(dir, 0755) < 0) {
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
+                    "cannot create the state directory %s: %s", dir, g_strerror(errno));
+        return NULL;
+    }
+    name = g_strdup_printf("%d-%" G_GUINT64_FORMAT ".json", (int)j->owner_pid, j->owner_start);
+    j->path = g_build_filename(dir, name, NULL);
+    return g_steal_pointer(&j);
+}
+
+SpJournalDomain *
+sp_journal_add_domain(SpJournal *j, const char *name, const char *uuid, const char *overlay)
+{
+    SpJournalDomain d = { 0 };
+
+    d.name = g_strdup(name);
+    d.uuid = g_strdup(uuid);
+    d.overlay = g_strdup(overlay);
+    g_array_append_val(j->domains, d);
+    return &g_array_index(j->domains, SpJournalDomain, j->domains->len - 1);
+}
+
+SpJournalDomain *
+sp_journal_find_domain(SpJournal *j, const char *uuid)
+{
+    for (guint i = 0; i < j->domains->len; i++) {
+        SpJournalDomain *d = &g_array_index(j->domains, SpJournalDomain, i);
+        if (g_strcmp0(d->uuid, uuid) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+void
+sp_journal_remove_domain(SpJournal *j, const char *uuid)
+{
+    for (guint i = 0; i < j->domains->len; i++) {
+        if (g_strcmp0(g_array_index(j->domains, SpJournalDomain, i).uuid, uuid) == 0) {
+            g_array_remove_index(j->domains, i);
+            return;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+static void
+sp_json_add_str(json_object *o, const char *key, const char *value)
+{
+    if (value)
+        json_object_object_add(o, key, json_object_new_string(value));
+}
+
+char *
+sp_journal_to_string(const SpJournal *j)
+{
+    g_autoptr(json_object) o = json_object_new_object();
+    json_object *owner = json_object_new_object();
+    json_object *doms = json_object_new_array();
+
+    json_object_object_add(o, "version", json_object_new_int(SP_JOURNAL_VERSION));
+    json_object_object_add(owner, "pid", json_object_new_int(j->owner_pid));
+    json_object_object_add(owner, "start_ticks", json_object_new_uint64(j->owner_start));
+    sp_json_add_str(owner, "boot_id", j->boot_id);
+    json_object_object_add(o, "owner", owner);
+    json_object_object_add(o, "started_us", json_object_new_int64(j->started));
+    sp_json_add_str(o, "plan", j->plan);
+    sp_json_add_str(o, "uri", j->uri);
+    sp_json_add_str(o, "output_dir", j->output_dir);
+    sp_json_add_str(o, "overlay_dir", j->overlay_dir);
+    if (j->ksm_changed) {
+        json_object *ksm = json_object_new_object();
+        for (guint k = 0; k < SP_KSM_N_KEYS; k++) {
+            const SpKsmKeyInfo *info = sp_ksm_key_info(k);
+            if (info->writable && j->ksm_before.entry[k].supported) {
+                g_autofree char *v = sp_ksm_format_value(k, j->ksm_before.entry[k].value);
+                json_object_object_add(ksm, info->name, json_object_new_string(v));
+            }
+        }
+        json_object_object_add(o, "ksm_before", ksm);
+    }
+    for (guint i = 0; i < j->domains->len; i++) {
+        const SpJournalDomain *d = &g_array_index(j->domains, SpJournalDomain, i);
+        json_object *jd = json_object_new_object();
+        sp_json_add_str(jd, "name", d->name);
+        sp_json_add_str(jd, "uuid", d->uuid);
+        sp_json_add_str(jd, "overlay", d->overlay);
+        json_object_object_add(jd, "qemu_pid", json_object_new_int(d->qemu_pid));
+        json_object_object_add(jd, "defined", json_object_new_boolean(d->defined));
+        json_object_array_add(doms, jd);
+    }
+    json_object_object_add(o, "domains", doms);
+    return g_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static gboolean
+sp_journal_bad(GError **error, const char *path, const char *what)
+{
+    g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_PARSE,
+                "%s is not a samepage experiment journal: %s", path, what);
+    return FALSE;
+}
+
+/* An optional string member; present but not a string is an error. */
+static gboolean
+sp_journal_get_str(json_object *o, const char *key, char **out, const char *path,
+                   GError **error)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
+        return TRUE;
+    if (!json_object_is_type(v, json_type_string)) {
+        g_autofree char *what = g_strdup_printf("\"%s\" is not a string", key);
+        return sp_journal_bad(error, path, what);
+    }
+    *out = g_strdup(json_object_get_string(v));
+    return TRUE;
+}
+
+static gboolean
+sp_journal_get_int(json_object *o, const char *key, gint64 min, gint64 *out, const char *path,
+                   GError **error)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int) ||
+        json_object_get_int64(v) < min) {
+        g_autofree char *what = g_strdup_printf("\"%s\" is missing or not an integer >= %"
+                                                G_GINT64_FORMAT, key, min);
+        return sp_journal_bad(error, path, what);
+    }
+    *out = json_object_get_int64(v);
+    return TRUE;
+}
+
+static gboolean
+sp_journal_parse_ksm(SpJournal *j, json_object *ksm, const char *path, GError **error)
+{
+    if (!json_object_is_type(ksm, json_type_object))
+        return sp_journal_bad(error, path, "\"ksm_before\" is not an object");
+    json_object_object_foreach(ksm, key, val) {
+        SpKsmKey k;
+        g_autoptr(GError) local = NULL;
+
+        if (!sp_ksm_key_from_name(key, &k) || !sp_ksm_key_info(k)->writable) {
+            g_autofree char *what = g_strdup_printf("\"ksm_before\" names \"%s\", not a KSM knob",
+                                                    key);
+            return sp_journal_bad(error, path, what);
+        }
+        if (!json_object_is_type(val, json_type_string) ||
+            !sp_ksm_parse_value(k, json_object_get_string(val), &j->ksm_before.entry[k].value,
+                                &local)) {
+            g_autofree char *what = g_strdup_printf("\"ksm_before\".%s: %s", key,
+                                                    local ? local->message : "not a string");
+            return sp_journal_bad(error, path, what);
+        }
+        j->ksm_before.entry[k].supported = TRUE;
+    }
+    j->ksm_changed = TRUE;
+    return TRUE;
+}
+
+SpJournal *
+sp_journal_parse(const char *text, const char *path, GError **error)
+{
+    g_autoptr(SpJournal) j = sp_journal_alloc();
+    g_autoptr(json_object) o = NULL;
+    enum json_tokener_error jerr = json_tokener_success;
+    json_object *owner, *ksm, *doms;
+    gint64 v;
+
+    o = json_tokener_parse_verbose(text, &jerr);
+    if (!o) {
+        sp_journal_bad(error, path, json_tokener_error_desc(jerr));
+        return NULL;
+    }
+    if (!json_object_is_type(o, json_type_object)) {
+        sp_journal_bad(error, path, "not a JSON object");
+        return NULL;
+    }
+    if (!sp_journal_get_int(o, "version", 1, &v, path, error))
+        return NULL;
+    if (v != SP_JOURNAL_VERSION) {
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_PARSE,
+                    "%s: journal version %" G_GINT64_FORMAT " (this samepage reads %d)", path, v,
+                    SP_JOURNAL_VERSION);
+        return NULL;
+    }
+    j->path = g_strdup(path);
+    if (!json_object_object_get_ex(o, "owner", &owner) ||
+        !json_object_is_type(owner, json_type_object)) {
+        sp_journal_bad(error, path, "no \"owner\" object");
+        return NULL;
+    }
+    if (!sp_journal_get_int(owner, "pid", 1, &v, path, error))
+        return NULL;
+    j->owner_pid = (pid_t)v;
+    if (!sp_journal_get_int(owner, "start_ticks", 0, &v, path, error))
+        return NULL;
+    j->owner_start = (guint64)v;
+    if (!sp_journal_get_str(owner, "boot_id", &j->boot_id, path, error))
+        return NULL;
+    if (!sp_journal_get_int(o, "started_us", 0, &j->started, path, error))
+        return NULL;
+    if (!sp_journal_get_str(o, "plan", &j->plan, path, error) ||
+        !sp_journal_get_str(o, "uri", &j->uri, path, error) ||
+        !sp_journal_get_str(o, "output_dir", &j->output_dir, path, error) ||
+        !sp_journal_get_str(o, "overlay_dir", &j->overlay_dir, path, error))
+        return NULL;
+    if (json_object_object_get_ex(o, "ksm_before", &ksm) &&
+        !sp_journal_parse_ksm(j, ksm, path, error))
+        return NULL;
+    if (!json_object_object_get_ex(o, "domains", &doms) ||
+        !json_object_is_type(doms, json_type_array)) {
+        sp_journal_bad(error, path, "no \"domains\" array");
+        return NULL;
+    }
+    for (size_t i = 0; i < json_object_array_length(doms); i++) {
+        json_object *jd = json_object_array_get_idx(doms, i);
+        json_object *def;
+        g_autofree char *name = NULL, *uuid = NULL, *overlay = NULL;
+        SpJournalDomain *d;
+
+        if (!json_object_is_type(jd, json_type_object)) {
+            sp_journal_bad(error, path, "a domain that is not an object");
+            return NULL;
+        }
+        if (!sp_journal_get_str(jd, "name", &name, path, error) ||
+            !sp_journal_get_str(jd, "uuid", &uuid, path, error) ||
+            !sp_journal_get_str(jd, "overlay", &overlay, path, error))
+            return NULL;
+        if (!name || !uuid) {
+            sp_journal_bad(error, path, "a domain without \"name\" or \"uuid\"");
+            return NULL;
+        }
+        if (!sp_journal_get_int(jd, "qemu_pid", 0, &v, path, error))
+            return NULL;
+        d = sp_journal_add_domain(j, name, uuid, overlay);
+        d->qemu_pid = (pid_t)v;
+        d->defined = json_object_object_get_ex(jd, "defined", &def) &&
+            json_object_get_boolean(def);
+    }
+    return g_steal_pointer(&j);
+}
+
+SpJournal *
+sp_journal_load(const char *path, GError **error)
+{
+    g_autofree char *text = NULL;
+    g_autoptr(GError) local = NULL;
+
+    if (!g_file_get_contents(path, &text, NULL, &local)) {
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO, "%s", local->message);
+        return NULL;
+    }
+    return sp_journal_parse(text, path, error);
+}
+
+gboolean
+sp_journal_save(const SpJournal *j, GError **error)
+{
+    g_autofree char *text = sp_journal_to_string(j);
+    g_autoptr(GError) local = NULL;
+
+    /* g_file_set_contents writes a temporary file and renames it. */
+    if (!g_file_set_contents(j->path, text, -1, &local)) {
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
+                    "cannot write the experiment journal: %s", local->message);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean
+sp_journal_delete(const SpJournal *j, GError **error)
+{
+    if (g_unlink(j->path) < 0 && errno != ENOENT) {
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
+                    "cannot remove the experiment journal %s: %s", j->path, g_strerror(errno));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gint
+sp_journal_cmp_started(gconstpointer a, gconstpointer b)
+{
+    const SpJournal *ja = *(SpJournal *const *)a;
+    const SpJournal *jb = *(SpJournal *const *)b;
+
+    if (ja->started != jb->started)
+        return ja->started < jb->started ? -1 : 1;
+    return g_strcmp0(ja->path, jb->path);
+}
+
+GPtrArray *
+sp_journal_list(const char *dir, GError **error)
+{
+    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func((GDestroyNotify)sp_journal_free);
+    g_autoptr(GDir) d = NULL;
+    g_autoptr(GError) local = NULL;
+    const char *name;
+
+    d = g_dir_open(dir, 0, &local);
+    if (!d) {
+        if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+            return g_steal_pointer(&list);
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
+                    "cannot read the state directory: %s", local->message);
+        return NULL;
+    }
+    while ((name = g_dir_read_name(d))) {
+        g_autofree char *path = NULL;
+        SpJournal *j;
+
+        /* Temporary files of g_file_set_contents are NAME.json.XXXXXX. */
+        if (!g_str_has_suffix(name, ".json"))
+            continue;
+        path = g_build_filename(dir, name, NULL);
+        j = sp_journal_load(path, error);
+        if (!j)
+            return NULL;
+        g_ptr_array_add(list, j);
+    }
+    g_ptr_array_sort(list, sp_journal_cmp_started);
+    return g_steal_pointer(&list);
+}
