@@ -12,8 +12,10 @@
  * pages (MADV_NOHUGEPAGE); --backing picks one.
  *
  * For each backing it prints, side by side:
- *   1. throughput, in GB of scanned memory per CPU second: raw
- *      process_vm_readv of the same memory in 2 MiB reads (baseline), and
+ *   1. throughput, in GB of scanned memory per CPU second: raw reads of
+ *      the same memory in 2 MiB reads through /proc/PID/mem (how the
+ *      estimator reads: it does not unshare KSM pages) and through
+ *      process_vm_readv (baselines), and
  *      the estimator end to end (scan + grouping + model) with 1 and with 2
  *      passes; also XXH64 and XXH3 over cached pages (baselines), and how
  *      many pages the estimator read per scanned page;
@@ -35,6 +37,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +82,7 @@ typedef struct {
     const char *skip_reason;
     double thp_share;          /* of the workload's anonymous memory */
     double readv;              /* GB/s per CPU second */
+    double procmem;
     EstResult e1, e2;
     gboolean ksmd_ran;
     char *ksmd_skip;           /* why the ksmd figures are missing or not to trust */
@@ -182,9 +186,10 @@ cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Raw process_vm_readv over all the workload in 2 MiB reads, median of 3. */
+/* Raw reads of all the workload in 2 MiB reads, median of 3: through
+ * /proc/PID/mem (pread, as the estimator reads) or process_vm_readv. */
 static double
-bench_readv(const Child *c, guint n)
+bench_readv(const Child *c, guint n, gboolean procmem)
 {
     gsize chunk = HUGE_SIZE;
     /* page aligned, as the estimator's buffer: rep movsb into a destination
@@ -197,12 +202,17 @@ bench_readv(const Child *c, guint n)
         double t0 = now_cpu();
         gsize total = 0;
         for (guint i = 0; i < n; i++) {
+            g_autofree char *path = g_strdup_printf("/proc/%d/mem", (int)c[i].pid);
+            int fd = procmem ? open(path, O_RDONLY | O_CLOEXEC) : -1;
             for (gsize off = 0; off < c[i].bytes; off += chunk) {
                 struct iovec l = { buf, chunk }, r = { (void *)(guintptr)(c[i].addr + off), chunk };
-                ssize_t got = process_vm_readv(c[i].pid, &l, 1, &r, 1, 0);
+                ssize_t got = procmem ? pread(fd, buf, chunk, (off_t)(c[i].addr + off))
+                                      : process_vm_readv(c[i].pid, &l, 1, &r, 1, 0);
                 if (got > 0)
                     total += got;
             }
+            if (fd >= 0)
+                close(fd);
         }
         runs[k] = total / (now_cpu() - t0) / 1e9;
     }
@@ -536,7 +546,8 @@ run_backing(Backing *b, guint n, gsize bytes, guint repeat, const SpEstimateOpti
     b->thp_share = anon ? (double)huge / anon : 0;
     b->ran = TRUE;
     fprintf(stderr, "bench: %s: baselines\n", b->name);
-    b->readv = bench_readv(c, n);
+    b->procmem = bench_readv(c, n, TRUE);
+    b->readv = bench_readv(c, n, FALSE);
     fprintf(stderr, "bench: %s: estimator, 1 pass x %u\n", b->name, repeat);
     b->e1 = bench_estimate(c, n, 1, eopt, repeat);
     fprintf(stderr, "bench: %s: estimator, 2 passes x %u\n", b->name, repeat);
@@ -662,6 +673,7 @@ main(int argc, char **argv)
     ROW_F("share of the workload in THPs (%)", ".1f", 100 * b->thp_share);
 
     printf("\nthroughput (GB scanned per CPU second)\n");
+    ROW_F("baseline: /proc/PID/mem, 2 MiB reads", ".2f", b->procmem);
     ROW_F("baseline: process_vm_readv, 2 MiB reads", ".2f", b->readv);
     ROW_F("estimator, 1 pass (scan+group+model)", ".2f", b->e1.pages * PAGE / 1e9 / b->e1.cpu);
     ROW_F("estimator, 2 passes (default)", ".2f", b->e2.pages * PAGE / 1e9 / b->e2.cpu);

@@ -15,11 +15,20 @@
  * present (bit 63), swapped (62) or file/shared (61), and gives the page
  * frame (bits 0-54, root only).  The frame of the shared zero page is
  * learnt once by read-faulting a page of our own.  Only present anonymous
- * pages are then read, with process_vm_readv() over runs of them: reading a
- * page that is not present would fault it in, which is exactly what must not
- * happen.  (A page can still be reclaimed between the pagemap read and the
- * memory read; the window is a few microseconds and the cost is one zero page
- * in the target, as a plain read access would cost.)
+ * pages are then read, through /proc/PID/mem with one pread() per run of
+ * adjacent pages: reading a page that is not present would fault it in,
+ * which is exactly what must not happen.  (A page can still be reclaimed
+ * between the pagemap read and the memory read; the window is a few
+ * microseconds and the cost is one zero page in the target, as a plain read
+ * access would cost.)
+ *
+ * Not process_vm_readv(): it pins the pages it reads (FOLL_PIN), and the
+ * kernel does not let a pin hold an anonymous page that is not exclusive
+ * to its process (gup_must_unshare()): a KSM page, or a page still shared
+ * copy-on-write after fork(), is copied first.  So reading with it undoes
+ * the merges KSM made in the process read, and copies a forked child's
+ * shared memory.  /proc/PID/mem takes plain page references (FOLL_GET) and
+ * leaves both alone, at the same speed (docs/kernel-facts.md).
  *
  * Each page is hashed with XXH3 (64 bits; libxxhash picks AVX2/AVX-512 at
  * run time, about 4x faster than XXH64 here).  The kernel's checksum is
@@ -37,8 +46,8 @@
  * page seen of each content, its "representative".  A page whose hash
  * matches a representative's is compared with it byte for byte: directly
  * when the representative came in the same 2 MiB read, otherwise after
- * reading it again, all the representatives a chunk needs in one
- * process_vm_readv with adjacent pages merged.  So a duplicate costs one
+ * reading it again, all the representatives a chunk needs, one read per
+ * page.  So a duplicate costs one
  * more page read, not two, and a unique page none.  Equal bytes make the
  * page a member (reps[page] = representative); different bytes are either
  * a true collision (the representative still hashes the same: the page
@@ -73,7 +82,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
 #include <xxh_x86dispatch.h>
@@ -85,7 +93,6 @@ G_DEFINE_QUARK(sp-scan-error-quark, sp_scan_error)
 
 #define SP_CHUNK_PAGES 512u            /* 2 MiB per read */
 #define SP_REREAD_PAGES 256u           /* 1 MiB: earlier pages read again to compare */
-#define SP_IOV_MAX 1024u
 #define SP_NONE G_MAXUINT32            /* no page: an empty table slot */
 #define SP_TOMB (G_MAXUINT32 - 1)      /* a table slot whose page left */
 #define SP_MAX_PAGES (G_MAXUINT32 - 2) /* page indices are guint32 */
@@ -110,6 +117,7 @@ typedef struct {
     SpScanSource pub;
     GArray *regions;            /* SpRegion */
     int pagemap_fd;
+    int mem_fd;                 /* /proc/PID/mem */
     int image_fd;
     guint64 image_size;
     gboolean exited;
@@ -178,6 +186,8 @@ sp_source_free(SpSource *src)
         return;
     if (src->pagemap_fd >= 0)
         close(src->pagemap_fd);
+    if (src->mem_fd >= 0)
+        close(src->mem_fd);
     if (src->image_fd >= 0)
         close(src->image_fd);
     g_array_unref(src->regions);
@@ -307,6 +317,7 @@ sp_source_new(void)
 
     src->regions = g_array_new(FALSE, FALSE, sizeof(SpRegion));
     src->pagemap_fd = -1;
+    src->mem_fd = -1;
     src->image_fd = -1;
     return src;
 }
@@ -350,6 +361,7 @@ sp_scan_add_pid_range(SpScan *scan, pid_t pid, guint64 start, guint64 end, GErro
     g_autoptr(GError) local = NULL;
     g_autoptr(GPtrArray) vmas = NULL;
     g_autofree char *pagemap = NULL;
+    g_autofree char *mem = NULL;
     g_autofree char *comm = NULL;
     SpSource *src;
 
@@ -394,6 +406,17 @@ sp_scan_add_pid_range(SpScan *scan, pid_t pid, guint64 start, guint64 end, GErro
         g_set_error(error, SP_SCAN_ERROR,
                     err == EACCES || err == EPERM ? SP_SCAN_ERROR_ACCESS : SP_SCAN_ERROR_NO_PROCESS,
                     "pid %d: cannot open %s: %s%s", (int)pid, pagemap, g_strerror(err),
+                    err == EACCES || err == EPERM ? " (reading another process's memory needs root)" : "");
+        g_ptr_array_remove_index(scan->sources, scan->sources->len - 1);
+        return FALSE;
+    }
+    mem = sp_host_procfs_path(scan->host, "%d/mem", (int)pid);
+    src->mem_fd = open(mem, O_RDONLY | O_CLOEXEC);
+    if (src->mem_fd < 0) {
+        int err = errno;
+        g_set_error(error, SP_SCAN_ERROR,
+                    err == EACCES || err == EPERM ? SP_SCAN_ERROR_ACCESS : SP_SCAN_ERROR_NO_PROCESS,
+                    "pid %d: cannot open %s: %s%s", (int)pid, mem, g_strerror(err),
                     err == EACCES || err == EPERM ? " (reading another process's memory needs root)" : "");
         g_ptr_array_remove_index(scan->sources, scan->sources->len - 1);
         return FALSE;
@@ -485,46 +508,55 @@ sp_source_mark_partial(SpScan *scan, SpSource *src, const char *fmt, ...)
 }
 
 /*
- * Read @n pages at @addrs of process @pid into @buf (page i at i*4096).
- * ok[i] says which pages were read.  Consecutive addresses share an iovec.
+ * Read @len bytes at @addr of a process through its /proc/PID/mem into
+ * @buf.  Returns the bytes read (a short count stops at a page that could
+ * not be read), -1 with errno EFAULT when the first page cannot be read,
+ * ESRCH when the process has exited (its mm is gone: the read returns 0),
+ * or another errno.
+ */
+static ssize_t
+sp_read_mem(int fd, guint64 addr, void *buf, gsize len)
+{
+    for (;;) {
+        ssize_t r = pread(fd, buf, len, (off_t)addr);
+        if (r > 0)
+            return r;
+        if (r == 0) {
+            errno = ESRCH;
+            return -1;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EIO)
+            errno = EFAULT;     /* nothing at all could be read at addr */
+        return -1;
+    }
+}
+
+/*
+ * Read @n pages at @addrs of a process into @buf (page i at i*4096).  ok[i]
+ * says which pages were read.  Consecutive addresses are read in one call.
  * A short read stops at a page that could not be read: it is marked bad and
  * the read resumes after it.  Returns FALSE with errno = ESRCH when the
- * process is gone, EPERM/EACCES when reading is not allowed.
+ * process is gone.
  */
 static gboolean
-sp_read_remote(pid_t pid, const guint64 *addrs, gsize n, guint8 *buf, gboolean *ok)
+sp_read_remote(SpSource *src, const guint64 *addrs, gsize n, guint8 *buf, gboolean *ok)
 {
-    struct iovec remote[SP_IOV_MAX];
     gsize i = 0;
 
     while (i < n) {
-        struct iovec local;
-        gsize niov = 0, j = i;
+        gsize j = i + 1;
         ssize_t r;
 
-        while (j < n && niov < SP_IOV_MAX) {
-            if (niov > 0 && (guint64)(guintptr)remote[niov - 1].iov_base +
-                remote[niov - 1].iov_len == addrs[j]) {
-                remote[niov - 1].iov_len += SP_PAGE_SIZE;
-            } else {
-                remote[niov].iov_base = (void *)(guintptr)addrs[j];
-                remote[niov].iov_len = SP_PAGE_SIZE;
-                niov++;
-            }
+        while (j < n && addrs[j] == addrs[j - 1] + SP_PAGE_SIZE)
             j++;
-        }
-        local.iov_base = buf + i * SP_PAGE_SIZE;
-        local.iov_len = (j - i) * SP_PAGE_SIZE;
-        r = process_vm_readv(pid, &local, 1, remote, niov, 0);
+        r = sp_read_mem(src->mem_fd, addrs[i], buf + i * SP_PAGE_SIZE, (j - i) * SP_PAGE_SIZE);
         if (r < 0) {
-            if (errno == EFAULT) {
-                /* The first page itself is unreadable: skip it. */
-                ok[i++] = FALSE;
-                continue;
-            }
-            if (errno == EINTR)
-                continue;
-            return FALSE;
+            if (errno != EFAULT)
+                return FALSE;
+            ok[i++] = FALSE;    /* the first page itself is unreadable: skip it */
+            continue;
         }
         gsize done = (gsize)r / SP_PAGE_SIZE;
         for (gsize k = 0; k < done; k++)
@@ -853,8 +885,8 @@ static gboolean sp_scan_read_image(SpSource *src, guint64 off, gsize n, guint8 *
 
 /*
  * Read known pages again: @pages sorted and distinct, page i to @buf + i *
- * 4096, ok[i] says which were read.  One process_vm_readv per source, with
- * adjacent pages in one iovec.  A page that cannot be read is just not ok;
+ * 4096, ok[i] says which were read.  One read per run of adjacent pages
+ * of a source.  A page that cannot be read is just not ok;
  * a process found gone is marked so.
  */
 static void
@@ -882,7 +914,7 @@ sp_scan_reread(SpScan *scan, const guint32 *pages, gsize n, guint8 *buf, gboolea
                 for (; k < e; k++)
                     ok[k] = read;
             }
-        } else if (src->exited || !sp_read_remote(src->pub.pid, addrs, j - i,
+        } else if (src->exited || !sp_read_remote(src, addrs, j - i,
                                                   buf + i * SP_PAGE_SIZE, ok + i)) {
             if (!src->exited && errno == ESRCH) {
                 src->exited = TRUE;
@@ -1114,7 +1146,7 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
             if (m > 0) {
                 sp_scan_chunk_begin(scan);
                 scan->stats.pages_read += m;
-                if (!sp_read_remote(src->pub.pid, addrs, m, scan->buf, ok)) {
+                if (!sp_read_remote(src, addrs, m, scan->buf, ok)) {
                     int err = errno;
                     if (err == ESRCH) {
                         sp_source_mark_partial(scan, src, "pid %d exited during the scan",
@@ -1276,7 +1308,7 @@ sp_scan_next_pass(SpScan *scan, GError **error)
                                            (int)src->pub.pid);
                 }
                 scan->stats.pages_read += m;
-                if (m > 0 && !sp_read_remote(src->pub.pid, addrs, m, scan->buf, ok)) {
+                if (m > 0 && !sp_read_remote(src, addrs, m, scan->buf, ok)) {
                     if (errno != ESRCH) {
                         g_set_error(error, SP_SCAN_ERROR, SP_SCAN_ERROR_IO,
                                     "pid %d: cannot read memory: %s", (int)src->pub.pid,
@@ -1497,41 +1529,17 @@ sp_scan_page_addr(const SpScan *scan, gsize page)
 
 /*
  * Read pages at scattered addresses of one process into scattered local
- * pages, one iovec each; a short read marks the page where it stopped and
- * resumes after it.
+ * pages, one call each (adjacent ones too: their destinations differ).
  */
 static gboolean
-sp_read_remote_scatter(pid_t pid, const guint64 *addrs, guint8 *const *dst, gsize n,
+sp_read_remote_scatter(SpSource *src, const guint64 *addrs, guint8 *const *dst, gsize n,
                        gboolean *ok)
 {
-    struct iovec local[SP_IOV_MAX], remote[SP_IOV_MAX];
-    gsize i = 0;
-
-    while (i < n) {
-        gsize m = MIN(n - i, (gsize)SP_IOV_MAX);
-        ssize_t r;
-
-        for (gsize k = 0; k < m; k++) {
-            local[k].iov_base = dst[i + k];
-            local[k].iov_len = SP_PAGE_SIZE;
-            remote[k].iov_base = (void *)(guintptr)addrs[i + k];
-            remote[k].iov_len = SP_PAGE_SIZE;
-        }
-        r = process_vm_readv(pid, local, m, remote, m, 0);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EFAULT)
-                return FALSE;
-            ok[i++] = FALSE;
-            continue;
-        }
-        gsize done = (gsize)r / SP_PAGE_SIZE;
-        for (gsize k = 0; k < done; k++)
-            ok[i + k] = TRUE;
-        i += done;
-        if (done < m)
-            ok[i++] = FALSE;
+    for (gsize i = 0; i < n; i++) {
+        ssize_t r = sp_read_mem(src->mem_fd, addrs[i], dst[i], SP_PAGE_SIZE);
+        if (r < 0 && errno != EFAULT)
+            return FALSE;
+        ok[i] = r == SP_PAGE_SIZE;
     }
     return TRUE;
 }
@@ -1542,7 +1550,7 @@ sp_read_remote_scatter(pid_t pid, const guint64 *addrs, guint8 *const *dst, gsiz
  * @buf: room for @n pages; page @pages[i] goes to @buf + i * 4096
  * @ok: (array length=n) (out): which pages were read
  *
- * Reads pages again (to compare contents), one system call per source.
+ * Reads pages again (to compare contents), one system call per page.
  * Returns how many were read.
  */
 gsize
@@ -1577,7 +1585,7 @@ sp_scan_read_pages(SpScan *scan, const gsize *pages, gsize n, guint8 *buf, gbool
             for (gsize k = 0; k < m; k++)
                 sub_ok[k] = pread(src->image_fd, dst[k], SP_PAGE_SIZE, addrs[k]) == SP_PAGE_SIZE;
         } else if (src->exited ||
-                   !sp_read_remote_scatter(src->pub.pid, addrs, dst, m, sub_ok)) {
+                   !sp_read_remote_scatter(src, addrs, dst, m, sub_ok)) {
             for (gsize k = 0; k < m; k++)
                 sub_ok[k] = FALSE;
         }

@@ -451,6 +451,10 @@ test_live_child(void **state)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        /* Only our end of each pipe: the child exits when the test does,
+         * even a test that fails half way. */
+        close(go[1]);
+        close(ready[0]);
         for (guint i = 0; i < 16; i++)
             fill_page(mem + i * SP_PAGE_SIZE, 7, i / 2);
         for (guint i = 16; i < 20; i++)
@@ -535,6 +539,95 @@ test_live_child(void **state)
     munmap(mem, n * SP_PAGE_SIZE);
 }
 
+/* pagemap bit 56: the page is mapped by this process only. */
+static gboolean
+page_exclusive(pid_t pid, guint64 addr)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/pagemap", (int)pid);
+    guint64 e = 0;
+    int fd = open(path, O_RDONLY);
+
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &e, sizeof(e), (addr / SP_PAGE_SIZE) * sizeof(e)), sizeof(e));
+    close(fd);
+    assert_true(e & (1ULL << 63));
+    return (e & (1ULL << 56)) != 0;
+}
+
+/*
+ * Reading must not unshare: a child's pages still shared copy-on-write with
+ * us after fork() stay shared after a scan.  (process_vm_readv pins pages,
+ * and a pin on an anonymous page that is not exclusive makes the kernel copy
+ * it first; KSM pages are never exclusive, so such a scan would undo KSM's
+ * merges.  /proc/PID/mem does not pin.)
+ */
+static void
+test_scan_leaves_sharing(void **state)
+{
+    const gsize n = 32;
+    int ready[2], go[2];
+    guint8 *mem;
+    pid_t pid;
+    char c;
+
+    (void)state;
+    mem = mmap(NULL, n * SP_PAGE_SIZE, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(mem != MAP_FAILED);
+    madvise(mem, n * SP_PAGE_SIZE, MADV_NOHUGEPAGE);
+    for (guint i = 0; i < n; i++)
+        fill_page(mem + i * SP_PAGE_SIZE, 9, i % 8);
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* Only our end of each pipe: the child exits when the test does,
+         * even a test that fails half way. */
+        close(go[1]);
+        close(ready[0]);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(4);
+        if (read(go[0], &c, 1) < 0)
+            _exit(5);
+        _exit(0);
+    }
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    for (guint i = 0; i < n; i++)
+        assert_false(page_exclusive(pid, (guintptr)mem + i * SP_PAGE_SIZE));
+
+    g_autoptr(SpHost) host = sp_host_new();
+    g_autoptr(GError) error = NULL;
+    SpScanOptions sopt;
+    sp_scan_options_init(&sopt);
+    sopt.interval_ms = 10;
+    sopt.mode = SP_SCAN_WHAT_IF;
+    guint64 lo = (guintptr)mem, hi = lo + n * SP_PAGE_SIZE;
+    g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
+    if (!sp_scan_add_pid_range(scan, pid, lo, hi, &error)) {
+        print_message("skipped: cannot read own child's memory here: %s\n", error->message);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        skip();
+    }
+    assert_true(sp_scan_run(scan, &error));
+    assert_int_equal(sp_scan_get_n_pages(scan), n);
+    /* Every page was read (twice: two passes), and each is still shared. */
+    for (guint i = 0; i < n; i++) {
+        if (page_exclusive(pid, lo + i * SP_PAGE_SIZE))
+            fail_msg("page %u of the child was copied by the scan", i);
+    }
+    SpEstimateOptions eopt;
+    sp_estimate_options_init(&eopt);
+    g_autoptr(SpEstimate) est = sp_estimate_run(scan, &eopt, &error);
+    assert_int_equal(sp_estimate_get_counters(est)->pages_shared, 8);
+    assert_int_equal(sp_estimate_get_counters(est)->pages_sharing, n - 8);
+
+    assert_int_equal(write(go[1], "g", 1), 1);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    munmap(mem, n * SP_PAGE_SIZE);
+}
+
 /*
  * Equal pages 600 pages apart in a live child, so in different 2 MiB reads:
  * each duplicate's representative is read again (process_vm_readv) to be
@@ -558,6 +651,10 @@ test_live_child_far(void **state)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        /* Only our end of each pipe: the child exits when the test does,
+         * even a test that fails half way. */
+        close(go[1]);
+        close(ready[0]);
         for (guint i = 0; i < n; i++) {
             if (i < 300 || (i >= 600 && i < 900))
                 fill_page(mem + i * SP_PAGE_SIZE, 7, i % 600);
@@ -643,6 +740,10 @@ test_live_child_grows(void **state)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        /* Only our end of each pipe: the child exits when the test does,
+         * even a test that fails half way. */
+        close(go[1]);
+        close(ready[0]);
         /* pages i and i + 1500 are equal for i < 1000; the rest unique */
         for (guint i = 0; i < 64; i++)
             fill_page(mem + i * SP_PAGE_SIZE, 7, i);
@@ -708,6 +809,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_thp_zero_remap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_images, setup, teardown),
         cmocka_unit_test(test_live_child),
+        cmocka_unit_test(test_scan_leaves_sharing),
         cmocka_unit_test(test_live_child_far),
         cmocka_unit_test(test_live_child_grows),
     };
