@@ -71,10 +71,8 @@ typedef struct {
                                      * starts, before run=1; default 0 */
     double predict_interval_s;      /* [sampling] predict_interval: the model's
                                      * prediction also this often during a run;
-                                     * default 0: at t=0 and after the last
-                                     * sample only (a prediction reads guest
-                                     * memory with process_vm_readv, which
-                                     * unshares the KSM pages it reads) */
+                                     * default: every sample; 0: at t=0 and
+                                     * after the last sample only */
 } SpPlan;
 
 void sp_plan_free(SpPlan *plan);

@@ -508,7 +508,7 @@ sp_plan_parse(const char *text, gssize len, const char *source,
     plan->interval_s = 10;
     plan->duration_s = 300;
     plan->settle_s = 0;
-    plan->predict_interval_s = 0;
+    plan->predict_interval_s = -1;      /* unset: every sample */
 
     if (!sp_plan_index_lines(text, n, &ctx, clean, error))
         return NULL;
@@ -575,6 +575,8 @@ sp_plan_parse(const char *text, gssize len, const char *source,
                       plan->interval_s, plan->duration_s);
         return NULL;
     }
+    if (plan->predict_interval_s < 0)
+        plan->predict_interval_s = plan->interval_s;
     if (plan->predict_interval_s > 0 && plan->predict_interval_s < plan->interval_s) {
         sp_plan_error(error, SP_PLAN_ERROR_INVALID, &ctx, "sampling", "predict_interval",
                       "%g s is shorter than the sampling interval (%g s): a prediction is "

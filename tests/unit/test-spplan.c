@@ -101,8 +101,17 @@ test_defaults(void **state)
     assert_null(plan->workload);
     assert_null(plan->workload_argv);
     assert_true(plan->interval_s == 10 && plan->duration_s == 300);
+    /* A prediction at every sample unless the plan says otherwise. */
+    assert_true(plan->predict_interval_s == 10);
     g_autofree char *ksm = sp_plan_describe_ksm(plan);
     assert_string_equal(ksm, "the host's settings");
+    g_autoptr(SpPlan) never = sp_plan_parse("[plan]\nvm_counts=3\n[sampling]\ninterval=5\n"
+                                            "predict_interval=0\n", -1, "p.ini", NULL, &error);
+    assert_non_null(never);
+    assert_true(never->predict_interval_s == 0);
+    g_autoptr(SpPlan) every = sp_plan_parse("[plan]\nvm_counts=3\n[sampling]\ninterval=5\n",
+                                            -1, "p.ini", NULL, &error);
+    assert_true(every->predict_interval_s == 5);
 }
 
 static void
