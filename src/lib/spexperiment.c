@@ -445,7 +445,11 @@ sp_exp_sample_derive(const SpExpSample *s, SpExpDerived *d)
     d->saved_zero = d->sharing_zero + s->zero_freed_pages;
     d->saved_nonzero = d->saved - d->saved_zero;
     if (d->denominator) {
-        d->shared_pct = 100.0 * (double)c->total.ksm_pages / (double)d->denominator;
+        /* Deduplicated memory: mapping a KSM page, or remapped to the zero
+         * page by a THP split since t=0 (before 6.12 KSM merged those into
+         * a zero-filled KSM page, and they counted here). */
+        d->shared_pct = 100.0 * (double)(c->total.ksm_pages + s->zero_freed_pages) /
+            (double)d->denominator;
         d->reclaimed_pct = 100.0 * (double)d->saved / (double)d->denominator;
     }
     if (s->prediction.valid) {

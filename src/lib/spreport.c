@@ -570,7 +570,8 @@ sp_report_conclusions(const SpPlan *plan, GPtrArray *runs)
 
     g_ptr_array_add(c, g_strdup_printf(
         "With %u guest%s, KSM reclaimed %.0f MiB, %.1f%% of the guests' resident memory "
-        "(%.0f MiB); %.1f%% of that memory maps a KSM page (shared).", hi->n_vms,
+        "(%.0f MiB); %.1f%% of that memory is deduplicated (shared: it maps a KSM page "
+        "or the zero page).", hi->n_vms,
         hi->n_vms == 1 ? "" : "s", hi->steady.saved_mib, hi->steady.reclaimed_pct,
         hi->steady.denominator_mib, hi->steady.shared_pct));
 
@@ -723,7 +724,8 @@ typedef struct {
 static const SpPlotSpec sp_time_plots[] = {
     { "reclaimed_pct-vs-time", "Reclaimed guest memory (saved / resident)", "%",
       "reclaimed_pct", NULL, NULL },
-    { "shared_pct-vs-time", "Guest memory mapping a KSM page", "%", "shared_pct", NULL, NULL },
+    { "shared_pct-vs-time", "Guest memory deduplicated (a KSM page or the zero page)", "%",
+      "shared_pct", NULL, NULL },
     { "saved-vs-time", "Saved: kernel (solid) and the model's prediction (dashed)", "MiB",
       "saved_mib", "pred_saved_mib", "predicted" },
     { "saved_zero-vs-time", "Saved: zero-filled pages (solid) and other contents (dashed)",

@@ -403,6 +403,9 @@ test_derive_and_steady(void **state)
     assert_int_equal(d.other_ksm_pages, 0);
     assert_int_equal(d.stat_merging, 50000);
     assert_true(d.reclaimed_pct > 20.39 && d.reclaimed_pct < 20.41);
+    /* Shared: the KSM mappings plus the 1000 zero-page mappings gained
+     * (50000 + 1000 of 201000). */
+    assert_true(d.shared_pct > 25.37 && d.shared_pct < 25.38);
 
     assert_true(st->valid);
     assert_true(st->from_t >= 200 && st->to_t == 300);
