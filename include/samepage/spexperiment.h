@@ -163,6 +163,8 @@ typedef struct {
     double pred_sharing;             /* its pages_sharing */
     double pred_error_pct;           /* kernel sharing vs predicted, % of predicted */
     double volatile_pct;             /* the model's volatile pages, % of scanned */
+    double volatile_peak_pct;        /* the highest of that over the run's predictions */
+    double volatile_peak_t;          /* when */
 } SpExpSteady;
 
 typedef struct {

@@ -610,6 +610,18 @@ sp_exp_run_compute_steady(SpExpRun *run)
             st->volatile_pct = 100.0 * (double)last->prediction.volatile_pages /
                 (double)last->prediction.scanned_pages;
     }
+    /* While a workload runs, pages change: the most the model saw. */
+    for (guint i = 0; i < n; i++) {
+        const SpExpSample *s = &g_array_index(run->samples, SpExpSample, i);
+        if (!s->fresh_prediction || !s->prediction.valid || !s->prediction.scanned_pages)
+            continue;
+        double v = 100.0 * (double)s->prediction.volatile_pages /
+            (double)s->prediction.scanned_pages;
+        if (v > st->volatile_peak_pct) {
+            st->volatile_peak_pct = v;
+            st->volatile_peak_t = s->t;
+        }
+    }
 }
 
 /* ================================================================ the runner */

@@ -386,6 +386,8 @@ sp_report_steady_json(const SpExpSteady *st)
     sp_json_set(o, "pred_pages_sharing", sp_json_num(st->pred_sharing));
     sp_json_set(o, "pred_error_pct", sp_json_num(st->pred_error_pct));
     sp_json_set(o, "volatile_pct", sp_json_num(st->volatile_pct));
+    sp_json_set(o, "volatile_peak_pct", sp_json_num(st->volatile_peak_pct));
+    sp_json_set(o, "volatile_peak_t", sp_json_num(st->volatile_peak_t));
     return o;
 }
 
@@ -664,11 +666,12 @@ sp_report_conclusions(const SpPlan *plan, GPtrArray *runs)
                                         "system-wide figures are the guests' own."));
     }
 
-    if (plan->workload && hi->steady.volatile_pct > 0)
+    if (plan->workload && hi->steady.volatile_peak_pct > 0)
         g_ptr_array_add(c, g_strdup_printf(
-            "With the workload '%s', %.1f%% of the guests' scanned pages changed between two "
-            "reads a second apart (volatile: KSM cannot merge them).", plan->workload,
-            hi->steady.volatile_pct));
+            "With the workload '%s', up to %.1f%% of the guests' scanned pages changed between "
+            "two reads a second apart (at t=%.0f s; volatile: KSM cannot merge them), %.1f%% "
+            "at the end of the run.", plan->workload, hi->steady.volatile_peak_pct,
+            hi->steady.volatile_peak_t, hi->steady.volatile_pct));
     return c;
 }
 

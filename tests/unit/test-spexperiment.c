@@ -376,7 +376,9 @@ fake_run(guint index, guint n_vms, guint n_samples, guint64 flat_sharing, gboole
             s.prediction.saved_nonzero = flat_sharing / 2;
             s.prediction.saved_zero = flat_sharing / 2;
             s.prediction.scanned_pages = 100000ULL * n_vms;
-            s.prediction.volatile_pages = 1000;
+            /* The workload's busiest moment: t=100. */
+            s.prediction.volatile_pages = i == 10 ? 5000ULL * n_vms : 1000;
+            s.fresh_prediction = TRUE;
         }
         g_array_append_val(r->samples, s);
     }
@@ -481,7 +483,8 @@ test_outputs(void **state)
     assert_non_null(strstr(all->str, "Every run settled"));
     assert_non_null(strstr(all->str, "ksmd used 30.0% of one CPU"));
     assert_non_null(strstr(all->str, "KSM merged nothing outside"));
-    assert_non_null(strstr(all->str, "volatile"));
+    assert_non_null(strstr(all->str, "up to 5.0% of the guests' scanned pages changed"));
+    assert_non_null(strstr(all->str, "(at t=100 s;"));
 
     /* An incomplete run is said so. */
     SpExpRun *bad = g_ptr_array_index(runs, 1);
