@@ -15,6 +15,7 @@
 #include "samepage/sphost.h"
 #include "samepage/spmaps.h"
 #include "samepage/spqmp.h"
+#include "samepage/spscan.h"
 
 G_BEGIN_DECLS
 
@@ -80,6 +81,9 @@ SpQmp *sp_guest_get_qmp(SpGuest *guest);
 gboolean sp_guest_load_regions(SpGuest *guest, const SpHost *host, GError **error);
 GPtrArray *sp_guest_get_regions(const SpGuest *guest);
 const SpGuestRegion *sp_guest_find_region(const SpGuest *guest, const char *id);
+/* The host address ranges of the RAM backends found (SpScanRange): what to
+ * scan for this guest.  Empty if none was placed. */
+GArray *sp_guest_get_ram_ranges(const SpGuest *guest);
 gboolean sp_guest_set_merge(SpGuest *guest, const SpHost *host, const char *region_id,
                             gboolean merge, GError **error);
 

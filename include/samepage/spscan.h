@@ -103,6 +103,14 @@ void sp_scan_set_thp_func(SpScan *scan, SpScanThpFunc func, gpointer user_data);
 gboolean sp_scan_add_pid(SpScan *scan, pid_t pid, GError **error);
 gboolean sp_scan_add_pid_range(SpScan *scan, pid_t pid, guint64 start, guint64 end,
                                GError **error);
+
+typedef struct {
+    guint64 start;             /* first address */
+    guint64 end;               /* one past the last */
+} SpScanRange;
+
+gboolean sp_scan_add_pid_ranges(SpScan *scan, pid_t pid, const SpScanRange *ranges, gsize n,
+                                GError **error);
 gboolean sp_scan_add_image(SpScan *scan, const char *path, GError **error);
 gboolean sp_scan_run(SpScan *scan, GError **error);
 

@@ -31,26 +31,19 @@ sp_cli_has_vfio(const SpHost *host, pid_t pid)
 static gboolean
 sp_cli_doctor_estimate(const SpHost *host, SpGuest *g, SpDoctorGuest *dg, GError **error)
 {
-    GPtrArray *regions = sp_guest_get_regions(g);
-    guint64 lo = G_MAXUINT64, hi = 0;
+    g_autoptr(GArray) ram = sp_guest_get_ram_ranges(g);
     SpScanOptions sopt;
     SpEstimateOptions eopt;
 
-    for (guint r = 0; r < regions->len; r++) {
-        const SpGuestRegion *reg = g_ptr_array_index(regions, r);
-        if (reg->vma) {
-            lo = MIN(lo, reg->vma->start);
-            hi = MAX(hi, reg->vma->end);
-        }
-    }
-    if (hi == 0)
+    if (ram->len == 0)
         return TRUE;
     sp_scan_options_init(&sopt);
     sopt.mode = SP_SCAN_WHAT_IF;       /* as if marked: what marking would give */
     sopt.passes = 2;
     sopt.interval_ms = 500;
     g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
-    if (!sp_scan_add_pid_range(scan, sp_guest_get_pid(g), lo, hi, error) ||
+    if (!sp_scan_add_pid_ranges(scan, sp_guest_get_pid(g), (const SpScanRange *)ram->data,
+                                ram->len, error) ||
         !sp_scan_run(scan, error))
         return FALSE;
     if (!sp_estimate_options_from_host(&eopt, host, NULL))

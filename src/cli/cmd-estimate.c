@@ -230,26 +230,18 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     sopt.interval_ms = (guint)(interval * 1000.0);
     sopt.want_nodes = !eopt.merge_across_nodes;
     scan = sp_scan_new(host, &sopt);
-    /* A guest is scanned over its RAM backends: the span from the first
-     * backend's VMA to the last one's (other QEMU mappings inside that span
-     * count only if KSM would scan them). */
+    /* A guest is scanned over its RAM backends' mappings, nothing else of
+     * its QEMU process (ROMs and the like carry mg too). */
     for (guint i = 0; i < guests->len; i++) {
         SpGuest *g = g_ptr_array_index(guests, i);
-        GPtrArray *regions = sp_guest_get_regions(g);
-        guint64 lo = G_MAXUINT64, hi = 0;
-        for (guint r = 0; r < regions->len; r++) {
-            const SpGuestRegion *reg = g_ptr_array_index(regions, r);
-            if (!reg->vma)
-                continue;
-            lo = MIN(lo, reg->vma->start);
-            hi = MAX(hi, reg->vma->end);
-        }
-        if (hi == 0) {
+        g_autoptr(GArray) ram = sp_guest_get_ram_ranges(g);
+        if (ram->len == 0) {
             sp_cli_error("estimate: guest %s: no RAM backend was found in its memory map",
                          sp_guest_get_name(g));
             return SP_EXIT_FAILURE;
         }
-        if (!sp_scan_add_pid_range(scan, sp_guest_get_pid(g), lo, hi, &error)) {
+        if (!sp_scan_add_pid_ranges(scan, sp_guest_get_pid(g), (const SpScanRange *)ram->data,
+                                    ram->len, &error)) {
             sp_cli_error("estimate: guest %s: %s", sp_guest_get_name(g), error->message);
             return SP_EXIT_FAILURE;
         }

@@ -217,6 +217,23 @@ sp_guest_get_regions(const SpGuest *guest)
     return guest->regions;
 }
 
+GArray *
+sp_guest_get_ram_ranges(const SpGuest *guest)
+{
+    GArray *a = g_array_new(FALSE, FALSE, sizeof(SpScanRange));
+
+    for (guint i = 0; guest->regions && i < guest->regions->len; i++) {
+        const SpGuestRegion *r = g_ptr_array_index(guest->regions, i);
+        if (!r->vma)
+            continue;
+        /* The backend's own part of the VMA (a VMA may be larger). */
+        SpScanRange range = { r->hva ? r->hva : r->vma->start,
+                              r->hva ? r->hva + r->size : r->vma->end };
+        g_array_append_val(a, range);
+    }
+    return a;
+}
+
 const SpGuestRegion *
 sp_guest_find_region(const SpGuest *guest, const char *id)
 {

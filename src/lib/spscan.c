@@ -358,6 +358,33 @@ sp_scan_add_pid(SpScan *scan, pid_t pid, GError **error)
 gboolean
 sp_scan_add_pid_range(SpScan *scan, pid_t pid, guint64 start, guint64 end, GError **error)
 {
+    SpScanRange r = { start, end };
+
+    return sp_scan_add_pid_ranges(scan, pid, &r, 1, error);
+}
+
+static gint
+sp_scan_range_cmp(gconstpointer a, gconstpointer b)
+{
+    const SpScanRange *x = a, *y = b;
+
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/**
+ * sp_scan_add_pid_ranges:
+ * @ranges: (array length=n): address ranges of interest, in any order;
+ *   overlapping ones are joined
+ *
+ * Like sp_scan_add_pid_range() over several ranges (a guest with several
+ * RAM backends): only the parts of the eligible VMAs inside one of them are
+ * scanned, once each.
+ */
+gboolean
+sp_scan_add_pid_ranges(SpScan *scan, pid_t pid, const SpScanRange *ranges, gsize n,
+                       GError **error)
+{
+    g_autoptr(GArray) want = g_array_sized_new(FALSE, FALSE, sizeof(SpScanRange), n);
     g_autoptr(GError) local = NULL;
     g_autoptr(GPtrArray) vmas = NULL;
     g_autofree char *pagemap = NULL;
@@ -366,6 +393,27 @@ sp_scan_add_pid_range(SpScan *scan, pid_t pid, guint64 start, guint64 end, GErro
     SpSource *src;
 
     g_return_val_if_fail(!scan->ran, FALSE);
+    /* Sorted, empty ones dropped, overlapping or touching ones joined. */
+    for (gsize i = 0; i < n; i++) {
+        if (ranges[i].end > ranges[i].start)
+            g_array_append_val(want, ranges[i]);
+    }
+    g_array_sort(want, sp_scan_range_cmp);
+    for (guint i = 1; i < want->len;) {
+        SpScanRange *prev = &g_array_index(want, SpScanRange, i - 1);
+        const SpScanRange *cur = &g_array_index(want, SpScanRange, i);
+        if (cur->start <= prev->end) {
+            prev->end = MAX(prev->end, cur->end);
+            g_array_remove_index(want, i);
+        } else {
+            i++;
+        }
+    }
+    if (want->len == 0) {
+        g_set_error(error, SP_SCAN_ERROR, SP_SCAN_ERROR_INVALID,
+                    "pid %d: no address range to scan", (int)pid);
+        return FALSE;
+    }
     if (pid <= 0) {
         g_set_error(error, SP_SCAN_ERROR, SP_SCAN_ERROR_INVALID, "pid %d is not a process id",
                     (int)pid);
@@ -431,13 +479,23 @@ sp_scan_add_pid_range(SpScan *scan, pid_t pid, guint64 start, guint64 end, GErro
         take = scan->opt.mode == SP_SCAN_WHAT_IF
             ? (sp_vma_is_private_anon(vma) || sp_vma_is_mergeable(vma))
             : sp_vma_is_mergeable(vma);
-        if (!take || vma->end <= start || vma->start >= end)
+        if (!take)
             continue;
-        SpRegion r = { MAX(vma->start, start), MIN(vma->end, end), vma->anon_huge_kb > 0 };
-        g_array_append_val(src->regions, r);
-        src->pub.eligible_bytes += r.end - r.start;
-        src->rss_pages += MIN(vma->rss_kb / (SP_PAGE_SIZE / 1024), (r.end - r.start) / SP_PAGE_SIZE);
-        src->pub.n_vmas++;
+        gboolean counted = FALSE;
+        for (guint w = 0; w < want->len; w++) {
+            const SpScanRange *in = &g_array_index(want, SpScanRange, w);
+            if (vma->end <= in->start || vma->start >= in->end)
+                continue;
+            SpRegion r = { MAX(vma->start, in->start), MIN(vma->end, in->end),
+                           vma->anon_huge_kb > 0 };
+            g_array_append_val(src->regions, r);
+            src->pub.eligible_bytes += r.end - r.start;
+            src->rss_pages += MIN(vma->rss_kb / (SP_PAGE_SIZE / 1024),
+                                  (r.end - r.start) / SP_PAGE_SIZE);
+            if (!counted)
+                src->pub.n_vmas++;
+            counted = TRUE;
+        }
     }
     return TRUE;
 }

@@ -539,6 +539,82 @@ test_live_child(void **state)
     munmap(mem, n * SP_PAGE_SIZE);
 }
 
+/*
+ * Several ranges of one process (a guest with several RAM backends): the
+ * union is scanned, once, in any order given; a VMA counts once.
+ */
+static void
+test_pid_ranges(void **state)
+{
+    const gsize n = 64;
+    int ready[2], go[2];
+    guint8 *mem;
+    pid_t pid;
+    char c;
+
+    (void)state;
+    mem = mmap(NULL, n * SP_PAGE_SIZE, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(mem != MAP_FAILED);
+    madvise(mem, n * SP_PAGE_SIZE, MADV_NOHUGEPAGE);
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(go[1]);
+        close(ready[0]);
+        for (guint i = 0; i < n; i++)
+            fill_page(mem + i * SP_PAGE_SIZE, 3, i);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(4);
+        if (read(go[0], &c, 1) < 0)
+            _exit(5);
+        _exit(0);
+    }
+    assert_int_equal(read(ready[0], &c, 1), 1);
+
+    g_autoptr(SpHost) host = sp_host_new();
+    g_autoptr(GError) error = NULL;
+    SpScanOptions sopt;
+    sp_scan_options_init(&sopt);
+    sopt.interval_ms = 10;
+    sopt.mode = SP_SCAN_WHAT_IF;
+    guint64 lo = (guintptr)mem;
+    /* [48, 64), [0, 16) and [8, 20) pages: the union is [0, 20) + [48, 64). */
+    SpScanRange ranges[] = {
+        { lo + 48 * SP_PAGE_SIZE, lo + 64 * SP_PAGE_SIZE },
+        { lo, lo + 16 * SP_PAGE_SIZE },
+        { lo + 8 * SP_PAGE_SIZE, lo + 20 * SP_PAGE_SIZE },
+        { lo + 30 * SP_PAGE_SIZE, lo + 30 * SP_PAGE_SIZE },      /* empty */
+    };
+    g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
+    if (!sp_scan_add_pid_ranges(scan, pid, ranges, G_N_ELEMENTS(ranges), &error)) {
+        print_message("skipped: cannot read own child's memory here: %s\n", error->message);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        skip();
+    }
+    assert_true(sp_scan_run(scan, &error));
+    const SpScanSource *src = sp_scan_get_source(scan, 0);
+    assert_int_equal(src->n_vmas, 1);
+    assert_int_equal(src->eligible_bytes, 36 * SP_PAGE_SIZE);
+    assert_int_equal(src->present_pages, 36);
+    assert_int_equal(sp_scan_get_n_pages(scan), 36);
+
+    /* Nothing to scan is an error naming the pid. */
+    g_autoptr(SpScan) none = sp_scan_new(host, &sopt);
+    assert_false(sp_scan_add_pid_ranges(none, pid, ranges + 3, 1, &error));
+    assert_non_null(strstr(error->message, "no address range"));
+    g_clear_error(&error);
+    assert_false(sp_scan_add_pid_ranges(none, pid, NULL, 0, &error));
+    assert_true(g_error_matches(error, SP_SCAN_ERROR, SP_SCAN_ERROR_INVALID));
+
+    assert_int_equal(write(go[1], "g", 1), 1);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    munmap(mem, n * SP_PAGE_SIZE);
+}
+
 /* pagemap bit 56: the page is mapped by this process only. */
 static gboolean
 page_exclusive(pid_t pid, guint64 addr)
@@ -810,6 +886,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_bad_images, setup, teardown),
         cmocka_unit_test(test_live_child),
         cmocka_unit_test(test_scan_leaves_sharing),
+        cmocka_unit_test(test_pid_ranges),
         cmocka_unit_test(test_live_child_far),
         cmocka_unit_test(test_live_child_grows),
     };
