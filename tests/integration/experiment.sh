@@ -4,6 +4,8 @@
 # PID; libvirtd on a private socket directory), or the system one if one
 # already answers.
 #
+# 0. Bad input (an unknown key, a VM count of 0, more guest RAM than the
+#    host has, a missing image): refused before anything is made.
 # 1. A 2-guest experiment of about two minutes: the outputs exist and are
 #    consistent (the model's prediction, made before KSM ran, within a few
 #    percent of the kernel's converged figures; the census of the guests'
@@ -12,6 +14,16 @@
 # 2. A guest that never becomes ready (boot_timeout=1): a clear error
 #    naming the guest and the plan, the data marked incomplete, nothing left.
 # 3. SIGINT while sampling: teardown, data kept and marked incomplete.
+# 4. SIGKILL while sampling: the journal names the guest and the KSM
+#    change; a second experiment is refused while the first runs;
+#    `experiment clean --dry-run` changes nothing, `experiment clean`
+#    removes the domain, the overlay and the QEMU process, restores the
+#    knobs and marks the output INCOMPLETE.
+# 5. libvirtd killed while sampling (when the test runs its own): a clear
+#    error naming libvirtd, the QEMU process stopped by PID, the data kept
+#    and marked incomplete, the definition left behind named; with libvirtd
+#    back, `experiment clean` undefines it.
+# Every part ends with no journal left in the state directory.
 #
 # Environment: SP_EXPERIMENT_DURATION (seconds of sampling in part 1,
 # default 90).
@@ -32,6 +44,9 @@ done
 sp_guest_image
 # QEMU runs as libvirt-qemu: it must reach the overlays in our directory.
 chmod 755 "$SP_TEST_TMP"
+# The experiments' journals: ours only.
+export SAMEPAGE_STATE_DIR=$SP_TEST_TMP/state
+JOURNALS=$SAMEPAGE_STATE_DIR/experiments
 
 knobs() {
     local k
@@ -58,15 +73,19 @@ else
 unix_sock_dir = "$SP_TEST_TMP/run"
 log_outputs = "3:file:$SP_TEST_TMP/libvirtd.log"
 EOF
-    sp_spawn LIBVIRTD libvirtd -f "$SP_TEST_TMP/libvirtd.conf" -p "$SP_TEST_TMP/libvirtd.pid"
     URI="qemu:///system?socket=$SP_TEST_TMP/run/libvirt-sock"
-    for _ in $(seq 200); do
-        virsh -c "$URI" version >/dev/null 2>&1 && break
-        kill -0 "$LIBVIRTD" 2>/dev/null || sp_fail "libvirtd exited at once: $(tail -n 5 "$SP_TEST_TMP/libvirtd.log" 2>/dev/null)"
-        sleep 0.1
-    done
-    virsh -c "$URI" version >/dev/null 2>&1 || sp_fail "libvirtd (pid $LIBVIRTD) does not answer on $URI"
-    sp_log "started libvirtd (pid $LIBVIRTD) on a private socket: $URI"
+    start_libvirtd() {
+        sp_spawn LIBVIRTD libvirtd -f "$SP_TEST_TMP/libvirtd.conf" -p "$SP_TEST_TMP/libvirtd.pid"
+        for _ in $(seq 200); do
+            virsh -c "$URI" version >/dev/null 2>&1 && break
+            kill -0 "$LIBVIRTD" 2>/dev/null || sp_fail "libvirtd exited at once: $(tail -n 5 "$SP_TEST_TMP/libvirtd.log" 2>/dev/null)"
+            sleep 0.1
+        done
+        virsh -c "$URI" version >/dev/null 2>&1 || sp_fail "libvirtd (pid $LIBVIRTD) does not answer on $URI"
+        sp_log "started libvirtd (pid $LIBVIRTD) on a private socket: $URI"
+    }
+    start_libvirtd
+    OWN_LIBVIRTD=1
 fi
 
 # Only this test's domains (sp-it-*) count: others may come and go.
@@ -93,7 +112,9 @@ check_teardown() {
     done
     [ "$(knobs)" = "$knobs_before" ] \
         || sp_fail "$what: KSM knobs not restored: $(diff <(echo "$knobs_before") <(knobs) | grep '^[<>]' | tr '\n' ' ')"
-    sp_log "$what: teardown left no domain, overlay, QEMU process or KSM setting behind"
+    [ -z "$(ls -A "$JOURNALS" 2>/dev/null)" ] \
+        || sp_fail "$what: a journal is left in $JOURNALS: $(ls "$JOURNALS")"
+    sp_log "$what: teardown left no domain, overlay, QEMU process, KSM setting or journal behind"
 }
 
 plan() { # NAME VM_COUNTS DURATION BOOT_TIMEOUT
@@ -115,6 +136,33 @@ interval=5
 duration=$3
 EOF
 }
+
+# ---------------------------------------------------------------- 0. bad input
+# Refused before anything is made: exit 1, the message names the plan line
+# or the missing file, no output directory, no journal, KSM untouched.
+knobs_before=$(knobs)
+bad() { # NAME EXPECTED-TEXT [samepage args...]
+    local name=$1 want=$2 rc err
+    shift 2
+    "$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/$name.ini" --output "$SP_TEST_TMP/out-$name" "$@" \
+        > /dev/null 2> "$SP_TEST_TMP/$name.stderr"
+    rc=$?
+    err=$(grep 'samepage: error' "$SP_TEST_TMP/$name.stderr")
+    [ $rc -eq 1 ] || sp_fail "$name: exit $rc, not 1 ($err)"
+    [[ $err == *"$want"* ]] || sp_fail "$name: the error does not say '$want': $err"
+    [ ! -e "$SP_TEST_TMP/out-$name" ] || sp_fail "$name: the refused experiment made its output directory"
+    [ -z "$(ls -A "$JOURNALS" 2>/dev/null)" ] || sp_fail "$name: a journal was left"
+    [ "$(knobs)" = "$knobs_before" ] || sp_fail "$name: KSM knobs changed"
+    sp_log "bad input $name: $err"
+}
+printf '[plan]\nvm_counts=1\n[guest]\nmemroy_mib=512\n' > "$SP_TEST_TMP/typo.ini"
+bad typo "typo.ini:4: [guest] memroy_mib: unknown key"
+printf '[plan]\nvm_counts=2,0\n' > "$SP_TEST_TMP/zero.ini"
+bad zero "zero.ini:2: [plan] vm_counts"
+printf '[plan]\nvm_counts=1,3\n[guest]\nmemory_mib=1048576\n' > "$SP_TEST_TMP/huge.ini"
+bad huge "huge.ini:4: [guest] memory_mib"
+printf '[plan]\nvm_counts=1\n' > "$SP_TEST_TMP/noimage.ini"
+bad noimage "the guest image is missing: no $SP_TEST_TMP/no-image/base.qcow2" --image-dir "$SP_TEST_TMP/no-image"
 
 # ---------------------------------------------------------------- 1. a real run
 plan two 2 "$DURATION" 300
@@ -212,3 +260,96 @@ jq -e '.complete == false and .runs[0].complete == false and (.runs[0].samples >
     "$OUT/results.json" >/dev/null || sp_fail "after SIGINT the data is not kept and marked incomplete"
 sp_log "SIGINT: $(jq -r '.runs[0].samples' "$OUT/results.json") samples kept, marked incomplete"
 check_teardown "interrupted run" "$OUT" "$knobs_before"
+
+# Start an experiment in the background and wait until it samples.
+start_sampling() { # NAME
+    "$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/$1.ini" --output "$SP_TEST_TMP/out-$1" \
+        > "$SP_TEST_TMP/$1.stdout" 2> "$SP_TEST_TMP/$1.stderr" &
+    exp_pid=$!
+    sp_at_exit "_sp_stop_pid $exp_pid"
+    for _ in $(seq 600); do
+        grep -q 'sampling t=' "$SP_TEST_TMP/$1.stderr" && break
+        kill -0 $exp_pid 2>/dev/null || break
+        sleep 0.5
+    done
+    grep -q 'sampling t=' "$SP_TEST_TMP/$1.stderr" \
+        || sp_fail "$1: the experiment never got to sampling: $(tail -n 3 "$SP_TEST_TMP/$1.stderr")"
+}
+
+# ---------------------------------------------------------------- 4. SIGKILL
+plan killed 1 300 300
+OUT=$SP_TEST_TMP/out-killed
+start_sampling killed
+journal=$(ls "$JOURNALS"/*.json 2>/dev/null)
+[ "$(echo "$journal" | wc -w)" -eq 1 ] || sp_fail "a running experiment should keep one journal, found: $journal"
+jq -e --arg pid "$exp_pid" '.owner.pid == ($pid | tonumber) and (.domains | length) == 1
+       and .domains[0].defined and .domains[0].qemu_pid > 0 and (.ksm_before | has("pages_to_scan"))' \
+    "$journal" >/dev/null || sp_fail "the journal does not name the guest and the KSM change: $(jq -c . "$journal")"
+qemu_pid=$(jq -r '.domains[0].qemu_pid' "$journal")
+name=$(jq -r '.domains[0].name' "$journal")
+# A second experiment is refused while this one runs, before it makes anything.
+"$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/never.ini" --output "$SP_TEST_TMP/out-second" \
+    > /dev/null 2> "$SP_TEST_TMP/second.stderr"
+rc=$?
+[ $rc -eq 1 ] && grep -q "another experiment is running (plan \"it-killed\", pid $exp_pid" "$SP_TEST_TMP/second.stderr" \
+    || sp_fail "a second experiment was not refused (exit $rc): $(cat "$SP_TEST_TMP/second.stderr")"
+[ ! -e "$SP_TEST_TMP/out-second" ] || sp_fail "the refused experiment made its output directory"
+kill -KILL $exp_pid
+wait $exp_pid 2>/dev/null
+kill -0 "$qemu_pid" 2>/dev/null || sp_fail "QEMU pid $qemu_pid died with the runner: nothing to clean up"
+[ "$(sp_ksm pages_to_scan)" = 1000 ] || sp_fail "the plan's pages_to_scan is not in force after the kill"
+sp_log "SIGKILL: left domain $name (QEMU pid $qemu_pid), its overlay and KSM at the plan's knobs"
+
+"$SAMEPAGE" -c "$URI" experiment clean --dry-run > "$SP_TEST_TMP/dry.stdout" 2> "$SP_TEST_TMP/dry.stderr" \
+    || sp_fail "experiment clean --dry-run failed: $(cat "$SP_TEST_TMP/dry.stderr")"
+grep -q "would destroy domain $name" "$SP_TEST_TMP/dry.stderr" \
+    && grep -q 'would unmerge (run=2) and restore the KSM knobs' "$SP_TEST_TMP/dry.stderr" \
+    || sp_fail "the dry run does not say what it would do: $(cat "$SP_TEST_TMP/dry.stderr")"
+[ -e "$journal" ] && kill -0 "$qemu_pid" 2>/dev/null && [ "$(sp_ksm pages_to_scan)" = 1000 ] \
+    || sp_fail "the dry run changed something"
+
+"$SAMEPAGE" -c "$URI" experiment clean > "$SP_TEST_TMP/clean.stdout" 2> "$SP_TEST_TMP/clean.stderr"
+rc=$?
+sed 's/^/#   /' "$SP_TEST_TMP/clean.stderr" "$SP_TEST_TMP/clean.stdout"
+[ $rc -eq 0 ] || sp_fail "experiment clean failed (exit $rc)"
+grep -q "destroyed domain $name" "$SP_TEST_TMP/clean.stderr" \
+    && grep -q "undefined domain $name" "$SP_TEST_TMP/clean.stderr" \
+    || sp_fail "experiment clean did not destroy and undefine $name"
+grep -q 'killed' "$OUT/INCOMPLETE" 2>/dev/null || sp_fail "the killed experiment's output is not marked INCOMPLETE"
+for _ in $(seq 50); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$qemu_pid" 2>/dev/null && sp_fail "QEMU pid $qemu_pid still runs after experiment clean"
+check_teardown "killed run, cleaned" "$OUT" "$knobs_before"
+
+# ---------------------------------------------------------------- 5. libvirtd dies
+if [ -z "${OWN_LIBVIRTD:-}" ]; then
+    sp_log "part 5 not run: the system libvirtd is in use, and this test kills only a libvirtd it started"
+else
+    plan lost 1 300 300
+    OUT=$SP_TEST_TMP/out-lost
+    start_sampling lost
+    journal=$(ls "$JOURNALS"/*.json)
+    qemu_pid=$(jq -r '.domains[0].qemu_pid' "$journal")
+    name=$(jq -r '.domains[0].name' "$journal")
+    kill -KILL "$LIBVIRTD"
+    wait "$exp_pid"
+    rc=$?
+    grep -v 'sampling t=' "$SP_TEST_TMP/lost.stderr" | tail -n 8 | sed 's/^/#   /'
+    [ $rc -eq 1 ] || sp_fail "with libvirtd killed: exit $rc, not 1"
+    grep -qF "libvirtd ($URI) stopped answering while sampling" "$SP_TEST_TMP/lost.stderr" \
+        || sp_fail "the error does not say libvirtd stopped answering"
+    grep -q "guest $name: still defined in libvirt" "$SP_TEST_TMP/lost.stderr" \
+        && grep -q 'samepage experiment clean' "$SP_TEST_TMP/lost.stderr" \
+        || sp_fail "the error does not name the definition left behind and the way out"
+    kill -0 "$qemu_pid" 2>/dev/null && sp_fail "QEMU pid $qemu_pid still runs without libvirtd"
+    jq -e '.complete == false and .runs[0].complete == false and (.runs[0].samples >= 2)' \
+        "$OUT/results.json" >/dev/null || sp_fail "the data is not kept and marked incomplete"
+    [ "$(knobs)" = "$knobs_before" ] || sp_fail "KSM not restored after libvirtd died"
+    [ -n "$(ls -A "$JOURNALS")" ] || sp_fail "no journal kept for the definition left behind"
+    start_libvirtd
+    "$SAMEPAGE" -c "$URI" experiment clean > "$SP_TEST_TMP/clean2.stdout" 2> "$SP_TEST_TMP/clean2.stderr" \
+        || sp_fail "experiment clean after the restart failed: $(cat "$SP_TEST_TMP/clean2.stderr")"
+    sed 's/^/#   /' "$SP_TEST_TMP/clean2.stderr"
+    grep -q "undefined domain $name" "$SP_TEST_TMP/clean2.stderr" \
+        || sp_fail "experiment clean did not undefine $name: $(cat "$SP_TEST_TMP/clean2.stderr")"
+    check_teardown "run that lost libvirtd, cleaned" "$OUT" "$knobs_before"
+fi
