@@ -48,6 +48,9 @@ typedef struct {
     guint64 scanned_pages;
     guint64 volatile_pages;
     guint64 saved_pages;
+    guint64 model_merging_pages;   /* the model's ksm_merging_pages, this guest alone */
+    gint64 kernel_merging_pages;   /* ksm_stat ksm_merging_pages now; -1 unknown */
+    const SpKsmState *ksm;         /* the host's KSM state, or NULL */
 } SpDoctorGuest;
 
 /* Scan time above which a full pass is called slow (seconds). */

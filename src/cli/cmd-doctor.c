@@ -56,6 +56,7 @@ sp_cli_doctor_estimate(const SpHost *host, SpGuest *g, SpDoctorGuest *dg, GError
     dg->scanned_pages = p->scanned_pages;
     dg->volatile_pages = p->volatile_pages;
     dg->saved_pages = sp_estimate_get_saved_zero(est) + sp_estimate_get_saved_nonzero(est);
+    dg->model_merging_pages = p->ksm.ksm_merging_pages;
     return TRUE;
 }
 
@@ -171,6 +172,10 @@ sp_cli_doctor(const SpCliGlobal *global, int argc, char **argv)
         dg.name = sp_guest_get_name(g);
         dg.regions = sp_guest_get_regions(g);
         dg.vfio = sp_cli_has_vfio(host, sp_guest_get_pid(g));
+        dg.ksm = dh.ksm_available ? &dh.ksm : NULL;
+        SpKsmStat ks;
+        dg.kernel_merging_pages = sp_ksm_stat_read(host, sp_guest_get_pid(g), &ks, NULL) &&
+            ks.present ? ks.ksm_merging_pages : -1;
         if (GPOINTER_TO_INT(g_ptr_array_index(from_libvirt, i)) &&
             !sp_libvirt_has_nosharepages(lv, dg.name, &dg.nosharepages, &error)) {
             sp_cli_error("doctor: %s", error->message);

@@ -198,6 +198,31 @@ sp_doctor_guest(const SpDoctorGuest *g)
                    g->scanned_pages);
         }
     }
+    /* The kernel merges fewer of the guest's pages than its own duplicates
+     * alone allow (pages it shares with other guests only add to the
+     * kernel's figure). */
+    gboolean blocked = FALSE;
+    for (guint i = 0; i < out->len; i++)
+        blocked |= ((const SpFinding *)g_ptr_array_index(out, i))->severity == SP_FINDING_ERROR;
+    if (!blocked && g->estimated && g->ksm && g->ksm->entry[SP_KSM_RUN].value == 1 &&
+        g->kernel_merging_pages >= 0 &&
+        g->model_merging_pages > (guint64)g->kernel_merging_pages +
+            MAX(256, g->model_merging_pages / 20)) {
+        gboolean smart = g->ksm->entry[SP_KSM_SMART_SCAN].supported &&
+            g->ksm->entry[SP_KSM_SMART_SCAN].value;
+        sp_add(out, SP_FINDING_WARNING, g->name, "merged-below-model",
+               smart ? "if it stays so for a few minutes: samepage ksm set smart_scan=0, wait "
+                       "a few full scans, then samepage ksm set smart_scan=1"
+                     : "give ksmd a few more full scans; see samepage estimate for the details",
+               "KSM merges %" G_GINT64_FORMAT " of the guest's pages, but its memory alone has "
+               "%" G_GUINT64_FORMAT " that can merge%s | ksm_stat ksm_merging_pages %"
+               G_GINT64_FORMAT ", model %" G_GUINT64_FORMAT "%s",
+               g->kernel_merging_pages, g->model_merging_pages,
+               smart ? ": with smart_scan=1 a page left unmerged for long is looked at once "
+                       "in 9 passes, each on its own schedule, so two such equal pages may "
+                       "never meet (docs/kernel-facts.md)" : "",
+               g->kernel_merging_pages, g->model_merging_pages, smart ? ", smart_scan=1" : "");
+    }
     if (out->len == 0 && n_ok > 0) {
         sp_add(out, SP_FINDING_INFO, g->name, "ok", "",
                "every RAM region can merge | %u region%s marked and scanned", n_ok,

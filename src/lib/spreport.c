@@ -620,6 +620,27 @@ sp_report_conclusions(const SpPlan *plan, GPtrArray *runs)
             hi->steady.converged ? " (a difference: see the run's samples.csv)"
                                  : " (the kernel had not converged)"));
     }
+    /* Runs that settled below the model: equal pages the kernel left apart. */
+    {
+        const SpKsmSetting *smart = sp_plan_find_ksm(plan, SP_KSM_SMART_SCAN);
+        g_autoptr(GString) below = g_string_new(NULL);
+        for (guint i = 0; i < v->len; i++) {
+            const SpExpRun *r = g_ptr_array_index(v, i);
+            if (!r->steady.converged || r->steady.pred_error_pct > -5 || !r->steady.pred_sharing)
+                continue;
+            g_string_append_printf(below, "%s%u VM%s %.1f%%", below->len ? ", " : "", r->n_vms,
+                                   r->n_vms == 1 ? "" : "s", r->steady.pred_error_pct);
+        }
+        if (below->len)
+            g_ptr_array_add(c, g_strdup_printf(
+                "The kernel settled below the model's last prediction (its pages_sharing: %s): "
+                "equal pages it did not merge.%s", below->str,
+                smart && smart->value == 0 ? ""
+                : " With smart_scan=1 a page left unmerged for long (during a workload, say) "
+                  "is processed once in 9 passes on a schedule of its own, so equal pages whose "
+                  "schedules differ never meet; the model starts from fresh rmap_items, as "
+                  "after run=2. A few passes with smart_scan=0 merge them (docs/kernel-facts.md)."));
+    }
 
     {
         g_autoptr(GString) slow = g_string_new(NULL);

@@ -126,12 +126,64 @@ test_guest_rules(void **state)
     assert_string_equal(find(qf, "merge-off")->fix, "samepage mark --qmp /run/q.sock");
 }
 
+/* The kernel merges fewer of a guest's pages than its own duplicates allow. */
+static void
+test_merged_below_model(void **state)
+{
+    g_autoptr(GPtrArray) regions = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_region_free);
+    SpKsmState ksm = ksm_state(1, 1000, 20);
+    SpDoctorGuest g = { "g1", regions, FALSE, FALSE, FALSE, 0, 0, 0 };
+
+    (void)state;
+    g_ptr_array_add(regions, region("pc.ram", TRUE, TRUE, SP_BACKING_ANON_PRIVATE, 0));
+    g.estimated = TRUE;
+    g.scanned_pages = 100000;
+    g.saved_pages = 30000;
+    g.model_merging_pages = 40000;
+    g.kernel_merging_pages = 21000;
+    g.ksm = &ksm;
+    ksm.entry[SP_KSM_SMART_SCAN].value = 1;
+    g_autoptr(GPtrArray) a = sp_doctor_guest(&g);
+    const SpFinding *x = find(a, "merged-below-model");
+    assert_non_null(x);
+    assert_int_equal(x->severity, SP_FINDING_WARNING);
+    assert_non_null(strstr(x->message, "KSM merges 21000 of the guest's pages"));
+    assert_non_null(strstr(x->message, "40000 that can merge"));
+    assert_non_null(strstr(x->fix, "smart_scan=0"));
+    assert_non_null(strstr(x->evidence, "smart_scan=1"));
+    assert_null(find(a, "ok"));
+
+    /* Without smart scan the advice is time. */
+    ksm.entry[SP_KSM_SMART_SCAN].value = 0;
+    g_autoptr(GPtrArray) b = sp_doctor_guest(&g);
+    assert_null(strstr(find(b, "merged-below-model")->fix, "smart_scan"));
+    /* Within 5% (or 256 pages): nothing to say. */
+    g.kernel_merging_pages = 38500;
+    g_autoptr(GPtrArray) c = sp_doctor_guest(&g);
+    assert_null(find(c, "merged-below-model"));
+    assert_non_null(find(c, "ok"));
+    /* The kernel's figure unknown, KSM stopped, or merging blocked anyway. */
+    g.kernel_merging_pages = -1;
+    g_autoptr(GPtrArray) d = sp_doctor_guest(&g);
+    assert_null(find(d, "merged-below-model"));
+    g.kernel_merging_pages = 0;
+    ksm.entry[SP_KSM_RUN].value = 0;
+    g_autoptr(GPtrArray) e = sp_doctor_guest(&g);
+    assert_null(find(e, "merged-below-model"));
+    ksm.entry[SP_KSM_RUN].value = 1;
+    g.nosharepages = TRUE;
+    g_autoptr(GPtrArray) h = sp_doctor_guest(&g);
+    assert_non_null(find(h, "nosharepages"));
+    assert_null(find(h, "merged-below-model"));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_host),
         cmocka_unit_test(test_guest_rules),
+        cmocka_unit_test(test_merged_below_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -485,6 +485,19 @@ test_outputs(void **state)
     assert_non_null(strstr(all->str, "KSM merged nothing outside"));
     assert_non_null(strstr(all->str, "up to 5.0% of the guests' scanned pages changed"));
     assert_non_null(strstr(all->str, "(at t=100 s;"));
+    assert_null(strstr(all->str, "settled below the model"));
+
+    /* A run that settled well below the model is named, with the reason. */
+    SpExpRun *one = g_ptr_array_index(runs, 1);
+    one->steady.pred_error_pct = -20;
+    g_autoptr(GPtrArray) conc_below = sp_report_conclusions(plan, runs);
+    g_autoptr(GString) all_below = g_string_new(NULL);
+    for (guint i = 0; i < conc_below->len; i++)
+        g_string_append_printf(all_below, "%s\n", (char *)g_ptr_array_index(conc_below, i));
+    assert_non_null(strstr(all_below->str, "settled below the model's last prediction (its "
+                                      "pages_sharing: 1 VM -20.0%)"));
+    assert_non_null(strstr(all_below->str, "smart_scan=0"));
+    one->steady.pred_error_pct = -1;
 
     /* An incomplete run is said so. */
     SpExpRun *bad = g_ptr_array_index(runs, 1);
