@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -109,6 +110,9 @@ main(int argc, char **argv)
     int i;
 
     setlocale(LC_ALL, "");
+    /* A libvirtd or QEMU that dies mid-call closes its socket under us: the
+     * call must fail with an error, not kill us with SIGPIPE (as virsh). */
+    signal(SIGPIPE, SIG_IGN);
     global.uri = g_getenv("LIBVIRT_DEFAULT_URI");
 
     /* Global options come before the command, as with virsh. */
