@@ -261,6 +261,18 @@ jq -e '.complete == false and .runs[0].complete == false and (.runs[0].samples >
 sp_log "SIGINT: $(jq -r '.runs[0].samples' "$OUT/results.json") samples kept, marked incomplete"
 check_teardown "interrupted run" "$OUT" "$knobs_before"
 
+# Whether PID runs (a zombie waiting for its parent to reap it does not);
+# waits up to 5 s for it to go.
+running() {
+    local st
+    for _ in $(seq 50); do
+        st=$(sed -n 's/^[0-9]* (.*) \([A-Z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null)
+        [ -z "$st" ] || [ "$st" = Z ] || [ "$st" = X ] && return 1
+        sleep 0.1
+    done
+    return 0
+}
+
 # Start an experiment in the background and wait until it samples.
 start_sampling() { # NAME
     "$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/$1.ini" --output "$SP_TEST_TMP/out-$1" \
@@ -316,8 +328,7 @@ grep -q "destroyed domain $name" "$SP_TEST_TMP/clean.stderr" \
     && grep -q "undefined domain $name" "$SP_TEST_TMP/clean.stderr" \
     || sp_fail "experiment clean did not destroy and undefine $name"
 grep -q 'killed' "$OUT/INCOMPLETE" 2>/dev/null || sp_fail "the killed experiment's output is not marked INCOMPLETE"
-for _ in $(seq 50); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$qemu_pid" 2>/dev/null && sp_fail "QEMU pid $qemu_pid still runs after experiment clean"
+running "$qemu_pid" && sp_fail "QEMU pid $qemu_pid still runs after experiment clean"
 check_teardown "killed run, cleaned" "$OUT" "$knobs_before"
 
 # ---------------------------------------------------------------- 5. libvirtd dies
@@ -340,7 +351,7 @@ else
     grep -q "guest $name: still defined in libvirt" "$SP_TEST_TMP/lost.stderr" \
         && grep -q 'samepage experiment clean' "$SP_TEST_TMP/lost.stderr" \
         || sp_fail "the error does not name the definition left behind and the way out"
-    kill -0 "$qemu_pid" 2>/dev/null && sp_fail "QEMU pid $qemu_pid still runs without libvirtd"
+    running "$qemu_pid" && sp_fail "QEMU pid $qemu_pid still runs without libvirtd"
     jq -e '.complete == false and .runs[0].complete == false and (.runs[0].samples >= 2)' \
         "$OUT/results.json" >/dev/null || sp_fail "the data is not kept and marked incomplete"
     [ "$(knobs)" = "$knobs_before" ] || sp_fail "KSM not restored after libvirtd died"
