@@ -37,7 +37,7 @@ sp_cli_cleanup_log(const SpJournal *j, const char *line, gpointer user_data)
         g_autoptr(GDateTime) when = g_date_time_new_from_unix_local(j->started / G_USEC_PER_SEC);
         g_autofree char *since = when ? g_date_time_format(when, "%F %T") : g_strdup("?");
         fprintf(stderr, "samepage: cleaning up after the experiment \"%s\" (pid %d, started %s), "
-                "which was killed:\n", j->plan ? j->plan : "?", (int)j->owner_pid, since);
+                "which no longer runs:\n", j->plan ? j->plan : "?", (int)j->owner_pid, since);
         *last = j;
     }
     fprintf(stderr, "  %s\n", line);

@@ -88,6 +88,10 @@ EOF
     OWN_LIBVIRTD=1
 fi
 
+# Whatever a failed part leaves (a runner that crashed, say), its journal in
+# our state directory names it: undo it before libvirtd stops.
+sp_at_exit "SAMEPAGE_STATE_DIR='$SAMEPAGE_STATE_DIR' '$SAMEPAGE' -c '$URI' experiment clean >/dev/null 2>&1"
+
 # Only this test's domains (sp-it-*) count: others may come and go.
 our_domains() { virsh -c "$URI" list --all --name | grep '^sp-it-' | sort; }
 domains_before=$(our_domains)
