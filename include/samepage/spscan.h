@@ -44,6 +44,9 @@ enum {
     SP_SCAN_PAGE_ZERO = 1 << 1,      /* all zero bytes (checked, not just hashed) */
     SP_SCAN_PAGE_GONE = 1 << 2,      /* vanished after the first pass: not a candidate */
     SP_SCAN_PAGE_THP = 1 << 3,       /* part of a transparent huge page (kpageflags) */
+    SP_SCAN_PAGE_SHARED = 1 << 4,    /* mapped more than once when first read (pagemap):
+                                      * a KSM page, or shared since fork; read without
+                                      * pinning */
 };
 
 typedef struct {

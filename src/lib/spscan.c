@@ -15,20 +15,24 @@
  * present (bit 63), swapped (62) or file/shared (61), and gives the page
  * frame (bits 0-54, root only).  The frame of the shared zero page is
  * learnt once by read-faulting a page of our own.  Only present anonymous
- * pages are then read, through /proc/PID/mem with one pread() per run of
- * adjacent pages: reading a page that is not present would fault it in,
- * which is exactly what must not happen.  (A page can still be reclaimed
+ * pages are then read, one call per run of adjacent pages: reading a page
+ * that is not present would fault it in, which is exactly what must not
+ * happen.  (A page can still be reclaimed
  * between the pagemap read and the memory read; the window is a few
  * microseconds and the cost is one zero page in the target, as a plain read
  * access would cost.)
  *
- * Not process_vm_readv(): it pins the pages it reads (FOLL_PIN), and the
- * kernel does not let a pin hold an anonymous page that is not exclusive
- * to its process (gup_must_unshare()): a KSM page, or a page still shared
- * copy-on-write after fork(), is copied first.  So reading with it undoes
- * the merges KSM made in the process read, and copies a forked child's
- * shared memory.  /proc/PID/mem takes plain page references (FOLL_GET) and
- * leaves both alone, at the same speed (docs/kernel-facts.md).
+ * How a page is read depends on pagemap's "exclusively mapped" bit.
+ * process_vm_readv() pins the pages it reads (FOLL_PIN), and the kernel
+ * does not let a pin hold an anonymous page that is not exclusive to its
+ * process (gup_must_unshare()): a KSM page, or a page still shared
+ * copy-on-write after fork(), is copied first.  Reading those with it would
+ * undo the merges KSM made in the process read.  So only pages pagemap
+ * shows mapped once are read with process_vm_readv (the fast way: 2-3x
+ * the throughput here); every other page goes through /proc/PID/mem, which
+ * takes plain references (FOLL_GET) and leaves sharing alone
+ * (docs/kernel-facts.md).  A page whose only other mapping went away (a
+ * KSM page left with one user) may still be copied: it saved nothing.
  *
  * Each page is hashed with XXH3 (64 bits; libxxhash picks AVX2/AVX-512 at
  * run time, about 4x faster than XXH64 here).  The kernel's checksum is
@@ -82,6 +86,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
 #include <xxh_x86dispatch.h>
@@ -591,25 +596,46 @@ sp_read_mem(int fd, guint64 addr, void *buf, gsize len)
     }
 }
 
+/* The same with process_vm_readv(): only for pages mapped once (see the
+ * top of this file). */
+static ssize_t
+sp_read_pinned(pid_t pid, guint64 addr, void *buf, gsize len)
+{
+    struct iovec local = { buf, len };
+    struct iovec remote = { (void *)(guintptr)addr, len };
+
+    for (;;) {
+        ssize_t r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        if (r >= 0 || errno != EINTR)
+            return r;
+    }
+}
+
 /*
  * Read @n pages at @addrs of a process into @buf (page i at i*4096).  ok[i]
- * says which pages were read.  Consecutive addresses are read in one call.
- * A short read stops at a page that could not be read: it is marked bad and
- * the read resumes after it.  Returns FALSE with errno = ESRCH when the
- * process is gone.
+ * says which pages were read.  Consecutive addresses are read in one call,
+ * with process_vm_readv where @pin_ok[i] (NULL: nowhere), else through
+ * /proc/PID/mem.  A short read stops at a page that could not be read: it
+ * is marked bad and the read resumes after it.  Returns FALSE with errno =
+ * ESRCH when the process is gone.
  */
 static gboolean
-sp_read_remote(SpSource *src, const guint64 *addrs, gsize n, guint8 *buf, gboolean *ok)
+sp_read_remote(SpSource *src, const guint64 *addrs, gsize n, guint8 *buf, gboolean *ok,
+               const gboolean *pin_ok)
 {
     gsize i = 0;
 
     while (i < n) {
         gsize j = i + 1;
+        gboolean pin = pin_ok && pin_ok[i];
         ssize_t r;
 
-        while (j < n && addrs[j] == addrs[j - 1] + SP_PAGE_SIZE)
+        while (j < n && addrs[j] == addrs[j - 1] + SP_PAGE_SIZE && (pin_ok && pin_ok[j]) == pin)
             j++;
-        r = sp_read_mem(src->mem_fd, addrs[i], buf + i * SP_PAGE_SIZE, (j - i) * SP_PAGE_SIZE);
+        r = pin ? sp_read_pinned(src->pub.pid, addrs[i], buf + i * SP_PAGE_SIZE,
+                                 (j - i) * SP_PAGE_SIZE)
+                : sp_read_mem(src->mem_fd, addrs[i], buf + i * SP_PAGE_SIZE,
+                              (j - i) * SP_PAGE_SIZE);
         if (r < 0) {
             if (errno != EFAULT)
                 return FALSE;
@@ -951,6 +977,7 @@ static void
 sp_scan_reread(SpScan *scan, const guint32 *pages, gsize n, guint8 *buf, gboolean *ok)
 {
     guint64 *addrs = scan->chunk->addrs;
+    gboolean pin_ok[SP_CHUNK_PAGES];
 
     for (gsize i = 0; i < n;) {
         const SpScanRun *run = sp_scan_run_of(scan, pages[i]);
@@ -960,6 +987,7 @@ sp_scan_reread(SpScan *scan, const guint32 *pages, gsize n, guint8 *buf, gboolea
 
         while (j < n && (run = sp_scan_run_of(scan, pages[j]))->source == si) {
             addrs[j - i] = run->addr + (pages[j] - run->first) * SP_PAGE_SIZE;
+            pin_ok[j - i] = !(scan->flags[pages[j]] & SP_SCAN_PAGE_SHARED);
             j++;
         }
         if (src->image_fd >= 0) {
@@ -973,7 +1001,7 @@ sp_scan_reread(SpScan *scan, const guint32 *pages, gsize n, guint8 *buf, gboolea
                     ok[k] = read;
             }
         } else if (src->exited || !sp_read_remote(src, addrs, j - i,
-                                                  buf + i * SP_PAGE_SIZE, ok + i)) {
+                                                  buf + i * SP_PAGE_SIZE, ok + i, pin_ok)) {
             if (!src->exited && errno == ESRCH) {
                 src->exited = TRUE;
                 sp_source_mark_partial(scan, src, "pid %d exited during the scan",
@@ -1204,7 +1232,7 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
             if (m > 0) {
                 sp_scan_chunk_begin(scan);
                 scan->stats.pages_read += m;
-                if (!sp_read_remote(src, addrs, m, scan->buf, ok)) {
+                if (!sp_read_remote(src, addrs, m, scan->buf, ok, excl)) {
                     int err = errno;
                     if (err == ESRCH) {
                         sp_source_mark_partial(scan, src, "pid %d exited during the scan",
@@ -1241,6 +1269,8 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
                     src->pub.present_pages++;
                     if (thp[k])
                         f |= SP_SCAN_PAGE_THP;
+                    if (!excl[k])
+                        f |= SP_SCAN_PAGE_SHARED;
                     if (!sp_scan_add_page(scan, si, addrs[k], h, f, scan->nodes ? nodes[k] : 0,
                                           (guint32)k)) {
                         sp_source_mark_partial(scan, src,
@@ -1329,6 +1359,7 @@ sp_scan_next_pass(SpScan *scan, GError **error)
     guint64 addrs[SP_CHUNK_PAGES];
     gsize idx[SP_CHUNK_PAGES];
     gboolean ok[SP_CHUNK_PAGES];
+    gboolean excl[SP_CHUNK_PAGES];
 
     for (guint r = 0; r < scan->runs->len; r++) {
         const SpScanRun *run = &g_array_index(scan->runs, SpScanRun, r);
@@ -1353,6 +1384,7 @@ sp_scan_next_pass(SpScan *scan, GError **error)
                     gboolean zm;
                     gsize p = run->first + off + k;
                     if (alive && sp_entry_candidate(scan, entries[k], &zm)) {
+                        excl[m] = (entries[k] & PM_EXCLUSIVE) != 0;
                         addrs[m] = a + k * SP_PAGE_SIZE;
                         idx[m++] = p;
                     } else if (!(flags[p] & SP_SCAN_PAGE_GONE)) {
@@ -1366,7 +1398,7 @@ sp_scan_next_pass(SpScan *scan, GError **error)
                                            (int)src->pub.pid);
                 }
                 scan->stats.pages_read += m;
-                if (m > 0 && !sp_read_remote(src, addrs, m, scan->buf, ok)) {
+                if (m > 0 && !sp_read_remote(src, addrs, m, scan->buf, ok, excl)) {
                     if (errno != ESRCH) {
                         g_set_error(error, SP_SCAN_ERROR, SP_SCAN_ERROR_IO,
                                     "pid %d: cannot read memory: %s", (int)src->pub.pid,
