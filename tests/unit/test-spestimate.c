@@ -429,6 +429,107 @@ test_bad_images(void **state)
 }
 
 /*
+ * A live child process to scan: @n pages of private anonymous memory
+ * without THP, filled by @fill in the child (its own pages) or, when
+ * @before_fork, in the parent before fork() (pages shared copy-on-write).
+ * The child waits until live_child_stop(); it also exits when the test
+ * dies half way (it keeps only its ends of the pipes).
+ */
+typedef void (*LiveChildFill)(guint8 *mem, gsize n);
+
+typedef struct {
+    pid_t pid;
+    guint8 *mem;
+    gsize n;
+    int go;                          /* write a byte to let the child exit */
+} LiveChild;
+
+static void
+live_child_start(LiveChild *lc, gsize n, LiveChildFill fill, gboolean before_fork)
+{
+    int ready[2], go[2];
+    char c;
+
+    lc->n = n;
+    lc->mem = mmap(NULL, n * SP_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(lc->mem != MAP_FAILED);
+    madvise(lc->mem, n * SP_PAGE_SIZE, MADV_NOHUGEPAGE);
+    if (before_fork)
+        fill(lc->mem, n);
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    lc->pid = fork();
+    assert_true(lc->pid >= 0);
+    if (lc->pid == 0) {
+        close(go[1]);
+        close(ready[0]);
+        if (!before_fork)
+            fill(lc->mem, n);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(4);
+        if (read(go[0], &c, 1) < 0)
+            _exit(5);
+        _exit(0);
+    }
+    close(go[0]);
+    close(ready[1]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    lc->go = go[1];
+}
+
+/* Lets the child exit; returns its wait status. */
+static int
+live_child_stop(LiveChild *lc)
+{
+    int status = -1;
+
+    assert_int_equal(write(lc->go, "g", 1), 1);
+    close(lc->go);
+    assert_int_equal(waitpid(lc->pid, &status, 0), lc->pid);
+    munmap(lc->mem, lc->n * SP_PAGE_SIZE);
+    return status;
+}
+
+/* The scan options of these tests: what-if mode (the children are never
+ * registered with the real KSM, so the host's figures are left alone). */
+static void
+live_scan_options(SpScanOptions *sopt)
+{
+    sp_scan_options_init(sopt);
+    sopt->interval_ms = 10;
+    sopt->mode = SP_SCAN_WHAT_IF;
+}
+
+/* Adds the child's ranges to @scan, or skips the test saying why. */
+static void
+live_child_add(LiveChild *lc, SpScan *scan, const SpScanRange *ranges, gsize n_ranges)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (!sp_scan_add_pid_ranges(scan, lc->pid, ranges, n_ranges, &error)) {
+        print_message("skipped: cannot read own child's memory here: %s\n", error->message);
+        kill(lc->pid, SIGKILL);
+        waitpid(lc->pid, NULL, 0);
+        skip();
+    }
+}
+
+/* 8 pairs of equal pages, 4 zero-written pages, 20 unique; 24 untouched. */
+static void
+fill_live_child(guint8 *mem, gsize n)
+{
+    (void)n;
+    for (guint i = 0; i < 16; i++)
+        fill_page(mem + i * SP_PAGE_SIZE, 7, i / 2);
+    for (guint i = 16; i < 20; i++)
+        memset(mem + i * SP_PAGE_SIZE, 0, SP_PAGE_SIZE);
+    for (guint i = 20; i < 40; i++)
+        fill_page(mem + i * SP_PAGE_SIZE, 8, i);
+}
+
+/*
  * A live child: 64 pages mapped, only 40 touched (8 pairs of
  * equal pages, 4 zero-written pages, the rest unique).  The scan must see
  * exactly the 40 present pages and must not fault in the other 24.
@@ -437,54 +538,21 @@ static void
 test_live_child(void **state)
 {
     const gsize n = 64;
-    int ready[2], go[2];
-    guint8 *mem;
-    pid_t pid;
-    char c;
+    LiveChild lc;
 
-    mem = mmap(NULL, n * SP_PAGE_SIZE, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(mem != MAP_FAILED);
-    madvise(mem, n * SP_PAGE_SIZE, MADV_NOHUGEPAGE);
-    assert_int_equal(pipe(ready), 0);
-    assert_int_equal(pipe(go), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* Only our end of each pipe: the child exits when the test does,
-         * even a test that fails half way. */
-        close(go[1]);
-        close(ready[0]);
-        for (guint i = 0; i < 16; i++)
-            fill_page(mem + i * SP_PAGE_SIZE, 7, i / 2);
-        for (guint i = 16; i < 20; i++)
-            memset(mem + i * SP_PAGE_SIZE, 0, SP_PAGE_SIZE);
-        for (guint i = 20; i < 40; i++)
-            fill_page(mem + i * SP_PAGE_SIZE, 8, i);
-        if (write(ready[1], "r", 1) != 1)
-            _exit(4);
-        if (read(go[0], &c, 1) < 0)
-            _exit(5);
-        _exit(0);
-    }
-    assert_int_equal(read(ready[0], &c, 1), 1);
+    (void)state;
+    live_child_start(&lc, n, fill_live_child, FALSE);
+    pid_t pid = lc.pid;
+    guint8 *mem = lc.mem;
 
     g_autoptr(SpHost) host = sp_host_new();
     g_autoptr(GError) error = NULL;
     SpScanOptions sopt;
-    /* What-if mode over the area only: the child is never registered with
-     * the real KSM, so this test leaves the host's KSM figures alone. */
-    sp_scan_options_init(&sopt);
-    sopt.interval_ms = 10;
-    sopt.mode = SP_SCAN_WHAT_IF;
+    live_scan_options(&sopt);
     guint64 lo = (guintptr)mem, hi = lo + n * SP_PAGE_SIZE;
+    SpScanRange all = { lo, hi };
     g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
-    if (!sp_scan_add_pid_range(scan, pid, lo, hi, &error)) {
-        print_message("skipped: cannot read own child's memory here: %s\n", error->message);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        skip();
-    }
+    live_child_add(&lc, scan, &all, 1);
     assert_true(sp_scan_run(scan, &error));
     const SpScanSource *src = sp_scan_get_source(scan, 0);
     assert_int_equal(src->n_vmas, 1);
@@ -525,9 +593,7 @@ test_live_child(void **state)
     assert_int_equal(k->pages_shared, 8 + 1);
     assert_int_equal(k->pages_sharing, 8 + 3);
 
-    assert_int_equal(write(go[1], "g", 1), 1);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int status = live_child_stop(&lc);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
     /* The process is gone: adding it again is a clear error naming the pid. */
@@ -536,7 +602,6 @@ test_live_child(void **state)
     assert_true(g_error_matches(error, SP_SCAN_ERROR, SP_SCAN_ERROR_NO_PROCESS));
     g_autofree char *pidstr = g_strdup_printf("%d", (int)pid);
     assert_non_null(strstr(error->message, pidstr));
-    munmap(mem, n * SP_PAGE_SIZE);
 }
 
 /*
@@ -544,43 +609,25 @@ test_live_child(void **state)
  * union is scanned, once, in any order given; a VMA counts once.
  */
 static void
+fill_distinct(guint8 *mem, gsize n)
+{
+    for (guint i = 0; i < n; i++)
+        fill_page(mem + i * SP_PAGE_SIZE, 3, i);
+}
+
+static void
 test_pid_ranges(void **state)
 {
     const gsize n = 64;
-    int ready[2], go[2];
-    guint8 *mem;
-    pid_t pid;
-    char c;
+    LiveChild lc;
 
     (void)state;
-    mem = mmap(NULL, n * SP_PAGE_SIZE, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(mem != MAP_FAILED);
-    madvise(mem, n * SP_PAGE_SIZE, MADV_NOHUGEPAGE);
-    assert_int_equal(pipe(ready), 0);
-    assert_int_equal(pipe(go), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(go[1]);
-        close(ready[0]);
-        for (guint i = 0; i < n; i++)
-            fill_page(mem + i * SP_PAGE_SIZE, 3, i);
-        if (write(ready[1], "r", 1) != 1)
-            _exit(4);
-        if (read(go[0], &c, 1) < 0)
-            _exit(5);
-        _exit(0);
-    }
-    assert_int_equal(read(ready[0], &c, 1), 1);
-
+    live_child_start(&lc, n, fill_distinct, FALSE);
     g_autoptr(SpHost) host = sp_host_new();
     g_autoptr(GError) error = NULL;
     SpScanOptions sopt;
-    sp_scan_options_init(&sopt);
-    sopt.interval_ms = 10;
-    sopt.mode = SP_SCAN_WHAT_IF;
-    guint64 lo = (guintptr)mem;
+    live_scan_options(&sopt);
+    guint64 lo = (guintptr)lc.mem;
     /* [48, 64), [0, 16) and [8, 20) pages: the union is [0, 20) + [48, 64). */
     SpScanRange ranges[] = {
         { lo + 48 * SP_PAGE_SIZE, lo + 64 * SP_PAGE_SIZE },
@@ -589,12 +636,7 @@ test_pid_ranges(void **state)
         { lo + 30 * SP_PAGE_SIZE, lo + 30 * SP_PAGE_SIZE },      /* empty */
     };
     g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
-    if (!sp_scan_add_pid_ranges(scan, pid, ranges, G_N_ELEMENTS(ranges), &error)) {
-        print_message("skipped: cannot read own child's memory here: %s\n", error->message);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        skip();
-    }
+    live_child_add(&lc, scan, ranges, G_N_ELEMENTS(ranges));
     assert_true(sp_scan_run(scan, &error));
     const SpScanSource *src = sp_scan_get_source(scan, 0);
     assert_int_equal(src->n_vmas, 1);
@@ -604,15 +646,12 @@ test_pid_ranges(void **state)
 
     /* Nothing to scan is an error naming the pid. */
     g_autoptr(SpScan) none = sp_scan_new(host, &sopt);
-    assert_false(sp_scan_add_pid_ranges(none, pid, ranges + 3, 1, &error));
+    assert_false(sp_scan_add_pid_ranges(none, lc.pid, ranges + 3, 1, &error));
     assert_non_null(strstr(error->message, "no address range"));
     g_clear_error(&error);
-    assert_false(sp_scan_add_pid_ranges(none, pid, NULL, 0, &error));
+    assert_false(sp_scan_add_pid_ranges(none, lc.pid, NULL, 0, &error));
     assert_true(g_error_matches(error, SP_SCAN_ERROR, SP_SCAN_ERROR_INVALID));
-
-    assert_int_equal(write(go[1], "g", 1), 1);
-    assert_int_equal(waitpid(pid, NULL, 0), pid);
-    munmap(mem, n * SP_PAGE_SIZE);
+    live_child_stop(&lc);
 }
 
 /* pagemap bit 56: the page is mapped by this process only. */
@@ -638,70 +677,46 @@ page_exclusive(pid_t pid, guint64 addr)
  * merges.  /proc/PID/mem does not pin.)
  */
 static void
+fill_eight_contents(guint8 *mem, gsize n)
+{
+    for (guint i = 0; i < n; i++)
+        fill_page(mem + i * SP_PAGE_SIZE, 9, i % 8);
+}
+
+static void
 test_scan_leaves_sharing(void **state)
 {
     const gsize n = 32;
-    int ready[2], go[2];
-    guint8 *mem;
-    pid_t pid;
-    char c;
+    LiveChild lc;
 
     (void)state;
-    mem = mmap(NULL, n * SP_PAGE_SIZE, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(mem != MAP_FAILED);
-    madvise(mem, n * SP_PAGE_SIZE, MADV_NOHUGEPAGE);
+    /* Filled before fork: every page is shared with us copy-on-write. */
+    live_child_start(&lc, n, fill_eight_contents, TRUE);
+    guint64 lo = (guintptr)lc.mem;
     for (guint i = 0; i < n; i++)
-        fill_page(mem + i * SP_PAGE_SIZE, 9, i % 8);
-    assert_int_equal(pipe(ready), 0);
-    assert_int_equal(pipe(go), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* Only our end of each pipe: the child exits when the test does,
-         * even a test that fails half way. */
-        close(go[1]);
-        close(ready[0]);
-        if (write(ready[1], "r", 1) != 1)
-            _exit(4);
-        if (read(go[0], &c, 1) < 0)
-            _exit(5);
-        _exit(0);
-    }
-    assert_int_equal(read(ready[0], &c, 1), 1);
-    for (guint i = 0; i < n; i++)
-        assert_false(page_exclusive(pid, (guintptr)mem + i * SP_PAGE_SIZE));
+        assert_false(page_exclusive(lc.pid, lo + i * SP_PAGE_SIZE));
 
     g_autoptr(SpHost) host = sp_host_new();
     g_autoptr(GError) error = NULL;
     SpScanOptions sopt;
-    sp_scan_options_init(&sopt);
-    sopt.interval_ms = 10;
-    sopt.mode = SP_SCAN_WHAT_IF;
-    guint64 lo = (guintptr)mem, hi = lo + n * SP_PAGE_SIZE;
+    live_scan_options(&sopt);
+    SpScanRange all = { lo, lo + n * SP_PAGE_SIZE };
     g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
-    if (!sp_scan_add_pid_range(scan, pid, lo, hi, &error)) {
-        print_message("skipped: cannot read own child's memory here: %s\n", error->message);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        skip();
-    }
+    live_child_add(&lc, scan, &all, 1);
     assert_true(sp_scan_run(scan, &error));
     assert_int_equal(sp_scan_get_n_pages(scan), n);
     /* Every page was read (twice: two passes), and each is still shared. */
     for (guint i = 0; i < n; i++) {
-        if (page_exclusive(pid, lo + i * SP_PAGE_SIZE))
+        if (page_exclusive(lc.pid, lo + i * SP_PAGE_SIZE))
             fail_msg("page %u of the child was copied by the scan", i);
+        assert_true(sp_scan_get_flags(scan)[i] & SP_SCAN_PAGE_SHARED);
     }
     SpEstimateOptions eopt;
     sp_estimate_options_init(&eopt);
     g_autoptr(SpEstimate) est = sp_estimate_run(scan, &eopt, &error);
     assert_int_equal(sp_estimate_get_counters(est)->pages_shared, 8);
     assert_int_equal(sp_estimate_get_counters(est)->pages_sharing, n - 8);
-
-    assert_int_equal(write(go[1], "g", 1), 1);
-    assert_int_equal(waitpid(pid, NULL, 0), pid);
-    munmap(mem, n * SP_PAGE_SIZE);
+    live_child_stop(&lc);
 }
 
 /*
