@@ -1839,23 +1839,30 @@ sp_exp_prepare_dirs(SpExperiment *exp, GError **error)
     return TRUE;
 }
 
+/* What the report says about the experiment itself; clear it after use. */
+static void
+sp_exp_report_info(const SpExperiment *exp, SpReportInfo *info)
+{
+    sp_report_info_init(info);
+    info->uri = exp->uri;
+    info->image_dir = exp->image_dir;
+    info->template_path = exp->template_path;
+    info->wall_start = exp->wall_start;
+    info->wall_end = exp->wall_end;
+    info->complete = exp->complete;
+    info->error_message = exp->error_message;
+    info->teardown_problems = exp->teardown_problems;
+    info->output_dir = exp->output_dir;
+    info->accelerator = exp->accelerator;
+    sp_report_info_from_host(info, exp->host);
+}
+
 json_object *
 sp_experiment_results_json(const SpExperiment *exp)
 {
     SpReportInfo info;
 
-    sp_report_info_init(&info);
-    info.uri = exp->uri;
-    info.image_dir = exp->image_dir;
-    info.template_path = exp->template_path;
-    info.wall_start = exp->wall_start;
-    info.wall_end = exp->wall_end;
-    info.complete = exp->complete;
-    info.error_message = exp->error_message;
-    info.teardown_problems = exp->teardown_problems;
-    info.output_dir = exp->output_dir;
-    info.accelerator = exp->accelerator;
-    sp_report_info_from_host(&info, exp->host);
+    sp_exp_report_info(exp, &info);
     json_object *o = sp_report_results_json(&info, exp->plan_ref, exp->runs);
     sp_report_info_clear(&info);
     return o;
@@ -1867,18 +1874,7 @@ sp_exp_write_outputs(SpExperiment *exp, GError **error)
     SpReportInfo info;
     gboolean ok;
 
-    sp_report_info_init(&info);
-    info.uri = exp->uri;
-    info.image_dir = exp->image_dir;
-    info.template_path = exp->template_path;
-    info.wall_start = exp->wall_start;
-    info.wall_end = exp->wall_end;
-    info.complete = exp->complete;
-    info.error_message = exp->error_message;
-    info.teardown_problems = exp->teardown_problems;
-    info.output_dir = exp->output_dir;
-    info.accelerator = exp->accelerator;
-    sp_report_info_from_host(&info, exp->host);
+    sp_exp_report_info(exp, &info);
     ok = sp_report_write_all(&info, exp->plan_ref, exp->runs, error);
     sp_report_info_clear(&info);
     return ok;

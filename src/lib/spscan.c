@@ -338,6 +338,23 @@ sp_scan_comm(const SpHost *host, pid_t pid)
     return g_strdup(g_strstrip(comm));
 }
 
+/* /proc/PID/@file, opened for reading; -1 with an error naming it. */
+static int
+sp_scan_open_proc(SpScan *scan, pid_t pid, const char *file, GError **error)
+{
+    g_autofree char *path = sp_host_procfs_path(scan->host, "%d/%s", (int)pid, file);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        int err = errno;
+        gboolean denied = err == EACCES || err == EPERM;
+        g_set_error(error, SP_SCAN_ERROR, denied ? SP_SCAN_ERROR_ACCESS : SP_SCAN_ERROR_NO_PROCESS,
+                    "pid %d: cannot open %s: %s%s", (int)pid, path, g_strerror(err),
+                    denied ? " (reading another process's memory needs root)" : "");
+    }
+    return fd;
+}
+
 /**
  * sp_scan_add_pid:
  * @pid: a live process
@@ -392,8 +409,6 @@ sp_scan_add_pid_ranges(SpScan *scan, pid_t pid, const SpScanRange *ranges, gsize
     g_autoptr(GArray) want = g_array_sized_new(FALSE, FALSE, sizeof(SpScanRange), n);
     g_autoptr(GError) local = NULL;
     g_autoptr(GPtrArray) vmas = NULL;
-    g_autofree char *pagemap = NULL;
-    g_autofree char *mem = NULL;
     g_autofree char *comm = NULL;
     SpSource *src;
 
@@ -452,25 +467,9 @@ sp_scan_add_pid_ranges(SpScan *scan, pid_t pid, const SpScanRange *ranges, gsize
     comm = sp_scan_comm(scan->host, pid);
     src->pub.label = g_strdup_printf("pid %d (%s)", (int)pid, comm);
 
-    pagemap = sp_host_procfs_path(scan->host, "%d/pagemap", (int)pid);
-    src->pagemap_fd = open(pagemap, O_RDONLY | O_CLOEXEC);
-    if (src->pagemap_fd < 0) {
-        int err = errno;
-        g_set_error(error, SP_SCAN_ERROR,
-                    err == EACCES || err == EPERM ? SP_SCAN_ERROR_ACCESS : SP_SCAN_ERROR_NO_PROCESS,
-                    "pid %d: cannot open %s: %s%s", (int)pid, pagemap, g_strerror(err),
-                    err == EACCES || err == EPERM ? " (reading another process's memory needs root)" : "");
-        g_ptr_array_remove_index(scan->sources, scan->sources->len - 1);
-        return FALSE;
-    }
-    mem = sp_host_procfs_path(scan->host, "%d/mem", (int)pid);
-    src->mem_fd = open(mem, O_RDONLY | O_CLOEXEC);
+    src->pagemap_fd = sp_scan_open_proc(scan, pid, "pagemap", error);
+    src->mem_fd = src->pagemap_fd >= 0 ? sp_scan_open_proc(scan, pid, "mem", error) : -1;
     if (src->mem_fd < 0) {
-        int err = errno;
-        g_set_error(error, SP_SCAN_ERROR,
-                    err == EACCES || err == EPERM ? SP_SCAN_ERROR_ACCESS : SP_SCAN_ERROR_NO_PROCESS,
-                    "pid %d: cannot open %s: %s%s", (int)pid, mem, g_strerror(err),
-                    err == EACCES || err == EPERM ? " (reading another process's memory needs root)" : "");
         g_ptr_array_remove_index(scan->sources, scan->sources->len - 1);
         return FALSE;
     }
