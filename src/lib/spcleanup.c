@@ -302,8 +302,11 @@ sp_cleanup_one(const SpHost *host, SpJournal *j, const SpCleanupOptions *opt,
     }
     sp_cleanup_ksm(&c, others_running);
     sp_cleanup_mark_output(&c);
-    if (opt->dry_run)
+    if (opt->dry_run) {
+        if (left->len)
+            sp_cleanup_log(&c, "cannot be undone now: %s", left->str);
         return TRUE;
+    }
     if (left->len) {
         if (!sp_journal_save(j, &local))
             g_string_append_printf(left, "; %s", local->message);

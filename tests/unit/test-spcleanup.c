@@ -271,6 +271,11 @@ test_libvirt_gone(void **state)
     kept = sp_journal_load(j->path, &error);
     assert_non_null(kept);
     assert_int_equal(kept->domains->len, 2);
+    /* A dry run says what it could not undo. */
+    SpCleanupOptions dry = { uri, TRUE };
+    g_string_truncate(f->log, 0);
+    assert_true(sp_cleanup_journal(f->host, kept, &dry, collect, f, &error));
+    assert_non_null(strstr(f->log->str, "cannot be undone now: domain sp-study-1-abc-1-2 is still defined"));
 }
 
 static void
