@@ -725,40 +725,25 @@ test_scan_leaves_sharing(void **state)
  * compared; with 6-bit hashes many comparisons find other contents.
  */
 static void
+fill_far(guint8 *mem, gsize n)
+{
+    for (guint i = 0; i < n; i++) {
+        if (i < 300 || (i >= 600 && i < 900))
+            fill_page(mem + i * SP_PAGE_SIZE, 7, i % 600);
+        else
+            fill_page(mem + i * SP_PAGE_SIZE, 8, i);
+    }
+}
+
+static void
 test_live_child_far(void **state)
 {
     const gsize n = 1200;
-    int ready[2], go[2];
-    guint8 *mem;
-    pid_t pid;
-    char c;
+    LiveChild lc;
 
-    mem = mmap(NULL, n * SP_PAGE_SIZE, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(mem != MAP_FAILED);
-    madvise(mem, n * SP_PAGE_SIZE, MADV_NOHUGEPAGE);
-    assert_int_equal(pipe(ready), 0);
-    assert_int_equal(pipe(go), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* Only our end of each pipe: the child exits when the test does,
-         * even a test that fails half way. */
-        close(go[1]);
-        close(ready[0]);
-        for (guint i = 0; i < n; i++) {
-            if (i < 300 || (i >= 600 && i < 900))
-                fill_page(mem + i * SP_PAGE_SIZE, 7, i % 600);
-            else
-                fill_page(mem + i * SP_PAGE_SIZE, 8, i);
-        }
-        if (write(ready[1], "r", 1) != 1)
-            _exit(4);
-        if (read(go[0], &c, 1) < 0)
-            _exit(5);
-        _exit(0);
-    }
-    assert_int_equal(read(ready[0], &c, 1), 1);
+    (void)state;
+    live_child_start(&lc, n, fill_far, FALSE);
+    guint8 *mem = lc.mem;
 
     g_autoptr(SpHost) host = sp_host_new();
     g_autoptr(GError) error = NULL;
@@ -774,12 +759,8 @@ test_live_child_far(void **state)
         sopt.mode = SP_SCAN_WHAT_IF;
         sopt.hash_bits = bits;
         g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
-        if (!sp_scan_add_pid_range(scan, pid, lo, hi, &error)) {
-            print_message("skipped: cannot read own child's memory here: %s\n", error->message);
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            skip();
-        }
+        SpScanRange all = { lo, hi };
+        live_child_add(&lc, scan, &all, 1);
         assert_true(sp_scan_run(scan, &error));
         assert_int_equal(sp_scan_get_n_pages(scan), n);
         sp_scan_get_stats(scan, &stats);
@@ -800,11 +781,8 @@ test_live_child_far(void **state)
         assert_int_equal(sp_estimate_get_counters(est)->pages_volatile, 0);
     }
 
-    assert_int_equal(write(go[1], "g", 1), 1);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int status = live_child_stop(&lc);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    munmap(mem, n * SP_PAGE_SIZE);
 }
 
 /*
