@@ -241,20 +241,25 @@ jq -e '.complete == false and .runs[0].complete == false and (.error | test("nev
 grep -q 'INCOMPLETE' "$OUT/report.md" || sp_fail "report.md is not marked incomplete"
 check_teardown "never-ready run" "$OUT" "$knobs_before"
 
+# Start an experiment in the background and wait until it samples.
+start_sampling() { # NAME
+    "$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/$1.ini" --output "$SP_TEST_TMP/out-$1" \
+        > "$SP_TEST_TMP/$1.stdout" 2> "$SP_TEST_TMP/$1.stderr" &
+    exp_pid=$!
+    sp_at_exit "_sp_stop_pid $exp_pid"
+    for _ in $(seq 600); do
+        grep -q 'sampling t=' "$SP_TEST_TMP/$1.stderr" && break
+        kill -0 $exp_pid 2>/dev/null || break
+        sleep 0.5
+    done
+    grep -q 'sampling t=' "$SP_TEST_TMP/$1.stderr" \
+        || sp_fail "$1: the experiment never got to sampling: $(tail -n 3 "$SP_TEST_TMP/$1.stderr")"
+}
+
 # ---------------------------------------------------------------- 3. SIGINT
 plan sigint 1 300 300
 OUT=$SP_TEST_TMP/out-sigint
-"$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/sigint.ini" --output "$OUT" \
-    > "$SP_TEST_TMP/sigint.stdout" 2> "$SP_TEST_TMP/sigint.stderr" &
-exp_pid=$!
-sp_at_exit "_sp_stop_pid $exp_pid"
-for _ in $(seq 600); do
-    grep -q 'sampling t=' "$SP_TEST_TMP/sigint.stderr" && break
-    kill -0 $exp_pid 2>/dev/null || break
-    sleep 0.5
-done
-grep -q 'sampling t=' "$SP_TEST_TMP/sigint.stderr" \
-    || sp_fail "the experiment never got to sampling: $(tail -n 3 "$SP_TEST_TMP/sigint.stderr")"
+start_sampling sigint
 kill -INT $exp_pid
 wait $exp_pid
 rc=$?
@@ -275,21 +280,6 @@ running() {
         sleep 0.1
     done
     return 0
-}
-
-# Start an experiment in the background and wait until it samples.
-start_sampling() { # NAME
-    "$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/$1.ini" --output "$SP_TEST_TMP/out-$1" \
-        > "$SP_TEST_TMP/$1.stdout" 2> "$SP_TEST_TMP/$1.stderr" &
-    exp_pid=$!
-    sp_at_exit "_sp_stop_pid $exp_pid"
-    for _ in $(seq 600); do
-        grep -q 'sampling t=' "$SP_TEST_TMP/$1.stderr" && break
-        kill -0 $exp_pid 2>/dev/null || break
-        sleep 0.5
-    done
-    grep -q 'sampling t=' "$SP_TEST_TMP/$1.stderr" \
-        || sp_fail "$1: the experiment never got to sampling: $(tail -n 3 "$SP_TEST_TMP/$1.stderr")"
 }
 
 # ---------------------------------------------------------------- 4. SIGKILL

@@ -434,6 +434,18 @@ test_derive_and_steady(void **state)
     assert_false(r3->steady.valid);
 }
 
+/* The conclusions, one per line. */
+static char *
+conclusions_text(const SpPlan *plan, GPtrArray *runs)
+{
+    g_autoptr(GPtrArray) conc = sp_report_conclusions(plan, runs);
+    GString *all = g_string_new(NULL);
+
+    for (guint i = 0; i < conc->len; i++)
+        g_string_append_printf(all, "%s\n", (char *)g_ptr_array_index(conc, i));
+    return g_string_free(all, FALSE);
+}
+
 static void
 test_outputs(void **state)
 {
@@ -472,31 +484,25 @@ test_outputs(void **state)
     assert_true(g_str_has_prefix(sl[2], "3,1,"));
 
     /* Conclusions name the numbers. */
-    g_autoptr(GPtrArray) conc = sp_report_conclusions(plan, runs);
-    g_autoptr(GString) all = g_string_new(NULL);
-    for (guint i = 0; i < conc->len; i++)
-        g_string_append_printf(all, "%s\n", (char *)g_ptr_array_index(conc, i));
-    assert_non_null(strstr(all->str, "With 3 guests, KSM reclaimed"));
-    assert_non_null(strstr(all->str, "grows with the number of guests"));
-    assert_non_null(strstr(all->str, "Zero-filled pages are"));
-    assert_non_null(strstr(all->str, "(agreement)"));
-    assert_non_null(strstr(all->str, "Every run settled"));
-    assert_non_null(strstr(all->str, "ksmd used 30.0% of one CPU"));
-    assert_non_null(strstr(all->str, "KSM merged nothing outside"));
-    assert_non_null(strstr(all->str, "up to 5.0% of the guests' scanned pages changed"));
-    assert_non_null(strstr(all->str, "(at t=100 s;"));
-    assert_null(strstr(all->str, "settled below the model"));
+    g_autofree char *all = conclusions_text(plan, runs);
+    assert_non_null(strstr(all, "With 3 guests, KSM reclaimed"));
+    assert_non_null(strstr(all, "grows with the number of guests"));
+    assert_non_null(strstr(all, "Zero-filled pages are"));
+    assert_non_null(strstr(all, "(agreement)"));
+    assert_non_null(strstr(all, "Every run settled"));
+    assert_non_null(strstr(all, "ksmd used 30.0% of one CPU"));
+    assert_non_null(strstr(all, "KSM merged nothing outside"));
+    assert_non_null(strstr(all, "up to 5.0% of the guests' scanned pages changed"));
+    assert_non_null(strstr(all, "(at t=100 s;"));
+    assert_null(strstr(all, "settled below the model"));
 
     /* A run that settled well below the model is named, with the reason. */
     SpExpRun *one = g_ptr_array_index(runs, 1);
     one->steady.pred_error_pct = -20;
-    g_autoptr(GPtrArray) conc_below = sp_report_conclusions(plan, runs);
-    g_autoptr(GString) all_below = g_string_new(NULL);
-    for (guint i = 0; i < conc_below->len; i++)
-        g_string_append_printf(all_below, "%s\n", (char *)g_ptr_array_index(conc_below, i));
-    assert_non_null(strstr(all_below->str, "settled below the model's last prediction (its "
+    g_autofree char *all_below = conclusions_text(plan, runs);
+    assert_non_null(strstr(all_below, "settled below the model's last prediction (its "
                                       "pages_sharing: 1 VM -20.0%)"));
-    assert_non_null(strstr(all_below->str, "smart_scan=0"));
+    assert_non_null(strstr(all_below, "smart_scan=0"));
     one->steady.pred_error_pct = -1;
 
     /* An incomplete run is said so. */
@@ -509,13 +515,10 @@ test_outputs(void **state)
     /* A disturbed run is said so, and left out of the conclusions. */
     SpExpRun *three = g_ptr_array_index(runs, 0);
     three->disturbed = g_strdup("at t=10 s KSM was changed by someone else: run=0");
-    g_autoptr(GPtrArray) conc3 = sp_report_conclusions(plan, runs);
-    g_autoptr(GString) all3 = g_string_new(NULL);
-    for (guint i = 0; i < conc3->len; i++)
-        g_string_append_printf(all3, "%s\n", (char *)g_ptr_array_index(conc3, i));
-    assert_non_null(strstr(all3->str, "Run 1 (3 VMs) was DISTURBED: at t=10 s"));
-    assert_non_null(strstr(all3->str, "leave out the 1 disturbed run."));
-    assert_non_null(strstr(all3->str, "With 1 guest, KSM reclaimed"));
+    g_autofree char *all3 = conclusions_text(plan, runs);
+    assert_non_null(strstr(all3, "Run 1 (3 VMs) was DISTURBED: at t=10 s"));
+    assert_non_null(strstr(all3, "leave out the 1 disturbed run."));
+    assert_non_null(strstr(all3, "With 1 guest, KSM reclaimed"));
     g_clear_pointer(&three->disturbed, g_free);
 
     /* gnuplot: a plot per metric, each run's samples by column name. */
