@@ -40,6 +40,10 @@ typedef struct {
     guint64 scanned_pages;         /* of those, pages the model scanned (not gone) */
     guint64 volatile_pages;
     guint64 thp_zero_remapped;     /* zero-filled THP subpages the split frees */
+    guint64 zero_mapped_pages;     /* present, mapping the shared zero page (not scanned) */
+    guint64 unmerged_pages;        /* pages the model merges (or frees) that were not KSM
+                                    * pages when read: equal contents the kernel holds
+                                    * apart now */
     SpModelMmCounters ksm;         /* as /proc/PID/ksm_stat will show */
     guint64 saved_pages;           /* stable pages beyond the first copy of each content */
     gboolean partial;
@@ -70,6 +74,9 @@ const SpEstimateNode *sp_estimate_get_node(const SpEstimate *est, guint i);
 guint64 sp_estimate_get_saved_zero(const SpEstimate *est);
 guint64 sp_estimate_get_saved_nonzero(const SpEstimate *est);
 guint64 sp_estimate_get_thp_zero_remapped(const SpEstimate *est);
+guint64 sp_estimate_get_present_pages(const SpEstimate *est);
+guint64 sp_estimate_get_unmerged_pages(const SpEstimate *est);
+SpScanZeroMethod sp_estimate_get_zero_method(const SpEstimate *est, const char **reason);
 guint sp_estimate_get_passes(const SpEstimate *est, gboolean *converged);
 gboolean sp_estimate_is_partial(const SpEstimate *est);
 guint64 sp_estimate_get_state_bytes(const SpEstimate *est);

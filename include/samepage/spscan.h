@@ -47,7 +47,14 @@ enum {
     SP_SCAN_PAGE_SHARED = 1 << 4,    /* mapped more than once when first read (pagemap):
                                       * a KSM page, or shared since fork; read without
                                       * pinning */
+    SP_SCAN_PAGE_KSM = 1 << 5,       /* a KSM page when last read (kpageflags) */
 };
+
+/* How pages mapping the shared zero page were told apart (see spscan.c). */
+typedef enum {
+    SP_SCAN_ZERO_KPAGEFLAGS,    /* /proc/kpageflags: KPF_ZERO_PAGE, as the kernel states */
+    SP_SCAN_ZERO_GUESSED,       /* kpageflags unreadable: a shared page reading as zeros */
+} SpScanZeroMethod;
 
 typedef struct {
     SpScanMode mode;
@@ -129,6 +136,7 @@ const SpScanRun *sp_scan_get_runs(const SpScan *scan, gsize *n_runs);
 guint32 sp_scan_page_source(const SpScan *scan, gsize page);
 guint64 sp_scan_page_addr(const SpScan *scan, gsize page);
 gboolean sp_scan_is_partial(const SpScan *scan);
+SpScanZeroMethod sp_scan_get_zero_method(const SpScan *scan, const char **reason);
 void sp_scan_get_stats(const SpScan *scan, SpScanStats *out);
 gsize sp_scan_get_state_bytes(const SpScan *scan);
 

@@ -33,19 +33,32 @@ sp_cli_estimate_print(const SpEstimate *est, const SpScanOptions *sopt)
     gboolean converged;
     guint passes = sp_estimate_get_passes(est, &converged);
     guint64 saved = sp_estimate_get_saved_zero(est) + sp_estimate_get_saved_nonzero(est);
+    guint64 present = sp_estimate_get_present_pages(est), zero_mapped = 0;
+    const char *guess_reason = NULL;
 
-    for (guint i = 0; i < np; i++)
+    for (guint i = 0; i < np; i++) {
         scanned += sp_estimate_get_process(est, i)->scanned_pages;
+        zero_mapped += sp_estimate_get_process(est, i)->zero_mapped_pages;
+    }
 
     printf("Scanned %.1f MiB (%" G_GUINT64_FORMAT " pages) in %u process%s, %u pass%s%s\n",
            MIB(scanned), scanned, np, np == 1 ? "" : "es", sopt->passes,
            sopt->passes == 1 ? "" : "es", sopt->mode == SP_SCAN_WHAT_IF ?
            " (what-if: every private anonymous mapping)" : "");
-    printf("KSM would save %.1f MiB = %.1f%% of scanned memory; %.1f MiB after its metadata\n",
-           MIB(saved), scanned ? 100.0 * saved / scanned : 0.0,
+    printf("Present %.1f MiB (%" G_GUINT64_FORMAT " anonymous pages), and %.1f MiB mapping "
+           "the shared zero page%s\n", MIB(present), present, MIB(zero_mapped),
+           sp_estimate_get_zero_method(est, &guess_reason) == SP_SCAN_ZERO_KPAGEFLAGS
+               ? " (kpageflags)" : " (guessed: a shared page reading as zeros)");
+    if (guess_reason)
+        printf("  zero page guessed because %s\n", guess_reason);
+    printf("KSM would save %.1f MiB = %.1f%% of present memory; %.1f MiB after its metadata\n",
+           MIB(saved), present ? 100.0 * saved / present : 0.0,
            (double)c->general_profit / (1024.0 * 1024.0));
     printf("  zero-filled pages %.1f MiB, other contents %.1f MiB\n",
            MIB(sp_estimate_get_saved_zero(est)), MIB(sp_estimate_get_saved_nonzero(est)));
+    if (sp_estimate_get_unmerged_pages(est) && c->pages_sharing + c->ksm_zero_pages > 0)
+        printf("  of the pages it merges, %.1f MiB were not KSM pages when read (not merged yet)\n",
+               MIB(sp_estimate_get_unmerged_pages(est)));
     if (sp_estimate_get_thp_zero_remapped(est))
         printf("  (of the zero-filled, %.1f MiB are THP subpages the split maps to the zero page:\n"
                "   freed, but counted in no KSM figure)\n", MIB(sp_estimate_get_thp_zero_remapped(est)));

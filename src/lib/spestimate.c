@@ -70,6 +70,10 @@ struct _SpEstimate {
     guint64 classes;
     guint64 dup_classes;           /* contents held by >= 2 pages */
     guint64 thp_zero_remapped;
+    guint64 present_pages;
+    guint64 unmerged_pages;
+    SpScanZeroMethod zero_method;
+    char *zero_reason;
 };
 
 
@@ -140,6 +144,7 @@ sp_estimate_free(SpEstimate *est)
     g_free(est->proc);
     g_free(est->matrix);
     g_free(est->nodes);
+    g_free(est->zero_reason);
     g_free(est);
 }
 
@@ -376,6 +381,8 @@ sp_estimate_thp_zero_remap(SpEstimate *est, SpScan *scan, const SpModelPage *mp,
                     removed[q / 8] |= 1u << (q % 8);
                     est->proc[runs[r].source].thp_zero_remapped++;
                     est->thp_zero_remapped++;
+                    /* still an anonymous page: the split has not happened */
+                    est->proc[runs[r].source].unmerged_pages++;
                 }
             }
             k = e;
@@ -460,6 +467,8 @@ sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error)
     guint32 n_classes = 0;
     gsize m = 0, mi, fixed_bytes;
     SpScanStats scan_stats;
+    SpScanZeroMethod zero_method;
+    const char *zero_reason = NULL;
 
     est->opt = *opt;
     if (!sp_scan_get_reps(scan)) {
@@ -474,6 +483,9 @@ sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error)
     }
     sp_scan_get_stats(scan, &scan_stats);
     est->state_bytes = scan_stats.state_bytes;
+    zero_method = sp_scan_get_zero_method(scan, &zero_reason);
+    est->zero_method = zero_method;
+    est->zero_reason = g_strdup(zero_reason);
     est->collisions = scan_stats.collisions;
     est->changed = scan_stats.changed;
     est->confirm_reads = scan_stats.confirm_reads;
@@ -538,12 +550,16 @@ sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error)
     est->passes = sp_model_run_until_converged(model, opt->max_passes, &est->converged);
     sp_model_get_counters(model, &est->counters);
 
-    /* Per node: walk the scan order again, counting model indices. */
+    /* Per node: walk the scan order again, counting model indices.  A page
+     * the model merges that was not a KSM page when read is one the kernel
+     * holds apart now (kpageflags; without it, a page mapped once). */
     mi = 0;
     for (gsize r = 0; r < n_runs; r++) {
         for (gsize k = 0; k < runs[r].n; k++) {
             gsize p = runs[r].first + k;
             guint node = nodes ? nodes[p] : 0;
+            guint8 merged_now = zero_method == SP_SCAN_ZERO_KPAGEFLAGS ? SP_SCAN_PAGE_KSM
+                                                                      : SP_SCAN_PAGE_SHARED;
             SpModelState st;
 
             if (SP_REMOVED(p))
@@ -553,6 +569,9 @@ sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error)
                 est->nodes[node].stable_pages++;
             else if (st == SP_MODEL_STATE_ZERO_MERGED || st == SP_MODEL_STATE_GONE)
                 est->nodes[node].zero_merged_pages++;
+            if ((st == SP_MODEL_STATE_STABLE || st == SP_MODEL_STATE_ZERO_MERGED) &&
+                !(sflags[p] & merged_now))
+                est->proc[runs[r].source].unmerged_pages++;
         }
     }
 #undef SP_REMOVED
@@ -567,6 +586,9 @@ sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error)
         pr->pid = src->pid;
         pr->label = g_strdup(src->label);
         pr->present_pages = src->present_pages;
+        pr->zero_mapped_pages = src->zero_mapped_pages;
+        est->present_pages += src->present_pages;
+        est->unmerged_pages += pr->unmerged_pages;
         pr->partial = src->partial;
         pr->partial_reason = g_strdup(src->partial_reason);
         sp_model_get_mm_counters(model, i, &pr->ksm);
@@ -625,6 +647,48 @@ guint64
 sp_estimate_get_thp_zero_remapped(const SpEstimate *est)
 {
     return est->thp_zero_remapped;
+}
+
+/**
+ * sp_estimate_get_present_pages:
+ *
+ * Present anonymous pages found in the scanned memory (zero-page mappings
+ * not included): the denominator of every share of the saving, which
+ * never exceeds it.
+ */
+guint64
+sp_estimate_get_present_pages(const SpEstimate *est)
+{
+    return est->present_pages;
+}
+
+/**
+ * sp_estimate_get_unmerged_pages:
+ *
+ * Pages the model merges (or a THP split frees) that were not KSM pages
+ * when they were read: equal contents the kernel holds apart at the time
+ * of the scan.  Before ksmd runs, every page the model merges; once the
+ * kernel has merged what the model does, about 0.  When the kernel settles
+ * below the model, these are the pages that make the difference.
+ */
+guint64
+sp_estimate_get_unmerged_pages(const SpEstimate *est)
+{
+    return est->unmerged_pages;
+}
+
+/**
+ * sp_estimate_get_zero_method:
+ * @reason: (out) (optional): why the zero page was guessed, or NULL
+ *
+ * How the scan told zero-page mappings apart (sp_scan_get_zero_method()).
+ */
+SpScanZeroMethod
+sp_estimate_get_zero_method(const SpEstimate *est, const char **reason)
+{
+    if (reason)
+        *reason = est->zero_reason;
+    return est->zero_method;
 }
 
 guint64
@@ -715,6 +779,8 @@ sp_estimate_to_json(const SpEstimate *est)
         sp_json_u64(po, "scanned_pages", p->scanned_pages);
         sp_json_u64(po, "volatile_pages", p->volatile_pages);
         sp_json_u64(po, "thp_zero_remapped", p->thp_zero_remapped);
+        sp_json_u64(po, "zero_mapped_pages", p->zero_mapped_pages);
+        sp_json_u64(po, "unmerged_pages", p->unmerged_pages);
         json_object_object_add(po, "partial", json_object_new_boolean(p->partial));
         if (p->partial_reason)
             json_object_object_add(po, "partial_reason", json_object_new_string(p->partial_reason));
@@ -732,7 +798,13 @@ sp_estimate_to_json(const SpEstimate *est)
     sp_json_u64(saved, "other", est->saved_nonzero);
     sp_json_u64(saved, "total", est->saved_zero + est->saved_nonzero);
     sp_json_u64(saved, "bytes", (est->saved_zero + est->saved_nonzero) * SP_PAGE_SIZE);
+    sp_json_u64(saved, "present_pages", est->present_pages);
+    json_object_object_add(saved, "percent_of_present",
+                           json_object_new_double(est->present_pages
+                               ? 100.0 * (est->saved_zero + est->saved_nonzero) / est->present_pages
+                               : 0.0));
     json_object_object_add(o, "saved_pages", saved);
+    sp_json_u64(o, "unmerged_pages", est->unmerged_pages);
 
     json_object_object_add(matrix, "pids", mpids);
     json_object_object_add(matrix, "pages", mrows);
@@ -765,6 +837,12 @@ sp_estimate_to_json(const SpEstimate *est)
     sp_json_u64(stats, "hash_collisions", est->collisions);
     sp_json_u64(stats, "confirm_reads", est->confirm_reads);
     sp_json_u64(stats, "state_bytes", est->state_bytes);
+    json_object_object_add(stats, "zero_page_from",
+                           json_object_new_string(est->zero_method == SP_SCAN_ZERO_KPAGEFLAGS
+                                                  ? "kpageflags" : "guessed"));
+    if (est->zero_reason)
+        json_object_object_add(stats, "zero_page_guess_reason",
+                               json_object_new_string(est->zero_reason));
     json_object_object_add(o, "scan", stats);
     return o;
 }

@@ -13,9 +13,19 @@
  * We do the same from outside: smaps names the VMAs (sp_vma_is_mergeable()
  * and sp_vma_ksm_compatible()), /proc/PID/pagemap says which pages are
  * present (bit 63), swapped (62) or file/shared (61), and gives the page
- * frame (bits 0-54, root only).  The frame of the shared zero page is
- * learnt once by read-faulting a page of our own.  Only present anonymous
- * pages are then read, one call per run of adjacent pages: reading a page
+ * frame (bits 0-54, root only).  Whether a frame is the shared zero page
+ * (or part of the huge zero folio) is what /proc/kpageflags says (bit 24,
+ * KPF_ZERO_PAGE), never what a probe of our own finds: a read fault does
+ * not map the zero page everywhere (mm_forbids_zeropage(), userfaultfd
+ * ranges, kernels built not to; docs/kernel-facts.md), while a THP split
+ * maps zero-filled subpages to it even there.  A frame mapped once (pagemap
+ * bit 56) is an anonymous page of its own and never the zero page, so
+ * kpageflags is asked only about frames mapped more than once, through a
+ * small cache (KSM pages are mapped many times).  The same word says
+ * whether the frame is a KSM page (bit 21).  Without kpageflags (not root,
+ * or no such file) a page mapped more than once that reads as zeros is
+ * taken for the zero page, and the scan says it guessed
+ * (sp_scan_get_zero_method()).  Only present anonymous pages are then read, one call per run of adjacent pages: reading a page
  * that is not present would fault it in, which is exactly what must not
  * happen.  (A page can still be reclaimed
  * between the pagemap read and the memory read; the window is a few
@@ -109,7 +119,11 @@ G_DEFINE_QUARK(sp-scan-error-quark, sp_scan_error)
 #define PM_PFN_MASK ((1ULL << 55) - 1)
 #define KPF_COMPOUND_HEAD (1ULL << 15)
 #define KPF_COMPOUND_TAIL (1ULL << 16)
+#define KPF_KSM (1ULL << 21)
 #define KPF_THP (1ULL << 22)
+#define KPF_ZERO_PAGE (1ULL << 24)
+#define SP_KPF_CACHE 4096u             /* frames whose kpageflags are remembered */
+#define SP_SCAN_PAGE_ZERO_UNKNOWN (1u << 7) /* first pass only: kpageflags could not say */
 #define SP_HUGE_FRAMES 512u            /* frames in a 2 MiB THP */
 
 typedef struct {
@@ -171,8 +185,10 @@ struct _SpScan {
     guint8 *rbuf;               /* SP_REREAD_PAGES pages: representatives read again */
     guint8 *one;                /* one page */
     gsize run_hint;
-    guint64 zero_pfn;
-    gboolean have_pfns;
+    /* kpageflags of frames mapped more than once: direct-mapped by frame. */
+    guint64 *kpf_cache_pfn;     /* frame + 1; 0: empty */
+    guint8 *kpf_cache_bits;     /* SP_FRAME_ZERO, SP_FRAME_KSM */
+    char *zero_guess_reason;    /* why kpageflags cannot say, or NULL */
     SpScanNodeFunc node_func;
     gpointer node_data;
     SpScanThpFunc thp_func;
@@ -223,37 +239,10 @@ sp_scan_options_init(SpScanOptions *opt)
     opt->hash_bits = 0;
 }
 
-/*
- * The shared zero page's frame: map a page of our own, read it (a read fault
- * on untouched anonymous memory maps the zero page), look it up in our own
- * pagemap.  Frames read as 0 without CAP_SYS_ADMIN; then we cannot tell a
- * zero-page mapping by its frame and fall back on the exclusive bit.
- */
-static void
-sp_scan_probe_zero_pfn(SpScan *scan)
-{
-    g_autofree char *path = sp_host_procfs_path(scan->host, "self/pagemap");
-    volatile guint8 *p;
-    guint64 entry = 0;
-    int fd;
-
-    p = mmap(NULL, SP_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return;
-    (void)p[0];
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (pread(fd, &entry, sizeof(entry), ((guintptr)p / SP_PAGE_SIZE) * 8) == sizeof(entry) &&
-            (entry & PM_PRESENT) && (entry & PM_PFN_MASK)) {
-            scan->zero_pfn = entry & PM_PFN_MASK;
-            scan->have_pfns = TRUE;
-        }
-        close(fd);
-    }
-    munmap((void *)p, SP_PAGE_SIZE);
-    g_debug("zero page frame %s: 0x%" PRIx64, scan->have_pfns ? "known" : "unknown",
-            scan->zero_pfn);
-}
+enum {
+    SP_FRAME_ZERO = 1 << 0,     /* the shared zero page or the huge zero folio */
+    SP_FRAME_KSM = 1 << 1,      /* a KSM page */
+};
 
 SpScan *
 sp_scan_new(const SpHost *host, const SpScanOptions *opt)
@@ -271,12 +260,15 @@ sp_scan_new(const SpHost *host, const SpScanOptions *opt)
     scan->zero_hash = XXH3_64bits_dispatch(zero, SP_PAGE_SIZE) & scan->hash_mask;
     scan->zero_rep = SP_NONE;
     scan->buf = sp_pages_alloc(SP_CHUNK_PAGES);
-    scan->kpageflags_fd = -1;
-    sp_scan_probe_zero_pfn(scan);
-    if (scan->have_pfns) {
+    {
         g_autofree char *kpf = sp_host_procfs_path(host, "kpageflags");
         scan->kpageflags_fd = open(kpf, O_RDONLY | O_CLOEXEC);
+        if (scan->kpageflags_fd < 0)
+            scan->zero_guess_reason = g_strdup_printf("cannot open %s: %s", kpf,
+                                                      g_strerror(errno));
     }
+    scan->kpf_cache_pfn = g_new0(guint64, SP_KPF_CACHE);
+    scan->kpf_cache_bits = g_new0(guint8, SP_KPF_CACHE);
     return scan;
 }
 
@@ -298,6 +290,9 @@ sp_scan_free(SpScan *scan)
     g_aligned_free(scan->buf);
     if (scan->kpageflags_fd >= 0)
         close(scan->kpageflags_fd);
+    g_free(scan->kpf_cache_pfn);
+    g_free(scan->kpf_cache_bits);
+    g_free(scan->zero_guess_reason);
     g_free(scan);
 }
 
@@ -925,17 +920,88 @@ sp_scan_pagemap(SpSource *src, guint64 addr, gsize n, guint64 *entries)
     return r == want;
 }
 
+/*
+ * What kpageflags says of a frame mapped more than once: SP_FRAME_ZERO,
+ * SP_FRAME_KSM.  A frame that cannot be looked up (frames hidden, no
+ * kpageflags, a failed read) is neither: the caller falls back on guessing
+ * from the contents (see the top of this file).  *known says whether
+ * kpageflags answered.
+ */
+static guint8
+sp_scan_frame_bits(SpScan *scan, guint64 pfn, gboolean *known)
+{
+    gsize slot = pfn % SP_KPF_CACHE;
+    guint64 f;
+
+    *known = FALSE;
+    if (scan->kpageflags_fd < 0)
+        return 0;
+    if (pfn == 0) {
+        if (!scan->zero_guess_reason)
+            scan->zero_guess_reason = g_strdup("pagemap hides page frames (reading them "
+                                               "needs CAP_SYS_ADMIN)");
+        return 0;
+    }
+    if (scan->kpf_cache_pfn[slot] == pfn + 1) {
+        *known = TRUE;
+        return scan->kpf_cache_bits[slot];
+    }
+    if (pread(scan->kpageflags_fd, &f, sizeof(f), pfn * sizeof(guint64)) != sizeof(f)) {
+        if (!scan->zero_guess_reason)
+            scan->zero_guess_reason = g_strdup_printf("cannot read kpageflags of frame 0x%"
+                                                      PRIx64 ": %s", pfn, g_strerror(errno));
+        return 0;
+    }
+    *known = TRUE;
+    scan->kpf_cache_pfn[slot] = pfn + 1;
+    scan->kpf_cache_bits[slot] = ((f & KPF_ZERO_PAGE) ? SP_FRAME_ZERO : 0) |
+        ((f & KPF_KSM) ? SP_FRAME_KSM : 0);
+    return scan->kpf_cache_bits[slot];
+}
+
+/*
+ * Whether pagemap entry @e is a page ksmd would scan: present, not swapped,
+ * anonymous, not the zero page.  *zero_mapped: it maps the zero page (or the
+ * huge zero folio), as kpageflags says.  *bits: SP_SCAN_PAGE_SHARED (mapped
+ * more than once), SP_SCAN_PAGE_KSM (kpageflags says KSM) and
+ * SP_SCAN_PAGE_ZERO_UNKNOWN (mapped more than once and kpageflags could not
+ * say whether it is the zero page).
+ */
 static gboolean
-sp_entry_candidate(const SpScan *scan, guint64 e, gboolean *zero_mapped)
+sp_entry_candidate(SpScan *scan, guint64 e, gboolean *zero_mapped, guint8 *bits)
 {
     *zero_mapped = FALSE;
-    if (!(e & PM_PRESENT) || (e & PM_SWAPPED) || (e & PM_FILE))
+    *bits = 0;
+    if (!(e & PM_PRESENT) || (e & PM_SWAPPED))
         return FALSE;
-    if (scan->have_pfns && (e & PM_PFN_MASK) == scan->zero_pfn) {
-        *zero_mapped = TRUE;
-        return FALSE;
+    if (!(e & PM_EXCLUSIVE)) {
+        gboolean known;
+        guint8 fb = sp_scan_frame_bits(scan, e & PM_PFN_MASK, &known);
+        if (fb & SP_FRAME_ZERO) {
+            *zero_mapped = TRUE;
+            return FALSE;
+        }
+        *bits = SP_SCAN_PAGE_SHARED | ((fb & SP_FRAME_KSM) ? SP_SCAN_PAGE_KSM : 0) |
+            (known ? 0 : SP_SCAN_PAGE_ZERO_UNKNOWN);
     }
-    return TRUE;
+    return !(e & PM_FILE);
+}
+
+/**
+ * sp_scan_get_zero_method:
+ * @reason: (out) (optional): why the zero page was guessed, or NULL
+ *
+ * How the scan told pages mapping the shared zero page from others: from
+ * /proc/kpageflags (what the kernel states), or, where kpageflags could not
+ * be read, by taking a page mapped more than once that reads as zeros for
+ * the zero page (a KSM page holding zeros is then taken for it too).
+ */
+SpScanZeroMethod
+sp_scan_get_zero_method(const SpScan *scan, const char **reason)
+{
+    if (reason)
+        *reason = scan->zero_guess_reason;
+    return scan->zero_guess_reason ? SP_SCAN_ZERO_GUESSED : SP_SCAN_ZERO_KPAGEFLAGS;
 }
 
 /* ------------------------------------------------------------ grouping */
@@ -1204,6 +1270,7 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
     guint64 pfns[SP_CHUNK_PAGES];
     gboolean thp[SP_CHUNK_PAGES];
     gboolean excl[SP_CHUNK_PAGES];
+    guint8 ebits[SP_CHUNK_PAGES];
     gboolean ok[SP_CHUNK_PAGES];
     guint8 nodes[SP_CHUNK_PAGES];
 
@@ -1220,8 +1287,10 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
             }
             for (gsize i = 0; i < n; i++) {
                 gboolean zm;
-                if (sp_entry_candidate(scan, entries[i], &zm)) {
+                guint8 bits;
+                if (sp_entry_candidate(scan, entries[i], &zm, &bits)) {
                     excl[m] = (entries[i] & PM_EXCLUSIVE) != 0;
+                    ebits[m] = bits;
                     pfns[m] = entries[i] & PM_PFN_MASK;
                     addrs[m++] = a + i * SP_PAGE_SIZE;
                 } else if (zm) {
@@ -1259,17 +1328,16 @@ sp_scan_first_pass_pid(SpScan *scan, guint32 si, GError **error)
                         continue;
                     }
                     f = sp_scan_classify_buf(scan, scan->buf + k * SP_PAGE_SIZE, &h);
-                    /* Without page frames, a shared zero-filled page is taken
-                     * for the zero page (see sp_scan_probe_zero_pfn()). */
-                    if (!scan->have_pfns && (f & SP_SCAN_PAGE_ZERO) && !excl[k]) {
+                    /* kpageflags could not say: a page mapped more than
+                     * once that reads as zeros is taken for the zero page. */
+                    if ((ebits[k] & SP_SCAN_PAGE_ZERO_UNKNOWN) && (f & SP_SCAN_PAGE_ZERO)) {
                         src->pub.zero_mapped_pages++;
                         continue;
                     }
                     src->pub.present_pages++;
                     if (thp[k])
                         f |= SP_SCAN_PAGE_THP;
-                    if (!excl[k])
-                        f |= SP_SCAN_PAGE_SHARED;
+                    f |= ebits[k] & (SP_SCAN_PAGE_SHARED | SP_SCAN_PAGE_KSM);
                     if (!sp_scan_add_page(scan, si, addrs[k], h, f, scan->nodes ? nodes[k] : 0,
                                           (guint32)k)) {
                         sp_source_mark_partial(scan, src,
@@ -1359,6 +1427,7 @@ sp_scan_next_pass(SpScan *scan, GError **error)
     gsize idx[SP_CHUNK_PAGES];
     gboolean ok[SP_CHUNK_PAGES];
     gboolean excl[SP_CHUNK_PAGES];
+    guint8 ksm[SP_CHUNK_PAGES];
 
     for (guint r = 0; r < scan->runs->len; r++) {
         const SpScanRun *run = &g_array_index(scan->runs, SpScanRun, r);
@@ -1375,15 +1444,18 @@ sp_scan_next_pass(SpScan *scan, GError **error)
                 for (gsize k = 0; k < n; k++) {
                     idx[k] = run->first + off + k;
                     ok[k] = TRUE;
+                    ksm[k] = 0;
                 }
                 m = n;
             } else {
                 gboolean alive = !src->exited && sp_scan_pagemap(src, a, n, entries);
                 for (gsize k = 0; k < n; k++) {
                     gboolean zm;
+                    guint8 bits;
                     gsize p = run->first + off + k;
-                    if (alive && sp_entry_candidate(scan, entries[k], &zm)) {
+                    if (alive && sp_entry_candidate(scan, entries[k], &zm, &bits)) {
                         excl[m] = (entries[k] & PM_EXCLUSIVE) != 0;
+                        ksm[m] = bits & SP_SCAN_PAGE_KSM;
                         addrs[m] = a + k * SP_PAGE_SIZE;
                         idx[m++] = p;
                     } else if (!(flags[p] & SP_SCAN_PAGE_GONE)) {
@@ -1426,7 +1498,8 @@ sp_scan_next_pass(SpScan *scan, GError **error)
                 if (h != hash[p])
                     flags[p] |= SP_SCAN_PAGE_VOLATILE;
                 hash[p] = h;
-                flags[p] = (flags[p] & ~SP_SCAN_PAGE_ZERO) | f;
+                /* KSM: as the kernel has it now */
+                flags[p] = (flags[p] & ~(SP_SCAN_PAGE_ZERO | SP_SCAN_PAGE_KSM)) | f | ksm[k];
             }
             off += n;
         }

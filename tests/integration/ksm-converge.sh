@@ -176,6 +176,38 @@ compare_with_model() {
         sp_log "model: estimate stored ($(jq -c '{pages_shared, pages_sharing,
             stable_node_dups, ksm_zero_pages, general_profit}' "$json"))"
         ;;
+    recheck)
+        # After convergence: a fresh estimate of the merged memory must give
+        # the kernel's figures again (zero-page mappings told apart through
+        # kpageflags, whatever a read fault maps on this kernel).  Zero pages
+        # KSM mapped to the zero page (use_zero_pages=1) are zero-page
+        # mappings by then, so ksm_zero_pages is not compared.
+        for pid in "$@"; do args+=(--pid "$pid"); done
+        json=$SP_TEST_TMP/model-$case-after.json
+        "$SAMEPAGE" estimate "${args[@]}" --json --max-page-sharing "$MAX_PAGE_SHARING" \
+            --use-zero-pages "$uzp" >"$json" 2>"$SP_TEST_TMP/model-$case-after.err" ||
+            sp_fail "samepage estimate (after KSM) failed: $(cat "$SP_TEST_TMP/model-$case-after.err")"
+        sp_log "model after KSM: $(jq -c '{pages_shared, pages_sharing, stable_node_dups,
+            unmerged_pages, zero_page_from: .scan.zero_page_from,
+            percent_of_present: .saved_pages.percent_of_present}' "$json")"
+        [ "$(jq -r .scan.zero_page_from "$json")" = kpageflags ] ||
+            expect "zero page told by" "$(jq -r .scan.zero_page_from "$json")" kpageflags model
+        for k in pages_shared pages_sharing stable_node_chains stable_node_dups; do
+            want=$(jq -r --arg k "$k" '.[$k]' "$json")
+            expect "$k (estimate after KSM)" "${fig[$k]}" "$want" model
+        done
+        for pid in "$@"; do
+            want=$(jq -r --argjson p "$pid" \
+                '[.processes[] | select(.pid == $p)][0].ksm_merging_pages' "$json")
+            got=$(awk '$1 == "ksm_merging_pages" { print $2 }' "$SP_TEST_TMP/stat-$case-$pid")
+            expect "pid $pid ksm_merging_pages (estimate after KSM)" "$got" "$want" model
+        done
+        # Every share is of memory that contains it.
+        awk -v p="$(jq -r .saved_pages.percent_of_present "$json")" \
+            'BEGIN { exit !(p >= 0 && p <= 100) }' ||
+            expect "saved % of present memory (after KSM)" \
+                "$(jq -r .saved_pages.percent_of_present "$json")" "0..100" model
+        ;;
     check)
         [ -s "$json" ] || sp_fail "model: no estimate was stored for $case"
         for k in pages_shared pages_sharing stable_node_chains stable_node_dups \
@@ -395,6 +427,7 @@ run_case() {
         sp_log "case $case: figures reported only (kernel $(uname -r) is older than 6.12)"
     fi
     compare_with_model check "$case" "$uzp" "${pids[@]}"
+    compare_with_model recheck "$case" "$uzp" "${pids[@]}"
 
     for pid in "${pids[@]}"; do _sp_stop_pid "$pid"; done
 }
