@@ -50,6 +50,8 @@ typedef struct {
     guint64 saved_pages;
     guint64 model_merging_pages;   /* the model's ksm_merging_pages, this guest alone */
     gint64 kernel_merging_pages;   /* ksm_stat ksm_merging_pages now; -1 unknown */
+    guint64 model_unmerged_pages;  /* pages the model merges that the scan found were
+                                    * not KSM pages (sp_estimate_get_unmerged_pages()) */
     const SpKsmState *ksm;         /* the host's KSM state, or NULL */
 } SpDoctorGuest;
 

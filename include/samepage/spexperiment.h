@@ -76,6 +76,9 @@ typedef struct {
     gboolean partial;
     guint64 zero_freed_at;           /* the sample's zero_freed_pages when it was
                                       * made: already freed, so not in its scan */
+    guint64 unmerged_pages;          /* pages it merges that were not KSM pages when
+                                      * read (sp_estimate_get_unmerged_pages()) */
+    gboolean zero_guessed;           /* kpageflags unreadable: zero page guessed */
 } SpExpPrediction;
 
 typedef struct {
@@ -162,6 +165,10 @@ typedef struct {
     double pred_saved_mib;           /* the latest prediction */
     double pred_sharing;             /* its pages_sharing */
     double pred_error_pct;           /* kernel sharing vs predicted, % of predicted */
+    double pred_error_max_pct;       /* the largest such difference (signed) over the
+                                      * predictions made once the run had settled */
+    guint n_pred_checked;            /* how many predictions that was */
+    double pred_unmerged_pages;      /* the last prediction's unmerged_pages */
     double volatile_pct;             /* the model's volatile pages, % of scanned */
     double volatile_peak_pct;        /* the highest of that over the run's predictions */
     double volatile_peak_t;          /* when */

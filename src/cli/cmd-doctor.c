@@ -57,6 +57,7 @@ sp_cli_doctor_estimate(const SpHost *host, SpGuest *g, SpDoctorGuest *dg, GError
     dg->volatile_pages = p->volatile_pages;
     dg->saved_pages = sp_estimate_get_saved_zero(est) + sp_estimate_get_saved_nonzero(est);
     dg->model_merging_pages = p->ksm.ksm_merging_pages;
+    dg->model_unmerged_pages = p->unmerged_pages;
     return TRUE;
 }
 

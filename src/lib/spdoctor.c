@@ -210,18 +210,36 @@ sp_doctor_guest(const SpDoctorGuest *g)
             MAX(256, g->model_merging_pages / 20)) {
         gboolean smart = g->ksm->entry[SP_KSM_SMART_SCAN].supported &&
             g->ksm->entry[SP_KSM_SMART_SCAN].value;
-        sp_add(out, SP_FINDING_WARNING, g->name, "merged-below-model",
-               smart ? "if it stays so for a few minutes: samepage ksm set smart_scan=0, wait "
-                       "a few full scans, then samepage ksm set smart_scan=1"
-                     : "give ksmd a few more full scans; see samepage estimate for the details",
-               "KSM merges %" G_GINT64_FORMAT " of the guest's pages, but its memory alone has "
-               "%" G_GUINT64_FORMAT " that can merge%s | ksm_stat ksm_merging_pages %"
-               G_GINT64_FORMAT ", model %" G_GUINT64_FORMAT "%s",
-               g->kernel_merging_pages, g->model_merging_pages,
-               smart ? ": with smart_scan=1 a page left unmerged for long is looked at once "
-                       "in 9 passes, each on its own schedule, so two such equal pages may "
-                       "never meet (docs/kernel-facts.md)" : "",
-               g->kernel_merging_pages, g->model_merging_pages, smart ? ", smart_scan=1" : "");
+        guint64 gap = g->model_merging_pages - (guint64)g->kernel_merging_pages;
+        /* A cause only when the scan shows it: equal pages held apart. */
+        gboolean held = g->model_unmerged_pages >= gap / 2;
+
+        if (held)
+            sp_add(out, SP_FINDING_WARNING, g->name, "merged-below-model",
+                   smart ? "if it stays so for a few minutes: samepage ksm set smart_scan=0, wait "
+                           "a few full scans, then samepage ksm set smart_scan=1"
+                         : "give ksmd a few more full scans; see samepage estimate for the details",
+                   "KSM merges %" G_GINT64_FORMAT " of the guest's pages, but its memory alone has "
+                   "%" G_GUINT64_FORMAT " that can merge: %" G_GUINT64_FORMAT " pages of "
+                   "duplicated contents are not KSM pages%s | ksm_stat ksm_merging_pages %"
+                   G_GINT64_FORMAT ", model %" G_GUINT64_FORMAT ", unmerged %" G_GUINT64_FORMAT
+                   "%s", g->kernel_merging_pages, g->model_merging_pages, g->model_unmerged_pages,
+                   smart ? "; with smart_scan=1 a page left unmerged for long is looked at once "
+                           "in 9 passes, each on its own schedule, so two such equal pages may "
+                           "never meet (docs/kernel-facts.md)" : "",
+                   g->kernel_merging_pages, g->model_merging_pages, g->model_unmerged_pages,
+                   smart ? ", smart_scan=1" : "");
+        else
+            sp_add(out, SP_FINDING_WARNING, g->name, "merged-below-model",
+                   "unexplained: compare samepage estimate --json with /proc/PID/ksm_stat over a "
+                   "few full scans, and report the numbers",
+                   "KSM merges %" G_GINT64_FORMAT " of the guest's pages, the model %"
+                   G_GUINT64_FORMAT "; the scan found only %" G_GUINT64_FORMAT " of the pages "
+                   "the model merges unmerged, so the difference is unexplained | ksm_stat "
+                   "ksm_merging_pages %" G_GINT64_FORMAT ", model %" G_GUINT64_FORMAT
+                   ", unmerged %" G_GUINT64_FORMAT, g->kernel_merging_pages,
+                   g->model_merging_pages, g->model_unmerged_pages, g->kernel_merging_pages,
+                   g->model_merging_pages, g->model_unmerged_pages);
     }
     if (out->len == 0 && n_ok > 0) {
         sp_add(out, SP_FINDING_INFO, g->name, "ok", "",

@@ -609,6 +609,22 @@ sp_exp_run_compute_steady(SpExpRun *run)
         if (last->prediction.scanned_pages)
             st->volatile_pct = 100.0 * (double)last->prediction.volatile_pages /
                 (double)last->prediction.scanned_pages;
+        st->pred_unmerged_pages = last->prediction.unmerged_pages;
+    }
+    /* Every prediction made once the run had settled, against the kernel at
+     * the same sample: the model must agree all along, not only at the end. */
+    for (guint i = 1; st->converged && i < n; i++) {
+        const SpExpSample *s = &g_array_index(run->samples, SpExpSample, i);
+        SpExpDerived d;
+        double e;
+        if (!s->fresh_prediction || !s->prediction.valid || !s->prediction.pages_sharing ||
+            s->t < st->converged_at)
+            continue;
+        sp_exp_sample_derive(s, &d);
+        e = 100.0 * ((double)d.sharing - (double)s->prediction.pages_sharing) /
+            (double)s->prediction.pages_sharing;
+        if (st->n_pred_checked++ == 0 || ABS(e) > ABS(st->pred_error_max_pct))
+            st->pred_error_max_pct = e;
     }
     /* While a workload runs, pages change: the most the model saw. */
     for (guint i = 0; i < n; i++) {
@@ -1441,6 +1457,8 @@ sp_exp_predict(SpExperiment *exp, SpExpRun *run, double t, SpExpPrediction *p, G
     p->saved_nonzero = sp_estimate_get_saved_nonzero(est);
     sp_estimate_get_passes(est, &p->converged);
     p->partial = sp_estimate_is_partial(est);
+    p->unmerged_pages = sp_estimate_get_unmerged_pages(est);
+    p->zero_guessed = sp_estimate_get_zero_method(est, NULL) == SP_SCAN_ZERO_GUESSED;
     p->seconds = (g_get_monotonic_time() - t0) / 1e6;
     return TRUE;
 }

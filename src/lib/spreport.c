@@ -271,6 +271,9 @@ sp_report_prediction_json(const SpExpPrediction *p)
     sp_json_set(o, "converged", json_object_new_boolean(p->converged));
     sp_json_set(o, "partial", json_object_new_boolean(p->partial));
     sp_json_set(o, "zero_freed_at", json_object_new_int64(p->zero_freed_at));
+    sp_json_set(o, "unmerged_pages", json_object_new_int64(p->unmerged_pages));
+    sp_json_set(o, "zero_page_from", json_object_new_string(p->zero_guessed ? "guessed"
+                                                                            : "kpageflags"));
     return o;
 }
 
@@ -385,6 +388,10 @@ sp_report_steady_json(const SpExpSteady *st)
     sp_json_set(o, "pred_saved_mib", sp_json_num(st->pred_saved_mib));
     sp_json_set(o, "pred_pages_sharing", sp_json_num(st->pred_sharing));
     sp_json_set(o, "pred_error_pct", sp_json_num(st->pred_error_pct));
+    sp_json_set(o, "pred_error_max_pct", st->n_pred_checked ? sp_json_num(st->pred_error_max_pct)
+                                                            : NULL);
+    sp_json_set(o, "pred_checked", json_object_new_int(st->n_pred_checked));
+    sp_json_set(o, "pred_unmerged_pages", sp_json_num(st->pred_unmerged_pages));
     sp_json_set(o, "volatile_pct", sp_json_num(st->volatile_pct));
     sp_json_set(o, "volatile_peak_pct", sp_json_num(st->volatile_peak_pct));
     sp_json_set(o, "volatile_peak_t", sp_json_num(st->volatile_peak_t));
@@ -620,26 +627,47 @@ sp_report_conclusions(const SpPlan *plan, GPtrArray *runs)
             hi->steady.converged ? " (a difference: see the run's samples.csv)"
                                  : " (the kernel had not converged)"));
     }
-    /* Runs that settled below the model: equal pages the kernel left apart. */
+    /* Runs that settled below the model.  A cause is named only when the
+     * run's data show it: the last prediction's scan found that many of the
+     * pages the model merges were not KSM pages (equal contents the kernel
+     * holds apart); otherwise the difference is unexplained, with numbers. */
     {
         const SpKsmSetting *smart = sp_plan_find_ksm(plan, SP_KSM_SMART_SCAN);
-        g_autoptr(GString) below = g_string_new(NULL);
+        g_autoptr(GString) held = g_string_new(NULL);
+        g_autoptr(GString) unexplained = g_string_new(NULL);
         for (guint i = 0; i < v->len; i++) {
             const SpExpRun *r = g_ptr_array_index(v, i);
+            double gap = r->steady.pred_sharing - r->steady.sharing_pages;
             if (!r->steady.converged || r->steady.pred_error_pct > -5 || !r->steady.pred_sharing)
                 continue;
-            g_string_append_printf(below, "%s%u VM%s %.1f%%", below->len ? ", " : "", r->n_vms,
-                                   r->n_vms == 1 ? "" : "s", r->steady.pred_error_pct);
+            if (r->steady.pred_unmerged_pages >= 0.5 * gap)
+                g_string_append_printf(held, "%s%u VM%s %.1f%% (%.0f pages short; %.0f pages of "
+                                       "duplicated contents were not KSM pages)",
+                                       held->len ? ", " : "", r->n_vms, r->n_vms == 1 ? "" : "s",
+                                       r->steady.pred_error_pct, gap, r->steady.pred_unmerged_pages);
+            else
+                g_string_append_printf(unexplained, "%s%u VM%s: the guests' pages_sharing %.0f, "
+                                       "the model's %.0f (%.1f%%); only %.0f of the pages the "
+                                       "model merges were unmerged when last scanned",
+                                       unexplained->len ? "; " : "", r->n_vms,
+                                       r->n_vms == 1 ? "" : "s", r->steady.sharing_pages,
+                                       r->steady.pred_sharing, r->steady.pred_error_pct,
+                                       r->steady.pred_unmerged_pages);
         }
-        if (below->len)
+        if (held->len)
             g_ptr_array_add(c, g_strdup_printf(
-                "The kernel settled below the model's last prediction (its pages_sharing: %s): "
-                "equal pages it did not merge.%s", below->str,
+                "The kernel settled below the model's last prediction, with equal pages it "
+                "did not merge: %s.%s", held->str,
                 smart && smart->value == 0 ? ""
                 : " With smart_scan=1 a page left unmerged for long (during a workload, say) "
                   "is processed once in 9 passes on a schedule of its own, so equal pages whose "
-                  "schedules differ never meet; the model starts from fresh rmap_items, as "
-                  "after run=2. A few passes with smart_scan=0 merge them (docs/kernel-facts.md)."));
+                  "schedules differ may never meet; the model starts from fresh rmap_items, as "
+                  "after run=2. A few passes with smart_scan=0 would show whether that is the "
+                  "cause here (docs/kernel-facts.md)."));
+        if (unexplained->len)
+            g_ptr_array_add(c, g_strdup_printf(
+                "The kernel settled below the model's last prediction, unexplained: %s.",
+                unexplained->str));
     }
 
     {

@@ -213,6 +213,11 @@ jq -e '(.steady.pred_error_pct | fabs) <= 5' "$RUN" >/dev/null \
     || sp_fail "the guests' pages_sharing is $(steady pred_error_pct)% from the model's"
 jq -e '((.steady.saved_mib - .steady.pred_t0_saved_mib) / .steady.pred_t0_saved_mib | fabs) <= 0.05' "$RUN" >/dev/null \
     || sp_fail "saved $(steady saved_mib) MiB, but the model predicted $(steady pred_t0_saved_mib) MiB at t=0"
+# ...and every prediction made once the run had settled, each against the
+# kernel at its own sample (a scan of merged memory must not inflate it).
+jq -e '.steady.pred_checked >= 1 and (.steady.pred_error_max_pct | fabs) <= 5' "$RUN" >/dev/null \
+    || sp_fail "after settling, a prediction was $(steady pred_error_max_pct)% from the kernel ($(steady pred_checked) checked): $(jq -c '[.data[] | select(.prediction_fresh) | {t, kernel: .guest_pages_sharing, model: .prediction.pages_sharing}]' "$RUN")"
+sp_log "after settling: $(steady pred_checked) predictions, the largest kernel-vs-model difference $(steady pred_error_max_pct)%, zero page from $(jq -r '.data[-1].prediction.zero_page_from' "$RUN")"
 # The last sample: the census against ksm_stat and sysfs.
 jq -e '.data[-1] as $s
        | ($s.census.ksm_pages) as $c | ($s.stat_ksm_merging_pages) as $m

@@ -141,6 +141,7 @@ test_merged_below_model(void **state)
     g.saved_pages = 30000;
     g.model_merging_pages = 40000;
     g.kernel_merging_pages = 21000;
+    g.model_unmerged_pages = 18000;     /* the scan saw the equal pages held apart */
     g.ksm = &ksm;
     ksm.entry[SP_KSM_SMART_SCAN].value = 1;
     g_autoptr(GPtrArray) a = sp_doctor_guest(&g);
@@ -149,9 +150,21 @@ test_merged_below_model(void **state)
     assert_int_equal(x->severity, SP_FINDING_WARNING);
     assert_non_null(strstr(x->message, "KSM merges 21000 of the guest's pages"));
     assert_non_null(strstr(x->message, "40000 that can merge"));
+    assert_non_null(strstr(x->message, "18000 pages of duplicated contents are not KSM pages"));
     assert_non_null(strstr(x->fix, "smart_scan=0"));
     assert_non_null(strstr(x->evidence, "smart_scan=1"));
     assert_null(find(a, "ok"));
+
+    /* The scan does not show the equal pages held apart: no cause named. */
+    g.model_unmerged_pages = 500;
+    g_autoptr(GPtrArray) u = sp_doctor_guest(&g);
+    const SpFinding *y = find(u, "merged-below-model");
+    assert_non_null(y);
+    assert_non_null(strstr(y->message, "unexplained"));
+    assert_non_null(strstr(y->message, "only 500 of the pages"));
+    assert_null(strstr(y->message, "smart_scan"));
+    assert_null(strstr(y->fix, "smart_scan"));
+    g.model_unmerged_pages = 18000;
 
     /* Without smart scan the advice is time. */
     ksm.entry[SP_KSM_SMART_SCAN].value = 0;

@@ -496,14 +496,31 @@ test_outputs(void **state)
     assert_non_null(strstr(all, "(at t=100 s;"));
     assert_null(strstr(all, "settled below the model"));
 
-    /* A run that settled well below the model is named, with the reason. */
+    /* A run that settled well below the model is named; a cause only when
+     * its data show one.  Here the last scan found none of the missing
+     * pages unmerged: unexplained, with the numbers, and no smart scan. */
     SpExpRun *one = g_ptr_array_index(runs, 1);
+    double sharing0 = one->steady.sharing_pages, pred0 = one->steady.pred_sharing;
     one->steady.pred_error_pct = -20;
+    one->steady.sharing_pages = 8000;
+    one->steady.pred_sharing = 10000;
+    one->steady.pred_unmerged_pages = 100;
     g_autofree char *all_below = conclusions_text(plan, runs);
-    assert_non_null(strstr(all_below, "settled below the model's last prediction (its "
-                                      "pages_sharing: 1 VM -20.0%)"));
-    assert_non_null(strstr(all_below, "smart_scan=0"));
+    assert_non_null(strstr(all_below, "settled below the model's last prediction, unexplained: "
+                                      "1 VM: the guests' pages_sharing 8000, the model's 10000 "
+                                      "(-20.0%); only 100 of the pages"));
+    assert_null(strstr(all_below, "smart_scan"));
+    /* The scan found the missing pages held apart: that is named. */
+    one->steady.pred_unmerged_pages = 1900;
+    g_autofree char *all_held = conclusions_text(plan, runs);
+    assert_non_null(strstr(all_held, "with equal pages it did not merge: 1 VM -20.0% (2000 pages "
+                                     "short; 1900 pages of duplicated contents were not KSM pages)"));
+    assert_non_null(strstr(all_held, "smart_scan=0"));
+    assert_null(strstr(all_held, "unexplained"));
     one->steady.pred_error_pct = -1;
+    one->steady.sharing_pages = sharing0;
+    one->steady.pred_sharing = pred0;
+    one->steady.pred_unmerged_pages = 0;
 
     /* An incomplete run is said so. */
     SpExpRun *bad = g_ptr_array_index(runs, 1);
