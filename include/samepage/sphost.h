@@ -38,4 +38,8 @@ char *sp_host_procfs_path(const SpHost *host, const char *fmt, ...) G_GNUC_PRINT
 gboolean sp_host_read_file(const char *path, char **contents, GError **error);
 gboolean sp_host_write_file(const char *path, const char *value, GError **error);
 
+gboolean sp_host_parse_meminfo(const char *text, const char *key, guint64 *bytes,
+                               GError **error);
+guint64 sp_host_mem_available(const SpHost *host);
+
 G_END_DECLS

@@ -53,6 +53,17 @@ SpQmpErrorCode sp_qmp_error_code_from_class(const char *klass);
 
 #define SP_QMP_DEFAULT_TIMEOUT_MS 30000
 
+/*
+ * What a peer can make SpQmp hold: one message (a line, its "\r\n" not
+ * counted) of at most SP_QMP_MAX_LINE bytes, refused before more of it is
+ * buffered (json-c takes about 40 bytes per byte of a worst-case line of
+ * small numbers, so about 80 MiB); recorded events up to SP_QMP_MAX_EVENTS
+ * of them and SP_QMP_MAX_EVENT_BYTES of messages, the oldest dropped first.
+ */
+#define SP_QMP_MAX_LINE (2 * 1024 * 1024)
+#define SP_QMP_MAX_EVENTS 1024
+#define SP_QMP_MAX_EVENT_BYTES (1024 * 1024)
+
 /* ---------------------------------------------------------------- transports */
 
 typedef struct _SpQmpTransport SpQmpTransport;
@@ -111,6 +122,7 @@ typedef struct {
     gint64 seconds;             /* QEMU's timestamp; -1 if it sent none */
     gint64 microseconds;
     json_object *data;          /* NULL if the event has no data */
+    gsize size;                 /* bytes of the message as received */
 } SpQmpEvent;
 
 void sp_qmp_event_free(SpQmpEvent *event);

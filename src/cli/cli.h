@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdio.h>
 #include <glib.h>
 #include "samepage/spjson.h"
 #include "samepage/splibvirt.h"
@@ -44,5 +45,10 @@ SpGuest *sp_cli_open_guest(const SpCliGlobal *global, SpLibvirt **lv, const SpHo
                            const char *name, const char *qmp_socket, GError **error);
 
 void sp_cli_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+void sp_cli_print(FILE *out, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+gboolean sp_cli_parse_uint(const char *command, const char *option, const char *text,
+                           guint64 min, guint64 max, guint64 *value);
+gboolean sp_cli_parse_decimal(const char *command, const char *option, const char *text,
+                              double min, double max, double *value);
 int sp_cli_parse(GOptionContext *ctx, int *argc, char ***argv);
 void sp_cli_print_json(json_object *obj);

@@ -77,7 +77,7 @@ sp_cli_doctor_emit(GPtrArray *findings, json_object *arr)
             json_object_object_add(o, "fix", json_object_new_string(f->fix));
             json_object_array_add(arr, o);
         } else {
-            printf("%-7s %s: %s (%s)%s%s\n", sp_finding_severity_to_string(f->severity),
+            sp_cli_print(stdout, "%-7s %s: %s (%s)%s%s\n", sp_finding_severity_to_string(f->severity),
                    f->subject, f->message, f->evidence, *f->fix ? " -> fix: " : "", f->fix);
         }
     }

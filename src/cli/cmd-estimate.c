@@ -41,69 +41,69 @@ sp_cli_estimate_print(const SpEstimate *est, const SpScanOptions *sopt)
         zero_mapped += sp_estimate_get_process(est, i)->zero_mapped_pages;
     }
 
-    printf("Scanned %.1f MiB (%" G_GUINT64_FORMAT " pages) in %u process%s, %u pass%s%s\n",
+    sp_cli_print(stdout, "Scanned %.1f MiB (%" G_GUINT64_FORMAT " pages) in %u process%s, %u pass%s%s\n",
            MIB(scanned), scanned, np, np == 1 ? "" : "es", sopt->passes,
            sopt->passes == 1 ? "" : "es", sopt->mode == SP_SCAN_WHAT_IF ?
            " (what-if: every private anonymous mapping)" : "");
-    printf("Present %.1f MiB (%" G_GUINT64_FORMAT " anonymous pages), and %.1f MiB mapping "
+    sp_cli_print(stdout, "Present %.1f MiB (%" G_GUINT64_FORMAT " anonymous pages), and %.1f MiB mapping "
            "the shared zero page%s\n", MIB(present), present, MIB(zero_mapped),
            sp_estimate_get_zero_method(est, &guess_reason) == SP_SCAN_ZERO_KPAGEFLAGS
                ? " (kpageflags)" : " (guessed: a shared page reading as zeros)");
     if (guess_reason)
-        printf("  zero page guessed because %s\n", guess_reason);
-    printf("KSM would save %.1f MiB = %.1f%% of present memory; %.1f MiB after its metadata\n",
+        sp_cli_print(stdout, "  zero page guessed because %s\n", guess_reason);
+    sp_cli_print(stdout, "KSM would save %.1f MiB = %.1f%% of present memory; %.1f MiB after its metadata\n",
            MIB(saved), present ? 100.0 * saved / present : 0.0,
            (double)c->general_profit / (1024.0 * 1024.0));
-    printf("  zero-filled pages %.1f MiB, other contents %.1f MiB\n",
+    sp_cli_print(stdout, "  zero-filled pages %.1f MiB, other contents %.1f MiB\n",
            MIB(sp_estimate_get_saved_zero(est)), MIB(sp_estimate_get_saved_nonzero(est)));
     if (sp_estimate_get_unmerged_pages(est) && c->pages_sharing + c->ksm_zero_pages > 0)
-        printf("  of the pages it merges, %.1f MiB were not KSM pages when read (not merged yet)\n",
+        sp_cli_print(stdout, "  of the pages it merges, %.1f MiB were not KSM pages when read (not merged yet)\n",
                MIB(sp_estimate_get_unmerged_pages(est)));
     if (sp_estimate_get_thp_zero_remapped(est))
-        printf("  (of the zero-filled, %.1f MiB are THP subpages the split maps to the zero page:\n"
+        sp_cli_print(stdout, "  (of the zero-filled, %.1f MiB are THP subpages the split maps to the zero page:\n"
                "   freed, but counted in no KSM figure)\n", MIB(sp_estimate_get_thp_zero_remapped(est)));
-    printf("  converged after %u ksmd passes%s\n\n", passes,
+    sp_cli_print(stdout, "  converged after %u ksmd passes%s\n\n", passes,
            converged ? "" : " (NOT converged: raise the limit)");
     if (sp_estimate_is_partial(est))
-        printf("PARTIAL RESULT: some memory could not be read (see below)\n\n");
+        sp_cli_print(stdout, "PARTIAL RESULT: some memory could not be read (see below)\n\n");
 
-    printf("%-20s %14s\n", "FIGURE", "VALUE");
-    printf("%-20s %14" G_GUINT64_FORMAT "\n", "pages_shared", c->pages_shared);
-    printf("%-20s %14" G_GUINT64_FORMAT "\n", "pages_sharing", c->pages_sharing);
-    printf("%-20s %14" G_GUINT64_FORMAT "\n", "pages_unshared", c->pages_unshared);
-    printf("%-20s %14" G_GUINT64_FORMAT "\n", "pages_volatile", c->pages_volatile);
-    printf("%-20s %14" G_GUINT64_FORMAT "\n", "ksm_zero_pages", c->ksm_zero_pages);
-    printf("%-20s %14" G_GUINT64_FORMAT "\n", "stable_node_chains", c->stable_node_chains);
-    printf("%-20s %14" G_GUINT64_FORMAT "\n", "stable_node_dups", c->stable_node_dups);
-    printf("%-20s %14" G_GINT64_FORMAT "\n\n", "general_profit", c->general_profit);
+    sp_cli_print(stdout, "%-20s %14s\n", "FIGURE", "VALUE");
+    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "pages_shared", c->pages_shared);
+    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "pages_sharing", c->pages_sharing);
+    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "pages_unshared", c->pages_unshared);
+    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "pages_volatile", c->pages_volatile);
+    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "ksm_zero_pages", c->ksm_zero_pages);
+    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "stable_node_chains", c->stable_node_chains);
+    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "stable_node_dups", c->stable_node_dups);
+    sp_cli_print(stdout, "%-20s %14" G_GINT64_FORMAT "\n\n", "general_profit", c->general_profit);
 
-    printf("%-8s %-24s %11s %11s %11s %9s\n", "PID", "PROCESS", "SCANNED MiB",
+    sp_cli_print(stdout, "%-8s %-24s %11s %11s %11s %9s\n", "PID", "PROCESS", "SCANNED MiB",
            "MERGING MiB", "PROFIT MiB", "VOLATILE");
     for (guint i = 0; i < np; i++) {
         const SpEstimateProcess *p = sp_estimate_get_process(est, i);
-        printf("%-8d %-24.24s %11.1f %11.1f %11.1f %9" G_GUINT64_FORMAT "%s%s\n", p->pid,
+        sp_cli_print(stdout, "%-8d %-24.24s %11.1f %11.1f %11.1f %9" G_GUINT64_FORMAT "%s%s\n", p->pid,
                p->label, MIB(p->scanned_pages), MIB(p->ksm.ksm_merging_pages),
                (double)p->ksm.ksm_process_profit / (1024.0 * 1024.0), p->volatile_pages,
                p->partial ? "  partial: " : "", p->partial ? p->partial_reason : "");
     }
     if (np > 1) {
-        printf("\nShared with (MiB of the row's merged pages whose content the column also has):\n");
-        printf("%-8s", "PID");
+        sp_cli_print(stdout, "\nShared with (MiB of the row's merged pages whose content the column also has):\n");
+        sp_cli_print(stdout, "%-8s", "PID");
         for (guint j = 0; j < np; j++)
-            printf(" %10d", sp_estimate_get_process(est, j)->pid);
-        printf("\n");
+            sp_cli_print(stdout, " %10d", sp_estimate_get_process(est, j)->pid);
+        sp_cli_print(stdout, "\n");
         for (guint i = 0; i < np; i++) {
-            printf("%-8d", sp_estimate_get_process(est, i)->pid);
+            sp_cli_print(stdout, "%-8d", sp_estimate_get_process(est, i)->pid);
             for (guint j = 0; j < np; j++)
-                printf(" %10.1f", MIB(matrix[i * np + j]));
-            printf("\n");
+                sp_cli_print(stdout, " %10.1f", MIB(matrix[i * np + j]));
+            sp_cli_print(stdout, "\n");
         }
     }
     if (sp_estimate_get_n_nodes(est) > 1) {
-        printf("\n%-6s %12s %12s\n", "NODE", "SCANNED MiB", "MERGED MiB");
+        sp_cli_print(stdout, "\n%-6s %12s %12s\n", "NODE", "SCANNED MiB", "MERGED MiB");
         for (guint i = 0; i < sp_estimate_get_n_nodes(est); i++) {
             const SpEstimateNode *n = sp_estimate_get_node(est, i);
-            printf("%-6u %12.1f %12.1f\n", i, MIB(n->scanned_pages), MIB(n->stable_pages));
+            sp_cli_print(stdout, "%-6u %12.1f %12.1f\n", i, MIB(n->scanned_pages), MIB(n->stable_pages));
         }
     }
 }
@@ -114,7 +114,8 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     g_auto(GStrv) pids = NULL;
     g_auto(GStrv) images = NULL;
     g_autofree char *man = NULL, *uzp = NULL, *smart = NULL, *profile = NULL;
-    gint max_sharing = -1, passes = 2;
+    g_autofree char *max_sharing_text = NULL, *passes_text = NULL, *interval_text = NULL;
+    guint64 max_sharing = 0, passes = 2;
     gdouble interval = 1.0;
     gboolean what_if = FALSE, json = FALSE, all = FALSE;
     g_auto(GStrv) qmps = NULL;
@@ -127,13 +128,13 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
           "scan every private anonymous mapping, as if all were marked mergeable", NULL },
         { "merge-across-nodes", 0, 0, G_OPTION_ARG_STRING, &man, "0 or 1 (default: the kernel's)", "0|1" },
         { "use-zero-pages", 0, 0, G_OPTION_ARG_STRING, &uzp, "0 or 1 (default: the kernel's)", "0|1" },
-        { "max-page-sharing", 0, 0, G_OPTION_ARG_INT, &max_sharing, "default: the kernel's", "N" },
+        { "max-page-sharing", 0, 0, G_OPTION_ARG_STRING, &max_sharing_text, "default: the kernel's", "N" },
         { "smart-scan", 0, 0, G_OPTION_ARG_STRING, &smart, "0 or 1 (default: the kernel's)", "0|1" },
         { "kernel-profile", 0, 0, G_OPTION_ARG_STRING, &profile,
           "6.6 (stable search first), 6.11 (checksum first) or 6.12 (and THP splits free zero "
           "subpages); default: the running kernel", "VER" },
-        { "passes", 0, 0, G_OPTION_ARG_INT, &passes, "read passes to detect changing pages (default 2)", "N" },
-        { "interval", 0, 0, G_OPTION_ARG_DOUBLE, &interval, "seconds between passes (default 1)", "SECONDS" },
+        { "passes", 0, 0, G_OPTION_ARG_STRING, &passes_text, "read passes to detect changing pages (default 2)", "N" },
+        { "interval", 0, 0, G_OPTION_ARG_STRING, &interval_text, "seconds between passes (default 1)", "SECONDS" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON (figures under their sysfs names)", NULL },
         { NULL }
     };
@@ -156,6 +157,14 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
         return rc;
+    if ((passes_text &&
+         !sp_cli_parse_uint("estimate", "--passes", passes_text, 1, 100, &passes)) ||
+        (max_sharing_text &&
+         !sp_cli_parse_uint("estimate", "--max-page-sharing", max_sharing_text, 2, G_MAXINT32,
+                            &max_sharing)) ||
+        (interval_text &&
+         !sp_cli_parse_decimal("estimate", "--interval", interval_text, 0, 3600, &interval)))
+        return SP_EXIT_USAGE;
     if (all && argc > 1) {
         sp_cli_error("estimate: give DOMAIN names or --all, not both");
         return SP_EXIT_USAGE;
@@ -195,14 +204,6 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         }
         g_ptr_array_add(guests, g);
     }
-    if (passes < 1 || passes > 100) {
-        sp_cli_error("estimate: --passes must be between 1 and 100, not %d", passes);
-        return SP_EXIT_USAGE;
-    }
-    if (!(interval >= 0 && interval <= 3600)) {
-        sp_cli_error("estimate: --interval must be between 0 and 3600 seconds");
-        return SP_EXIT_USAGE;
-    }
     if (!sp_estimate_options_from_host(&eopt, host, &error)) {
         /* No KSM on this host: predict for the kernel defaults. */
         g_clear_error(&error);
@@ -214,13 +215,8 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_USAGE;
     if (smart && !sp_cli_parse_bool("--smart-scan", smart, &eopt.model.smart_scan))
         return SP_EXIT_USAGE;
-    if (max_sharing != -1) {
-        if (max_sharing < 2) {
-            sp_cli_error("estimate: --max-page-sharing must be at least 2, not %d", max_sharing);
-            return SP_EXIT_USAGE;
-        }
-        eopt.model.max_page_sharing = max_sharing;
-    }
+    if (max_sharing_text)
+        eopt.model.max_page_sharing = (guint)max_sharing;
     if (profile) {
         if (g_str_equal(profile, "6.6")) {
             eopt.model.checksum_first = FALSE;
@@ -239,7 +235,7 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
 
     sp_scan_options_init(&sopt);
     sopt.mode = what_if ? SP_SCAN_WHAT_IF : SP_SCAN_MERGEABLE;
-    sopt.passes = passes;
+    sopt.passes = (guint)passes;
     sopt.interval_ms = (guint)(interval * 1000.0);
     sopt.want_nodes = !eopt.merge_across_nodes;
     scan = sp_scan_new(host, &sopt);

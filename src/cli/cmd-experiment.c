@@ -36,11 +36,11 @@ sp_cli_cleanup_log(const SpJournal *j, const char *line, gpointer user_data)
     if (*last != j) {
         g_autoptr(GDateTime) when = g_date_time_new_from_unix_local(j->started / G_USEC_PER_SEC);
         g_autofree char *since = when ? g_date_time_format(when, "%F %T") : g_strdup("?");
-        fprintf(stderr, "samepage: cleaning up after the experiment \"%s\" (pid %d, started %s), "
+        sp_cli_print(stderr, "samepage: cleaning up after the experiment \"%s\" (pid %d, started %s), "
                 "which no longer runs:\n", j->plan ? j->plan : "?", (int)j->owner_pid, since);
         *last = j;
     }
-    fprintf(stderr, "  %s\n", line);
+    sp_cli_print(stderr, "  %s\n", line);
 }
 
 /* Undo what killed experiments left; FALSE (with a message printed) if
@@ -93,13 +93,13 @@ sp_cli_experiment_clean(const SpCliGlobal *global, int argc, char **argv)
     if (!sp_cli_experiment_cleanup(global, host, state_dir, dry_run, &cleaned, &running))
         return SP_EXIT_FAILURE;
     if (running)
-        printf("%u experiment%s running (left alone)\n", running, running == 1 ? " is" : "s are");
+        sp_cli_print(stdout, "%u experiment%s running (left alone)\n", running, running == 1 ? " is" : "s are");
     if (dry_run)
-        printf("dry run: nothing was changed\n");
+        sp_cli_print(stdout, "dry run: nothing was changed\n");
     else if (cleaned)
-        printf("cleaned up after %u killed experiment%s\n", cleaned, cleaned == 1 ? "" : "s");
+        sp_cli_print(stdout, "cleaned up after %u killed experiment%s\n", cleaned, cleaned == 1 ? "" : "s");
     else
-        printf("nothing to clean up (%s holds no killed experiment)\n", state_dir);
+        sp_cli_print(stdout, "nothing to clean up (%s holds no killed experiment)\n", state_dir);
     return SP_EXIT_OK;
 }
 
@@ -127,7 +127,7 @@ sp_cli_experiment_signal(gpointer data)
         if (c->line_open)
             fputc('\n', stderr);
         c->line_open = FALSE;
-        fprintf(stderr, "samepage: interrupted by %s: tearing down the guests and restoring KSM "
+        sp_cli_print(stderr, "samepage: interrupted by %s: tearing down the guests and restoring KSM "
                         "(the data so far is kept, marked incomplete)\n", sig->name);
     }
     c->interrupted = TRUE;
@@ -157,10 +157,11 @@ sp_cli_experiment_progress(const SpExperimentProgress *p, gpointer data)
     g_string_append_printf(line, " | elapsed %u:%02u:%02u", el / 3600, el / 60 % 60, el % 60);
 
     if (c->tty) {
-        fprintf(stderr, "\r\033[K%s", line->str);
+        fputs("\r\033[K", stderr);   /* ours; the line's text goes through the escaper */
+        sp_cli_print(stderr, "%s", line->str);
         c->line_open = TRUE;
     } else if (new_stage || now - c->last_print >= 30 * G_USEC_PER_SEC) {
-        fprintf(stderr, "%s\n", line->str);
+        sp_cli_print(stderr, "%s\n", line->str);
         c->last_print = now;
     }
     fflush(stderr);
@@ -274,10 +275,10 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     sig[1] = g_unix_signal_add(SIGTERM, sp_cli_experiment_signal, &sigs[1]);
     sig[2] = g_unix_signal_add(SIGHUP, sp_cli_experiment_signal, &sigs[2]);
 
-    fprintf(stderr, "samepage: experiment \"%s\": VM counts", plan->name);
+    sp_cli_print(stderr, "samepage: experiment \"%s\": VM counts", plan->name);
     for (guint i = 0; i < plan->vm_counts->len; i++)
-        fprintf(stderr, "%s%u", i ? "," : " ", g_array_index(plan->vm_counts, guint, i));
-    fprintf(stderr, ", %u MiB guests, %g s per run; results in %s\n", plan->memory_mib,
+        sp_cli_print(stderr, "%s%u", i ? "," : " ", g_array_index(plan->vm_counts, guint, i));
+    sp_cli_print(stderr, ", %u MiB guests, %g s per run; results in %s\n", plan->memory_mib,
             plan->duration_s, output);
 
     ok = sp_experiment_run(exp, &error);
@@ -295,16 +296,16 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
         g_autoptr(GPtrArray) conc = sp_report_conclusions(plan, sp_experiment_get_runs(exp));
         double el = sp_experiment_get_elapsed(exp);
 
-        printf("\n%s\n", table);
+        sp_cli_print(stdout, "\n%s\n", table);
         for (guint i = 0; i < conc->len; i++)
-            printf("- %s\n", (const char *)g_ptr_array_index(conc, i));
-        printf("\nTook %.0f s (%u:%02u). Results: %s/report.md (CSV, JSON, plots beside it)\n",
+            sp_cli_print(stdout, "- %s\n", (const char *)g_ptr_array_index(conc, i));
+        sp_cli_print(stdout, "\nTook %.0f s (%u:%02u). Results: %s/report.md (CSV, JSON, plots beside it)\n",
                el, (guint)el / 60, (guint)el % 60, output);
     }
     if (!ok) {
         sp_cli_error("experiment: %s", error->message);
         if (sp_experiment_get_runs(exp)->len)
-            fprintf(stderr, "samepage: the data collected so far is in %s, marked incomplete\n",
+            sp_cli_print(stderr, "samepage: the data collected so far is in %s, marked incomplete\n",
                     output);
         return SP_EXIT_FAILURE;
     }

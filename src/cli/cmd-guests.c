@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "samepage/spnuma.h"
 
 #define MIB(bytes) ((double)(bytes) / (1024.0 * 1024.0))
 
@@ -104,7 +105,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_FAILURE;
     }
     if (!json)
-        printf("%-20s %8s %9s %8s %13s %11s\n", "DOMAIN", "PID", "RAM MiB", "MARKED",
+        sp_cli_print(stdout, "%-20s %8s %9s %8s %13s %11s\n", "DOMAIN", "PID", "RAM MiB", "MARKED",
                "MERGING MiB", "PROFIT MiB");
     for (char **n = names; *n; n++) {
         g_autoptr(GError) gerr = NULL;
@@ -117,7 +118,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
             !sp_ksm_stat_read(host, sp_guest_get_pid(g), &k, &gerr)) {
             /* A guest that stops meanwhile is reported, not fatal. */
             if (!json)
-                printf("%-20s %s\n", *n, gerr->message);
+                sp_cli_print(stdout, "%-20s %s\n", *n, gerr->message);
             continue;
         }
         sp_cli_guest_summary(g, &ram, &nr, &nm);
@@ -132,7 +133,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
             json_object_array_add(arr, o);
         } else {
             g_autofree char *marked = g_strdup_printf("%u/%u", nm, nr);
-            printf("%-20s %8d %9.0f %8s %13.1f %11.1f\n", *n, sp_guest_get_pid(g), MIB(ram),
+            sp_cli_print(stdout, "%-20s %8d %9.0f %8s %13.1f %11.1f\n", *n, sp_guest_get_pid(g), MIB(ram),
                    marked, MIB(k.ksm_merging_pages * 4096.0), MIB(k.ksm_process_profit));
         }
     }
@@ -187,15 +188,15 @@ sp_cli_regions(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_print_json(o);
         return SP_EXIT_OK;
     }
-    printf("guest %s, QEMU pid %d: ksm_merging_pages %" G_GINT64_FORMAT ", ksm_process_profit "
+    sp_cli_print(stdout, "guest %s, QEMU pid %d: ksm_merging_pages %" G_GINT64_FORMAT ", ksm_process_profit "
            "%.1f MiB\n\n", sp_guest_get_name(g), sp_guest_get_pid(g), k.ksm_merging_pages,
            MIB(k.ksm_process_profit));
-    printf("%-12s %8s %5s %4s %-12s %-29s %8s %8s %8s %s\n", "REGION", "SIZE MiB", "MERGE", "MG",
+    sp_cli_print(stdout, "%-12s %8s %5s %4s %-12s %-29s %8s %8s %8s %s\n", "REGION", "SIZE MiB", "MERGE", "MG",
            "BACKING", "HOST RANGE", "RSS MiB", "THP MiB", "KSM MiB", "NODE PAGES");
     for (guint i = 0; i < regions->len; i++) {
         const SpGuestRegion *r = g_ptr_array_index(regions, i);
         if (!r->vma) {
-            printf("%-12s %8.0f %5s %4s (no host mapping found)\n", r->id, MIB(r->size),
+            sp_cli_print(stdout, "%-12s %8.0f %5s %4s (no host mapping found)\n", r->id, MIB(r->size),
                    r->merge ? "on" : "off", "-");
             continue;
         }
@@ -204,25 +205,12 @@ sp_cli_regions(const SpCliGlobal *global, int argc, char **argv)
         for (guint n = 0; r->node_pages && n < r->node_pages->len; n++)
             g_string_append_printf(nodes, "%sN%u=%" G_GUINT64_FORMAT, n ? " " : "", n,
                                    g_array_index(r->node_pages, guint64, n));
-        printf("%-12s %8.0f %5s %4s %-12s %-29s %8.1f %8.1f %8.1f %s\n", r->id, MIB(r->size),
+        sp_cli_print(stdout, "%-12s %8.0f %5s %4s %-12s %-29s %8.1f %8.1f %8.1f %s\n", r->id, MIB(r->size),
                r->merge ? "on" : "off", r->vma_mergeable ? "yes" : "no",
                sp_backing_to_string(r->backing), range, r->vma->rss_kb / 1024.0,
                r->vma->anon_huge_kb / 1024.0, r->vma->ksm_kb / 1024.0, nodes->str);
     }
     return SP_EXIT_OK;
-}
-
-/* MemAvailable in bytes, or 0 if unknown. */
-static guint64
-sp_cli_mem_available(const SpHost *host)
-{
-    g_autofree char *path = sp_host_procfs_path(host, "meminfo");
-    g_autofree char *text = NULL;
-    const char *p;
-
-    if (!g_file_get_contents(path, &text, NULL, NULL) || !(p = strstr(text, "MemAvailable:")))
-        return 0;
-    return g_ascii_strtoull(p + strlen("MemAvailable:"), NULL, 10) * 1024;
 }
 
 int
@@ -284,13 +272,12 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
     }
     if (off && !force) {
         SpKsmStat k = { 0 };
-        guint64 avail = sp_cli_mem_available(host), need;
+        guint64 avail = sp_host_mem_available(host), need;
         if (!sp_ksm_stat_read(host, sp_guest_get_pid(g), &k, &error)) {
             sp_cli_error("mark: %s", error->message);
             return SP_EXIT_FAILURE;
         }
-        need = (guint64)MAX(k.ksm_merging_pages, 0) * 4096;
-        need += need / 10;
+        need = sp_numa_copy_need(k.ksm_merging_pages);
         if (need > 0 && avail < need) {
             sp_cli_error("mark: unmerging guest %s needs up to %.1f MiB (%" G_GINT64_FORMAT
                          " merged pages + 10%%) but MemAvailable is %.1f MiB; --force overrides",
@@ -323,7 +310,7 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
             json_object_object_add(o, "vmflags", json_object_new_string(flags));
             json_object_array_add(arr, o);
         } else {
-            printf("%s: region %s: mg %s -> %s (smaps %" PRIx64 " VmFlags: %s)\n", name, r->id,
+            sp_cli_print(stdout, "%s: region %s: mg %s -> %s (smaps %" PRIx64 " VmFlags: %s)\n", name, r->id,
                    i < before->len ? (char *)before->pdata[i] : "-", r->vma_mergeable ? "yes" : "no",
                    r->vma ? r->vma->start : 0, flags);
         }

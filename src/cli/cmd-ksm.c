@@ -36,14 +36,14 @@ sp_cli_ksm_to_json(const SpKsmState *state)
 static void
 sp_cli_ksm_print_table(const SpKsmState *state)
 {
-    printf("%-36s %-14s %s\n", "KEY", "VALUE", "MEANING");
+    sp_cli_print(stdout, "%-36s %-14s %s\n", "KEY", "VALUE", "MEANING");
     for (guint i = 0; i < SP_KSM_N_KEYS; i++) {
         const SpKsmKeyInfo *info = sp_ksm_key_info(i);
         const SpKsmEntry *e = &state->entry[i];
         g_autofree char *v = e->supported ? sp_ksm_format_value(i, e->value)
                                           : g_strdup("unsupported");
 
-        printf("%-36s %-14s %s%s\n", info->name, v, info->writable ? "" : "(figure) ",
+        sp_cli_print(stdout, "%-36s %-14s %s%s\n", info->name, v, info->writable ? "" : "(figure) ",
                info->help);
     }
 }
@@ -88,7 +88,7 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
             return SP_EXIT_FAILURE;
         }
         for (int i = 0; i < argc; i++)
-            printf("%s: -> %" G_GINT64_FORMAT " (through libvirt on %s)\n",
+            sp_cli_print(stdout, "%s: -> %" G_GINT64_FORMAT " (through libvirt on %s)\n",
                    sp_ksm_key_info(settings[i].key)->name, settings[i].value, global->uri);
         return SP_EXIT_OK;
     }
@@ -110,7 +110,7 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
             json_object_object_add(o, "after", json_object_new_string(now));
             json_object_array_add(arr, o);
         } else {
-            printf("%s: %s -> %s\n", sp_ksm_key_info(k)->name, was, now);
+            sp_cli_print(stdout, "%s: %s -> %s\n", sp_ksm_key_info(k)->name, was, now);
         }
     }
     if (json)
@@ -178,12 +178,15 @@ sp_cli_numa_progress(gint64 shared, double elapsed, gpointer data)
 static int
 sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
 {
-    gint want = -1, timeout = 600;
+    g_autofree char *want_text = NULL, *timeout_text = NULL;
+    guint64 want_v = 0, timeout_v = 600;
+    gint want;
+    guint timeout;
     gboolean force = FALSE, dry_run = FALSE;
     GOptionEntry entries[] = {
-        { "merge-across-nodes", 0, 0, G_OPTION_ARG_INT, &want, "0: one tree per node; 1: one tree", "0|1" },
+        { "merge-across-nodes", 0, 0, G_OPTION_ARG_STRING, &want_text, "0: one tree per node; 1: one tree", "0|1" },
         { "force", 0, 0, G_OPTION_ARG_NONE, &force, "skip the free-memory check", NULL },
-        { "timeout", 0, 0, G_OPTION_ARG_INT, &timeout, "seconds to wait for the unmerge (600)", "S" },
+        { "timeout", 0, 0, G_OPTION_ARG_STRING, &timeout_text, "seconds to wait for the unmerge (600)", "S" },
         { "dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run, "predict and check, change nothing", NULL },
         { NULL }
     };
@@ -202,50 +205,52 @@ sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
         return rc;
-    if (want != 0 && want != 1) {
+    if (!want_text) {
         sp_cli_error("ksm numa: give --merge-across-nodes 0 or 1");
         return SP_EXIT_USAGE;
     }
-    if (timeout < 1) {
-        sp_cli_error("ksm numa: --timeout must be at least 1 second");
+    if (!sp_cli_parse_uint("ksm numa", "--merge-across-nodes", want_text, 0, 1, &want_v) ||
+        (timeout_text &&
+         !sp_cli_parse_uint("ksm numa", "--timeout", timeout_text, 1, G_MAXUINT32, &timeout_v)))
         return SP_EXIT_USAGE;
-    }
+    want = (gint)want_v;
+    timeout = (guint)timeout_v;
     if (!sp_ksm_read(host, &before, &error) ||
         !sp_numa_plan(&before, sp_host_mem_available(host), want, force, &plan, &error)) {
         sp_cli_error("ksm numa: %s", error->message);
         return SP_EXIT_FAILURE;
     }
     if (plan.nothing_to_do) {
-        printf("merge_across_nodes is already %d: nothing to do\n", want);
+        sp_cli_print(stdout, "merge_across_nodes is already %d: nothing to do\n", want);
         return SP_EXIT_OK;
     }
     pids = sp_cli_registered_pids(host);
     gint64 now_sharing = sp_cli_predict_sharing(host, pids, before.entry[SP_KSM_MERGE_ACROSS_NODES].value);
     gint64 new_sharing = sp_cli_predict_sharing(host, pids, want);
-    printf("before: merge_across_nodes=%" G_GINT64_FORMAT " run=%" G_GINT64_FORMAT
+    sp_cli_print(stdout, "before: merge_across_nodes=%" G_GINT64_FORMAT " run=%" G_GINT64_FORMAT
            " pages_shared=%" G_GINT64_FORMAT " pages_sharing=%" G_GINT64_FORMAT "\n",
            before.entry[SP_KSM_MERGE_ACROSS_NODES].value, before.entry[SP_KSM_RUN].value,
            before.entry[SP_KSM_PAGES_SHARED].value, before.entry[SP_KSM_PAGES_SHARING].value);
-    printf("model (%u processes registered with KSM): pages_sharing %" G_GINT64_FORMAT
+    sp_cli_print(stdout, "model (%u processes registered with KSM): pages_sharing %" G_GINT64_FORMAT
            " now, %" G_GINT64_FORMAT " with merge_across_nodes=%d (%.0f%% kept)\n",
            pids->len, now_sharing, new_sharing, want,
            now_sharing > 0 ? 100.0 * new_sharing / now_sharing : 100.0);
-    printf("unmerge: %s (%.1f MiB to copy, MemAvailable %.1f MiB)\n",
+    sp_cli_print(stdout, "unmerge: %s (%.1f MiB to copy, MemAvailable %.1f MiB)\n",
            plan.unmerge ? "needed" : "not needed", plan.unmerge_bytes / 1048576.0,
            sp_host_mem_available(host) / 1048576.0);
     if (dry_run)
         return SP_EXIT_OK;
     if (!sp_numa_switch(host, want, force, timeout, sp_cli_numa_progress, NULL, &plan, &error)) {
-        fprintf(stderr, "\n");
+        sp_cli_print(stderr, "\n");
         sp_cli_error("ksm numa: %s", error->message);
         return SP_EXIT_FAILURE;
     }
-    fprintf(stderr, "\n");
+    sp_cli_print(stderr, "\n");
     if (!sp_ksm_read(host, &after, &error)) {
         sp_cli_error("ksm numa: %s", error->message);
         return SP_EXIT_FAILURE;
     }
-    printf("after: merge_across_nodes=%" G_GINT64_FORMAT " run=%" G_GINT64_FORMAT
+    sp_cli_print(stdout, "after: merge_across_nodes=%" G_GINT64_FORMAT " run=%" G_GINT64_FORMAT
            " pages_shared=%" G_GINT64_FORMAT " pages_sharing=%" G_GINT64_FORMAT "\n",
            after.entry[SP_KSM_MERGE_ACROSS_NODES].value, after.entry[SP_KSM_RUN].value,
            after.entry[SP_KSM_PAGES_SHARED].value, after.entry[SP_KSM_PAGES_SHARING].value);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "samepage/sptext.h"
 
 static int sp_cli_help(const SpCliGlobal *global, int argc, char **argv);
 
@@ -31,6 +32,25 @@ static const SpCliCommand sp_cli_commands[] = {
     { "help", "[COMMAND]", "show the commands, or one command's options", sp_cli_help },
 };
 
+/*
+ * All text output goes through here: names, ids, messages and paths come
+ * from others (guests, their owners, QEMU, files), and their control
+ * characters are shown escaped ("\x1b"), never sent to the terminal.
+ */
+void
+sp_cli_print(FILE *out, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *text = NULL;
+    g_autofree char *safe = NULL;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    safe = sp_text_escape(text, SP_TEXT_ESCAPE_KEEP_LINES);
+    fputs(safe, out);
+}
+
 void
 sp_cli_error(const char *fmt, ...)
 {
@@ -40,7 +60,53 @@ sp_cli_error(const char *fmt, ...)
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "samepage: error: %s\n", msg);
+    sp_cli_print(stderr, "samepage: error: %s\n", msg);
+}
+
+/*
+ * A number option: decimal digits only (no sign, space, "0x" or octal),
+ * the whole string, from @min to @max.  Prints the error (exit code
+ * SP_EXIT_USAGE for the caller) and returns FALSE otherwise.
+ */
+gboolean
+sp_cli_parse_uint(const char *command, const char *option, const char *text, guint64 min,
+                  guint64 max, guint64 *value)
+{
+    if (g_ascii_string_to_unsigned(text, 10, min, max, value, NULL))
+        return TRUE;
+    if (max >= G_MAXINT32)      /* no limit worth naming */
+        sp_cli_error("%s: %s must be at least %" G_GUINT64_FORMAT " (a decimal number up "
+                     "to %" G_GUINT64_FORMAT "), not '%s'", command, option, min, max, text);
+    else
+        sp_cli_error("%s: %s must be between %" G_GUINT64_FORMAT " and %" G_GUINT64_FORMAT
+                     " (a decimal number), not '%s'", command, option, min, max, text);
+    return FALSE;
+}
+
+/*
+ * The same for a number with an optional fraction ("0.25"): digits and at
+ * most one point, nothing else (no exponent, hex, "inf" or "nan").
+ */
+gboolean
+sp_cli_parse_decimal(const char *command, const char *option, const char *text, double min,
+                     double max, double *value)
+{
+    gsize digits = strspn(text, "0123456789");
+    gsize len = strlen(text);
+    double v = 0;
+
+    if (text[digits] == '.')
+        digits += 1 + strspn(text + digits + 1, "0123456789");
+    if (len > 0 && digits == len && !g_str_equal(text, ".")) {
+        v = g_ascii_strtod(text, NULL);
+        if (v >= min && v <= max) {
+            *value = v;
+            return TRUE;
+        }
+    }
+    sp_cli_error("%s: %s must be between %g and %g (a decimal number), not '%s'", command,
+                 option, min, max, text);
+    return FALSE;
 }
 
 int

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "samepage/spguest.h"
+#include "spguestpriv.h"
 
 G_DEFINE_QUARK(sp-guest-error-quark, sp_guest_error)
 
@@ -269,8 +270,8 @@ sp_guest_backing(const SpVma *vma)
 }
 
 /* numa_maps: "7f...000 default anon=1234 dirty=... N0=1000 N1=234 kernelpagesize_kB=4" */
-static GArray *
-sp_guest_numa_pages(const char *numa_maps, guint64 start)
+GArray *
+sp_guest_parse_numa_maps(const char *numa_maps, guint64 start)
 {
     g_autofree char *prefix = g_strdup_printf("%" PRIx64 " ", start);
     g_auto(GStrv) lines = g_strsplit(numa_maps, "\n", -1);
@@ -406,7 +407,7 @@ sp_guest_load_regions(SpGuest *guest, const SpHost *host, GError **error)
             r->vma = sp_vma_copy(found);
             r->backing = sp_guest_backing(found);
             r->vma_mergeable = sp_vma_is_mergeable(found);
-            r->node_pages = sp_guest_numa_pages(numa_maps ? numa_maps : "", found->start);
+            r->node_pages = sp_guest_parse_numa_maps(numa_maps ? numa_maps : "", found->start);
         }
         g_ptr_array_add(guest->regions, r);
     }

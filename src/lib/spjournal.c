@@ -63,23 +63,20 @@ sp_journal_free(SpJournal *j)
 /* ---------------------------------------------------------------- owner */
 
 /**
- * sp_journal_pid_start:
+ * sp_journal_parse_pid_start:
+ * @stat: the contents of /proc/PID/stat
  *
- * The start time of @pid (field 22 of /proc/PID/stat, clock ticks since
- * boot).  FALSE if the process does not exist or is a zombie.
+ * The start time (field 22, clock ticks since boot).  FALSE for a zombie
+ * or dead process, or text that is not a stat line.
  */
 gboolean
-sp_journal_pid_start(const SpHost *host, pid_t pid, guint64 *start)
+sp_journal_parse_pid_start(const char *stat, guint64 *start)
 {
-    g_autofree char *path = sp_host_procfs_path(host, "%d/stat", (int)pid);
-    g_autofree char *text = NULL;
     const char *p;
     char *end;
 
-    if (pid <= 0 || !g_file_get_contents(path, &text, NULL, NULL))
-        return FALSE;
     /* The command name may hold spaces and ')': fields follow the last ')'. */
-    p = strrchr(text, ')');
+    p = strrchr(stat, ')');
     if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X' || p[2] == '\0')
         return FALSE;
     p += 2;
@@ -93,6 +90,23 @@ sp_journal_pid_start(const SpHost *host, pid_t pid, guint64 *start)
     errno = 0;
     *start = g_ascii_strtoull(p, &end, 10);
     return errno == 0 && end != p && (*end == ' ' || *end == '\n' || *end == '\0');
+}
+
+/**
+ * sp_journal_pid_start:
+ *
+ * The start time of @pid (field 22 of /proc/PID/stat, clock ticks since
+ * boot).  FALSE if the process does not exist or is a zombie.
+ */
+gboolean
+sp_journal_pid_start(const SpHost *host, pid_t pid, guint64 *start)
+{
+    g_autofree char *path = sp_host_procfs_path(host, "%d/stat", (int)pid);
+    g_autofree char *text = NULL;
+
+    if (pid <= 0 || !g_file_get_contents(path, &text, NULL, NULL))
+        return FALSE;
+    return sp_journal_parse_pid_start(text, start);
 }
 
 char *

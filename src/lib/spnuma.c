@@ -20,6 +20,27 @@
 G_DEFINE_QUARK(sp-numa-error-quark, sp_numa_error)
 
 /**
+ * sp_numa_copy_need:
+ * @pages: shared pages an unmerge will copy (pages_sharing, or a process's
+ *   ksm_merging_pages)
+ *
+ * Returns: the memory the copies need, @pages x 4 KiB plus a 10% margin,
+ * saturated at G_MAXUINT64 rather than wrapped; 0 for @pages <= 0.
+ */
+guint64
+sp_numa_copy_need(gint64 pages)
+{
+    guint64 bytes, need;
+
+    if (pages <= 0)
+        return 0;
+    if (!g_uint64_checked_mul(&bytes, (guint64)pages, 4096) ||
+        !g_uint64_checked_add(&need, bytes, bytes / 10))
+        return G_MAXUINT64;
+    return need;
+}
+
+/**
  * sp_numa_plan:
  * @state: the KSM state now
  * @mem_available: MemAvailable in bytes
@@ -48,9 +69,10 @@ sp_numa_plan(const SpKsmState *state, guint64 mem_available, gboolean want, gboo
         return TRUE;
     }
     plan->unmerge = shared > 0;
-    plan->unmerge_bytes = (guint64)MAX(sharing, 0) * 4096;
+    if (sharing <= 0 || !g_uint64_checked_mul(&plan->unmerge_bytes, (guint64)sharing, 4096))
+        plan->unmerge_bytes = sharing <= 0 ? 0 : G_MAXUINT64;
     if (plan->unmerge && !force) {
-        guint64 need = plan->unmerge_bytes + plan->unmerge_bytes / 10;
+        guint64 need = sp_numa_copy_need(sharing);
         if (mem_available < need) {
             g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_MEMORY,
                         "unmerging %" G_GINT64_FORMAT " shared pages needs %.1f MiB "
@@ -60,18 +82,6 @@ sp_numa_plan(const SpKsmState *state, guint64 mem_available, gboolean want, gboo
         }
     }
     return TRUE;
-}
-
-guint64
-sp_host_mem_available(const SpHost *host)
-{
-    g_autofree char *path = sp_host_procfs_path(host, "meminfo");
-    g_autofree char *text = NULL;
-    const char *p;
-
-    if (!g_file_get_contents(path, &text, NULL, NULL) || !(p = strstr(text, "MemAvailable:")))
-        return 0;
-    return g_ascii_strtoull(p + strlen("MemAvailable:"), NULL, 10) * 1024;
 }
 
 static gboolean

@@ -22,8 +22,18 @@
  * one command is ever in flight.
  *
  * Every wait has a deadline (the timeout counts from the start of the
- * command), so a socket that is not QMP, a QEMU that hangs or a peer that
- * trickles bytes cannot block the caller for longer than the timeout.
+ * command, on the monotonic clock), so a socket that is not QMP, a QEMU that
+ * hangs or a peer that trickles bytes cannot block the caller for longer
+ * than the timeout.  The deadline is checked before every read and after
+ * every message that is not the reply, not only when the transport has
+ * nothing to give: a peer that never runs dry (endless events, stale
+ * replies, blank lines) is stopped by it too.  A command transport's reply
+ * that comes after the deadline is a timeout as well.
+ *
+ * What a peer can make us hold is bounded: a line longer than
+ * SP_QMP_MAX_LINE is refused before more of it is read (json-c then only
+ * ever parses bounded input), the rest of it is skipped when the next
+ * command reads, and recorded events are capped by count and by bytes.
  *
  * A command transport (libvirt) gets the command without id and returns
  * the reply; the greeting and events are libvirt's business.
@@ -42,8 +52,6 @@
 
 G_DEFINE_QUARK(sp-qmp-error-quark, sp_qmp_error)
 
-#define SP_QMP_MAX_MESSAGE (16 * 1024 * 1024)   /* longest line we buffer */
-#define SP_QMP_MAX_EVENTS 1024                   /* recorded events kept */
 #define SP_QMP_EXCERPT 72                        /* bytes of bad input quoted */
 
 struct _SpQmp {
@@ -52,10 +60,12 @@ struct _SpQmp {
     gint64 next_id;
     GString *in;                /* received, not yet cut into lines */
     gboolean closed;            /* the peer closed the stream */
+    gboolean skipping;          /* dropping the rest of a line that was too long */
     gboolean have_version;
     guint version[3];
     gboolean record_events;
     GPtrArray *events;
+    gsize event_bytes;          /* sum of the sizes of events */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -219,7 +229,7 @@ sp_qmp_reply_result(json_object *msg, const char *text, gsize len, GError **erro
  * Returns: (transfer full): the value of "return", or NULL with @error set:
  * the code of the error's class with its "desc" as message, or PROTOCOL for
  * text that is not a JSON object with a non-null "return" or a well-formed
- * "error".
+ * "error", or that is longer than SP_QMP_MAX_LINE.
  */
 json_object *
 sp_qmp_parse_reply(const char *text, GError **error)
@@ -228,6 +238,13 @@ sp_qmp_parse_reply(const char *text, GError **error)
     GError *local = NULL;
     json_object *ret;
 
+    if (strlen(text) > SP_QMP_MAX_LINE) {
+        g_autofree char *ex = sp_qmp_excerpt(text, strlen(text));
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_PROTOCOL,
+                    "a message longer than %d bytes (%zu): %s", SP_QMP_MAX_LINE,
+                    strlen(text), ex);
+        return NULL;
+    }
     if (!(msg = sp_qmp_json_parse(text, strlen(text), error)))
         return NULL;
     ret = sp_qmp_reply_result(msg, text, strlen(text), &local);
@@ -411,8 +428,9 @@ sp_qmp_event_free_void(gpointer p)
  * sp_qmp_set_record_events:
  *
  * While on, events that arrive while SpQmp waits for a reply are kept (the
- * newest SP_QMP_MAX_EVENTS) for sp_qmp_take_events().  Otherwise they are
- * only logged.
+ * newest, at most SP_QMP_MAX_EVENTS of them and SP_QMP_MAX_EVENT_BYTES of
+ * messages; a larger event is not kept) for sp_qmp_take_events().
+ * Otherwise they are only logged.
  */
 void
 sp_qmp_set_record_events(SpQmp *qmp, gboolean record)
@@ -432,6 +450,7 @@ sp_qmp_take_events(SpQmp *qmp)
     GPtrArray *taken = g_steal_pointer(&qmp->events);
 
     qmp->events = g_ptr_array_new_with_free_func(sp_qmp_event_free_void);
+    qmp->event_bytes = 0;
     return taken;
 }
 
@@ -452,7 +471,13 @@ sp_qmp_handle_event(SpQmp *qmp, json_object *msg, const char *line, gsize len, G
     }
     if (!qmp->record_events)
         return TRUE;
+    if (len > SP_QMP_MAX_EVENT_BYTES) {
+        g_debug("%s: not keeping a %s event of %zu bytes (more than %d)", qmp->transport->name,
+                json_object_get_string(name), len, SP_QMP_MAX_EVENT_BYTES);
+        return TRUE;
+    }
     ev = g_new0(SpQmpEvent, 1);
+    ev->size = len;
     ev->name = g_strdup(json_object_get_string(name));
     ev->seconds = ev->microseconds = -1;
     if (ts && sp_qmp_get_uint(ts, "seconds", G_MAXINT64, &v))
@@ -461,10 +486,15 @@ sp_qmp_handle_event(SpQmp *qmp, json_object *msg, const char *line, gsize len, G
         ev->microseconds = (gint64)v;
     if (json_object_object_get_ex(msg, "data", &data) && data)
         ev->data = json_object_get(data);
-    if (qmp->events->len >= SP_QMP_MAX_EVENTS) {
+    while (qmp->events->len > 0 && (qmp->events->len >= SP_QMP_MAX_EVENTS ||
+                                    qmp->event_bytes + len > SP_QMP_MAX_EVENT_BYTES)) {
+        const SpQmpEvent *old = g_ptr_array_index(qmp->events, 0);
+
         g_debug("%s: too many events kept, dropping the oldest", qmp->transport->name);
+        qmp->event_bytes -= old->size;
         g_ptr_array_remove_index(qmp->events, 0);
     }
+    qmp->event_bytes += len;
     g_ptr_array_add(qmp->events, g_steal_pointer(&ev));
     return TRUE;
 }
@@ -472,8 +502,71 @@ sp_qmp_handle_event(SpQmp *qmp, json_object *msg, const char *line, gsize len, G
 /* ---------------------------------------------------------------- the stream */
 
 /*
+ * The timeout error while waiting for @what ("the QMP greeting", "the
+ * reply to X").
+ */
+static void
+sp_qmp_timeout_error(SpQmp *qmp, const char *what, GError **error)
+{
+    const char *name = qmp->transport->name;
+    /* "no reply to X", not "no the reply to X" */
+    const char *noun = g_str_has_prefix(what, "the ") ? what + strlen("the ") : what;
+
+    if (qmp->in->len > 0 && !qmp->skipping) {
+        g_autofree char *ex = sp_qmp_excerpt(qmp->in->str, qmp->in->len);
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_TIMEOUT,
+                    "%s: %s did not arrive within %u ms (%zu bytes of an unfinished "
+                    "message: %s)", name, what, qmp->timeout_ms, qmp->in->len, ex);
+    } else {
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_TIMEOUT, "%s: no %s within %u ms%s",
+                    name, noun, qmp->timeout_ms,
+                    qmp->have_version ? "" : " (is it a QMP socket?)");
+    }
+}
+
+/* TRUE, with the timeout error, if @deadline has passed. */
+static gboolean
+sp_qmp_expired(SpQmp *qmp, gint64 deadline, const char *what, GError **error)
+{
+    if (g_get_monotonic_time() < deadline)
+        return FALSE;
+    sp_qmp_timeout_error(qmp, what, error);
+    return TRUE;
+}
+
+/*
+ * Drops what is buffered of a line that was too long, up to its end;
+ * TRUE when the end was found.
+ */
+static gboolean
+sp_qmp_skip_long_line(SpQmp *qmp)
+{
+    char *nl = memchr(qmp->in->str, '\n', qmp->in->len);
+
+    if (!nl) {
+        g_string_truncate(qmp->in, 0);
+        return FALSE;
+    }
+    g_string_erase(qmp->in, 0, nl - qmp->in->str + 1);
+    qmp->skipping = FALSE;
+    return TRUE;
+}
+
+static void
+sp_qmp_long_line_error(SpQmp *qmp, const char *what, GError **error)
+{
+    g_autofree char *ex = sp_qmp_excerpt(qmp->in->str, qmp->in->len);
+
+    g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_PROTOCOL,
+                "%s: waiting for %s: a message longer than %d bytes: %s",
+                qmp->transport->name, what, SP_QMP_MAX_LINE, ex);
+}
+
+/*
  * The next complete line, without its "\r\n"; blank lines are skipped.
  * @what says what we wait for ("the QMP greeting", "the reply to X").
+ * The buffer never holds more than SP_QMP_MAX_LINE + 2 bytes: a line that
+ * does not fit is refused, and skipped up to its end by the next call.
  */
 static char *
 sp_qmp_read_line(SpQmp *qmp, gint64 deadline, const char *what, gsize *len, GError **error)
@@ -487,44 +580,56 @@ sp_qmp_read_line(SpQmp *qmp, gint64 deadline, const char *what, gsize *len, GErr
         return NULL;
     }
     for (;;) {
-        char *nl = memchr(qmp->in->str + scanned, '\n', qmp->in->len - scanned);
+        char *nl;
         char buf[16384];
         GError *local = NULL;
+        gsize want;
         gssize n;
 
-        if (nl) {
+        if (qmp->skipping && !sp_qmp_skip_long_line(qmp))
+            scanned = 0;
+        else if ((nl = memchr(qmp->in->str + scanned, '\n', qmp->in->len - scanned))) {
             gsize end = nl - qmp->in->str;
             gsize cut = end + 1;
             char *line;
 
             if (end > 0 && qmp->in->str[end - 1] == '\r')
                 end--;
+            if (end > SP_QMP_MAX_LINE) {
+                sp_qmp_long_line_error(qmp, what, error);
+                g_string_erase(qmp->in, 0, cut);
+                return NULL;
+            }
             line = g_strndup(qmp->in->str, end);
             *len = end;
             g_string_erase(qmp->in, 0, cut);
+            scanned = 0;
             if (end == 0 || strspn(line, " \t\r") == end) {
                 g_free(line);
-                scanned = 0;
                 continue;
             }
             return line;
+        } else {
+            scanned = qmp->in->len;
+            if (qmp->in->len >= SP_QMP_MAX_LINE + 2) {
+                sp_qmp_long_line_error(qmp, what, error);
+                qmp->skipping = TRUE;
+                g_string_truncate(qmp->in, 0);
+                return NULL;
+            }
         }
-        scanned = qmp->in->len;
-        if (qmp->in->len > SP_QMP_MAX_MESSAGE) {
-            g_autofree char *ex = sp_qmp_excerpt(qmp->in->str, qmp->in->len);
-            g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_PROTOCOL,
-                        "%s: waiting for %s: a message longer than %d bytes: %s",
-                        name, what, SP_QMP_MAX_MESSAGE, ex);
+        /* Before every read: a peer that never runs dry meets the deadline here. */
+        if (sp_qmp_expired(qmp, deadline, what, error))
             return NULL;
-        }
-        n = qmp->transport->ops->receive(qmp->transport, buf, sizeof(buf), deadline, &local);
+        want = qmp->skipping ? sizeof(buf) : MIN(sizeof(buf), SP_QMP_MAX_LINE + 2 - qmp->in->len);
+        n = qmp->transport->ops->receive(qmp->transport, buf, want, deadline, &local);
         if (n > 0) {
             g_string_append_len(qmp->in, buf, n);
             continue;
         }
         if (n == 0 || g_error_matches(local, SP_QMP_ERROR, SP_QMP_ERROR_CLOSED)) {
             qmp->closed = TRUE;
-            if (qmp->in->len > 0) {
+            if (qmp->in->len > 0 || qmp->skipping) {
                 g_autofree char *ex = sp_qmp_excerpt(qmp->in->str, qmp->in->len);
                 g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_CLOSED,
                             "%s: QEMU closed the connection in the middle of %s "
@@ -538,16 +643,7 @@ sp_qmp_read_line(SpQmp *qmp, gint64 deadline, const char *what, gsize *len, GErr
         }
         if (g_error_matches(local, SP_QMP_ERROR, SP_QMP_ERROR_TIMEOUT)) {
             g_clear_error(&local);
-            if (qmp->in->len > 0) {
-                g_autofree char *ex = sp_qmp_excerpt(qmp->in->str, qmp->in->len);
-                g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_TIMEOUT,
-                            "%s: %s did not arrive within %u ms (only %zu bytes "
-                            "of it: %s)", name, what, qmp->timeout_ms, qmp->in->len, ex);
-            } else {
-                g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_TIMEOUT,
-                            "%s: no %s within %u ms (is it a QMP socket?)",
-                            name, what, qmp->timeout_ms);
-            }
+            sp_qmp_timeout_error(qmp, what, error);
             return NULL;
         }
         g_propagate_prefixed_error(error, local, "%s: waiting for %s: ", name, what);
@@ -638,11 +734,15 @@ sp_qmp_execute_stream(SpQmp *qmp, const char *command, json_object *cmd, gint64 
                 g_propagate_prefixed_error(error, local, "%s: %s: ", name, command);
                 return NULL;
             }
+            if (sp_qmp_expired(qmp, deadline, what, error))
+                return NULL;
             continue;
         }
         if (json_object_object_get_ex(msg, "id", &rid) &&
             !(json_object_is_type(rid, json_type_int) && json_object_get_int64(rid) == id)) {
             g_debug("%s: dropping a reply that is not for id %" G_GINT64_FORMAT, name, id);
+            if (sp_qmp_expired(qmp, deadline, what, error))
+                return NULL;
             continue;
         }
         ret = sp_qmp_reply_result(msg, line, len, &local);
@@ -795,6 +895,11 @@ sp_qmp_execute(SpQmp *qmp, const char *command, json_object *arguments, GError *
         return NULL;
     }
     sp_qmp_log_traffic(name, "<-", reply, strlen(reply));
+    if (g_get_monotonic_time() >= deadline) {
+        g_autofree char *what = g_strdup_printf("the reply to %s", command);
+        sp_qmp_timeout_error(qmp, what, error);
+        return NULL;
+    }
     if (!(ret = sp_qmp_parse_reply(reply, &local))) {
         g_propagate_prefixed_error(error, local, "%s: %s: ", name, command);
         return NULL;

@@ -7,6 +7,7 @@
 
 #include "samepage/spguest.h"
 #include "samepage/splibvirt.h"
+#include "../../src/lib/spguestpriv.h"
 #include "sptest.h"
 
 /* A "command" transport that answers from a transcript (C:/S: lines): each
@@ -185,10 +186,31 @@ test_cmdline_uuid(void **state)
     assert_false(sp_cmdline_has_uuid(tail, sizeof(tail) - 1, "0a3f5d1e-1111-2222-3333-444455556666"));
 }
 
+/* numa_maps: the line of the mapping, its N<node>=<pages> words. */
+static void
+test_parse_numa_maps(void **state)
+{
+    const char *text = "7f0000000000 default anon=3 N0=1 N1=2 kernelpagesize_kB=4\n"
+                       "7f1000000000 bind:1 anon=5 N1=5 N2000=7 Nx=1 N3=\n";
+    g_autoptr(GArray) a = sp_guest_parse_numa_maps(text, G_GUINT64_CONSTANT(0x7f0000000000));
+    g_autoptr(GArray) b = sp_guest_parse_numa_maps(text, G_GUINT64_CONSTANT(0x7f1000000000));
+    g_autoptr(GArray) c = sp_guest_parse_numa_maps(text, 0x1000);
+
+    (void)state;
+    assert_int_equal(a->len, 2);
+    assert_int_equal(g_array_index(a, guint64, 0), 1);
+    assert_int_equal(g_array_index(a, guint64, 1), 2);
+    /* Node 2000 is past the 1024 nodes kept; bad words are skipped. */
+    assert_int_equal(b->len, 2);
+    assert_int_equal(g_array_index(b, guint64, 1), 5);
+    assert_int_equal(c->len, 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_numa_maps),
         cmocka_unit_test(test_regions_numa),
         cmocka_unit_test(test_regions_gone),
         cmocka_unit_test(test_ksm_stat),

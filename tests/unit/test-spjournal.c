@@ -85,7 +85,12 @@ test_pid_start(void **state)
     assert_false(sp_journal_pid_start(f->host, 777, &start));
     sp_test_write(f->proc, "777/stat",
                   "777 (q) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 x9 20\n");
-    assert_false(sp_journal_pid_start(f->host, 777, &start));
+    assert_false(sp_journal_pid_start(f->host, 777, &start));    /* The parser the reader wraps: a comm with ") " in it, the last ')' counts. */
+    assert_true(sp_journal_parse_pid_start("9 (a) b) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 "
+                                           "18 99 20\n", &start));
+    assert_int_equal(start, 99);
+    assert_false(sp_journal_parse_pid_start("", &start));
+    assert_false(sp_journal_parse_pid_start("9 (a) ", &start));
 }
 
 static SpJournal *

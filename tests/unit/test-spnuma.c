@@ -91,12 +91,76 @@ test_switch_fake(void **unused)
     sp_test_remove_tree(proc);
 }
 
+/*
+ * Huge page counts (a corrupt or hostile sysfs value) must not wrap the
+ * memory arithmetic into a small need that MemAvailable covers.
+ */
+static void
+test_plan_overflow(void **unused)
+{
+    static const gint64 sharing[] = {
+        G_GINT64_CONSTANT(1) << 62,             /* x 4096 wraps to 0 */
+        G_MAXINT64,                             /* x 4096 wraps to 2^64 - 4096 */
+        G_GINT64_CONSTANT(4000000000000000),    /* fits, but + 10% wraps */
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(sharing); i++) {
+        g_autoptr(GError) error = NULL;
+        SpNumaPlan plan;
+        SpKsmState st = state(1, 1, 1000, sharing[i]);
+
+        if (sp_numa_plan(&st, G_GUINT64_CONSTANT(1) << 60, FALSE, FALSE, &plan, &error))
+            fail_msg("pages_sharing %" G_GINT64_FORMAT ": planned with %" G_GUINT64_FORMAT
+                     " bytes to copy and 1 EiB available", sharing[i], plan.unmerge_bytes);
+        assert_true(g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_MEMORY));
+        /* Forced, the plan still says how much: saturated, not wrapped. */
+        assert_true(sp_numa_plan(&st, 0, FALSE, TRUE, &plan, NULL));
+        assert_true(plan.unmerge_bytes >= G_GUINT64_CONSTANT(4000000000000000) * 4096);
+    }
+}
+
+/* MemAvailable in kB times 1024 must not wrap: an overflowing value is unknown (0). */
+static void
+test_mem_available_overflow(void **unused)
+{
+    static const struct {
+        const char *value;
+        guint64 bytes;
+    } cases[] = {
+        { "20000000 kB", G_GUINT64_CONSTANT(20000000) * 1024 },
+        { "18014398509481984 kB", 0 },        /* 2^54 kB: x 1024 wraps to 0 */
+        { "18014398509481985 kB", 0 },        /* ... to 1024 */
+        { "18446744073709551615 kB", 0 },     /* to 2^64 - 1024 */
+        { "99999999999999999999999 kB", 0 },  /* saturates, then wraps */
+        { "0x100 kB", 0 },
+        { "-5 kB", 0 },
+        { "12", 0 },                          /* no unit */
+    };
+    g_autofree char *proc = g_dir_make_tmp("samepage-proc-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", proc);
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *text = g_strdup_printf("MemTotal: 24000000 kB\nMemAvailable: %s\n"
+                                                "Buffers: 1 kB\n", cases[i].value);
+        guint64 got;
+
+        sp_test_write(proc, "meminfo", text);
+        got = sp_host_mem_available(host);
+        if (got != cases[i].bytes)
+            fail_msg("MemAvailable: %s gave %" G_GUINT64_FORMAT " bytes, not %" G_GUINT64_FORMAT,
+                     cases[i].value, got, cases[i].bytes);
+    }
+    sp_test_remove_tree(proc);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_switch_fake),
+        cmocka_unit_test(test_plan_overflow),
+        cmocka_unit_test(test_mem_available_overflow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

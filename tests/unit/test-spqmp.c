@@ -1044,6 +1044,7 @@ test_no_greeting(void **state)
     assert_null(qmp);
     assert_error(error, SP_QMP_ERROR_TIMEOUT, m->path);
     assert_non_null(strstr(error->message, "greeting within 200 ms"));
+    assert_non_null(strstr(error->message, ": no QMP greeting within 200 ms"));
     assert_true(took >= 190 * 1000);
     assert_true(took < 5 * G_USEC_PER_SEC);
     monitor_assert_ok(m);
@@ -1071,6 +1072,10 @@ test_no_reply(void **state)
         assert_null(list);
         assert_error(error, SP_QMP_ERROR_TIMEOUT, m->path);
         assert_non_null(strstr(error->message, "reply to query-memdev"));
+        /* "no reply to X within", not "no the reply to X within". */
+        if (!half)
+            assert_non_null(strstr(error->message, ": no reply to query-memdev within 300 ms"));
+        assert_null(strstr(error->message, "no the"));
         g_clear_pointer(&qmp, sp_qmp_free);
         monitor_assert_ok(m);
         monitor_free(m);
@@ -1403,6 +1408,311 @@ test_command_transport(void **state)
     assert_null(t->failure);
 }
 
+/* ---------------------------------------------------------------- an in-process stream */
+
+/*
+ * A stream transport without a socket or a thread: it hands out a greeting,
+ * answers qmp_capabilities, queues a script after the client's next
+ * command and, once that is out, a filler, again and again, at once.  It
+ * never runs dry, so the client never has to wait (poll) for data: only its
+ * own deadline can end a wait.  After GIVE_UP_MS it fails with an IO error,
+ * so that a client that ignores its deadline fails the test instead of
+ * hanging it.
+ */
+#define GIVE_UP_MS 5000
+
+typedef struct {
+    SpQmpTransport parent;
+    GString *out;               /* bytes not handed out yet */
+    char *script;               /* queued after the client's 2nd command */
+    char *filler;               /* handed out when out is empty; NULL: closed */
+    guint64 received;           /* bytes handed out so far */
+    guint commands;
+    gint64 started;
+} FakeStream;
+
+static gboolean
+fake_stream_send(SpQmpTransport *self, const char *data, gsize len, gint64 deadline,
+                 GError **error)
+{
+    FakeStream *t = (FakeStream *)self;
+
+    (void)data;
+    (void)len;
+    (void)deadline;
+    (void)error;
+    if (++t->commands == 1)
+        g_string_append(t->out, "{\"return\": {}, \"id\": 1}\r\n");
+    else if (t->commands == 2 && t->script)
+        g_string_append(t->out, t->script);
+    return TRUE;
+}
+
+static gssize
+fake_stream_receive(SpQmpTransport *self, char *buf, gsize size, gint64 deadline,
+                    GError **error)
+{
+    FakeStream *t = (FakeStream *)self;
+    gsize n;
+
+    (void)deadline;
+    if (g_get_monotonic_time() - t->started > GIVE_UP_MS * 1000) {
+        g_set_error(error, SP_QMP_ERROR, SP_QMP_ERROR_IO,
+                    "fake stream: still asked for bytes after %d ms", GIVE_UP_MS);
+        return -1;
+    }
+    if (t->out->len == 0 && t->commands >= 2) {
+        if (!t->filler)
+            return 0;
+        /* A few KiB of filler per call, as a fast peer would send. */
+        while (t->out->len < 4096)
+            g_string_append(t->out, t->filler);
+    }
+    if (t->out->len == 0) {
+        g_set_error_literal(error, SP_QMP_ERROR, SP_QMP_ERROR_IO,
+                            "fake stream: asked for bytes before a command");
+        return -1;
+    }
+    n = MIN(size, t->out->len);
+    memcpy(buf, t->out->str, n);
+    g_string_erase(t->out, 0, n);
+    t->received += n;
+    return (gssize)n;
+}
+
+static void
+fake_stream_free(SpQmpTransport *self)
+{
+    FakeStream *t = (FakeStream *)self;
+
+    g_string_free(t->out, TRUE);
+    g_free(t->script);
+    g_free(t->filler);
+    g_free(self->name);
+    g_free(t);
+}
+
+static const SpQmpTransportOps fake_stream_ops = {
+    .send = fake_stream_send,
+    .receive = fake_stream_receive,
+    .free = fake_stream_free,
+};
+
+/* A client on a new fake stream; *stream stays valid until the client is freed. */
+static SpQmp *
+fake_stream_connect(const char *script, const char *filler, FakeStream **stream)
+{
+    FakeStream *t = g_new0(FakeStream, 1);
+    g_autofree char *greeting = recorded("greeting.txt", "S: ", 0);
+    g_autoptr(GError) error = NULL;
+    SpQmp *qmp;
+
+    t->parent.ops = &fake_stream_ops;
+    t->parent.name = g_strdup("fake stream");
+    t->out = g_string_new(greeting);
+    g_string_append(t->out, "\r\n");
+    t->script = g_strdup(script);
+    t->filler = g_strdup(filler);
+    t->started = g_get_monotonic_time();
+    *stream = t;
+    qmp = sp_qmp_new(&t->parent, TIMEOUT_MS, &error);
+    assert_ok(qmp);
+    return qmp;
+}
+
+/*
+ * A peer that never runs dry (endless events, late replies with other ids,
+ * blank lines) cannot hold the client past its deadline.
+ */
+static void
+test_deadline_never_dry(void **state)
+{
+    const char *fillers[] = {
+        "{\"timestamp\": {\"seconds\": 1795319794, \"microseconds\": 819034}, \"event\": \"RESUME\"}\r\n",
+        "{\"return\": {}, \"id\": 1}\r\n",
+        "\r\n",
+        " \t \r\n",
+    };
+
+    (void)state;
+    for (gsize i = 0; i < G_N_ELEMENTS(fillers); i++) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(json_object) r = NULL;
+        FakeStream *t;
+        g_autoptr(SpQmp) qmp = fake_stream_connect(NULL, fillers[i], &t);
+        gint64 t0, took;
+
+        sp_qmp_set_record_events(qmp, TRUE);
+        sp_qmp_set_timeout(qmp, 300);
+        t0 = g_get_monotonic_time();
+        r = sp_qmp_execute(qmp, "query-status", NULL, &error);
+        took = g_get_monotonic_time() - t0;
+        assert_null(r);
+        assert_error(error, SP_QMP_ERROR_TIMEOUT, "fake stream: ");
+        assert_non_null(strstr(error->message, "reply to query-status"));
+        if (took >= 5 * 300 * 1000)
+            fail_msg("filler %zu: the 300 ms timeout ended the wait after %" G_GINT64_FORMAT
+                     " ms", i, took / 1000);
+        assert_true(t->received > 0);
+    }
+}
+
+/*
+ * A line longer than the limit (2 MiB) is refused before more of it is
+ * buffered; a reply just under the limit is still read.
+ */
+#define LINE_LIMIT (2u * 1024 * 1024)
+
+static void
+test_line_limit(void **state)
+{
+    (void)state;
+    {
+        /* Bytes and no line end, forever. */
+        g_autoptr(GError) error = NULL;
+        g_autoptr(json_object) r = NULL;
+        FakeStream *t;
+        g_autoptr(SpQmp) qmp = fake_stream_connect("{\"return\": \"", "0123456789abcdef", &t);
+
+        r = sp_qmp_execute(qmp, "query-status", NULL, &error);
+        assert_null(r);
+        assert_error(error, SP_QMP_ERROR_PROTOCOL, "longer than 2097152 bytes");
+        assert_non_null(strstr(error->message, "reply to query-status"));
+        if (t->received > LINE_LIMIT + 64 * 1024)
+            fail_msg("%" G_GUINT64_FORMAT " bytes read for a line of at most %u",
+                     t->received, LINE_LIMIT);
+    }
+    for (guint over = 0; over < 2; over++) {
+        /* A whole reply of LINE_LIMIT + over bytes, "\r\n" not counted. */
+        const char *head = "{\"id\": 2, \"return\": \"";
+        const char *tail = "\"}";
+        gsize fill = LINE_LIMIT + over - strlen(head) - strlen(tail);
+        g_autofree char *pad = g_strnfill(fill, 'x');
+        g_autofree char *line = g_strconcat(head, pad, tail, "\r\n", NULL);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(json_object) r = NULL;
+        FakeStream *t;
+        g_autoptr(SpQmp) qmp = fake_stream_connect(line, NULL, &t);
+
+        r = sp_qmp_execute(qmp, "query-status", NULL, &error);
+        if (over) {
+            assert_null(r);
+            assert_error(error, SP_QMP_ERROR_PROTOCOL, "longer than 2097152 bytes");
+        } else {
+            assert_ok(r);
+            assert_int_equal(json_object_get_string_len(r), fill);
+        }
+    }
+    {
+        /* After a refused line, the next command skips the rest of it. */
+        g_autofree char *pad = g_strnfill(LINE_LIMIT + 100000, 'x');
+        g_autofree char *script = g_strconcat(pad, "\r\n{\"return\": {\"status\": \"running\"}, "
+                                              "\"id\": 3}\r\n", NULL);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(json_object) r = NULL;
+        g_autoptr(json_object) r2 = NULL;
+        FakeStream *t;
+        g_autoptr(SpQmp) qmp = fake_stream_connect(script, NULL, &t);
+
+        r = sp_qmp_execute(qmp, "query-status", NULL, &error);
+        assert_null(r);
+        assert_error(error, SP_QMP_ERROR_PROTOCOL, "longer than 2097152 bytes");
+        g_clear_error(&error);
+        r2 = sp_qmp_execute(qmp, "query-status", NULL, &error);
+        assert_ok(r2);
+        assert_string_equal(json_object_get_string(json_object_object_get(r2, "status")), "running");
+    }
+    {
+        /* The same limit for a reply a command transport returns. */
+        g_autofree char *pad = g_strnfill(LINE_LIMIT, 'x');
+        g_autofree char *text = g_strconcat("{\"return\": \"", pad, "\"}", NULL);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(json_object) r = sp_qmp_parse_reply(text, &error);
+
+        assert_null(r);
+        assert_error(error, SP_QMP_ERROR_PROTOCOL, "longer than 2097152 bytes");
+    }
+}
+
+/* Recorded events are capped by their total size (1 MiB), not only by count. */
+#define EVENT_BYTES (1024u * 1024)
+
+static void
+test_events_bytes(void **state)
+{
+    g_autoptr(GString) script = g_string_new(NULL);
+    g_autofree char *blob = g_strnfill(64 * 1024, 'a');
+    g_autoptr(GError) error = NULL;
+    g_autoptr(json_object) r = NULL;
+    g_autoptr(GPtrArray) events = NULL;
+    const SpQmpEvent *last;
+    gsize total = 0;
+    FakeStream *t;
+
+    (void)state;
+    for (guint i = 0; i < 100; i++)
+        g_string_append_printf(script, "{\"event\": \"BLOB\", \"data\": {\"n\": %u, "
+                               "\"blob\": \"%s\"}}\r\n", i, blob);
+    g_string_append(script, "{\"return\": {}, \"id\": 2}\r\n");
+    g_autoptr(SpQmp) qmp = fake_stream_connect(script->str, NULL, &t);
+    sp_qmp_set_record_events(qmp, TRUE);
+    r = sp_qmp_execute(qmp, "query-status", NULL, &error);
+    assert_ok(r);
+    events = sp_qmp_take_events(qmp);
+    assert_true(events->len > 0);
+    for (guint i = 0; i < events->len; i++) {
+        const SpQmpEvent *e = g_ptr_array_index(events, i);
+        total += strlen(e->name) + strlen(json_object_to_json_string(e->data));
+    }
+    if (total > EVENT_BYTES)
+        fail_msg("%u events of %zu bytes kept, more than %u", events->len, total, EVENT_BYTES);
+    /* The newest are kept. */
+    last = g_ptr_array_index(events, events->len - 1);
+    assert_int_equal(json_object_get_int(json_object_object_get(last->data, "n")), 99);
+}
+
+/* A command transport that answers after the deadline: a timeout, not the answer. */
+static char *
+slow_command(SpQmpTransport *self, const char *command, gint64 deadline, GError **error)
+{
+    (void)self;
+    (void)command;
+    (void)error;
+    while (g_get_monotonic_time() <= deadline + 50 * 1000)
+        g_usleep(10 * 1000);
+    return g_strdup("{\"return\": {\"status\": \"running\"}}");
+}
+
+static void
+slow_command_free(SpQmpTransport *self)
+{
+    g_free(self->name);
+    g_free(self);
+}
+
+static const SpQmpTransportOps slow_command_ops = {
+    .command = slow_command,
+    .free = slow_command_free,
+};
+
+static void
+test_command_deadline(void **state)
+{
+    SpQmpTransport *t = g_new0(SpQmpTransport, 1);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(json_object) r = NULL;
+
+    (void)state;
+    t->ops = &slow_command_ops;
+    t->name = g_strdup("domain slow");
+    g_autoptr(SpQmp) qmp = sp_qmp_new(t, 100, &error);
+    assert_ok(qmp);
+    r = sp_qmp_execute(qmp, "query-status", NULL, &error);
+    assert_null(r);
+    assert_error(error, SP_QMP_ERROR_TIMEOUT, "domain slow: ");
+    assert_non_null(strstr(error->message, "reply to query-status"));
+}
+
 int
 main(void)
 {
@@ -1432,6 +1742,10 @@ main(void)
         cmocka_unit_test(test_parse_properties),
         cmocka_unit_test(test_parse_reply),
         cmocka_unit_test(test_command_transport),
+        cmocka_unit_test(test_deadline_never_dry),
+        cmocka_unit_test(test_line_limit),
+        cmocka_unit_test(test_events_bytes),
+        cmocka_unit_test(test_command_deadline),
     };
 
     /* Debug output (the QMP traffic) must not mix with TAP on stdout. */

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spguestpriv.h: SpGuest's parsers, for unit tests and fuzzers
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* /proc/PID/numa_maps: the pages per node (index) of the mapping starting
+ * at @start, as guint64; empty if there is no such line. */
+GArray *sp_guest_parse_numa_maps(const char *numa_maps, guint64 start);
+
+G_END_DECLS

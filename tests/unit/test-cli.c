@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * test-cli.c: the samepage binary's number options and what it prints
+ *
+ * Runs the built src/cli/samepage with arguments that fail or finish before
+ * anything needs root, libvirt or a real /sys: SAMEPAGE_SYSFS and
+ * SAMEPAGE_PROCFS point at a directory that does not exist.
+ */
+#include "config.h"
+
+#include "sptest.h"
+
+typedef struct {
+    int status;                 /* exit code, or -1 if it did not exit */
+    char *out;
+    char *err;
+} Run;
+
+static void
+run_clear(Run *r)
+{
+    g_free(r->out);
+    g_free(r->err);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Run, run_clear)
+
+/* Runs samepage with the NULL-terminated arguments after it. */
+static void
+run(Run *r, ...)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GError) error = NULL;
+    g_auto(GStrv) env = g_get_environ();
+    const char *a;
+    va_list ap;
+    int wait = 0;
+
+    g_ptr_array_add(argv, g_build_filename(SP_TOP_BUILDDIR, "src", "cli", "samepage", NULL));
+    va_start(ap, r);
+    while ((a = va_arg(ap, const char *)))
+        g_ptr_array_add(argv, g_strdup(a));
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+    env = g_environ_setenv(env, "SAMEPAGE_SYSFS", "/nonexistent/sys", TRUE);
+    env = g_environ_setenv(env, "SAMEPAGE_PROCFS", "/nonexistent/proc", TRUE);
+    env = g_environ_setenv(env, "LIBVIRT_DEFAULT_URI", "test:///default", TRUE);
+    env = g_environ_setenv(env, "LC_ALL", "C.UTF-8", TRUE);
+    if (!g_spawn_sync(NULL, (char **)argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL,
+                      &r->out, &r->err, &wait, &error))
+        fail_msg("cannot run samepage: %s", error->message);
+    r->status = WIFEXITED(wait) ? WEXITSTATUS(wait) : -1;
+}
+
+static void
+assert_usage_error(const Run *r, const char *option, const char *value)
+{
+    if (r->status != 2 || !strstr(r->err, option) || !strstr(r->err, value))
+        fail_msg("%s %s: expected exit 2 and an error naming both, got %d: %s",
+                 option, value, r->status, r->err);
+}
+
+/* Number options are decimal, the whole string, and range-checked. */
+static void
+test_number_options(void **state)
+{
+    static const struct {
+        const char *option;
+        const char *value;
+    } bad[] = {
+        { "--passes", "0x10" },
+        { "--passes", "010x" },
+        { "--passes", " 5" },
+        { "--passes", "+5" },
+        { "--passes", "-1" },
+        { "--passes", "0" },
+        { "--passes", "101" },
+        { "--passes", "99999999999999999999" },
+        { "--max-page-sharing", "0x10" },
+        { "--max-page-sharing", "1" },
+        { "--max-page-sharing", "4294967296" },
+        { "--interval", "0x10" },
+        { "--interval", "1e3" },
+        { "--interval", "inf" },
+        { "--interval", "nan" },
+        { "--interval", "3601" },
+        { "--interval", "1.5s" },
+    };
+    g_autofree char *dir = g_dir_make_tmp("samepage-cli-XXXXXX", NULL);
+    g_autofree char *missing = g_build_filename(dir, "missing.img", NULL);
+
+    (void)state;
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_auto(Run) r = { 0 };
+
+        run(&r, "estimate", "--image", missing, bad[i].option, bad[i].value, NULL);
+        assert_usage_error(&r, bad[i].option, bad[i].value);
+    }
+    {
+        /* Decimal values in range get past the options (to the missing image). */
+        g_auto(Run) r = { 0 };
+
+        run(&r, "estimate", "--image", missing, "--passes", "16", "--max-page-sharing", "256",
+            "--interval", "0.25", NULL);
+        if (r.status != 1 || !strstr(r.err, "missing.img"))
+            fail_msg("expected exit 1 about the image, got %d: %s", r.status, r.err);
+    }
+    {
+        g_auto(Run) r = { 0 };
+
+        run(&r, "ksm", "numa", "--merge-across-nodes", "0x1", NULL);
+        assert_usage_error(&r, "--merge-across-nodes", "0x1");
+    }
+    {
+        g_auto(Run) r = { 0 };
+
+        run(&r, "ksm", "numa", "--merge-across-nodes", "1", "--timeout", "0x10", NULL);
+        assert_usage_error(&r, "--timeout", "0x10");
+    }
+    sp_test_remove_tree(dir);
+}
+
+/* No byte of text from outside reaches the terminal as a control character. */
+static void
+assert_no_controls(const char *what, const char *text)
+{
+    for (const char *p = text; *p; p++)
+        if (((guchar)*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f)
+            fail_msg("%s holds control byte 0x%02x: %s", what, (guchar)*p, text);
+}
+
+static void
+test_control_bytes(void **state)
+{
+    g_autofree char *dir = g_dir_make_tmp("samepage-cli-XXXXXX", NULL);
+    g_autofree char *image = g_build_filename(dir, "evil\x1b]0;owned\x07\x1b[2J.img", NULL);
+    g_autofree char *page = g_malloc0(2 * 4096);
+
+    (void)state;
+    {
+        /* An unknown command is echoed in the error. */
+        g_auto(Run) r = { 0 };
+
+        run(&r, "help", "x\x1b[31mred\r", NULL);
+        assert_int_equal(r.status, 2);
+        assert_no_controls("stderr", r.err);
+        assert_non_null(strstr(r.err, "x\\x1b[31mred\\x0d"));
+    }
+    {
+        /* A name in an error message. */
+        g_auto(Run) r = { 0 };
+        g_autofree char *missing = g_build_filename(dir, "no\x1b[2Jsuch.img", NULL);
+
+        run(&r, "estimate", "--image", missing, NULL);
+        assert_int_equal(r.status, 1);
+        assert_no_controls("stderr", r.err);
+        assert_non_null(strstr(r.err, "no\\x1b[2Jsuch.img"));
+    }
+    {
+        /* A name in a table. */
+        g_auto(Run) r = { 0 };
+
+        assert_true(g_file_set_contents(image, page, 2 * 4096, NULL));
+        run(&r, "estimate", "--image", image, NULL);
+        if (r.status != 0)
+            fail_msg("estimate failed (%d): %s", r.status, r.err);
+        assert_no_controls("stdout", r.out);
+        assert_non_null(strstr(r.out, "evil\\x1b]0;owned\\x07"));
+    }
+    sp_test_remove_tree(dir);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_number_options),
+        cmocka_unit_test(test_control_bytes),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
