@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * test-spcontrol.c: the scan-rate controller on sequences of snapshots,
+ * hostile ones included (counters that go backwards, a new ksmd, a stale
+ * prediction)
+ */
+#include "config.h"
+
+#include "sptest.h"
+#include "samepage/spcontrol.h"
+
+#define GIB_KIB (1024ULL * 1024)
+
+/* A host with 4 guests' worth of registered pages and a prediction. */
+static void
+snap_init(SpControlSnapshot *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->run = TRUE;
+    s->pages_to_scan = 100;
+    s->sleep_ms = 20;
+    s->has_smart_scan = TRUE;
+    s->smart_scan = TRUE;
+    s->has_advisor = TRUE;
+    s->has_pages_scanned = TRUE;
+    s->ksmd_pid = 42;
+    s->mem_total_kib = 24 * GIB_KIB;
+    s->mem_available_kib = 20 * GIB_KIB;
+    s->mem_free_kib = 20 * GIB_KIB;
+    s->psi_some_avg10 = -1;
+    s->registered_pages = 262144;
+    s->have_prediction = TRUE;
+    s->predicted_sharing = 125953;
+    s->prediction_t = 0;
+    s->prediction_registered_pages = 262144;
+    s->last_guest_start_t = -1;
+}
+
+/* ksmd ran @secs at @cpu_pct of a CPU scanning @pages_per_s. */
+static void
+advance(SpControlSnapshot *s, double secs, double cpu_pct, double pages_per_s)
+{
+    s->t += secs;
+    s->ksmd_cpu_s += secs * cpu_pct / 100.0;
+    s->pages_scanned += (guint64)(secs * pages_per_s);
+    s->full_scans = s->pages_scanned / s->registered_pages;
+}
+
+static void
+test_modes_by_name(void **state)
+{
+    SpControlMode m;
+
+    (void)state;
+    for (guint i = 0; i < SP_CONTROL_N_MODES; i++) {
+        assert_true(sp_control_mode_from_name(sp_control_mode_name(i), &m));
+        assert_int_equal(m, i);
+    }
+    assert_false(sp_control_mode_from_name("fast", &m));
+    assert_false(sp_control_mode_from_name(NULL, &m));
+}
+
+/* Below the prediction it spends the budget; at it, it backs off to a
+ * maintenance rate far below. */
+static void
+test_boost_then_maintain(void **state)
+{
+    SpControlConfig cfg;
+    SpControlSnapshot s;
+    SpControlDecision d;
+    g_autoptr(SpControl) ctl = NULL;
+    guint boost_pages;
+
+    (void)state;
+    sp_control_config_init(&cfg);
+    cfg.max_ksmd_cpu_pct = 20;
+    ctl = sp_control_new(&cfg);
+    snap_init(&s);
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_BOOST);
+    assert_int_equal(d.run, 1);
+    /* no measurement yet: 1 us a page, 20% -> 200,000 pages/s, capped at a
+     * full scan a second: 262,144 pages/s -> 4,000 pages every 20 ms */
+    assert_int_equal(d.sleep_ms, 20);
+    assert_int_equal(d.pages_to_scan, 4000);
+    assert_non_null(strstr(d.reason, "below the prediction"));
+
+    /* Measured: 2 us a page.  The rate follows: 100,000 pages/s. */
+    advance(&s, 5, 20, 50000);
+    s.pages_sharing = 40000;
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_BOOST);
+    boost_pages = d.pages_to_scan;
+    assert_true(boost_pages < 4000 && boost_pages > 1000);
+
+    /* Within 2% of the prediction: maintain, one full scan in 120 s. */
+    advance(&s, 5, 20, 100000);
+    s.pages_sharing = 125000;
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_MAINTAIN);
+    assert_int_equal(d.sleep_ms, 200);
+    /* 262,144 / 120 s = 2,185 pages/s -> 437 every 200 ms */
+    assert_int_equal(d.pages_to_scan, 437);
+    assert_true(d.pages_to_scan * 1000 / d.sleep_ms * 20 < boost_pages * 1000 / 20);
+    assert_int_equal(d.smart_scan, -1);
+    assert_non_null(strstr(d.reason, "at the prediction"));
+
+    /* A guest starts: new sharing to find, the prediction is stale. */
+    advance(&s, 15, 1, 2185);
+    s.last_guest_start_t = s.t - 1;
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_BOOST);
+    assert_non_null(strstr(d.reason, "stale (a guest started since)"));
+}
+
+/* The budget holds over the last minute: ksmd above it gets a cut rate. */
+static void
+test_budget_over_a_minute(void **state)
+{
+    SpControlConfig cfg;
+    SpControlSnapshot s;
+    SpControlDecision d;
+    g_autoptr(SpControl) ctl = NULL;
+    guint first;
+
+    (void)state;
+    sp_control_config_init(&cfg);
+    cfg.max_ksmd_cpu_pct = 10;
+    ctl = sp_control_new(&cfg);
+    snap_init(&s);
+    sp_control_decide(ctl, &s, &d);
+    advance(&s, 5, 10, 50000);     /* 2 us a page */
+    sp_control_decide(ctl, &s, &d);
+    first = d.pages_to_scan;
+    assert_true(d.ksmd_cpu_pct > 9.9 && d.ksmd_cpu_pct < 10.1);
+    /* ksmd burns 30% for a while (a batch of large pages, say), while the
+     * kernel keeps gaining */
+    for (int i = 0; i < 6; i++) {
+        advance(&s, 5, 30, 150000);
+        s.pages_sharing += 15000;
+        sp_control_decide(ctl, &s, &d);
+    }
+    assert_true(d.ksmd_cpu_pct > 20);
+    assert_true(d.pages_to_scan < first / 2);
+    assert_non_null(strstr(d.reason, "cut: over budget"));
+}
+
+/* run=2 while it steers: figures go back; a new ksmd: CPU restarts. */
+static void
+test_hostile_counters(void **state)
+{
+    SpControlConfig cfg;
+    SpControlSnapshot s;
+    SpControlDecision d;
+    g_autoptr(SpControl) ctl = NULL;
+
+    (void)state;
+    sp_control_config_init(&cfg);
+    ctl = sp_control_new(&cfg);
+    snap_init(&s);
+    sp_control_decide(ctl, &s, &d);
+    advance(&s, 10, 20, 100000);
+    s.pages_sharing = 125900;
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_MAINTAIN);
+
+    /* Someone wrote run=2: everything unmerged, full_scans kept. */
+    advance(&s, 5, 1, 2000);
+    s.pages_sharing = 0;
+    s.pages_shared = 0;
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_BOOST);
+
+    /* ksmd restarted under another pid with a smaller CPU time. */
+    s.ksmd_pid = 43;
+    s.ksmd_cpu_s = 0.5;
+    advance(&s, 5, 20, 100000);
+    sp_control_decide(ctl, &s, &d);
+    assert_true(d.ksmd_cpu_pct < 0);        /* one point of the new ksmd: unknown */
+    advance(&s, 5, 20, 100000);
+    sp_control_decide(ctl, &s, &d);
+    assert_true(d.ksmd_cpu_pct > 19.9 && d.ksmd_cpu_pct < 20.1);
+
+    /* A CPU time that goes backwards under the same pid is not a negative
+     * load, and a pages_scanned reset teaches no cost. */
+    s.ksmd_cpu_s -= 10;
+    s.pages_scanned = 0;
+    advance(&s, 5, 20, 100000);
+    sp_control_decide(ctl, &s, &d);
+    assert_true(d.ksmd_cpu_pct < 0);
+    assert_true(d.pages_to_scan >= 100);
+}
+
+/* No prediction yet, or registrations changed: stale, said so. */
+static void
+test_stale_prediction(void **state)
+{
+    SpControlConfig cfg;
+    SpControlSnapshot s;
+    SpControlDecision d;
+    g_autoptr(SpControl) ctl = NULL;
+
+    (void)state;
+    sp_control_config_init(&cfg);
+    ctl = sp_control_new(&cfg);
+    snap_init(&s);
+    s.have_prediction = FALSE;
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_BOOST);
+    assert_non_null(strstr(d.reason, "stale (none yet)"));
+
+    s.have_prediction = TRUE;
+    s.pages_sharing = s.predicted_sharing;  /* "at" a prediction made for other pages */
+    s.registered_pages = 400000;
+    advance(&s, 5, 10, 50000);
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_BOOST);
+    assert_non_null(strstr(d.reason, "registered pages changed"));
+}
+
+/* Stuck below the prediction: smart_scan=0 for 3 full scans, then 1
+ * again, then a maintenance rate with the gap reported, not chased. */
+static void
+test_settles_below(void **state)
+{
+    SpControlConfig cfg;
+    SpControlSnapshot s;
+    SpControlDecision d;
+    g_autoptr(SpControl) ctl = NULL;
+
+    (void)state;
+    sp_control_config_init(&cfg);
+    ctl = sp_control_new(&cfg);
+    snap_init(&s);
+    sp_control_decide(ctl, &s, &d);
+    s.pages_sharing = 100000;               /* 20% below, and stays there */
+    for (int i = 0; i < 3; i++) {
+        advance(&s, 5, 10, 50000);          /* about a full scan each */
+        sp_control_decide(ctl, &s, &d);
+        assert_int_equal(d.phase, SP_CONTROL_PHASE_BOOST);
+        assert_int_equal(d.smart_scan, -1);
+    }
+    /* 4 full scans without gain */
+    while (d.phase == SP_CONTROL_PHASE_BOOST) {
+        advance(&s, 5, 20, 100000);
+        sp_control_decide(ctl, &s, &d);
+    }
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_SMART_OFF);
+    assert_int_equal(d.smart_scan, 0);
+    assert_non_null(strstr(d.reason, "smart_scan=0 for 3 full scans"));
+    s.smart_scan = FALSE;
+    guint64 from = s.full_scans;
+    while (s.full_scans < from + 3) {
+        advance(&s, 5, 20, 100000);
+        sp_control_decide(ctl, &s, &d);
+        if (s.full_scans < from + 3)
+            assert_int_equal(d.smart_scan, 0);
+    }
+    assert_int_equal(d.smart_scan, 1);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_MAINTAIN);
+    s.smart_scan = TRUE;
+    advance(&s, 15, 1, 2000);
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_MAINTAIN);
+    assert_int_equal(d.smart_scan, -1);
+    assert_non_null(strstr(d.reason, "settled below the prediction"));
+    assert_int_equal(d.sleep_ms, 200);
+
+    /* A new prediction above the kernel: chase it again. */
+    s.prediction_t = s.t;
+    s.predicted_sharing = 130000;
+    advance(&s, 5, 1, 2000);
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_BOOST);
+}
+
+/* Plenty of memory, at the prediction, configured to stop: run=0. */
+static void
+test_stop_when_plenty(void **state)
+{
+    SpControlConfig cfg;
+    SpControlSnapshot s;
+    SpControlDecision d;
+    g_autoptr(SpControl) ctl = NULL;
+
+    (void)state;
+    sp_control_config_init(&cfg);
+    cfg.stop_above_available_pct = 50;
+    ctl = sp_control_new(&cfg);
+    snap_init(&s);
+    s.pages_sharing = s.predicted_sharing;
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.run, 0);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_OFF);
+    assert_non_null(strstr(d.reason, "scanning stopped"));
+    /* Memory gets tight: scan again. */
+    s.mem_available_kib = 4 * GIB_KIB;
+    advance(&s, 15, 0, 0);
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.run, 1);
+}
+
+/* ksmtuned's law with its defaults, on a 16 GiB host. */
+static void
+test_ksmtuned_law(void **state)
+{
+    SpControlConfig cfg;
+    SpControlSnapshot s;
+    SpControlDecision d;
+    g_autoptr(SpControl) ctl = NULL;
+
+    (void)state;
+    sp_control_config_init(&cfg);
+    cfg.mode = SP_CONTROL_KSMTUNED;
+    ctl = sp_control_new(&cfg);
+    snap_init(&s);
+    s.mem_total_kib = 16 * GIB_KIB;
+    /* threshold 20% = 3,355,443 KiB; committed 14 GiB + that > 16 GiB */
+    s.committed_kib = 14 * GIB_KIB;
+    s.mem_free_kib = 2 * GIB_KIB;           /* below the threshold: boost */
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.run, 1);
+    assert_int_equal(d.pages_to_scan, 400);
+    assert_int_equal(d.sleep_ms, 10);
+    assert_int_equal(d.next_s, 60);
+    /* Within the minute nothing moves. */
+    advance(&s, 30, 1, 0);
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.pages_to_scan, 400);
+    /* Then +300 up to the cap of 1250. */
+    for (int i = 0; i < 5; i++) {
+        advance(&s, 60, 1, 0);
+        sp_control_decide(ctl, &s, &d);
+    }
+    assert_int_equal(d.pages_to_scan, 1250);
+    /* Free memory back above the threshold: -50 a minute. */
+    s.mem_free_kib = 8 * GIB_KIB;
+    advance(&s, 60, 1, 0);
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.pages_to_scan, 1200);
+    /* Guests' memory well below MemTotal - threshold: KSM off. */
+    s.committed_kib = 4 * GIB_KIB;
+    advance(&s, 60, 1, 0);
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.run, 0);
+    assert_int_equal(d.phase, SP_CONTROL_PHASE_OFF);
+    /* A 32 GiB host sleeps less; the floor is 10 ms. */
+    s.mem_total_kib = 8 * GIB_KIB;
+    s.committed_kib = 8 * GIB_KIB;
+    advance(&s, 60, 1, 0);
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.sleep_ms, 20);
+}
+
+/* KubeVirt's law: on only under pressure (MemAvailable <= 20%), sleep
+ * from the memory in use, off again once the rate decays to its floor. */
+static void
+test_kubevirt_law(void **state)
+{
+    SpControlConfig cfg;
+    SpControlSnapshot s;
+    SpControlDecision d;
+    g_autoptr(SpControl) ctl = NULL;
+
+    (void)state;
+    sp_control_config_init(&cfg);
+    cfg.mode = SP_CONTROL_KUBEVIRT;
+    ctl = sp_control_new(&cfg);
+    snap_init(&s);
+    s.mem_total_kib = 32 * GIB_KIB;
+    s.mem_available_kib = 16 * GIB_KIB;
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.run, 0);
+    s.mem_available_kib = 4 * GIB_KIB;      /* 12.5%: pressure; 28 GiB in use */
+    advance(&s, 180, 0, 0);
+    sp_control_decide(ctl, &s, &d);
+    assert_int_equal(d.run, 1);
+    assert_int_equal(d.pages_to_scan, 400);
+    assert_int_equal(d.sleep_ms, 57);       /* 100 ms x 16 / 28 */
+    assert_int_equal(d.next_s, 180);
+    s.mem_available_kib = 16 * GIB_KIB;
+    for (int i = 0; i < 20 && d.run; i++) {
+        advance(&s, 180, 0, 0);
+        sp_control_decide(ctl, &s, &d);
+    }
+    assert_int_equal(d.run, 0);
+    assert_non_null(strstr(d.reason, "floor"));
+}
+
+static void
+test_fixed_modes(void **state)
+{
+    SpControlConfig cfg;
+    SpControlSnapshot s;
+    SpControlDecision d;
+
+    (void)state;
+    sp_control_config_init(&cfg);
+    snap_init(&s);
+    cfg.mode = SP_CONTROL_STATIC;
+    g_autoptr(SpControl) a = sp_control_new(&cfg);
+    sp_control_decide(a, &s, &d);
+    assert_int_equal(d.pages_to_scan, 1000);
+    assert_int_equal(d.sleep_ms, 20);
+    assert_int_equal(d.advisor_scan_time, 0);
+    cfg.mode = SP_CONTROL_KERNEL_ADVISOR;
+    g_autoptr(SpControl) b = sp_control_new(&cfg);
+    sp_control_decide(b, &s, &d);
+    assert_int_equal(d.advisor_scan_time, 1);
+    assert_int_equal(d.pages_to_scan, 0);   /* the advisor's to set */
+    s.has_advisor = FALSE;
+    g_autoptr(SpControl) c = sp_control_new(&cfg);
+    sp_control_decide(c, &s, &d);
+    assert_int_equal(d.advisor_scan_time, -1);
+    assert_int_equal(d.pages_to_scan, 1000);
+    assert_non_null(strstr(d.reason, "no advisor_mode"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_modes_by_name),
+        cmocka_unit_test(test_boost_then_maintain),
+        cmocka_unit_test(test_budget_over_a_minute),
+        cmocka_unit_test(test_hostile_counters),
+        cmocka_unit_test(test_stale_prediction),
+        cmocka_unit_test(test_settles_below),
+        cmocka_unit_test(test_stop_when_plenty),
+        cmocka_unit_test(test_ksmtuned_law),
+        cmocka_unit_test(test_kubevirt_law),
+        cmocka_unit_test(test_fixed_modes),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
