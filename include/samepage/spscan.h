@@ -122,6 +122,7 @@ typedef struct {
 gboolean sp_scan_add_pid_ranges(SpScan *scan, pid_t pid, const SpScanRange *ranges, gsize n,
                                 GError **error);
 gboolean sp_scan_add_image(SpScan *scan, const char *path, GError **error);
+void sp_scan_set_label(SpScan *scan, guint i, const char *label);
 gboolean sp_scan_run(SpScan *scan, GError **error);
 
 guint sp_scan_get_n_sources(const SpScan *scan);

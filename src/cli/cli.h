@@ -17,6 +17,7 @@ enum {
     SP_EXIT_OK = 0,
     SP_EXIT_FAILURE = 1,   /* the command ran and failed */
     SP_EXIT_USAGE = 2,     /* bad command line */
+    SP_EXIT_FINDINGS = 3,  /* doctor: it ran, and found at least one error */
 };
 
 typedef struct {

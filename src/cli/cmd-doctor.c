@@ -61,11 +61,14 @@ sp_cli_doctor_estimate(const SpHost *host, SpGuest *g, SpDoctorGuest *dg, GError
     return TRUE;
 }
 
+/* Prints the findings; counts the errors in *n_errors. */
 static void
-sp_cli_doctor_emit(GPtrArray *findings, json_object *arr)
+sp_cli_doctor_emit(GPtrArray *findings, json_object *arr, guint *n_errors)
 {
     for (guint i = 0; i < findings->len; i++) {
         const SpFinding *f = g_ptr_array_index(findings, i);
+        if (f->severity == SP_FINDING_ERROR)
+            (*n_errors)++;
         if (arr) {
             json_object *o = json_object_new_object();
             json_object_object_add(o, "severity",
@@ -87,6 +90,7 @@ int
 sp_cli_doctor(const SpCliGlobal *global, int argc, char **argv)
 {
     gboolean json = FALSE, no_estimate = FALSE;
+    guint n_errors = 0;
     g_auto(GStrv) qmps = NULL;
     GOptionEntry entries[] = {
         { "qmp", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &qmps, "a bare QEMU's QMP socket (repeat)", "SOCKET" },
@@ -130,16 +134,27 @@ sp_cli_doctor(const SpCliGlobal *global, int argc, char **argv)
             x->evidence = g_strdup(error->message);
             x->fix = g_strdup("start libvirtd, or name QEMU sockets with --qmp");
             g_ptr_array_add(f, x);
-            sp_cli_doctor_emit(f, arr);
+            sp_cli_doctor_emit(f, arr, &n_errors);
             g_clear_error(&error);
         }
     }
     for (char **n = names; n && *n; n++) {
         SpGuest *g = sp_cli_open_guest(global, &lv, host, *n, NULL, &error);
         if (!g || !sp_guest_load_regions(g, host, &error)) {
-            sp_cli_error("doctor: %s", error->message);
+            /* A guest that cannot be read is a finding; the others go on. */
+            g_autoptr(GPtrArray) f = g_ptr_array_new_with_free_func((GDestroyNotify)sp_finding_free);
+            SpFinding *x = g_new0(SpFinding, 1);
+            x->severity = SP_FINDING_ERROR;
+            x->subject = g_strdup(*n);
+            x->code = g_strdup("unreadable");
+            x->message = g_strdup("the guest could not be examined");
+            x->evidence = g_strdup(error->message);
+            x->fix = g_strdup("check that the domain runs a QEMU process on this host");
+            g_ptr_array_add(f, x);
+            sp_cli_doctor_emit(f, arr, &n_errors);
+            g_clear_error(&error);
             sp_guest_free(g);
-            return SP_EXIT_FAILURE;
+            continue;
         }
         g_ptr_array_add(guests, g);
         g_ptr_array_add(from_libvirt, GINT_TO_POINTER(1));
@@ -165,7 +180,7 @@ sp_cli_doctor(const SpCliGlobal *global, int argc, char **argv)
         }
     }
     g_autoptr(GPtrArray) hf = sp_doctor_host(&dh);
-    sp_cli_doctor_emit(hf, arr);
+    sp_cli_doctor_emit(hf, arr, &n_errors);
 
     for (guint i = 0; i < guests->len; i++) {
         SpGuest *g = g_ptr_array_index(guests, i);
@@ -187,9 +202,9 @@ sp_cli_doctor(const SpCliGlobal *global, int argc, char **argv)
             return SP_EXIT_FAILURE;
         }
         g_autoptr(GPtrArray) gf = sp_doctor_guest(&dg);
-        sp_cli_doctor_emit(gf, arr);
+        sp_cli_doctor_emit(gf, arr, &n_errors);
     }
     if (json)
         sp_cli_print_json(arr);
-    return SP_EXIT_OK;
+    return n_errors ? SP_EXIT_FINDINGS : SP_EXIT_OK;
 }

@@ -149,6 +149,7 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     SpEstimateOptions eopt;
     SpScanOptions sopt;
     int rc;
+    guint skipped = 0;
 
     g_option_context_set_summary(ctx,
         "Reads the memory of guests (their RAM backends), live processes (read-only,\n"
@@ -191,9 +192,19 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         if (!g || !sp_guest_load_regions(g, host, &error)) {
             sp_cli_error("estimate: %s", error->message);
             sp_guest_free(g);
-            return SP_EXIT_FAILURE;
+            if (!all)
+                return SP_EXIT_FAILURE;
+            /* --all: a domain that cannot be read is reported; the others
+             * are estimated, and the exit status says one was left out. */
+            g_clear_error(&error);
+            skipped++;
+            continue;
         }
         g_ptr_array_add(guests, g);
+    }
+    if (all && guests->len == 0) {
+        sp_cli_error("estimate: none of the running domains could be read");
+        return SP_EXIT_FAILURE;
     }
     for (char **q = qmps; q && *q; q++) {
         SpGuest *g = sp_cli_open_guest(global, &lv, host, NULL, *q, &error);
@@ -254,6 +265,11 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
             sp_cli_error("estimate: guest %s: %s", sp_guest_get_name(g), error->message);
             return SP_EXIT_FAILURE;
         }
+        {
+            g_autofree char *label = g_strdup_printf("%s (pid %d)", sp_guest_get_name(g),
+                                                     (int)sp_guest_get_pid(g));
+            sp_scan_set_label(scan, sp_scan_get_n_sources(scan) - 1, label);
+        }
     }
     for (char **p = pids; p && *p; p++) {
         gint64 pid;
@@ -289,6 +305,11 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     }
     if (sp_estimate_is_partial(est)) {
         sp_cli_error("estimate: the result is partial: some memory vanished or a process exited");
+        return SP_EXIT_FAILURE;
+    }
+    if (skipped) {
+        sp_cli_error("estimate: %u running domain%s could not be read (see above): the figures "
+                     "leave %s out", skipped, skipped == 1 ? "" : "s", skipped == 1 ? "it" : "them");
         return SP_EXIT_FAILURE;
     }
     return SP_EXIT_OK;

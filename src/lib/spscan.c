@@ -500,6 +500,22 @@ sp_scan_add_pid_ranges(SpScan *scan, pid_t pid, const SpScanRange *ranges, gsize
 }
 
 /**
+ * sp_scan_set_label:
+ * @i: a source, in the order added
+ * @label: what to call it in results ("domain web1 (pid 1234)", say)
+ */
+void
+sp_scan_set_label(SpScan *scan, guint i, const char *label)
+{
+    SpSource *src;
+
+    g_return_if_fail(i < scan->sources->len);
+    src = g_ptr_array_index(scan->sources, i);
+    g_free(src->pub.label);
+    src->pub.label = g_strdup(label);
+}
+
+/**
  * sp_scan_add_image:
  * @path: a raw memory image (a dump of guest RAM, say)
  *

@@ -93,7 +93,10 @@ flags_at "$hva" | grep -qw mg && sp_fail "mark --off: the VMA still has mg"
 out=$("$SAMEPAGE" mark --qmp "$qmpsock") || sp_fail "mark --qmp failed: $out"
 sp_log "$out"
 flags_at "$hva" | grep -qw mg || sp_fail "mark: the VMA lacks mg"
-doc=$("$SAMEPAGE" doctor --qmp "$qmpsock" --no-estimate --json) || sp_fail "doctor --qmp failed"
+doc=$("$SAMEPAGE" doctor --qmp "$qmpsock" --no-estimate --json); rc=$?
+# Exit status 3 exactly when a finding is an error (samepage(1)).
+want=0; jq -e 'any(.[]; .severity == "error")' <<<"$doc" >/dev/null && want=3
+[ "$rc" -eq "$want" ] || sp_fail "doctor --qmp exited $rc, not $want: $doc"
 sp_log "doctor: $(jq -c '[.[] | .code]' <<<"$doc")"
 
 sp_guest_quit g1

@@ -72,7 +72,15 @@ sp_ksm_set run=2
 "$SAMEPAGE" mark sp-g2 >/dev/null 2>"$err" && sp_fail "mark of a <nosharepages/> domain was accepted"
 grep -q "nosharepages" "$err" || sp_fail "unclear refusal: $(cat "$err")"
 sp_log "$(cat "$err")"
-doc=$("$SAMEPAGE" doctor sp-g2 --no-estimate --json) || sp_fail "doctor failed"
+doc=$("$SAMEPAGE" doctor sp-g2 --no-estimate --json); rc=$?
+want=0; jq -e 'any(.[]; .severity == "error")' <<<"$doc" >/dev/null && want=3
+[ "$rc" -eq "$want" ] || sp_fail "doctor sp-g2 exited $rc, not $want: $doc"
+# A domain that does not run is an "unreadable" error, not the end.
+doc_missing=$("$SAMEPAGE" doctor sp-g2 sp-no-such-domain --no-estimate --json); rc=$?
+[ "$rc" -eq 3 ] || sp_fail "doctor with a missing domain exited $rc, not 3"
+jq -e 'any(.[]; .code == "unreadable" and .subject == "sp-no-such-domain")
+       and any(.[]; .subject == "sp-g2" and .code != "unreadable")' <<<"$doc_missing" >/dev/null \
+    || sp_fail "doctor did not report the missing domain and go on: $doc_missing"
 "$SAMEPAGE" doctor sp-g2 --no-estimate | sed 's/^/# /'
 for code in nosharepages merge-off; do
     [ "$(jq -r --arg c "$code" '[.[] | select(.subject == "sp-g2" and .code == $c)] | length' <<<"$doc")" -ge 1 ] \
@@ -83,6 +91,8 @@ done
 est=$("$SAMEPAGE" estimate sp-g1 --json --passes 2 --interval 0.5) || sp_fail "estimate sp-g1 failed"
 sp_log "estimate sp-g1: scanned $(jq '.processes[0].scanned_pages' <<<"$est") pages, pages_sharing $(jq .pages_sharing <<<"$est"), saved $(jq .saved_pages.total <<<"$est")"
 [ "$(jq '.processes[0].scanned_pages' <<<"$est")" -gt 1000 ] || sp_fail "estimate scanned too little"
+[[ "$(jq -r '.processes[0].label' <<<"$est")" == "sp-g1 (pid $pid1)" ]] \
+    || sp_fail "estimate names the guest '$(jq -r '.processes[0].label' <<<"$est")', not 'sp-g1 (pid $pid1)'"
 
 # Bad input: a clear error, non-zero exit.
 "$SAMEPAGE" regions no-such-domain >/dev/null 2>"$err" && sp_fail "unknown domain accepted"
