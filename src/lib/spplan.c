@@ -171,6 +171,46 @@ sp_plan_key_string(SpPlan *plan, const SpPlanKeyInfo *info, const char *value, G
     return TRUE;
 }
 
+/* [A-Za-z0-9][A-Za-z0-9._-]{0,63}: the name becomes part of domain names,
+ * file names and report text. */
+gboolean
+sp_plan_name_is_valid(const char *name)
+{
+    gsize n = strlen(name);
+
+    if (n == 0 || n > SP_PLAN_NAME_MAX || !g_ascii_isalnum(name[0]))
+        return FALSE;
+    for (const char *p = name; *p; p++) {
+        if (!g_ascii_isalnum(*p) && *p != '.' && *p != '_' && *p != '-')
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static void
+sp_plan_set_name_error(GError **error, const char *name)
+{
+    g_autofree char *shown = g_strescape(name, NULL);
+
+    g_set_error(error, SP_PLAN_ERROR, SP_PLAN_ERROR_INVALID,
+                "'%s' is not a valid name: 1 to %d of A-Z a-z 0-9 . _ -, starting with a "
+                "letter or digit", shown, SP_PLAN_NAME_MAX);
+}
+
+static gboolean
+sp_plan_key_name(SpPlan *plan, const SpPlanKeyInfo *info, const char *value, GError **error)
+{
+    g_autofree char *copy = g_strstrip(g_strdup(value));
+
+    if (!sp_plan_name_is_valid(copy)) {
+        sp_plan_set_name_error(error, copy);
+        return FALSE;
+    }
+    g_free(plan->name);
+    plan->name = g_steal_pointer(&copy);
+    return TRUE;
+}
+
 static gboolean
 sp_plan_key_uint(SpPlan *plan, const SpPlanKeyInfo *info, const char *value, GError **error)
 {
@@ -284,7 +324,7 @@ sp_plan_key_workload(SpPlan *plan, const SpPlanKeyInfo *info, const char *value,
     { g, k, fn, G_STRUCT_OFFSET(SpPlan, field), lo, hi, excl }
 
 static const SpPlanKeyInfo sp_plan_keys[] = {
-    KEY("plan", "name", sp_plan_key_string, name, 0, 0, FALSE),
+    KEY("plan", "name", sp_plan_key_name, name, 0, 0, FALSE),
     KEY("plan", "description", sp_plan_key_string, description, 0, 0, FALSE),
     KEY("plan", "vm_counts", sp_plan_key_vm_counts, vm_counts, 0, 0, FALSE),
     KEY("guest", "memory_mib", sp_plan_key_uint, memory_mib, 64, 1024 * 1024, FALSE),
@@ -566,6 +606,13 @@ sp_plan_parse(const char *text, gssize len, const char *source,
         char *dot = strrchr(base, '.');
         if (dot && dot != base)
             *dot = '\0';
+        if (!sp_plan_name_is_valid(base)) {
+            g_autoptr(GError) bad = NULL;
+            sp_plan_set_name_error(&bad, base);
+            sp_plan_error(error, SP_PLAN_ERROR_INVALID, &ctx, "plan", "name",
+                          "the file's name gives %s; set [plan] name", bad->message);
+            return NULL;
+        }
         plan->name = g_steal_pointer(&base);
     }
     if (plan->interval_s > plan->duration_s) {

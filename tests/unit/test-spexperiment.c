@@ -554,6 +554,36 @@ test_outputs(void **state)
     assert_non_null(strstr(table, "INCOMPLETE"));
 }
 
+/* Nothing from a plan reaches the gnuplot script unquoted: a name that
+ * slipped past the plan's rule (a hand-built SpPlan) cannot add a line or
+ * a backquote command. */
+static void
+test_gnuplot_hostile(void **state)
+{
+    g_autoptr(GPtrArray) runs = g_ptr_array_new_with_free_func((GDestroyNotify)sp_exp_run_free);
+    g_autoptr(GPtrArray) pngs = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpPlan) plan = sp_plan_parse("[plan]\nname=t\nvm_counts=1\n", -1, "t.ini", NULL,
+                                           &error);
+
+    assert_non_null(plan);
+    g_free(plan->name);
+    plan->name = g_strdup("demo\nsystem(\"id > /tmp/x\")\r`id`\nprint 'x'");
+    g_ptr_array_add(runs, fake_run(1, 1, 4, 100, FALSE));
+    g_autofree char *gp = sp_report_gnuplot_script(plan, runs, pngs);
+    g_auto(GStrv) lines = g_strsplit(gp, "\n", -1);
+
+    assert_null(strchr(gp, '`'));
+    assert_null(strchr(gp, '\r'));
+    for (char **l = lines; *l; l++) {
+        const char *s = *l;
+        while (*s == ' ')
+            s++;
+        if (g_str_has_prefix(s, "system") || g_str_has_prefix(s, "print"))
+            fail_msg("the plan's name added a command line: %s", *l);
+    }
+}
+
 int
 main(void)
 {
@@ -569,6 +599,7 @@ main(void)
         cmocka_unit_test(test_domain_name),
         cmocka_unit_test(test_derive_and_steady),
         cmocka_unit_test(test_outputs),
+        cmocka_unit_test(test_gnuplot_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

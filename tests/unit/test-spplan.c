@@ -146,6 +146,47 @@ test_vm_counts(void **state)
     expect_error("# only a comment\n", SP_PLAN_ERROR_MISSING, "vm_counts", NULL);
 }
 
+/* A plan's name becomes domain, file and script text: a safe set only. */
+static void
+test_name_safe(void **state)
+{
+    static const char *const bad[] = {
+        "demo\\nsystem(\"id > /tmp/x\")", "../etc", ".hidden", "-x", "a b", "a/b", "a`id`",
+        "a'b", "caf\xc3\xa9",
+        "a1234567890123456789012345678901234567890123456789012345678901234",
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autofree char *text = g_strdup_printf("[plan]\nname = %s\nvm_counts=1\n", bad[i]);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(SpPlan) plan = parse(text, 0, &error);
+
+        if (plan || !g_error_matches(error, SP_PLAN_ERROR, SP_PLAN_ERROR_INVALID) ||
+            !strstr(error->message, "p.ini:2: [plan] name") ||
+            !strstr(error->message, "A-Z a-z 0-9"))
+            fail_msg("name '%s': got %s", bad[i], error ? error->message : plan->name);
+        /* The value is named, with a newline escaped, not written raw. */
+        assert_null(strchr(error->message, '\n'));
+    }
+    expect_error("[plan]\nname = demo\\nsystem(\"id\")\nvm_counts=1\n", SP_PLAN_ERROR_INVALID,
+                 "'demo\\nsystem(\\\"id\\\")'", NULL);
+    /* The longest (64) and the usual characters are fine. */
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpPlan) ok = parse("[plan]\nname=Study-8.sweep_10vms\nvm_counts=1\n", 0, &error);
+    assert_non_null(ok);
+    g_autoptr(SpPlan) ok64 = parse("[plan]\nname=a123456789012345678901234567890123456789012345678"
+                                   "901234567890123\nvm_counts=1\n", 0, &error);
+    assert_non_null(ok64);
+    /* A name taken from the file name is held to the same rule. */
+    g_autoptr(GError) e2 = NULL;
+    g_autoptr(SpPlan) from_file = sp_plan_parse("[plan]\nvm_counts=1\n", -1, "dir/my plan;x.ini",
+                                                NULL, &e2);
+    assert_null(from_file);
+    assert_true(g_error_matches(e2, SP_PLAN_ERROR, SP_PLAN_ERROR_INVALID));
+    assert_non_null(strstr(e2->message, "'my plan;x'"));
+    assert_non_null(strstr(e2->message, "[plan] name"));
+}
+
 static void
 test_unknown(void **state)
 {
@@ -332,6 +373,7 @@ main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_crlf_and_none),
         cmocka_unit_test(test_vm_counts),
+        cmocka_unit_test(test_name_safe),
         cmocka_unit_test(test_unknown),
         cmocka_unit_test(test_syntax),
         cmocka_unit_test(test_values),
