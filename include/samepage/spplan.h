@@ -40,6 +40,7 @@ typedef enum {
 #define SP_PLAN_MAX_VMS 64          /* largest VM count of one run */
 #define SP_PLAN_MAX_RUNS 32         /* most VM counts in one plan */
 #define SP_PLAN_MAX_KSM 16
+#define SP_PLAN_MAX_SAMPLES 100000  /* most samples of one run (duration / interval) */
 #define SP_PLAN_NAME_MAX 64         /* [plan] name: [A-Za-z0-9][A-Za-z0-9._-]{0,63} */
 
 /* What the host has, for the checks that depend on it. */

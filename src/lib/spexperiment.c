@@ -769,6 +769,8 @@ sp_exp_timeout_cb(gpointer data)
 static gboolean
 sp_exp_wait_until(SpExperiment *exp, gint64 deadline)
 {
+    /* Even when the deadline has passed: a signal's source gets its turn. */
+    g_main_context_iteration(NULL, FALSE);
     while (!sp_exp_interrupted(exp)) {
         gint64 now = g_get_monotonic_time();
         gboolean fired = FALSE;
@@ -1512,6 +1514,37 @@ sp_exp_take_sample(SpExperiment *exp, SpExpRun *run, SpCensus *census, double t,
     return TRUE;
 }
 
+guint64
+sp_exp_slot_count(gint64 interval_us, gint64 duration_us)
+{
+    interval_us = MAX(interval_us, 1);
+    if (duration_us < 0)
+        return 0;
+    /* Up to 1 ms of slack (less than half an interval): a duration of 300 s
+     * still gets the sample at 300 s. */
+    return (guint64)(MIN(duration_us, G_MAXINT64 - 1000) + MIN(1000, interval_us / 2)) /
+        (guint64)interval_us;
+}
+
+guint64
+sp_exp_next_slot(gint64 interval_us, gint64 duration_us, guint64 k, gint64 elapsed_us,
+                 gboolean *last)
+{
+    guint64 n = sp_exp_slot_count(interval_us, duration_us);
+    guint64 next, ahead;
+
+    interval_us = MAX(interval_us, 1);
+    *last = TRUE;
+    if (k >= n)
+        return 0;
+    /* The first slot not yet due (ceiling of elapsed / interval). */
+    ahead = elapsed_us <= 0 ? 0
+        : (guint64)elapsed_us / (guint64)interval_us + ((guint64)elapsed_us % (guint64)interval_us != 0);
+    next = MIN(MAX(k + 1, ahead), n);
+    *last = next == n;
+    return next;
+}
+
 static gboolean
 sp_exp_sample_loop(SpExperiment *exp, SpExpRun *run, GError **error)
 {
@@ -1519,9 +1552,10 @@ sp_exp_sample_loop(SpExperiment *exp, SpExpRun *run, GError **error)
     g_autoptr(SpCensus) census = sp_census_new(exp->host);
     g_autoptr(GArray) run1 = g_array_new(FALSE, FALSE, sizeof(SpKsmSetting));
     SpExpSample s;
-    gint64 t_run;
+    gint64 t_run, interval_us, duration_us;
     double last_pred;
-    guint k;
+    guint64 k;
+    gboolean last;
 
     for (guint i = 0; i < run->n_vms; i++) {
         const SpExpGuestInfo *g = &g_array_index(run->guests, SpExpGuestInfo, i);
@@ -1543,19 +1577,17 @@ sp_exp_sample_loop(SpExperiment *exp, SpExpRun *run, GError **error)
     exp->cpu.when = 0;      /* CPU figures from run=1 on */
     sp_exp_cpu_read(exp, run, &exp->cpu);
 
-    for (k = 1;; k++) {
-        gint64 due = t_run + (gint64)(k * plan->interval_s * G_USEC_PER_SEC);
+    /* Slots are whole microseconds: a tiny interval cannot make a slot that
+     * never moves (the plan bounds it too), and each step goes forward. */
+    interval_us = (gint64)MIN(plan->interval_s * G_USEC_PER_SEC, (double)(G_MAXINT64 / 4));
+    duration_us = (gint64)MIN(plan->duration_s * G_USEC_PER_SEC, (double)(G_MAXINT64 / 4));
+    for (k = sp_exp_next_slot(interval_us, duration_us, 0, 0, &last); k;
+         k = sp_exp_next_slot(interval_us, duration_us, k, g_get_monotonic_time() - t_run,
+                              &last)) {
+        gint64 due = t_run + (gint64)(k * (guint64)MAX(interval_us, 1));
         double t;
-        gboolean last, predict;
+        gboolean predict;
 
-        if (due > t_run + (gint64)(plan->duration_s * G_USEC_PER_SEC) + 1000)
-            break;
-        last = due + (gint64)(plan->interval_s * G_USEC_PER_SEC) >
-            t_run + (gint64)(plan->duration_s * G_USEC_PER_SEC) + 1000;
-        /* A sample that took longer than the interval: skip the slots it ate
-         * (but never the last one, which makes the final prediction). */
-        if (g_get_monotonic_time() > due && !last)
-            continue;
         if (!sp_exp_wait_until(exp, due))
             return sp_exp_check_interrupt(exp, error);
         t = (g_get_monotonic_time() - t_run) / 1e6;

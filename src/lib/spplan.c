@@ -133,8 +133,8 @@ sp_plan_parse_seconds(const char *text, double min, gboolean min_exclusive, doub
     }
     if (v < min || (min_exclusive && v == min) || v > max) {
         g_set_error(error, SP_PLAN_ERROR, SP_PLAN_ERROR_INVALID,
-                    "%s seconds is out of range (%s%g, %g]", copy,
-                    min_exclusive ? "" : "at least ", min, max);
+                    "%s seconds is out of range %s%g, %g] seconds", copy,
+                    min_exclusive ? "(" : "[", min, max);
         return FALSE;
     }
     *out = v;
@@ -329,13 +329,13 @@ static const SpPlanKeyInfo sp_plan_keys[] = {
     KEY("plan", "vm_counts", sp_plan_key_vm_counts, vm_counts, 0, 0, FALSE),
     KEY("guest", "memory_mib", sp_plan_key_uint, memory_mib, 64, 1024 * 1024, FALSE),
     KEY("guest", "vcpus", sp_plan_key_uint, vcpus, 1, 64, FALSE),
-    KEY("guest", "boot_timeout", sp_plan_key_seconds, boot_timeout_s, 0, 24 * 3600, TRUE),
+    KEY("guest", "boot_timeout", sp_plan_key_seconds, boot_timeout_s, 1, 24 * 3600, FALSE),
     KEY("guest", "image_dir", sp_plan_key_string, image_dir, 0, 0, FALSE),
     KEY("guest", "template", sp_plan_key_string, template_path, 0, 0, FALSE),
     KEY("guest", "overlay_dir", sp_plan_key_string, overlay_dir, 0, 0, FALSE),
     KEY("workload", "command", sp_plan_key_workload, workload, 0, 0, FALSE),
-    KEY("sampling", "interval", sp_plan_key_seconds, interval_s, 0, 3600, TRUE),
-    KEY("sampling", "duration", sp_plan_key_seconds, duration_s, 0, 7 * 24 * 3600, TRUE),
+    KEY("sampling", "interval", sp_plan_key_seconds, interval_s, 1, 3600, FALSE),
+    KEY("sampling", "duration", sp_plan_key_seconds, duration_s, 1, 7 * 24 * 3600, FALSE),
     KEY("sampling", "settle", sp_plan_key_seconds, settle_s, 0, 24 * 3600, FALSE),
     KEY("sampling", "predict_interval", sp_plan_key_seconds, predict_interval_s, 0,
         24 * 3600, FALSE),
@@ -471,6 +471,19 @@ sp_plan_index_lines(const char *text, gsize len, SpPlanCtx *ctx, GString *clean,
 
 /* ---------------------------------------------------------------- parse */
 
+/* The KSM rates an experiment may set: the kernel takes any unsigned int,
+ * but beyond these ksmd does nothing or only burns a CPU. */
+typedef struct {
+    SpKsmKey key;
+    gint64 min, max;
+} SpPlanKsmBound;
+
+static const SpPlanKsmBound sp_plan_ksm_bounds[] = {
+    { SP_KSM_PAGES_TO_SCAN, 1, 1000000 },
+    { SP_KSM_SLEEP_MILLISECS, 0, 600000 },
+    { SP_KSM_STABLE_NODE_CHAINS_PRUNE_MILLISECS, 0, 24 * 3600 * 1000 },
+};
+
 static gboolean
 sp_plan_parse_ksm(SpPlan *plan, GKeyFile *kf, const SpPlanCtx *ctx, GError **error)
 {
@@ -498,6 +511,16 @@ sp_plan_parse_ksm(SpPlan *plan, GKeyFile *kf, const SpPlanCtx *ctx, GError **err
         if (!sp_ksm_parse_value(key, text, &value[key], &local)) {
             sp_plan_error(error, SP_PLAN_ERROR_INVALID, ctx, "ksm", *k, "%s", local->message);
             return FALSE;
+        }
+        for (gsize b = 0; b < G_N_ELEMENTS(sp_plan_ksm_bounds); b++) {
+            const SpPlanKsmBound *bound = &sp_plan_ksm_bounds[b];
+            if (bound->key == key && (value[key] < bound->min || value[key] > bound->max)) {
+                sp_plan_error(error, SP_PLAN_ERROR_INVALID, ctx, "ksm", *k,
+                              "%" G_GINT64_FORMAT " is out of range [%" G_GINT64_FORMAT ", %"
+                              G_GINT64_FORMAT "] for an experiment", value[key], bound->min,
+                              bound->max);
+                return FALSE;
+            }
         }
         given[key] = TRUE;
     }
@@ -620,6 +643,14 @@ sp_plan_parse(const char *text, gssize len, const char *source,
                       sp_plan_line(&ctx, "sampling", "interval") ? "interval" : "duration",
                       "the interval (%g s) is longer than the duration of a run (%g s)",
                       plan->interval_s, plan->duration_s);
+        return NULL;
+    }
+    if (plan->duration_s / plan->interval_s > SP_PLAN_MAX_SAMPLES) {
+        sp_plan_error(error, SP_PLAN_ERROR_INVALID, &ctx, "sampling",
+                      sp_plan_line(&ctx, "sampling", "duration") ? "duration" : "interval",
+                      "%g s every %g s is more than %d samples per run; lengthen the "
+                      "interval or shorten the duration", plan->duration_s, plan->interval_s,
+                      SP_PLAN_MAX_SAMPLES);
         return NULL;
     }
     if (plan->predict_interval_s < 0)

@@ -584,6 +584,47 @@ test_gnuplot_hostile(void **state)
     }
 }
 
+/* The sampling schedule is integer arithmetic that always moves on: no
+ * interval, however small, and no lateness makes it spin. */
+static void
+test_sample_slots(void **state)
+{
+    gboolean last = FALSE;
+
+    /* 10 s over 300 s: slots 1..30, the 30th is the last. */
+    assert_int_equal(sp_exp_slot_count(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC), 30);
+    assert_int_equal(sp_exp_next_slot(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC, 0, 0, &last), 1);
+    assert_false(last);
+    /* On time: the next one. */
+    assert_int_equal(sp_exp_next_slot(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC, 1,
+                                      10 * G_USEC_PER_SEC + 5000, &last), 2);
+    /* A sample that took 35 s: slots 2-4 are skipped. */
+    assert_int_equal(sp_exp_next_slot(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC, 1,
+                                      45 * G_USEC_PER_SEC, &last), 5);
+    /* Far too late: the last slot is never skipped, and then it ends. */
+    assert_int_equal(sp_exp_next_slot(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC, 3,
+                                      G_GINT64_CONSTANT(1) << 50, &last), 30);
+    assert_true(last);
+    assert_int_equal(sp_exp_next_slot(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC, 30,
+                                      G_GINT64_CONSTANT(1) << 50, &last), 0);
+    /* A duration a hair short of a slot still gets it (1 ms of slack). */
+    assert_int_equal(sp_exp_slot_count(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC - 500), 30);
+
+    /* Degenerate values: an interval of 0 us (1e-300 s) or a negative one,
+     * a huge duration, time going nowhere: each call moves on. */
+    static const gint64 intervals[] = { 0, -5, 1 };
+    for (gsize i = 0; i < G_N_ELEMENTS(intervals); i++) {
+        guint64 k = 0, steps = 0;
+        while ((k = sp_exp_next_slot(intervals[i], G_MAXINT64 / 2, k, G_MAXINT64 / 2, &last))) {
+            assert_true(++steps <= 2);
+        }
+        assert_true(last);
+    }
+    guint64 k1 = sp_exp_next_slot(1, 1000000, 0, 0, &last);
+    guint64 k2 = sp_exp_next_slot(1, 1000000, k1, 0, &last);
+    assert_true(k2 > k1);
+}
+
 int
 main(void)
 {
@@ -600,6 +641,7 @@ main(void)
         cmocka_unit_test(test_derive_and_steady),
         cmocka_unit_test(test_outputs),
         cmocka_unit_test(test_gnuplot_hostile),
+        cmocka_unit_test(test_sample_slots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -278,6 +278,49 @@ test_values(void **state)
                  "advisor_mode", "not one of");
 }
 
+/* Every number is bounded to what makes sense; the error names the key and
+ * the allowed range. */
+static void
+test_bounds(void **state)
+{
+    static const struct {
+        const char *group, *line, *key, *range;
+    } cases[] = {
+        { "sampling", "interval=1e-300", "[sampling] interval", "[1, 3600]" },
+        { "sampling", "interval=0.5", "[sampling] interval", "[1, 3600]" },
+        { "sampling", "interval=3601", "[sampling] interval", "[1, 3600]" },
+        { "sampling", "duration=1e-9", "[sampling] duration", "[1, 604800]" },
+        { "sampling", "settle=1e-300\nduration=1e300", "[sampling] duration", "[1, 604800]" },
+        { "sampling", "settle=86401", "[sampling] settle", "[0, 86400]" },
+        { "sampling", "predict_interval=1e-300", "[sampling] predict_interval", "shorter" },
+        { "guest", "boot_timeout=1e-300", "[guest] boot_timeout", "[1, 86400]" },
+        { "guest", "memory_mib=2000000", "[guest] memory_mib", "[64, 1048576]" },
+        { "guest", "vcpus=65", "[guest] vcpus", "[1, 64]" },
+        { "ksm", "pages_to_scan=0", "[ksm] pages_to_scan", "[1, 1000000]" },
+        { "ksm", "pages_to_scan=4294967295", "[ksm] pages_to_scan", "[1, 1000000]" },
+        { "ksm", "sleep_millisecs=4294967295", "[ksm] sleep_millisecs", "[0, 600000]" },
+        { "ksm", "stable_node_chains_prune_millisecs=4294967295",
+          "[ksm] stable_node_chains_prune_millisecs", "[0, 86400000]" },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *text = g_strdup_printf("[plan]\nvm_counts=1\n[%s]\n%s\n", cases[i].group,
+                                                cases[i].line);
+        expect_error(text, SP_PLAN_ERROR_INVALID, cases[i].key, cases[i].range);
+    }
+    /* Too many samples in one run: interval 1 s over 7 days. */
+    expect_error("[plan]\nvm_counts=1\n[sampling]\ninterval=1\nduration=604800\n",
+                 SP_PLAN_ERROR_INVALID, "[sampling] duration", "100000 samples");
+    /* The edges themselves are fine. */
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpPlan) edge = parse("[plan]\nvm_counts=64\n[guest]\nmemory_mib=64\nvcpus=64\n"
+                                   "boot_timeout=1\n[ksm]\npages_to_scan=1000000\n"
+                                   "sleep_millisecs=0\n[sampling]\ninterval=1\nduration=100000\n"
+                                   "settle=86400\n", 0, &error);
+    if (!edge)
+        fail_msg("%s", error->message);
+}
+
 static void
 test_workload(void **state)
 {
@@ -377,6 +420,7 @@ main(void)
         cmocka_unit_test(test_unknown),
         cmocka_unit_test(test_syntax),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_workload),
         cmocka_unit_test(test_memory_available),
         cmocka_unit_test(test_meminfo),
