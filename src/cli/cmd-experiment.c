@@ -47,7 +47,8 @@ sp_cli_cleanup_log(const SpJournal *j, const char *line, gpointer user_data)
  * something remains. */
 static gboolean
 sp_cli_experiment_cleanup(const SpCliGlobal *global, const SpHost *host, const char *state_dir,
-                          gboolean dry_run, guint *n_cleaned, guint *n_running)
+                          gboolean dry_run, gboolean bad_journal_ok, guint *n_cleaned,
+                          guint *n_running)
 {
     SpCleanupOptions opt = { global->uri, dry_run };
     const SpJournal *last = NULL;
@@ -55,6 +56,12 @@ sp_cli_experiment_cleanup(const SpCliGlobal *global, const SpHost *host, const c
 
     if (!sp_cleanup_dir(host, state_dir, &opt, sp_cli_cleanup_log, &last, n_cleaned, n_running,
                         &error)) {
+        /* A bad journal file names nothing that can be undone: `run` says
+         * so and goes on; `clean` fails, naming it. */
+        if (bad_journal_ok && g_error_matches(error, SP_CLEANUP_ERROR, SP_CLEANUP_ERROR_JOURNAL)) {
+            fprintf(stderr, "samepage: warning: experiment: %s\n", error->message);
+            return TRUE;
+        }
         sp_cli_error("experiment: cleaning up after a killed experiment: %s", error->message);
         return FALSE;
     }
@@ -90,7 +97,7 @@ sp_cli_experiment_clean(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("experiment clean: unexpected argument '%s'", argv[1]);
         return SP_EXIT_USAGE;
     }
-    if (!sp_cli_experiment_cleanup(global, host, state_dir, dry_run, &cleaned, &running))
+    if (!sp_cli_experiment_cleanup(global, host, state_dir, dry_run, FALSE, &cleaned, &running))
         return SP_EXIT_FAILURE;
     if (running)
         printf("%u experiment%s running (left alone)\n", running, running == 1 ? " is" : "s are");
@@ -264,7 +271,7 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     opt.default_template = default_template;
     opt.state_dir = state_dir;
     /* What a killed experiment left would disturb this one: undo it first. */
-    if (!sp_cli_experiment_cleanup(global, host, state_dir, FALSE, NULL, NULL))
+    if (!sp_cli_experiment_cleanup(global, host, state_dir, FALSE, TRUE, NULL, NULL))
         return SP_EXIT_FAILURE;
     exp = sp_experiment_new(plan, host, &opt);
     c.exp = exp;

@@ -813,14 +813,20 @@ sp_exp_libvirt_quiet(void *data, virErrorPtr err)
 
 /* Called before each change is made, so a kill in between leaves the
  * journal naming something that may not exist (cleanup takes that), never
- * something that exists unnamed. */
-static void
-sp_exp_journal_save(SpExperiment *exp)
+ * something that exists unnamed.  A journal that cannot be written stops
+ * the experiment before that change: what it would make could not be
+ * undone after a kill. */
+static gboolean
+sp_exp_journal_save(SpExperiment *exp, GError **error)
 {
     g_autoptr(GError) local = NULL;
 
-    if (exp->journal && !sp_journal_save(exp->journal, &local))
-        g_warning("%s", local->message);
+    if (exp->journal && !sp_journal_save(exp->journal, &local)) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SETUP,
+                    "%s: stopping before changing anything more", local->message);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 /* ---------------------------------------------------------------- KSM */
@@ -835,7 +841,11 @@ sp_exp_ksm_apply(SpExperiment *exp, GArray *settings, const char *what, GError *
     if (exp->journal && !exp->journal->ksm_changed) {
         exp->journal->ksm_changed = TRUE;
         exp->journal->ksm_before = exp->ksm_orig;
-        sp_exp_journal_save(exp);
+        if (!sp_exp_journal_save(exp, error)) {
+            exp->journal->ksm_changed = FALSE;
+            g_prefix_error(error, "%s: ", what);
+            return FALSE;
+        }
     }
     exp->ksm_touched = TRUE;
     if (!sp_ksm_apply(exp->host, (const SpKsmSetting *)settings->data, settings->len, &local)) {
@@ -1148,7 +1158,10 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
         g = &g_array_index(run->guests, SpExpGuestInfo, i - 1);
         if (exp->journal) {
             sp_journal_add_domain(exp->journal, g->name, g->uuid, g->overlay);
-            sp_exp_journal_save(exp);
+            if (!sp_exp_journal_save(exp, error)) {
+                g_prefix_error(error, "guest %s: ", g->name);
+                return FALSE;
+            }
         }
 
         sp_exp_progress(exp, run, "creating guests", i - 1, 0, NULL);
@@ -1182,7 +1195,10 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
         g_array_index(exp->domains, SpExpDomain, i - 1).defined = TRUE;
         if (exp->journal) {
             sp_journal_find_domain(exp->journal, g->uuid)->defined = TRUE;
-            sp_exp_journal_save(exp);
+            if (!sp_exp_journal_save(exp, error)) {
+                g_prefix_error(error, "guest %s: ", g->name);
+                return FALSE;
+            }
         }
     }
     /* Start them all, then wait for all: boots overlap. */
@@ -1201,7 +1217,10 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
         g->pid = sp_exp_find_qemu_pid(exp, g->uuid);
         if (g->pid && exp->journal) {
             sp_journal_find_domain(exp->journal, g->uuid)->qemu_pid = g->pid;
-            sp_exp_journal_save(exp);
+            if (!sp_exp_journal_save(exp, error)) {
+                g_prefix_error(error, "guest %s: ", g->name);
+                return FALSE;
+            }
         }
         if (!g->pid) {
             g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_GUEST,
@@ -1637,6 +1656,7 @@ sp_exp_kill_qemu(SpExperiment *exp, pid_t pid)
 static void
 sp_exp_teardown_guests(SpExperiment *exp, SpExpRun *run, GString *problems)
 {
+    g_autoptr(GError) local = NULL;
     gboolean alive = exp->conn && virConnectIsAlive(exp->conn) == 1;
 
     if (exp->conn && !alive) {
@@ -1696,7 +1716,8 @@ sp_exp_teardown_guests(SpExperiment *exp, SpExpRun *run, GString *problems)
             sp_journal_remove_domain(exp->journal, g->uuid);
     }
     g_array_set_size(exp->domains, 0);
-    sp_exp_journal_save(exp);
+    if (!sp_exp_journal_save(exp, &local))
+        g_string_append_printf(problems, "\n  %s", local->message);
 }
 
 /* ---------------------------------------------------------------- one run */
@@ -1783,11 +1804,14 @@ static gboolean
 sp_exp_check_journals(SpExperiment *exp, GError **error)
 {
     g_autoptr(GPtrArray) journals = NULL;
+    g_autoptr(GPtrArray) bad = NULL;
     g_autoptr(GError) local = NULL;
 
     if (!exp->state_dir)
         return TRUE;
-    journals = sp_journal_list(exp->state_dir, &local);
+    /* A file that is no good journal names nothing to wait for or undo
+     * (`experiment clean` reports it). */
+    journals = sp_journal_list_all(exp->state_dir, &bad, &local);
     if (!journals) {
         g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SETUP, "%s", local->message);
         return FALSE;
@@ -1989,7 +2013,10 @@ sp_experiment_run(SpExperiment *exp, GError **error)
         g_string_append_printf(problems, "\n  %s", local->message);
         g_clear_error(&local);
     } else if (exp->journal && problems->len) {
-        sp_exp_journal_save(exp);
+        if (!sp_journal_save(exp->journal, &local)) {
+            g_string_append_printf(problems, "\n  %s", local->message);
+            g_clear_error(&local);
+        }
         g_string_append_printf(problems, "\n  `samepage experiment clean` undoes the rest once "
                                "that is fixed (journal %s)", exp->journal->path);
     }

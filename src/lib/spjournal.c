@@ -131,6 +131,8 @@ sp_journal_new(const SpHost *host, const char *dir, const char *plan, const char
 {
     g_autoptr(SpJournal) j = sp_journal_alloc();
     g_autofree char *name = NULL;
+    struct stat st;
+    const char *why = NULL;
 
     j->owner_pid = getpid();
     if (!sp_journal_pid_start(host, j->owner_pid, &j->owner_start)) {
@@ -144,9 +146,24 @@ sp_journal_new(const SpHost *host, const char *dir, const char *plan, const char
     j->plan = g_strdup(plan);
     j->uri = g_strdup(uri);
     j->output_dir = g_strdup(output_dir);
-    if (g_mkdir_with_parents(dir, 0755) < 0) {
+    if (g_mkdir_with_parents(dir, 0700) < 0) {
         g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
                     "cannot create the state directory %s: %s", dir, g_strerror(errno));
+        return NULL;
+    }
+    /* Journals tell root what to delete: only we may write where they are. */
+    if (lstat(dir, &st) < 0) {
+        why = g_strerror(errno);
+    } else if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
+        why = "it is a symbolic link or not a directory";
+    } else if (st.st_uid != geteuid()) {
+        why = "another user owns it";
+    } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        why = "others may write to it";
+    }
+    if (why) {
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
+                    "refusing the state directory %s: %s", dir, why);
         return NULL;
     }
     name = g_strdup_printf("%d-%" G_GUINT64_FORMAT ".json", (int)j->owner_pid, j->owner_start);

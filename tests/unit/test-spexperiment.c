@@ -6,6 +6,9 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+#include <utime.h>
+
 #include "samepage/spcensus.h"
 #include "samepage/spexperiment.h"
 #include "samepage/spmaps.h"
@@ -625,6 +628,157 @@ test_sample_slots(void **state)
     assert_true(k2 > k1);
 }
 
+/* ---------------------------------------------------------------- the runner, hermetic
+ *
+ * sp_experiment_run() up to its first KSM write: a fake sysfs, a fake image
+ * directory, libvirt's test driver, a state directory.  The progress
+ * callback acts at "KSM reset (run=2)", the moment before the first change
+ * to the host. */
+
+typedef struct {
+    char *sysfs;
+    char *tmp;
+    char *state;
+    char *out;
+    char *images;
+    char *tmpl;
+    SpHost *host;
+    SpPlan *plan;
+    SpExperimentOptions opt;
+    gboolean sabotage_state;         /* make the state directory unusable */
+    gboolean interrupt;              /* interrupt at the reset */
+    gboolean reached_reset;
+    char *journal_text;              /* the journal as it was at the reset */
+    SpExperiment *exp;
+} Runner;
+
+static void
+runner_progress(const SpExperimentProgress *p, gpointer data)
+{
+    Runner *r = data;
+    g_autoptr(GDir) dir = NULL;
+    const char *name;
+
+    if (!g_str_has_prefix(p->stage, "KSM reset") || r->reached_reset)
+        return;
+    r->reached_reset = TRUE;
+    dir = g_dir_open(r->state, 0, NULL);
+    while (dir && (name = g_dir_read_name(dir))) {
+        g_autofree char *path = g_build_filename(r->state, name, NULL);
+        if (g_str_has_suffix(name, ".json"))
+            g_file_get_contents(path, &r->journal_text, NULL, NULL);
+    }
+    /* Mark the knobs: a write after this moves their mtime off 0. */
+    for (const char *const *k = (const char *const[]){ "run", "pages_to_scan", NULL }; *k; k++) {
+        g_autofree char *knob = g_build_filename(r->sysfs, "kernel/mm/ksm", *k, NULL);
+        struct utimbuf zero = { 0, 0 };
+        assert_int_equal(utime(knob, &zero), 0);
+    }
+    if (r->sabotage_state) {
+        g_autofree char *moved = g_strconcat(r->state, ".moved", NULL);
+        assert_int_equal(rename(r->state, moved), 0);
+        sp_test_write(r->tmp, "state", "not a directory");
+    }
+    if (r->interrupt)
+        sp_experiment_interrupt(r->exp);
+}
+
+static Runner *
+runner_new(const char *plan_extra)
+{
+    Runner *r = g_new0(Runner, 1);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *text = NULL;
+
+    r->sysfs = sp_test_tree_new("sysfs-6.18");
+    r->tmp = g_dir_make_tmp("samepage-exp-XXXXXX", NULL);
+    r->state = g_build_filename(r->tmp, "state", NULL);
+    r->out = g_build_filename(r->tmp, "out", NULL);
+    r->images = g_build_filename(r->tmp, "images", NULL);
+    r->tmpl = g_build_filename(r->tmp, "domain.xml", NULL);
+    g_mkdir_with_parents(r->images, 0755);
+    sp_test_write(r->images, "base.qcow2", "x");
+    sp_test_write(r->images, "vmlinuz", "x");
+    sp_test_write(r->images, "initrd.img", "x");
+    sp_test_write(r->tmp, "domain.xml", "<domain type='test'><name>@NAME@</name></domain>\n");
+    r->host = sp_host_new_with_roots(r->sysfs, "/proc");
+    text = g_strdup_printf("[plan]\nname=t\nvm_counts=1\n[ksm]\npages_to_scan=1000\n"
+                           "[sampling]\ninterval=1\nduration=2\n%s", plan_extra ? plan_extra : "");
+    r->plan = sp_plan_parse(text, -1, "t.ini", NULL, &error);
+    assert_non_null(r->plan);
+    r->opt.uri = "test:///default";
+    r->opt.output_dir = r->out;
+    r->opt.default_image_dir = r->images;
+    r->opt.default_template = r->tmpl;
+    r->opt.state_dir = r->state;
+    return r;
+}
+
+static gboolean
+runner_run(Runner *r, GError **error)
+{
+    gboolean ok;
+
+    r->exp = sp_experiment_new(r->plan, r->host, &r->opt);
+    sp_experiment_set_progress_func(r->exp, runner_progress, r);
+    ok = sp_experiment_run(r->exp, error);
+    return ok;
+}
+
+static void
+runner_free(Runner *r)
+{
+    g_autofree char *moved = g_strconcat(r->state, ".moved", NULL);
+
+    sp_experiment_free(r->exp);
+    sp_plan_free(r->plan);
+    sp_host_free(r->host);
+    sp_test_remove_tree(r->sysfs);
+    sp_test_remove_tree(r->tmp);
+    sp_test_remove_tree(moved);
+    g_free(r->sysfs);
+    g_free(r->tmp);
+    g_free(r->state);
+    g_free(r->out);
+    g_free(r->images);
+    g_free(r->tmpl);
+    g_free(r->journal_text);
+    g_free(r);
+}
+
+/* Whether a KSM knob was written after the reset's mark. */
+static gboolean
+knob_written(Runner *r, const char *knob)
+{
+    g_autofree char *path = g_build_filename(r->sysfs, "kernel/mm/ksm", knob, NULL);
+    struct stat st;
+
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_mtime != 0;
+}
+
+/* A journal that cannot be written stops the run before KSM is touched. */
+static void
+test_run_journal_unwritable(void **state)
+{
+    Runner *r = runner_new(NULL);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *run = NULL, *pts = NULL;
+
+    r->sabotage_state = TRUE;
+    assert_false(runner_run(r, &error));
+    assert_true(r->reached_reset);
+    assert_non_null(strstr(error->message, "journal"));
+    run = sp_test_read(r->sysfs, "kernel/mm/ksm/run");
+    pts = sp_test_read(r->sysfs, "kernel/mm/ksm/pages_to_scan");
+    /* Never written: not run=2, not the plan's pages_to_scan. */
+    assert_false(knob_written(r, "run"));
+    assert_false(knob_written(r, "pages_to_scan"));
+    assert_string_equal(run, "0");
+    assert_string_equal(pts, "100");
+    runner_free(r);
+}
+
 int
 main(void)
 {
@@ -642,6 +796,7 @@ main(void)
         cmocka_unit_test(test_outputs),
         cmocka_unit_test(test_gnuplot_hostile),
         cmocka_unit_test(test_sample_slots),
+        cmocka_unit_test(test_run_journal_unwritable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

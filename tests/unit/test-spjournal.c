@@ -438,6 +438,38 @@ test_new_errors(void **state)
     assert_non_null(strstr(error->message, "start time"));
 }
 
+/* The state directory is refused when others could plant journals in it. */
+static void
+test_state_dir_foreign(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *open_dir = g_build_filename(f->state, "open", NULL);
+    g_autofree char *theirs = g_build_filename(f->state, "theirs", NULL);
+    g_autofree char *link = g_build_filename(f->state, "link", NULL);
+    g_autofree char *fresh = g_build_filename(f->state, "fresh", "experiments", NULL);
+    const char *const bad[] = { open_dir, theirs, link };
+    struct stat st;
+
+    g_mkdir_with_parents(open_dir, 0700);
+    assert_int_equal(chmod(open_dir, 0777), 0);
+    g_mkdir_with_parents(theirs, 0700);
+    assert_int_equal(chown(theirs, 65534, 65534), 0);
+    assert_int_equal(symlink(f->state, link), 0);
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(SpJournal) j = sp_journal_new(f->host, bad[i], "p", NULL, NULL, &error);
+        assert_null(j);
+        assert_true(g_error_matches(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO));
+        assert_non_null(strstr(error->message, bad[i]));
+    }
+    /* A new one is made 0700. */
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpJournal) ok = sp_journal_new(f->host, fresh, "p", NULL, NULL, &error);
+    assert_non_null(ok);
+    assert_int_equal(stat(fresh, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+}
+
 int
 main(void)
 {
@@ -451,6 +483,7 @@ main(void)
         cmocka_unit_test(test_hostile_fields),
         cmocka_unit_test_setup_teardown(test_save_private, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_skips_bad, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_dir_foreign, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
