@@ -28,6 +28,7 @@
 #define G_LOG_DOMAIN "samepage-experiment"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -75,7 +76,8 @@ struct _SpExperiment {
     char *plan_text;
     char *image_dir;
     char *template_path;
-    char *overlay_dir;
+    char *overlay_parent;            /* the plan's overlay_dir, or NULL: $TMPDIR */
+    char *overlay_dir;               /* made by the run, under overlay_parent */
     gboolean overlay_dir_made;
     char *tag;
     char *state_dir;                 /* journals; NULL: none kept */
@@ -648,8 +650,10 @@ sp_experiment_new(const SpPlan *plan, const SpHost *host, const SpExperimentOpti
             ? g_strdup(plan->template_path) : g_build_filename(plan_dir, plan->template_path, NULL);
     else
         exp->template_path = g_strdup(opt->default_template);
+    /* The overlays go into a new directory of the run's own under it. */
     if (plan->overlay_dir)
-        exp->overlay_dir = g_strdup(plan->overlay_dir);
+        exp->overlay_parent = g_path_is_absolute(plan->overlay_dir) ? g_strdup(plan->overlay_dir)
+            : g_build_filename(plan_dir, plan->overlay_dir, NULL);
     exp->state_dir = g_strdup(opt->state_dir);
     exp->tag = g_strdup_printf("%06x", g_random_int_range(0, 0xffffff));
     exp->runs = g_ptr_array_new_with_free_func((GDestroyNotify)sp_exp_run_free);
@@ -671,6 +675,7 @@ sp_experiment_free(SpExperiment *exp)
     g_free(exp->plan_text);
     g_free(exp->image_dir);
     g_free(exp->template_path);
+    g_free(exp->overlay_parent);
     g_free(exp->overlay_dir);
     g_free(exp->tag);
     g_free(exp->state_dir);
@@ -1114,7 +1119,8 @@ sp_exp_make_overlay(SpExperiment *exp, const char *overlay, GError **error)
                            overlay, NULL };
     g_autofree char *err = NULL;
     g_autoptr(GError) local = NULL;
-    int status;
+    struct stat st;
+    int status, fd;
 
     if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
                       NULL, NULL, NULL, &err, &status, &local) ||
@@ -1124,7 +1130,19 @@ sp_exp_make_overlay(SpExperiment *exp, const char *overlay, GError **error)
                     err && *err ? ": " : "", err ? g_strstrip(err) : "");
         return FALSE;
     }
-    chmod(overlay, 0644);
+    /* QEMU runs as libvirt-qemu: it must read the overlay; never through a
+     * symlink (the directory is ours, but be exact). */
+    fd = open(overlay, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fchmod(fd, 0644) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SETUP,
+                    "qemu-img create %s: the new overlay is %s", overlay,
+                    fd >= 0 && !S_ISREG(st.st_mode) ? "not a regular file" : g_strerror(e));
+        return FALSE;
+    }
+    close(fd);
     return TRUE;
 }
 
@@ -1840,48 +1858,146 @@ sp_exp_check_journals(SpExperiment *exp, GError **error)
     return TRUE;
 }
 
-static gboolean
-sp_exp_prepare_dirs(SpExperiment *exp, GError **error)
+/* Why @st (of @path, not followed) is no directory of ours that only we
+ * may write to; NULL if it is one. */
+static const char *
+sp_exp_foreign_dir(const struct stat *st)
 {
-    g_autofree char *results = g_build_filename(exp->output_dir, "results.json", NULL);
-    g_autofree char *plan_copy = g_build_filename(exp->output_dir, "plan.ini", NULL);
-    g_autoptr(GError) local = NULL;
+    if (S_ISLNK(st->st_mode))
+        return "it is a symbolic link";
+    if (!S_ISDIR(st->st_mode))
+        return "it is not a directory";
+    if (st->st_uid != geteuid())
+        return "another user owns it";
+    if (st->st_mode & (S_IWGRP | S_IWOTH))
+        return "others may write to it";
+    return NULL;
+}
 
-    if (g_file_test(results, G_FILE_TEST_EXISTS)) {
+/* The output directory: a new one (its parents made as needed), or an
+ * existing empty one of ours that only we may write to.  Results, plots
+ * and the gnuplot script go there, so nothing of anyone else's may. */
+static gboolean
+sp_exp_prepare_output(SpExperiment *exp, GError **error)
+{
+    g_autofree char *parent = g_path_get_dirname(exp->output_dir);
+    g_autofree char *results = g_build_filename(exp->output_dir, "results.json", NULL);
+    g_autoptr(GDir) dir = NULL;
+    const char *why;
+    struct stat st;
+
+    if (g_mkdir_with_parents(parent, 0755) < 0) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "cannot create %s: %s", parent, g_strerror(errno));
+        return FALSE;
+    }
+    if (g_mkdir(exp->output_dir, 0755) == 0)
+        return TRUE;
+    if (errno != EEXIST || lstat(exp->output_dir, &st) < 0) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "cannot create %s: %s", exp->output_dir, g_strerror(errno));
+        return FALSE;
+    }
+    if (g_file_test(results, G_FILE_TEST_EXISTS) && S_ISDIR(st.st_mode)) {
         g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
                     "%s already holds the results of an experiment: choose another --output",
                     exp->output_dir);
         return FALSE;
     }
-    if (g_mkdir_with_parents(exp->output_dir, 0755) < 0) {
+    if ((why = sp_exp_foreign_dir(&st))) {
         g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
-                    "cannot create %s: %s", exp->output_dir, g_strerror(errno));
+                    "refusing the output directory %s: %s; choose another --output",
+                    exp->output_dir, why);
         return FALSE;
     }
+    dir = g_dir_open(exp->output_dir, 0, NULL);
+    if (!dir || g_dir_read_name(dir)) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "refusing the output directory %s: it is not empty (samepage overwrites "
+                    "nothing); choose another --output", exp->output_dir);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/*
+ * The overlays' directory: always a new one, made with mkdtemp() under the
+ * plan's overlay_dir (created if missing) or $TMPDIR.  The parent must be
+ * ours or root's, and writable by others only with the sticky bit (as
+ * /tmp), so nobody can swap our directory.  0755: QEMU runs as
+ * libvirt-qemu and must reach the overlays.
+ */
+static gboolean
+sp_exp_prepare_overlay_dir(SpExperiment *exp, GError **error)
+{
+    g_autofree char *parent = g_strdup(exp->overlay_parent ? exp->overlay_parent
+                                                           : g_get_tmp_dir());
+    g_autofree char *tmpl = NULL;
+    const char *why = NULL;
+    struct stat st;
+    int fd;
+
+    if (exp->overlay_parent && g_mkdir_with_parents(parent, 0755) < 0) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "cannot create %s: %s", parent, g_strerror(errno));
+        return FALSE;
+    }
+    if (stat(parent, &st) < 0)
+        why = g_strerror(errno);
+    else if (!S_ISDIR(st.st_mode))
+        why = "it is not a directory";
+    else if (st.st_uid != geteuid() && st.st_uid != 0)
+        why = "another user owns it";
+    else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+        why = "others may write to it and it lacks the sticky bit";
+    if (why) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "refusing %s for the overlays: %s", parent, why);
+        return FALSE;
+    }
+    tmpl = g_build_filename(parent, "samepage-experiment-XXXXXX", NULL);
+    if (!g_mkdtemp_full(tmpl, 0700)) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "cannot create a directory for the overlays in %s: %s", parent,
+                    g_strerror(errno));
+        return FALSE;
+    }
+    fd = open(tmpl, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fchmod(fd, 0755) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        g_rmdir(tmpl);
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "cannot open the new directory %s: %s", tmpl, g_strerror(e));
+        return FALSE;
+    }
+    close(fd);
+    g_free(exp->overlay_dir);
+    exp->overlay_dir = g_steal_pointer(&tmpl);
+    exp->overlay_dir_made = TRUE;
+    return TRUE;
+}
+
+static gboolean
+sp_exp_prepare_dirs(SpExperiment *exp, GError **error)
+{
+    g_autofree char *plan_copy = g_build_filename(exp->output_dir, "plan.ini", NULL);
+    g_autoptr(GError) local = NULL;
+
+    if (!sp_exp_prepare_output(exp, error))
+        return FALSE;
     if (exp->plan_text && !g_file_set_contents(plan_copy, exp->plan_text, -1, &local)) {
         g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT, "%s", local->message);
         return FALSE;
     }
-    if (!exp->overlay_dir) {
-        exp->overlay_dir = g_dir_make_tmp("samepage-experiment-XXXXXX", &local);
-        if (!exp->overlay_dir) {
-            g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
-                        "cannot create a directory for the overlays: %s", local->message);
-            return FALSE;
-        }
-        exp->overlay_dir_made = TRUE;
-    } else if (g_mkdir_with_parents(exp->overlay_dir, 0755) < 0) {
-        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
-                    "cannot create %s: %s", exp->overlay_dir, g_strerror(errno));
+    if (!sp_exp_prepare_overlay_dir(exp, error))
         return FALSE;
-    }
-    /* QEMU runs as libvirt-qemu: it must reach the overlays. */
-    chmod(exp->overlay_dir, 0755);
     if (exp->state_dir) {
         exp->journal = sp_journal_new(exp->host, exp->state_dir, exp->plan_ref->name, exp->uri,
                                       exp->output_dir, &local);
         if (exp->journal) {
-            exp->journal->overlay_dir = exp->overlay_dir_made ? g_strdup(exp->overlay_dir) : NULL;
+            exp->journal->overlay_dir = g_strdup(exp->overlay_dir);
             sp_journal_save(exp->journal, &local);
         }
         if (local) {
@@ -1981,7 +2097,7 @@ sp_experiment_run(SpExperiment *exp, GError **error)
 
         g_ptr_array_add(exp->runs, run);
         run->dir = g_strdup_printf("%s/run-%02u-%uvm", exp->output_dir, r + 1, n);
-        if (g_mkdir_with_parents(run->dir, 0755) < 0) {
+        if (g_mkdir(run->dir, 0755) < 0) {
             g_set_error(&failure, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
                         "cannot create %s: %s", run->dir, g_strerror(errno));
             break;

@@ -11,6 +11,7 @@
 
 #include "samepage/spcensus.h"
 #include "samepage/spexperiment.h"
+#include "samepage/spjournal.h"
 #include "samepage/spmaps.h"
 #include "samepage/spreport.h"
 #include "../../src/lib/spexperimentpriv.h"
@@ -652,6 +653,17 @@ typedef struct {
     SpExperiment *exp;
 } Runner;
 
+/* Mark the knobs: a write after this moves their mtime off 0. */
+static void
+runner_mark_knobs(Runner *r)
+{
+    for (const char *const *k = (const char *const[]){ "run", "pages_to_scan", NULL }; *k; k++) {
+        g_autofree char *knob = g_build_filename(r->sysfs, "kernel/mm/ksm", *k, NULL);
+        struct utimbuf zero = { 0, 0 };
+        assert_int_equal(utime(knob, &zero), 0);
+    }
+}
+
 static void
 runner_progress(const SpExperimentProgress *p, gpointer data)
 {
@@ -668,12 +680,7 @@ runner_progress(const SpExperimentProgress *p, gpointer data)
         if (g_str_has_suffix(name, ".json"))
             g_file_get_contents(path, &r->journal_text, NULL, NULL);
     }
-    /* Mark the knobs: a write after this moves their mtime off 0. */
-    for (const char *const *k = (const char *const[]){ "run", "pages_to_scan", NULL }; *k; k++) {
-        g_autofree char *knob = g_build_filename(r->sysfs, "kernel/mm/ksm", *k, NULL);
-        struct utimbuf zero = { 0, 0 };
-        assert_int_equal(utime(knob, &zero), 0);
-    }
+    runner_mark_knobs(r);
     if (r->sabotage_state) {
         g_autofree char *moved = g_strconcat(r->state, ".moved", NULL);
         assert_int_equal(rename(r->state, moved), 0);
@@ -702,6 +709,7 @@ runner_new(const char *plan_extra)
     sp_test_write(r->images, "initrd.img", "x");
     sp_test_write(r->tmp, "domain.xml", "<domain type='test'><name>@NAME@</name></domain>\n");
     r->host = sp_host_new_with_roots(r->sysfs, "/proc");
+    runner_mark_knobs(r);
     text = g_strdup_printf("[plan]\nname=t\nvm_counts=1\n[ksm]\npages_to_scan=1000\n"
                            "[sampling]\ninterval=1\nduration=2\n%s", plan_extra ? plan_extra : "");
     r->plan = sp_plan_parse(text, -1, "t.ini", NULL, &error);
@@ -779,6 +787,91 @@ test_run_journal_unwritable(void **state)
     runner_free(r);
 }
 
+/* Output and overlay directories: made fresh, or refused when another
+ * user could have put something there; never written through a symlink. */
+static void
+test_run_dirs(void **state)
+{
+    enum { SYMLINK, FOREIGN, OPEN, NONEMPTY, N_BAD };
+
+    for (int c = 0; c < N_BAD; c++) {
+        Runner *r = runner_new(NULL);
+        g_autoptr(GError) error = NULL;
+        g_autofree char *elsewhere = g_build_filename(r->tmp, "elsewhere", NULL);
+        g_autofree char *text = NULL;
+
+        g_mkdir_with_parents(elsewhere, 0755);
+        if (c == SYMLINK) {
+            assert_int_equal(symlink(elsewhere, r->out), 0);
+        } else {
+            g_mkdir_with_parents(r->out, 0755);
+            if (c == FOREIGN)
+                assert_int_equal(chown(r->out, 65534, 65534), 0);
+            if (c == OPEN)
+                assert_int_equal(chmod(r->out, 0777), 0);
+            if (c == NONEMPTY)
+                sp_test_write(r->out, "report.md", "someone's report");
+        }
+        assert_false(runner_run(r, &error));
+        if (!g_error_matches(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT) ||
+            !strstr(error->message, r->out))
+            fail_msg("case %d: %s", c, error->message);
+        assert_false(r->reached_reset);
+        assert_false(knob_written(r, "run"));
+        /* Nothing was written where the symlink points. */
+        g_autoptr(GDir) d = g_dir_open(elsewhere, 0, NULL);
+        assert_null(g_dir_read_name(d));
+        if (c == NONEMPTY) {
+            text = sp_test_read(r->out, "report.md");
+            assert_string_equal(text, "someone's report");
+        }
+        runner_free(r);
+    }
+
+    /* The plan's overlay_dir is the parent of a new directory of the run's
+     * own, 0755 (QEMU must reach it), removed at the end; the parent stays. */
+    g_autofree char *parent = g_dir_make_tmp("samepage-ovp-XXXXXX", NULL);
+    g_autofree char *extra = g_strdup_printf("[guest]\noverlay_dir=%s\n", parent);
+    Runner *r = runner_new(extra);
+    g_autoptr(GError) error = NULL;
+    struct stat st;
+
+    r->interrupt = TRUE;
+    assert_false(runner_run(r, &error));
+    assert_true(r->reached_reset);
+    assert_non_null(r->journal_text);
+    g_autoptr(SpJournal) j = sp_journal_parse(r->journal_text, "j.json", &error);
+    assert_non_null(j);
+    assert_non_null(j->overlay_dir);
+    g_autofree char *dirname = g_path_get_dirname(j->overlay_dir);
+    g_autofree char *base = g_path_get_basename(j->overlay_dir);
+    assert_string_equal(dirname, parent);
+    assert_true(g_str_has_prefix(base, "samepage-experiment-"));
+    assert_false(g_file_test(j->overlay_dir, G_FILE_TEST_EXISTS));
+    assert_true(g_file_test(parent, G_FILE_TEST_IS_DIR));
+    runner_free(r);
+
+    /* A parent others may write to (without the sticky bit) is refused. */
+    assert_int_equal(chmod(parent, 0777), 0);
+    r = runner_new(extra);
+    g_clear_error(&error);
+    assert_false(runner_run(r, &error));
+    assert_true(g_error_matches(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT));
+    assert_non_null(strstr(error->message, parent));
+    assert_false(r->reached_reset);
+    runner_free(r);
+    /* With the sticky bit (as /tmp), it is fine. */
+    assert_int_equal(chmod(parent, 01777), 0);
+    r = runner_new(extra);
+    r->interrupt = TRUE;
+    g_clear_error(&error);
+    assert_false(runner_run(r, &error));
+    assert_true(r->reached_reset);
+    runner_free(r);
+    assert_int_equal(stat(parent, &st), 0);
+    sp_test_remove_tree(parent);
+}
+
 int
 main(void)
 {
@@ -797,6 +890,7 @@ main(void)
         cmocka_unit_test(test_gnuplot_hostile),
         cmocka_unit_test(test_sample_slots),
         cmocka_unit_test(test_run_journal_unwritable),
+        cmocka_unit_test(test_run_dirs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
