@@ -195,6 +195,8 @@ typedef struct {
     const char *default_image_dir;   /* when the plan names none */
     const char *default_template;
     const char *state_dir;           /* the journals (SpJournal); NULL: keep none */
+    gboolean force_unmerge;          /* run=2 even if MemAvailable does not cover
+                                      * unmerging what is merged (--force) */
 } SpExperimentOptions;
 
 typedef struct {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * cmd-experiment.c: samepage experiment run PLAN [--output DIR] [--json]
+ * cmd-experiment.c: samepage experiment run PLAN [--output DIR] [--json] [--force]
  *                   samepage experiment clean [--dry-run]
  */
 #include "config.h"
@@ -15,6 +15,8 @@
 #include "cli.h"
 #include "samepage/spcleanup.h"
 #include "samepage/spexperiment.h"
+#include "samepage/spksm.h"
+#include "samepage/spnuma.h"
 #include "samepage/spplan.h"
 #include "samepage/spreport.h"
 
@@ -175,6 +177,36 @@ sp_cli_experiment_progress(const SpExperimentProgress *p, gpointer data)
     c->last_stage = g_strdup(p->stage);
 }
 
+/* Every run starts with run=2, which unmerges every merged page on the
+ * host, other processes' too: say so, and refuse (unless forced) when
+ * MemAvailable does not cover the copies.  The runner checks again before
+ * each reset. */
+static gboolean
+sp_cli_experiment_check_unmerge(const SpHost *host, gboolean force)
+{
+    g_autoptr(GError) error = NULL;
+    SpKsmState st;
+    gint64 sharing;
+    guint64 avail;
+
+    if (!sp_ksm_read(host, &st, &error))
+        return TRUE;        /* the runner's own setup check reports it */
+    sharing = st.entry[SP_KSM_PAGES_SHARING].value;
+    if (sharing <= 0)
+        return TRUE;
+    avail = sp_host_mem_available(host);
+    if (!force && !sp_ksm_unmerge_check(sharing, sysconf(_SC_PAGESIZE), avail, NULL, &error)) {
+        sp_cli_error("experiment: resetting KSM (run=2) would unmerge the pages other processes "
+                     "on this host have merged: %s", error->message);
+        return FALSE;
+    }
+    fprintf(stderr, "samepage: warning: other processes on this host have %" G_GINT64_FORMAT
+            " merged pages (%.1f MiB of copies, MemAvailable %.1f MiB): every run's KSM reset "
+            "(run=2) unmerges them\n", sharing,
+            (double)sharing * sysconf(_SC_PAGESIZE) / 1048576.0, avail / 1048576.0);
+    return TRUE;
+}
+
 static char *
 sp_cli_experiment_default_output(const SpPlan *plan)
 {
@@ -192,7 +224,7 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     g_autofree char *output = NULL;
     g_autofree char *image_dir = NULL;
     g_autofree char *template_path = NULL;
-    gboolean json = FALSE;
+    gboolean json = FALSE, force = FALSE;
     GOptionEntry entries[] = {
         { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
           "directory for the results (default: experiment-NAME-DATE-TIME)", "DIR" },
@@ -202,6 +234,8 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
         { "template", 0, 0, G_OPTION_ARG_FILENAME, &template_path,
           "libvirt domain template (default: vm-images/domain.xml.in)", "FILE" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print results.json instead of the table", NULL },
+        { "force", 0, 0, G_OPTION_ARG_NONE, &force,
+          "reset KSM (run=2) even if MemAvailable does not cover unmerging what is merged", NULL },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("run PLAN - run an experiment plan");
@@ -270,6 +304,9 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     opt.default_image_dir = default_images;
     opt.default_template = default_template;
     opt.state_dir = state_dir;
+    opt.force_unmerge = force;
+    if (!sp_cli_experiment_check_unmerge(host, force))
+        return SP_EXIT_FAILURE;
     /* What a killed experiment left would disturb this one: undo it first. */
     if (!sp_cli_experiment_cleanup(global, host, state_dir, FALSE, TRUE, NULL, NULL))
         return SP_EXIT_FAILURE;

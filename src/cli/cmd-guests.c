@@ -7,8 +7,10 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "samepage/spnuma.h"
 
 #define MIB(bytes) ((double)(bytes) / (1024.0 * 1024.0))
 
@@ -212,19 +214,6 @@ sp_cli_regions(const SpCliGlobal *global, int argc, char **argv)
     return SP_EXIT_OK;
 }
 
-/* MemAvailable in bytes, or 0 if unknown. */
-static guint64
-sp_cli_mem_available(const SpHost *host)
-{
-    g_autofree char *path = sp_host_procfs_path(host, "meminfo");
-    g_autofree char *text = NULL;
-    const char *p;
-
-    if (!g_file_get_contents(path, &text, NULL, NULL) || !(p = strstr(text, "MemAvailable:")))
-        return 0;
-    return g_ascii_strtoull(p + strlen("MemAvailable:"), NULL, 10) * 1024;
-}
-
 int
 sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
 {
@@ -284,17 +273,14 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
     }
     if (off && !force) {
         SpKsmStat k = { 0 };
-        guint64 avail = sp_cli_mem_available(host), need;
         if (!sp_ksm_stat_read(host, sp_guest_get_pid(g), &k, &error)) {
             sp_cli_error("mark: %s", error->message);
             return SP_EXIT_FAILURE;
         }
-        need = (guint64)MAX(k.ksm_merging_pages, 0) * 4096;
-        need += need / 10;
-        if (need > 0 && avail < need) {
-            sp_cli_error("mark: unmerging guest %s needs up to %.1f MiB (%" G_GINT64_FORMAT
-                         " merged pages + 10%%) but MemAvailable is %.1f MiB; --force overrides",
-                         name, MIB(need), k.ksm_merging_pages, MIB(avail));
+        /* The unmerge rule shared with ksm set run=2, ksm numa and experiments. */
+        if (!sp_ksm_unmerge_check(k.ksm_merging_pages, sysconf(_SC_PAGESIZE),
+                                  sp_host_mem_available(host), NULL, &error)) {
+            sp_cli_error("mark: guest %s: %s", name, error->message);
             return SP_EXIT_FAILURE;
         }
     }

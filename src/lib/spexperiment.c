@@ -43,6 +43,7 @@
 #include "samepage/spexperiment.h"
 #include "samepage/spjournal.h"
 #include "samepage/spmaps.h"
+#include "samepage/spnuma.h"
 #include "samepage/spqmp.h"
 #include "samepage/spreport.h"
 #include "samepage/spscan.h"
@@ -82,6 +83,8 @@ struct _SpExperiment {
     char *tag;
     char *state_dir;                 /* journals; NULL: none kept */
     SpJournal *journal;              /* what exists now, for `experiment clean` */
+    gboolean force_unmerge;          /* skip the MemAvailable check of run=2 */
+    guint64 page_size;
     const char *accelerator;         /* from the template's domain type */
 
     SpExperimentProgressFunc progress;
@@ -655,6 +658,8 @@ sp_experiment_new(const SpPlan *plan, const SpHost *host, const SpExperimentOpti
         exp->overlay_parent = g_path_is_absolute(plan->overlay_dir) ? g_strdup(plan->overlay_dir)
             : g_build_filename(plan_dir, plan->overlay_dir, NULL);
     exp->state_dir = g_strdup(opt->state_dir);
+    exp->force_unmerge = opt->force_unmerge;
+    exp->page_size = sysconf(_SC_PAGESIZE) > 0 ? (guint64)sysconf(_SC_PAGESIZE) : 4096;
     exp->tag = g_strdup_printf("%06x", g_random_int_range(0, 0xffffff));
     exp->runs = g_ptr_array_new_with_free_func((GDestroyNotify)sp_exp_run_free);
     exp->domains = g_array_new(FALSE, TRUE, sizeof(SpExpDomain));
@@ -870,6 +875,19 @@ sp_exp_ksm_reset(SpExperiment *exp, SpExpRun *run, GError **error)
     SpKsmState st;
 
     sp_exp_progress(exp, run, "KSM reset (run=2)", 0, 0, NULL);
+    /* run=2 unmerges every merged page on the host (between runs our
+     * guests are gone: what is merged is other processes'). */
+    if (!exp->force_unmerge) {
+        g_autoptr(GError) local = NULL;
+        if (!sp_ksm_read(exp->host, &st, error))
+            return FALSE;
+        if (!sp_ksm_unmerge_check(st.entry[SP_KSM_PAGES_SHARING].value, exp->page_size,
+                                  sp_host_mem_available(exp->host), NULL, &local)) {
+            g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_KSM,
+                        "KSM reset (run=2), nothing changed yet: %s", local->message);
+            return FALSE;
+        }
+    }
     sp_exp_add_setting(reset, SP_KSM_RUN, 2);
     if (!sp_exp_ksm_apply(exp, reset, "KSM reset (run=2)", error))
         return FALSE;

@@ -50,12 +50,9 @@ sp_numa_plan(const SpKsmState *state, guint64 mem_available, gboolean want, gboo
     plan->unmerge = shared > 0;
     plan->unmerge_bytes = (guint64)MAX(sharing, 0) * 4096;
     if (plan->unmerge && !force) {
-        guint64 need = plan->unmerge_bytes + plan->unmerge_bytes / 10;
-        if (mem_available < need) {
-            g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_MEMORY,
-                        "unmerging %" G_GINT64_FORMAT " shared pages needs %.1f MiB "
-                        "(pages_sharing * 4 KiB + 10%%), MemAvailable is %.1f MiB; --force overrides",
-                        sharing, need / 1048576.0, mem_available / 1048576.0);
+        g_autoptr(GError) local = NULL;
+        if (!sp_ksm_unmerge_check(sharing, 4096, mem_available, NULL, &local)) {
+            g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_MEMORY, "%s", local->message);
             return FALSE;
         }
     }

@@ -872,6 +872,41 @@ test_run_dirs(void **state)
     sp_test_remove_tree(parent);
 }
 
+/* run=2 unmerges every page on the host: refused when MemAvailable does
+ * not cover the copies, unless forced. */
+static void
+test_run_unmerge_check(void **state)
+{
+    Runner *r = runner_new(NULL);
+    g_autoptr(GError) error = NULL;
+
+    /* 2^40 pages merged (by processes that are not ours): 4 PiB to copy. */
+    sp_test_write(r->sysfs, "kernel/mm/ksm/pages_shared", "1\n");
+    sp_test_write(r->sysfs, "kernel/mm/ksm/pages_sharing", "1099511627776\n");
+    runner_mark_knobs(r);
+    assert_false(runner_run(r, &error));
+    if (!g_error_matches(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_KSM) ||
+        !strstr(error->message, "1099511627776") || !strstr(error->message, "MemAvailable") ||
+        !strstr(error->message, "--force"))
+        fail_msg("%s", error->message);
+    assert_false(knob_written(r, "run"));
+    assert_false(knob_written(r, "pages_to_scan"));
+    runner_free(r);
+
+    /* Forced: run=2 is written (interrupted while waiting for the unmerge). */
+    r = runner_new(NULL);
+    sp_test_write(r->sysfs, "kernel/mm/ksm/pages_shared", "1\n");
+    sp_test_write(r->sysfs, "kernel/mm/ksm/pages_sharing", "1099511627776\n");
+    runner_mark_knobs(r);
+    r->opt.force_unmerge = TRUE;
+    r->interrupt = TRUE;
+    g_clear_error(&error);
+    assert_false(runner_run(r, &error));
+    assert_true(g_error_matches(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_INTERRUPTED));
+    assert_true(knob_written(r, "run"));
+    runner_free(r);
+}
+
 int
 main(void)
 {
@@ -891,6 +926,7 @@ main(void)
         cmocka_unit_test(test_sample_slots),
         cmocka_unit_test(test_run_journal_unwritable),
         cmocka_unit_test(test_run_dirs),
+        cmocka_unit_test(test_run_unmerge_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
