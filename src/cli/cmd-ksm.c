@@ -287,7 +287,9 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
 
     g_option_context_set_summary(ctx,
         "Show every file of /sys/kernel/mm/ksm (a key this kernel lacks is 'unsupported'),\n"
-        "or write knobs: all are validated first, and a failed write restores the others.");
+        "or write knobs: all are validated first, and a failed write restores the others.\n"
+        "set run=2 unmerges every merged page on the host: it is refused unless MemAvailable\n"
+        "covers pages_sharing x page size + 10% (ksm set --force KEY=VALUE... skips the check).");
     g_option_context_add_main_entries(ctx, entries, NULL);
     /* "set" takes KEY=VALUE words that must not be parsed as options. */
     if (argc >= 2 && g_str_equal(argv[1], "set"))
