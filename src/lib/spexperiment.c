@@ -1593,8 +1593,11 @@ sp_exp_next_slot(gint64 interval_us, gint64 duration_us, guint64 k, gint64 elaps
     if (k >= n)
         return 0;
     /* The first slot not yet due (ceiling of elapsed / interval). */
-    ahead = elapsed_us <= 0 ? 0
-        : (guint64)elapsed_us / (guint64)interval_us + ((guint64)elapsed_us % (guint64)interval_us != 0);
+    ahead = 0;
+    if (elapsed_us > 0) {
+        ahead = (guint64)elapsed_us / (guint64)interval_us;
+        ahead += (guint64)elapsed_us % (guint64)interval_us != 0;
+    }
     next = MIN(MAX(k + 1, ahead), n);
     *last = next == n;
     return next;
