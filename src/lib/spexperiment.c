@@ -636,11 +636,13 @@ sp_experiment_new(const SpPlan *plan, const SpHost *host, const SpExperimentOpti
 {
     SpExperiment *exp = g_new0(SpExperiment, 1);
     g_autofree char *plan_dir = g_path_get_dirname(plan->source);
+    g_autofree char *plan_abs = g_canonicalize_filename(plan_dir, NULL);
 
     exp->plan_ref = plan;
     exp->host = sp_host_new_with_roots(sp_host_get_sysfs_root(host), sp_host_get_procfs_root(host));
     exp->uri = g_strdup(opt->uri ? opt->uri : "qemu:///system");
-    exp->output_dir = g_strdup(opt->output_dir);
+    /* Absolute and normalized: the journal names them, and takes no other. */
+    exp->output_dir = g_canonicalize_filename(opt->output_dir, NULL);
     exp->plan_text = g_strdup(opt->plan_text);
     /* Paths in the plan are relative to the plan file. */
     if (plan->image_dir)
@@ -655,8 +657,9 @@ sp_experiment_new(const SpPlan *plan, const SpHost *host, const SpExperimentOpti
         exp->template_path = g_strdup(opt->default_template);
     /* The overlays go into a new directory of the run's own under it. */
     if (plan->overlay_dir)
-        exp->overlay_parent = g_path_is_absolute(plan->overlay_dir) ? g_strdup(plan->overlay_dir)
-            : g_build_filename(plan_dir, plan->overlay_dir, NULL);
+        exp->overlay_parent = g_path_is_absolute(plan->overlay_dir)
+            ? g_canonicalize_filename(plan->overlay_dir, NULL)
+            : g_canonicalize_filename(plan->overlay_dir, plan_abs);
     exp->state_dir = g_strdup(opt->state_dir);
     exp->force_unmerge = opt->force_unmerge;
     exp->page_size = sysconf(_SC_PAGESIZE) > 0 ? (guint64)sysconf(_SC_PAGESIZE) : 4096;
@@ -1951,8 +1954,8 @@ sp_exp_prepare_output(SpExperiment *exp, GError **error)
 static gboolean
 sp_exp_prepare_overlay_dir(SpExperiment *exp, GError **error)
 {
-    g_autofree char *parent = g_strdup(exp->overlay_parent ? exp->overlay_parent
-                                                           : g_get_tmp_dir());
+    g_autofree char *parent = exp->overlay_parent ? g_strdup(exp->overlay_parent)
+                                                  : g_canonicalize_filename(g_get_tmp_dir(), NULL);
     g_autofree char *tmpl = NULL;
     const char *why = NULL;
     struct stat st;

@@ -907,6 +907,36 @@ test_run_unmerge_check(void **state)
     runner_free(r);
 }
 
+/* Relative --output and overlay_dir (the CLI's default output is relative)
+ * are journalled as absolute paths: the journal of a running experiment
+ * must read back, or `clean` and a second `run` could not see it. */
+static void
+test_run_relative_paths(void **state)
+{
+    Runner *r = runner_new("[guest]\noverlay_dir=ovp\n");
+    g_autoptr(GError) error = NULL;
+    g_autofree char *cwd = g_get_current_dir();
+    g_autofree char *want_out = NULL, *want_parent = NULL;
+
+    assert_int_equal(g_chdir(r->tmp), 0);
+    r->opt.output_dir = "out-rel";
+    r->interrupt = TRUE;
+    assert_false(runner_run(r, &error));
+    assert_int_equal(g_chdir(cwd), 0);
+    assert_true(r->reached_reset);
+    assert_non_null(r->journal_text);
+    g_autoptr(GError) perr = NULL;
+    g_autoptr(SpJournal) j = sp_journal_parse(r->journal_text, "j.json", &perr);
+    if (!j)
+        fail_msg("%s", perr->message);
+    want_out = g_build_filename(r->tmp, "out-rel", NULL);
+    want_parent = g_build_filename(r->tmp, "ovp", NULL);
+    assert_string_equal(j->output_dir, want_out);
+    g_autofree char *parent = g_path_get_dirname(j->overlay_dir);
+    assert_string_equal(parent, want_parent);
+    runner_free(r);
+}
+
 int
 main(void)
 {
@@ -927,6 +957,7 @@ main(void)
         cmocka_unit_test(test_run_journal_unwritable),
         cmocka_unit_test(test_run_dirs),
         cmocka_unit_test(test_run_unmerge_check),
+        cmocka_unit_test(test_run_relative_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
