@@ -1741,9 +1741,15 @@ sp_exp_teardown_guests(SpExperiment *exp, SpExpRun *run, GString *problems)
         if (d->dom)
             virDomainFree(d->dom);
         d->dom = NULL;
-        if (g->overlay && g_unlink(g->overlay) < 0 && errno != ENOENT)
+        if (g->overlay && g_unlink(g->overlay) < 0 && errno != ENOENT) {
             g_string_append_printf(problems, "\n  cannot remove %s: %s", g->overlay,
                                    g_strerror(errno));
+        } else if (exp->journal) {
+            /* Gone: a domain that stays in the journal names no overlay. */
+            SpJournalDomain *jd = sp_journal_find_domain(exp->journal, g->uuid);
+            if (jd)
+                g_clear_pointer(&jd->overlay, g_free);
+        }
         /* libvirt's log of a domain we made: keep it with the results. */
         g_autofree char *text = NULL;
         gsize len;
@@ -2144,11 +2150,17 @@ sp_experiment_run(SpExperiment *exp, GError **error)
         g_string_append_printf(problems, "\n  %s", local->message);
         g_clear_error(&local);
     }
-    if (exp->overlay_dir_made && g_rmdir(exp->overlay_dir) < 0 && errno != ENOENT)
+    if (exp->overlay_dir_made && g_rmdir(exp->overlay_dir) < 0 && errno != ENOENT) {
         g_string_append_printf(problems, "\n  cannot remove %s: %s", exp->overlay_dir,
                                g_strerror(errno));
-    else if (exp->journal)
+    } else if (exp->journal) {
+        /* The directory was empty: no overlay is left either, and the
+         * journal must not name one outside an overlay directory. */
         g_clear_pointer(&exp->journal->overlay_dir, g_free);
+        for (guint i = 0; i < exp->journal->domains->len; i++)
+            g_clear_pointer(&g_array_index(exp->journal->domains, SpJournalDomain, i).overlay,
+                            g_free);
+    }
     if (exp->journal && !problems->len && !sp_journal_delete(exp->journal, &local)) {
         g_string_append_printf(problems, "\n  %s", local->message);
         g_clear_error(&local);
