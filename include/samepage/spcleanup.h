@@ -24,7 +24,8 @@ GQuark sp_cleanup_error_quark(void);
 typedef enum {
     SP_CLEANUP_ERROR_LEFT,     /* something could not be undone (named) */
     SP_CLEANUP_ERROR_RUNNING,  /* an experiment runs: its journal is its own */
-    SP_CLEANUP_ERROR_JOURNAL,  /* a journal cannot be read */
+    SP_CLEANUP_ERROR_JOURNAL,  /* a journal cannot be read (only that: the
+                                * others were undone) */
 } SpCleanupErrorCode;
 
 typedef struct {
@@ -43,7 +44,9 @@ gboolean sp_cleanup_journal(const SpHost *host, SpJournal *j, const SpCleanupOpt
 /* Every dead experiment's journal in @dir, newest first (so that KSM ends
  * as it was before the oldest).  *n_cleaned counts the journals undone,
  * *n_running the live experiments found (left alone).  Goes on after a
- * journal that cannot be undone; the error names each. */
+ * journal that cannot be undone, and past a file that is no good journal
+ * (left in place); the error names each.  Its code is
+ * SP_CLEANUP_ERROR_JOURNAL when bad files were all that went wrong. */
 gboolean sp_cleanup_dir(const SpHost *host, const char *dir, const SpCleanupOptions *opt,
                         SpCleanupLogFunc log, gpointer user_data, guint *n_cleaned,
                         guint *n_running, GError **error);

@@ -197,11 +197,14 @@ void sp_exp_run_compute_steady(SpExpRun *run);
 
 typedef struct {
     const char *uri;                 /* NULL: qemu:///system */
-    const char *output_dir;          /* created if missing */
+    const char *output_dir;          /* created; an existing one must be empty,
+                                      * ours, no symlink, writable by us only */
     const char *plan_text;           /* copied to the output as plan.ini */
     const char *default_image_dir;   /* when the plan names none */
     const char *default_template;
     const char *state_dir;           /* the journals (SpJournal); NULL: keep none */
+    gboolean force_unmerge;          /* run=2 even if MemAvailable does not cover
+                                      * unmerging what is merged (--force) */
 } SpExperimentOptions;
 
 typedef struct {

@@ -30,6 +30,10 @@ typedef enum {
     SP_JOURNAL_ERROR_PARSE,    /* a journal that is not what we write */
 } SpJournalErrorCode;
 
+/* The kernel's largest pid_max (PID_MAX_LIMIT on 64-bit): a journal's pids
+ * are 1 .. this (0 for a QEMU pid not known yet). */
+#define SP_JOURNAL_PID_MAX 4194304
+
 typedef struct {
     char *name;
     char *uuid;
@@ -64,7 +68,8 @@ SpJournalDomain *sp_journal_add_domain(SpJournal *j, const char *name, const cha
 SpJournalDomain *sp_journal_find_domain(SpJournal *j, const char *uuid);
 void sp_journal_remove_domain(SpJournal *j, const char *uuid);
 
-/* Rewrite the file (write a temporary file, then rename). */
+/* Rewrite the file: a new 0600 temporary file in the same directory
+ * (O_EXCL, O_NOFOLLOW), fsync, rename. */
 gboolean sp_journal_save(const SpJournal *j, GError **error);
 /* Delete the file; a missing file is no error. */
 gboolean sp_journal_delete(const SpJournal *j, GError **error);
@@ -76,6 +81,14 @@ SpJournal *sp_journal_load(const char *path, GError **error);
 /* Every journal in @dir (a missing directory has none), oldest first.
  * Files that do not parse are an error naming them. */
 GPtrArray *sp_journal_list(const char *dir, GError **error);
+/* The same, but a file that is not a good journal is skipped and
+ * described in @bad (strings); NULL only if @dir cannot be read. */
+GPtrArray *sp_journal_list_all(const char *dir, GPtrArray **bad, GError **error);
+
+/* A domain name the runner makes ("sp-" and [a-z0-9-]). */
+gboolean sp_journal_domain_name_ok(const char *name);
+/* @overlay is exactly @overlay_dir/@name.qcow2, normalized absolute paths. */
+gboolean sp_journal_overlay_ok(const char *overlay_dir, const char *name, const char *overlay);
 
 typedef enum {
     SP_JOURNAL_OWNER_ALIVE,          /* the experiment runs */

@@ -25,6 +25,7 @@ typedef enum {
     SP_KSM_ERROR_INVALID_VALUE,  /* value does not parse or is out of range */
     SP_KSM_ERROR_CONFLICT,       /* combination refused (e.g. EBUSY rules) */
     SP_KSM_ERROR_IO,             /* read or write failed */
+    SP_KSM_ERROR_MEMORY,         /* unmerging needs more than MemAvailable */
 } SpKsmErrorCode;
 
 /* Keys in the order `samepage ksm` prints them: knobs, then figures. */
@@ -99,5 +100,13 @@ gboolean sp_ksm_validate(const SpKsmState *current, const SpKsmSetting *settings
                          gsize n_settings, GError **error);
 gboolean sp_ksm_apply(const SpHost *host, const SpKsmSetting *settings,
                       gsize n_settings, GError **error);
+
+/* The unmerge rule: unmerging (run=2, or unmarking a process) turns @pages
+ * merged pages back into copies, so MemAvailable must cover @pages x
+ * @page_size + 10%.  The bytes wanted go to @need. */
+gboolean sp_ksm_unmerge_check(gint64 pages, guint64 page_size, guint64 mem_available,
+                              guint64 *need, GError **error);
+/* Whether @settings write run=2 (unmerge every page on the host). */
+gboolean sp_ksm_settings_unmerge(const SpKsmSetting *settings, gsize n_settings);
 
 G_END_DECLS

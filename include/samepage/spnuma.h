@@ -42,6 +42,5 @@ gboolean sp_numa_switch(const SpHost *host, gboolean want, gboolean force, guint
                         SpNumaProgress progress, gpointer user_data, SpNumaPlan *plan,
                         GError **error);
 
-guint64 sp_numa_copy_need(gint64 pages);
 
 G_END_DECLS

@@ -40,6 +40,8 @@ typedef enum {
 #define SP_PLAN_MAX_VMS 64          /* largest VM count of one run */
 #define SP_PLAN_MAX_RUNS 32         /* most VM counts in one plan */
 #define SP_PLAN_MAX_KSM 16
+#define SP_PLAN_MAX_SAMPLES 100000  /* most samples of one run (duration / interval) */
+#define SP_PLAN_NAME_MAX 64         /* [plan] name: [A-Za-z0-9][A-Za-z0-9._-]{0,63} */
 
 /* What the host has, for the checks that depend on it. */
 typedef struct {
@@ -85,6 +87,7 @@ SpPlan *sp_plan_load(const char *path, const SpHost *host, GError **error);
 gboolean sp_plan_parse_meminfo(const char *text, guint64 *mem_available_kib, GError **error);
 gboolean sp_plan_limits_from_host(const SpHost *host, SpPlanLimits *limits, GError **error);
 
+gboolean sp_plan_name_is_valid(const char *name);
 guint sp_plan_max_vms(const SpPlan *plan);
 const SpKsmSetting *sp_plan_find_ksm(const SpPlan *plan, SpKsmKey key);
 char *sp_plan_describe_ksm(const SpPlan *plan);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * cmd-experiment.c: samepage experiment run PLAN [--output DIR] [--json]
+ * cmd-experiment.c: samepage experiment run PLAN [--output DIR] [--json] [--force]
  *                   samepage experiment clean [--dry-run]
  */
 #include "config.h"
@@ -15,6 +15,8 @@
 #include "cli.h"
 #include "samepage/spcleanup.h"
 #include "samepage/spexperiment.h"
+#include "samepage/spksm.h"
+#include "samepage/spnuma.h"
 #include "samepage/spplan.h"
 #include "samepage/spreport.h"
 
@@ -47,7 +49,8 @@ sp_cli_cleanup_log(const SpJournal *j, const char *line, gpointer user_data)
  * something remains. */
 static gboolean
 sp_cli_experiment_cleanup(const SpCliGlobal *global, const SpHost *host, const char *state_dir,
-                          gboolean dry_run, guint *n_cleaned, guint *n_running)
+                          gboolean dry_run, gboolean bad_journal_ok, guint *n_cleaned,
+                          guint *n_running)
 {
     SpCleanupOptions opt = { global->uri, dry_run };
     const SpJournal *last = NULL;
@@ -55,6 +58,12 @@ sp_cli_experiment_cleanup(const SpCliGlobal *global, const SpHost *host, const c
 
     if (!sp_cleanup_dir(host, state_dir, &opt, sp_cli_cleanup_log, &last, n_cleaned, n_running,
                         &error)) {
+        /* A bad journal file names nothing that can be undone: `run` says
+         * so and goes on; `clean` fails, naming it. */
+        if (bad_journal_ok && g_error_matches(error, SP_CLEANUP_ERROR, SP_CLEANUP_ERROR_JOURNAL)) {
+            fprintf(stderr, "samepage: warning: experiment: %s\n", error->message);
+            return TRUE;
+        }
         sp_cli_error("experiment: cleaning up after a killed experiment: %s", error->message);
         return FALSE;
     }
@@ -90,7 +99,7 @@ sp_cli_experiment_clean(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("experiment clean: unexpected argument '%s'", argv[1]);
         return SP_EXIT_USAGE;
     }
-    if (!sp_cli_experiment_cleanup(global, host, state_dir, dry_run, &cleaned, &running))
+    if (!sp_cli_experiment_cleanup(global, host, state_dir, dry_run, FALSE, &cleaned, &running))
         return SP_EXIT_FAILURE;
     if (running)
         sp_cli_print(stdout, "%u experiment%s running (left alone)\n", running, running == 1 ? " is" : "s are");
@@ -169,6 +178,36 @@ sp_cli_experiment_progress(const SpExperimentProgress *p, gpointer data)
     c->last_stage = g_strdup(p->stage);
 }
 
+/* Every run starts with run=2, which unmerges every merged page on the
+ * host, other processes' too: say so, and refuse (unless forced) when
+ * MemAvailable does not cover the copies.  The runner checks again before
+ * each reset. */
+static gboolean
+sp_cli_experiment_check_unmerge(const SpHost *host, gboolean force)
+{
+    g_autoptr(GError) error = NULL;
+    SpKsmState st;
+    gint64 sharing;
+    guint64 avail;
+
+    if (!sp_ksm_read(host, &st, &error))
+        return TRUE;        /* the runner's own setup check reports it */
+    sharing = st.entry[SP_KSM_PAGES_SHARING].value;
+    if (sharing <= 0)
+        return TRUE;
+    avail = sp_host_mem_available(host);
+    if (!force && !sp_ksm_unmerge_check(sharing, sysconf(_SC_PAGESIZE), avail, NULL, &error)) {
+        sp_cli_error("experiment: resetting KSM (run=2) would unmerge the pages other processes "
+                     "on this host have merged: %s", error->message);
+        return FALSE;
+    }
+    fprintf(stderr, "samepage: warning: other processes on this host have %" G_GINT64_FORMAT
+            " merged pages (%.1f MiB of copies, MemAvailable %.1f MiB): every run's KSM reset "
+            "(run=2) unmerges them\n", sharing,
+            (double)sharing * sysconf(_SC_PAGESIZE) / 1048576.0, avail / 1048576.0);
+    return TRUE;
+}
+
 static char *
 sp_cli_experiment_default_output(const SpPlan *plan)
 {
@@ -186,7 +225,7 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     g_autofree char *output = NULL;
     g_autofree char *image_dir = NULL;
     g_autofree char *template_path = NULL;
-    gboolean json = FALSE;
+    gboolean json = FALSE, force = FALSE;
     GOptionEntry entries[] = {
         { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
           "directory for the results (default: experiment-NAME-DATE-TIME)", "DIR" },
@@ -196,6 +235,8 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
         { "template", 0, 0, G_OPTION_ARG_FILENAME, &template_path,
           "libvirt domain template (default: vm-images/domain.xml.in)", "FILE" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print results.json instead of the table", NULL },
+        { "force", 0, 0, G_OPTION_ARG_NONE, &force,
+          "reset KSM (run=2) even if MemAvailable does not cover unmerging what is merged", NULL },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("run PLAN - run an experiment plan");
@@ -264,8 +305,11 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     opt.default_image_dir = default_images;
     opt.default_template = default_template;
     opt.state_dir = state_dir;
+    opt.force_unmerge = force;
+    if (!sp_cli_experiment_check_unmerge(host, force))
+        return SP_EXIT_FAILURE;
     /* What a killed experiment left would disturb this one: undo it first. */
-    if (!sp_cli_experiment_cleanup(global, host, state_dir, FALSE, NULL, NULL))
+    if (!sp_cli_experiment_cleanup(global, host, state_dir, FALSE, TRUE, NULL, NULL))
         return SP_EXIT_FAILURE;
     exp = sp_experiment_new(plan, host, &opt);
     c.exp = exp;

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "samepage/spnuma.h"
@@ -272,16 +273,14 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
     }
     if (off && !force) {
         SpKsmStat k = { 0 };
-        guint64 avail = sp_host_mem_available(host), need;
         if (!sp_ksm_stat_read(host, sp_guest_get_pid(g), &k, &error)) {
             sp_cli_error("mark: %s", error->message);
             return SP_EXIT_FAILURE;
         }
-        need = sp_numa_copy_need(k.ksm_merging_pages);
-        if (need > 0 && avail < need) {
-            sp_cli_error("mark: unmerging guest %s needs up to %.1f MiB (%" G_GINT64_FORMAT
-                         " merged pages + 10%%) but MemAvailable is %.1f MiB; --force overrides",
-                         name, MIB(need), k.ksm_merging_pages, MIB(avail));
+        /* The unmerge rule shared with ksm set run=2, ksm numa and experiments. */
+        if (!sp_ksm_unmerge_check(k.ksm_merging_pages, sysconf(_SC_PAGESIZE),
+                                  sp_host_mem_available(host), NULL, &error)) {
+            sp_cli_error("mark: guest %s: %s", name, error->message);
             return SP_EXIT_FAILURE;
         }
     }

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * cmd-ksm.c: samepage ksm [--json] | samepage ksm set KEY=VALUE...
+ * cmd-ksm.c: samepage ksm [--json] | samepage ksm set [--force] KEY=VALUE...
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "samepage/spksm.h"
@@ -60,12 +61,14 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("ksm set: give at least one KEY=VALUE");
         return SP_EXIT_USAGE;
     }
-    gboolean json = FALSE;
-    /* --json may come anywhere among the KEY=VALUE words. */
+    gboolean json = FALSE, force = FALSE;
+    /* --json and --force may come anywhere among the KEY=VALUE words. */
     int kept = 0;
     for (int i = 0; i < argc; i++) {
         if (g_str_equal(argv[i], "--json"))
             json = TRUE;
+        else if (g_str_equal(argv[i], "--force"))
+            force = TRUE;
         else
             argv[kept++] = argv[i];
     }
@@ -92,8 +95,24 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
                    sp_ksm_key_info(settings[i].key)->name, settings[i].value, global->uri);
         return SP_EXIT_OK;
     }
-    if (!sp_ksm_read(host, &before, &error) ||
-        !sp_ksm_apply(host, settings, argc, &error) ||
+    if (!sp_ksm_read(host, &before, &error)) {
+        sp_cli_error("ksm set: %s", error->message);
+        return SP_EXIT_FAILURE;
+    }
+    /* run=2 unmerges every merged page on the host, whoever merged it. */
+    if (sp_ksm_settings_unmerge(settings, argc) && before.entry[SP_KSM_PAGES_SHARING].value > 0) {
+        gint64 sharing = before.entry[SP_KSM_PAGES_SHARING].value;
+        guint64 avail = sp_host_mem_available(host), need = 0;
+        if (!force && !sp_ksm_unmerge_check(sharing, sysconf(_SC_PAGESIZE), avail, &need, &error)) {
+            sp_cli_error("ksm set: run=2: %s", error->message);
+            return SP_EXIT_FAILURE;
+        }
+        fprintf(stderr, "samepage: warning: run=2 unmerges the %" G_GINT64_FORMAT " pages merged "
+                "on this host (every process's, %.1f MiB of copies; MemAvailable %.1f MiB)\n",
+                sharing, (double)sharing * sysconf(_SC_PAGESIZE) / 1048576.0,
+                avail / 1048576.0);
+    }
+    if (!sp_ksm_apply(host, settings, argc, &error) ||
         !sp_ksm_read(host, &after, &error)) {
         sp_cli_error("ksm set: %s", error->message);
         return SP_EXIT_FAILURE;
@@ -273,7 +292,9 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
 
     g_option_context_set_summary(ctx,
         "Show every file of /sys/kernel/mm/ksm (a key this kernel lacks is 'unsupported'),\n"
-        "or write knobs: all are validated first, and a failed write restores the others.");
+        "or write knobs: all are validated first, and a failed write restores the others.\n"
+        "set run=2 unmerges every merged page on the host: it is refused unless MemAvailable\n"
+        "covers pages_sharing x page size + 10% (ksm set --force KEY=VALUE... skips the check).");
     g_option_context_add_main_entries(ctx, entries, NULL);
     /* "set" takes KEY=VALUE words that must not be parsed as options. */
     if (argc >= 2 && g_str_equal(argv[1], "set"))

@@ -13,14 +13,25 @@
  * any; not after a reboot (the boot reset them, and the operator may have
  * set them since), and not while another experiment runs (it restores its
  * own knobs, and ours would disturb its figures).
+ *
+ * Files: a journal is input, not an order.  An overlay is removed only as
+ * NAME.qcow2 inside the experiment's own overlay directory, opened without
+ * following a symlink, a directory owned by us that nobody else may write
+ * to, and only a regular file owned by us (or by the QEMU user libvirt gave
+ * it to), through unlinkat() on that directory.  The INCOMPLETE note is
+ * created (O_EXCL, O_NOFOLLOW) only in an output directory of the same
+ * kind.  Anything else is kept and named.
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepage-cleanup"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 #include <libvirt/libvirt.h>
@@ -120,6 +131,146 @@ sp_cleanup_kill(SpCleanup *c, const SpJournalDomain *d)
         sp_cleanup_log(c, "stopped QEMU pid %d of %s", (int)d->qemu_pid, d->name);
 }
 
+/*
+ * @dir, opened for changing what the experiment made in it: a directory
+ * itself (not a symlink) owned by us and writable by nobody else.  -1 with
+ * *why set otherwise; errno is ENOENT when it does not exist.
+ */
+static int
+sp_cleanup_open_own_dir(const char *dir, const char **why)
+{
+    struct stat st;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd < 0) {
+        int e = errno;
+        *why = e == ELOOP || e == ENOTDIR ? "it is a symbolic link or not a directory"
+                                          : g_strerror(e);
+        errno = e;
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+        *why = "it is not a directory of ours that only we may write to";
+        close(fd);
+        errno = EPERM;
+        return -1;
+    }
+    return fd;
+}
+
+/* Who may own an overlay: us, or the user libvirt runs QEMU as (it
+ * changes a disk's owner while the guest runs). */
+static gboolean
+sp_cleanup_owner_ok(uid_t uid)
+{
+    static const char *const qemu_users[] = { "libvirt-qemu", "qemu" };
+
+    if (uid == geteuid())
+        return TRUE;
+    for (gsize i = 0; i < G_N_ELEMENTS(qemu_users); i++) {
+        struct passwd *pw = getpwnam(qemu_users[i]);
+        if (pw && pw->pw_uid == uid && uid != 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/* Remove the domain's overlay if it is the experiment's own; TRUE when it
+ * is gone (or would be, in a dry run). */
+static gboolean
+sp_cleanup_overlay(SpCleanup *c, const SpJournalDomain *d)
+{
+    g_autofree char *base = NULL;
+    const char *why = NULL;
+    struct stat st;
+    int fd;
+
+    if (!d->overlay)
+        return TRUE;
+    if (!sp_journal_overlay_ok(c->j->overlay_dir, d->name, d->overlay)) {
+        sp_cleanup_left(c, "kept %s: it is not %s/%s.qcow2, an overlay the experiment made",
+                        d->overlay, c->j->overlay_dir ? c->j->overlay_dir : "OVERLAY_DIR",
+                        d->name);
+        return FALSE;
+    }
+    fd = sp_cleanup_open_own_dir(c->j->overlay_dir, &why);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return TRUE;
+        sp_cleanup_left(c, "kept %s: its directory %s: %s", d->overlay, c->j->overlay_dir, why);
+        return FALSE;
+    }
+    base = g_strdup_printf("%s.qcow2", d->name);
+    if (fstatat(fd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == ENOENT)
+            return TRUE;
+        sp_cleanup_left(c, "cannot examine %s: %s", d->overlay, g_strerror(e));
+        return FALSE;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || !sp_cleanup_owner_ok(st.st_uid)) {
+        close(fd);
+        sp_cleanup_left(c, "kept %s: %s", d->overlay,
+                        S_ISLNK(st.st_mode) ? "a symbolic link, not an overlay the experiment made"
+                        : !S_ISREG(st.st_mode) ? "not a regular file"
+                        : st.st_nlink != 1 ? "it has other hard links"
+                        : "owned by another user");
+        return FALSE;
+    }
+    if (c->opt->dry_run) {
+        close(fd);
+        sp_cleanup_log(c, "would remove %s", d->overlay);
+        return TRUE;
+    }
+    if (unlinkat(fd, base, 0) < 0) {
+        int e = errno;
+        close(fd);
+        sp_cleanup_left(c, "cannot remove %s: %s", d->overlay, g_strerror(e));
+        return FALSE;
+    }
+    close(fd);
+    sp_cleanup_log(c, "removed %s", d->overlay);
+    return TRUE;
+}
+
+/* Remove the (empty) overlay directory the experiment made. */
+static void
+sp_cleanup_overlay_dir(SpCleanup *c)
+{
+    g_autofree char *parent = NULL;
+    g_autofree char *base = NULL;
+    const char *why = NULL;
+    int fd, pfd;
+
+    if (!c->j->overlay_dir)
+        return;
+    fd = sp_cleanup_open_own_dir(c->j->overlay_dir, &why);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            g_clear_pointer(&c->j->overlay_dir, g_free);
+        else
+            sp_cleanup_left(c, "kept the directory %s: %s", c->j->overlay_dir, why);
+        return;
+    }
+    close(fd);
+    if (c->opt->dry_run) {
+        sp_cleanup_log(c, "would remove the directory %s", c->j->overlay_dir);
+        return;
+    }
+    parent = g_path_get_dirname(c->j->overlay_dir);
+    base = g_path_get_basename(c->j->overlay_dir);
+    pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (pfd < 0 || unlinkat(pfd, base, AT_REMOVEDIR) < 0) {
+        sp_cleanup_left(c, "cannot remove %s: %s", c->j->overlay_dir, g_strerror(errno));
+    } else {
+        sp_cleanup_log(c, "removed the directory %s", c->j->overlay_dir);
+        g_clear_pointer(&c->j->overlay_dir, g_free);
+    }
+    if (pfd >= 0)
+        close(pfd);
+}
+
 /* Destroy and undefine through libvirt; TRUE when the domain is gone. */
 static gboolean
 sp_cleanup_domain(SpCleanup *c, virConnectPtr conn, SpJournalDomain *d)
@@ -164,15 +315,8 @@ sp_cleanup_domain(SpCleanup *c, virConnectPtr conn, SpJournalDomain *d)
     }
     /* Without libvirt, or a process libvirt lost track of: by PID. */
     sp_cleanup_kill(c, d);
-    if (d->overlay && g_file_test(d->overlay, G_FILE_TEST_EXISTS)) {
-        if (c->opt->dry_run)
-            sp_cleanup_log(c, "would remove %s", d->overlay);
-        else if (g_unlink(d->overlay) < 0) {
-            sp_cleanup_left(c, "cannot remove %s: %s", d->overlay, g_strerror(errno));
-            gone = FALSE;
-        } else
-            sp_cleanup_log(c, "removed %s", d->overlay);
-    }
+    if (!sp_cleanup_overlay(c, d))
+        gone = FALSE;
     return gone && !c->opt->dry_run;
 }
 
@@ -225,22 +369,32 @@ sp_cleanup_ksm(SpCleanup *c, gboolean others_running)
 static void
 sp_cleanup_mark_output(SpCleanup *c)
 {
-    g_autofree char *results = NULL;
     g_autofree char *note_path = NULL;
     g_autofree char *note = NULL;
     g_autoptr(GDateTime) started = NULL;
     g_autoptr(GDateTime) now = g_date_time_new_now_local();
     g_autofree char *s_started = NULL;
     g_autofree char *s_now = NULL;
-    g_autoptr(GError) local = NULL;
+    const char *why = NULL;
+    struct stat st;
+    int dfd, fd;
+    gsize len;
 
-    if (!c->j->output_dir || !g_file_test(c->j->output_dir, G_FILE_TEST_IS_DIR))
+    if (!c->j->output_dir)
         return;
-    results = g_build_filename(c->j->output_dir, "results.json", NULL);
-    if (g_file_test(results, G_FILE_TEST_EXISTS))
+    dfd = sp_cleanup_open_own_dir(c->j->output_dir, &why);
+    if (dfd < 0) {
+        if (errno != ENOENT)
+            sp_cleanup_log(c, "not marked %s incomplete: %s", c->j->output_dir, why);
         return;
+    }
+    if (fstatat(dfd, "results.json", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        close(dfd);
+        return;
+    }
     note_path = g_build_filename(c->j->output_dir, "INCOMPLETE", NULL);
     if (c->opt->dry_run) {
+        close(dfd);
         sp_cleanup_log(c, "would write %s", note_path);
         return;
     }
@@ -254,10 +408,26 @@ sp_cleanup_mark_output(SpCleanup *c)
                            "`samepage experiment clean` undid what it left on the host at %s.\n",
                            c->j->plan ? c->j->plan : "?", (int)c->j->owner_pid, s_started,
                            s_now);
-    if (!g_file_set_contents(note_path, note, -1, &local))
-        sp_cleanup_left(c, "%s", local->message);
-    else
+    len = strlen(note);
+    fd = openat(dfd, "INCOMPLETE", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        close(dfd);
+        if (e == EEXIST)
+            sp_cleanup_log(c, "not marked %s incomplete: %s already exists", c->j->output_dir,
+                           note_path);
+        else
+            sp_cleanup_left(c, "cannot create %s: %s", note_path, g_strerror(e));
+        return;
+    }
+    if (write(fd, note, len) != (ssize_t)len) {
+        int e = errno;
+        sp_cleanup_left(c, "cannot write %s: %s", note_path, g_strerror(e));
+    } else {
         sp_cleanup_log(c, "marked %s incomplete (%s)", c->j->output_dir, note_path);
+    }
+    close(fd);
+    close(dfd);
 }
 
 static gboolean
@@ -290,16 +460,9 @@ sp_cleanup_one(const SpHost *host, SpJournal *j, const SpCleanupOptions *opt,
     }
     if (conn)
         virConnectClose(conn);
-    if (j->overlay_dir && g_file_test(j->overlay_dir, G_FILE_TEST_IS_DIR)) {
-        if (opt->dry_run)
-            sp_cleanup_log(&c, "would remove the directory %s", j->overlay_dir);
-        else if (g_rmdir(j->overlay_dir) < 0)
-            sp_cleanup_left(&c, "cannot remove %s: %s", j->overlay_dir, g_strerror(errno));
-        else {
-            sp_cleanup_log(&c, "removed the directory %s", j->overlay_dir);
-            g_clear_pointer(&j->overlay_dir, g_free);
-        }
-    }
+    /* Only once no domain needs it (its overlays are gone). */
+    if (j->domains->len == 0 || opt->dry_run)
+        sp_cleanup_overlay_dir(&c);
     sp_cleanup_ksm(&c, others_running);
     sp_cleanup_mark_output(&c);
     if (opt->dry_run) {
@@ -335,11 +498,13 @@ sp_cleanup_dir(const SpHost *host, const char *dir, const SpCleanupOptions *opt,
                GError **error)
 {
     g_autoptr(GPtrArray) journals = NULL;
+    g_autoptr(GPtrArray) bad = NULL;
     g_autoptr(GString) errors = g_string_new(NULL);
     g_autoptr(GError) local = NULL;
     guint running = 0, cleaned = 0;
+    gboolean left_any = FALSE;
 
-    journals = sp_journal_list(dir, &local);
+    journals = sp_journal_list_all(dir, &bad, &local);
     if (!journals) {
         g_set_error(error, SP_CLEANUP_ERROR, SP_CLEANUP_ERROR_JOURNAL, "%s", local->message);
         return FALSE;
@@ -358,14 +523,21 @@ sp_cleanup_dir(const SpHost *host, const char *dir, const SpCleanupOptions *opt,
         else {
             g_string_append_printf(errors, "%s%s", errors->len ? "\n" : "", local->message);
             g_clear_error(&local);
+            left_any = TRUE;
         }
     }
     if (n_cleaned)
         *n_cleaned = cleaned;
     if (n_running)
         *n_running = running;
+    /* Bad journals last: only they make the error SP_CLEANUP_ERROR_JOURNAL. */
+    for (guint i = 0; i < bad->len; i++)
+        g_string_append_printf(errors, "%sskipped: %s (remove it once you have looked at it)",
+                               errors->len ? "\n" : "", (const char *)g_ptr_array_index(bad, i));
     if (errors->len) {
-        g_set_error(error, SP_CLEANUP_ERROR, SP_CLEANUP_ERROR_LEFT, "%s", errors->str);
+        g_set_error(error, SP_CLEANUP_ERROR,
+                    left_any ? SP_CLEANUP_ERROR_LEFT : SP_CLEANUP_ERROR_JOURNAL, "%s",
+                    errors->str);
         return FALSE;
     }
     return TRUE;

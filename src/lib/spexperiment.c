@@ -28,6 +28,7 @@
 #define G_LOG_DOMAIN "samepage-experiment"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,6 +43,7 @@
 #include "samepage/spexperiment.h"
 #include "samepage/spjournal.h"
 #include "samepage/spmaps.h"
+#include "samepage/spnuma.h"
 #include "samepage/spqmp.h"
 #include "samepage/spreport.h"
 #include "samepage/spscan.h"
@@ -75,11 +77,14 @@ struct _SpExperiment {
     char *plan_text;
     char *image_dir;
     char *template_path;
-    char *overlay_dir;
+    char *overlay_parent;            /* the plan's overlay_dir, or NULL: $TMPDIR */
+    char *overlay_dir;               /* made by the run, under overlay_parent */
     gboolean overlay_dir_made;
     char *tag;
     char *state_dir;                 /* journals; NULL: none kept */
     SpJournal *journal;              /* what exists now, for `experiment clean` */
+    gboolean force_unmerge;          /* skip the MemAvailable check of run=2 */
+    guint64 page_size;
     const char *accelerator;         /* from the template's domain type */
 
     SpExperimentProgressFunc progress;
@@ -647,11 +652,13 @@ sp_experiment_new(const SpPlan *plan, const SpHost *host, const SpExperimentOpti
 {
     SpExperiment *exp = g_new0(SpExperiment, 1);
     g_autofree char *plan_dir = g_path_get_dirname(plan->source);
+    g_autofree char *plan_abs = g_canonicalize_filename(plan_dir, NULL);
 
     exp->plan_ref = plan;
     exp->host = sp_host_new_with_roots(sp_host_get_sysfs_root(host), sp_host_get_procfs_root(host));
     exp->uri = g_strdup(opt->uri ? opt->uri : "qemu:///system");
-    exp->output_dir = g_strdup(opt->output_dir);
+    /* Absolute and normalized: the journal names them, and takes no other. */
+    exp->output_dir = g_canonicalize_filename(opt->output_dir, NULL);
     exp->plan_text = g_strdup(opt->plan_text);
     /* Paths in the plan are relative to the plan file. */
     if (plan->image_dir)
@@ -664,9 +671,14 @@ sp_experiment_new(const SpPlan *plan, const SpHost *host, const SpExperimentOpti
             ? g_strdup(plan->template_path) : g_build_filename(plan_dir, plan->template_path, NULL);
     else
         exp->template_path = g_strdup(opt->default_template);
+    /* The overlays go into a new directory of the run's own under it. */
     if (plan->overlay_dir)
-        exp->overlay_dir = g_strdup(plan->overlay_dir);
+        exp->overlay_parent = g_path_is_absolute(plan->overlay_dir)
+            ? g_canonicalize_filename(plan->overlay_dir, NULL)
+            : g_canonicalize_filename(plan->overlay_dir, plan_abs);
     exp->state_dir = g_strdup(opt->state_dir);
+    exp->force_unmerge = opt->force_unmerge;
+    exp->page_size = sysconf(_SC_PAGESIZE) > 0 ? (guint64)sysconf(_SC_PAGESIZE) : 4096;
     exp->tag = g_strdup_printf("%06x", g_random_int_range(0, 0xffffff));
     exp->runs = g_ptr_array_new_with_free_func((GDestroyNotify)sp_exp_run_free);
     exp->domains = g_array_new(FALSE, TRUE, sizeof(SpExpDomain));
@@ -687,6 +699,7 @@ sp_experiment_free(SpExperiment *exp)
     g_free(exp->plan_text);
     g_free(exp->image_dir);
     g_free(exp->template_path);
+    g_free(exp->overlay_parent);
     g_free(exp->overlay_dir);
     g_free(exp->tag);
     g_free(exp->state_dir);
@@ -785,6 +798,8 @@ sp_exp_timeout_cb(gpointer data)
 static gboolean
 sp_exp_wait_until(SpExperiment *exp, gint64 deadline)
 {
+    /* Even when the deadline has passed: a signal's source gets its turn. */
+    g_main_context_iteration(NULL, FALSE);
     while (!sp_exp_interrupted(exp)) {
         gint64 now = g_get_monotonic_time();
         gboolean fired = FALSE;
@@ -827,14 +842,20 @@ sp_exp_libvirt_quiet(void *data, virErrorPtr err)
 
 /* Called before each change is made, so a kill in between leaves the
  * journal naming something that may not exist (cleanup takes that), never
- * something that exists unnamed. */
-static void
-sp_exp_journal_save(SpExperiment *exp)
+ * something that exists unnamed.  A journal that cannot be written stops
+ * the experiment before that change: what it would make could not be
+ * undone after a kill. */
+static gboolean
+sp_exp_journal_save(SpExperiment *exp, GError **error)
 {
     g_autoptr(GError) local = NULL;
 
-    if (exp->journal && !sp_journal_save(exp->journal, &local))
-        g_warning("%s", local->message);
+    if (exp->journal && !sp_journal_save(exp->journal, &local)) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SETUP,
+                    "%s: stopping before changing anything more", local->message);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 /* ---------------------------------------------------------------- KSM */
@@ -849,7 +870,11 @@ sp_exp_ksm_apply(SpExperiment *exp, GArray *settings, const char *what, GError *
     if (exp->journal && !exp->journal->ksm_changed) {
         exp->journal->ksm_changed = TRUE;
         exp->journal->ksm_before = exp->ksm_orig;
-        sp_exp_journal_save(exp);
+        if (!sp_exp_journal_save(exp, error)) {
+            exp->journal->ksm_changed = FALSE;
+            g_prefix_error(error, "%s: ", what);
+            return FALSE;
+        }
     }
     exp->ksm_touched = TRUE;
     if (!sp_ksm_apply(exp->host, (const SpKsmSetting *)settings->data, settings->len, &local)) {
@@ -869,6 +894,19 @@ sp_exp_ksm_reset(SpExperiment *exp, SpExpRun *run, GError **error)
     SpKsmState st;
 
     sp_exp_progress(exp, run, "KSM reset (run=2)", 0, 0, NULL);
+    /* run=2 unmerges every merged page on the host (between runs our
+     * guests are gone: what is merged is other processes'). */
+    if (!exp->force_unmerge) {
+        g_autoptr(GError) local = NULL;
+        if (!sp_ksm_read(exp->host, &st, error))
+            return FALSE;
+        if (!sp_ksm_unmerge_check(st.entry[SP_KSM_PAGES_SHARING].value, exp->page_size,
+                                  sp_host_mem_available(exp->host), NULL, &local)) {
+            g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_KSM,
+                        "KSM reset (run=2), nothing changed yet: %s", local->message);
+            return FALSE;
+        }
+    }
     sp_exp_add_setting(reset, SP_KSM_RUN, 2);
     if (!sp_exp_ksm_apply(exp, reset, "KSM reset (run=2)", error))
         return FALSE;
@@ -1118,7 +1156,8 @@ sp_exp_make_overlay(SpExperiment *exp, const char *overlay, GError **error)
                            overlay, NULL };
     g_autofree char *err = NULL;
     g_autoptr(GError) local = NULL;
-    int status;
+    struct stat st;
+    int status, fd;
 
     if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
                       NULL, NULL, NULL, &err, &status, &local) ||
@@ -1128,7 +1167,19 @@ sp_exp_make_overlay(SpExperiment *exp, const char *overlay, GError **error)
                     err && *err ? ": " : "", err ? g_strstrip(err) : "");
         return FALSE;
     }
-    chmod(overlay, 0644);
+    /* QEMU runs as libvirt-qemu: it must read the overlay; never through a
+     * symlink (the directory is ours, but be exact). */
+    fd = open(overlay, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fchmod(fd, 0644) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SETUP,
+                    "qemu-img create %s: the new overlay is %s", overlay,
+                    fd >= 0 && !S_ISREG(st.st_mode) ? "not a regular file" : g_strerror(e));
+        return FALSE;
+    }
+    close(fd);
     return TRUE;
 }
 
@@ -1162,7 +1213,10 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
         g = &g_array_index(run->guests, SpExpGuestInfo, i - 1);
         if (exp->journal) {
             sp_journal_add_domain(exp->journal, g->name, g->uuid, g->overlay);
-            sp_exp_journal_save(exp);
+            if (!sp_exp_journal_save(exp, error)) {
+                g_prefix_error(error, "guest %s: ", g->name);
+                return FALSE;
+            }
         }
 
         sp_exp_progress(exp, run, "creating guests", i - 1, 0, NULL);
@@ -1196,7 +1250,10 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
         g_array_index(exp->domains, SpExpDomain, i - 1).defined = TRUE;
         if (exp->journal) {
             sp_journal_find_domain(exp->journal, g->uuid)->defined = TRUE;
-            sp_exp_journal_save(exp);
+            if (!sp_exp_journal_save(exp, error)) {
+                g_prefix_error(error, "guest %s: ", g->name);
+                return FALSE;
+            }
         }
     }
     /* Start them all, then wait for all: boots overlap. */
@@ -1215,7 +1272,10 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
         g->pid = sp_exp_find_qemu_pid(exp, g->uuid);
         if (g->pid && exp->journal) {
             sp_journal_find_domain(exp->journal, g->uuid)->qemu_pid = g->pid;
-            sp_exp_journal_save(exp);
+            if (!sp_exp_journal_save(exp, error)) {
+                g_prefix_error(error, "guest %s: ", g->name);
+                return FALSE;
+            }
         }
         if (!g->pid) {
             g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_GUEST,
@@ -1530,6 +1590,40 @@ sp_exp_take_sample(SpExperiment *exp, SpExpRun *run, SpCensus *census, double t,
     return TRUE;
 }
 
+guint64
+sp_exp_slot_count(gint64 interval_us, gint64 duration_us)
+{
+    interval_us = MAX(interval_us, 1);
+    if (duration_us < 0)
+        return 0;
+    /* Up to 1 ms of slack (less than half an interval): a duration of 300 s
+     * still gets the sample at 300 s. */
+    return (guint64)(MIN(duration_us, G_MAXINT64 - 1000) + MIN(1000, interval_us / 2)) /
+        (guint64)interval_us;
+}
+
+guint64
+sp_exp_next_slot(gint64 interval_us, gint64 duration_us, guint64 k, gint64 elapsed_us,
+                 gboolean *last)
+{
+    guint64 n = sp_exp_slot_count(interval_us, duration_us);
+    guint64 next, ahead;
+
+    interval_us = MAX(interval_us, 1);
+    *last = TRUE;
+    if (k >= n)
+        return 0;
+    /* The first slot not yet due (ceiling of elapsed / interval). */
+    ahead = 0;
+    if (elapsed_us > 0) {
+        ahead = (guint64)elapsed_us / (guint64)interval_us;
+        ahead += (guint64)elapsed_us % (guint64)interval_us != 0;
+    }
+    next = MIN(MAX(k + 1, ahead), n);
+    *last = next == n;
+    return next;
+}
+
 static gboolean
 sp_exp_sample_loop(SpExperiment *exp, SpExpRun *run, GError **error)
 {
@@ -1537,9 +1631,10 @@ sp_exp_sample_loop(SpExperiment *exp, SpExpRun *run, GError **error)
     g_autoptr(SpCensus) census = sp_census_new(exp->host);
     g_autoptr(GArray) run1 = g_array_new(FALSE, FALSE, sizeof(SpKsmSetting));
     SpExpSample s;
-    gint64 t_run;
+    gint64 t_run, interval_us, duration_us;
     double last_pred;
-    guint k;
+    guint64 k;
+    gboolean last;
 
     for (guint i = 0; i < run->n_vms; i++) {
         const SpExpGuestInfo *g = &g_array_index(run->guests, SpExpGuestInfo, i);
@@ -1561,19 +1656,17 @@ sp_exp_sample_loop(SpExperiment *exp, SpExpRun *run, GError **error)
     exp->cpu.when = 0;      /* CPU figures from run=1 on */
     sp_exp_cpu_read(exp, run, &exp->cpu);
 
-    for (k = 1;; k++) {
-        gint64 due = t_run + (gint64)(k * plan->interval_s * G_USEC_PER_SEC);
+    /* Slots are whole microseconds: a tiny interval cannot make a slot that
+     * never moves (the plan bounds it too), and each step goes forward. */
+    interval_us = (gint64)MIN(plan->interval_s * G_USEC_PER_SEC, (double)(G_MAXINT64 / 4));
+    duration_us = (gint64)MIN(plan->duration_s * G_USEC_PER_SEC, (double)(G_MAXINT64 / 4));
+    for (k = sp_exp_next_slot(interval_us, duration_us, 0, 0, &last); k;
+         k = sp_exp_next_slot(interval_us, duration_us, k, g_get_monotonic_time() - t_run,
+                              &last)) {
+        gint64 due = t_run + (gint64)(k * (guint64)MAX(interval_us, 1));
         double t;
-        gboolean last, predict;
+        gboolean predict;
 
-        if (due > t_run + (gint64)(plan->duration_s * G_USEC_PER_SEC) + 1000)
-            break;
-        last = due + (gint64)(plan->interval_s * G_USEC_PER_SEC) >
-            t_run + (gint64)(plan->duration_s * G_USEC_PER_SEC) + 1000;
-        /* A sample that took longer than the interval: skip the slots it ate
-         * (but never the last one, which makes the final prediction). */
-        if (g_get_monotonic_time() > due && !last)
-            continue;
         if (!sp_exp_wait_until(exp, due))
             return sp_exp_check_interrupt(exp, error);
         t = (g_get_monotonic_time() - t_run) / 1e6;
@@ -1623,6 +1716,7 @@ sp_exp_kill_qemu(SpExperiment *exp, pid_t pid)
 static void
 sp_exp_teardown_guests(SpExperiment *exp, SpExpRun *run, GString *problems)
 {
+    g_autoptr(GError) local = NULL;
     gboolean alive = exp->conn && virConnectIsAlive(exp->conn) == 1;
 
     if (exp->conn && !alive) {
@@ -1665,9 +1759,15 @@ sp_exp_teardown_guests(SpExperiment *exp, SpExpRun *run, GString *problems)
         if (d->dom)
             virDomainFree(d->dom);
         d->dom = NULL;
-        if (g->overlay && g_unlink(g->overlay) < 0 && errno != ENOENT)
+        if (g->overlay && g_unlink(g->overlay) < 0 && errno != ENOENT) {
             g_string_append_printf(problems, "\n  cannot remove %s: %s", g->overlay,
                                    g_strerror(errno));
+        } else if (exp->journal) {
+            /* Gone: a domain that stays in the journal names no overlay. */
+            SpJournalDomain *jd = sp_journal_find_domain(exp->journal, g->uuid);
+            if (jd)
+                g_clear_pointer(&jd->overlay, g_free);
+        }
         /* libvirt's log of a domain we made: keep it with the results. */
         g_autofree char *text = NULL;
         gsize len;
@@ -1682,7 +1782,8 @@ sp_exp_teardown_guests(SpExperiment *exp, SpExpRun *run, GString *problems)
             sp_journal_remove_domain(exp->journal, g->uuid);
     }
     g_array_set_size(exp->domains, 0);
-    sp_exp_journal_save(exp);
+    if (!sp_exp_journal_save(exp, &local))
+        g_string_append_printf(problems, "\n  %s", local->message);
 }
 
 /* ---------------------------------------------------------------- one run */
@@ -1769,11 +1870,14 @@ static gboolean
 sp_exp_check_journals(SpExperiment *exp, GError **error)
 {
     g_autoptr(GPtrArray) journals = NULL;
+    g_autoptr(GPtrArray) bad = NULL;
     g_autoptr(GError) local = NULL;
 
     if (!exp->state_dir)
         return TRUE;
-    journals = sp_journal_list(exp->state_dir, &local);
+    /* A file that is no good journal names nothing to wait for or undo
+     * (`experiment clean` reports it). */
+    journals = sp_journal_list_all(exp->state_dir, &bad, &local);
     if (!journals) {
         g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SETUP, "%s", local->message);
         return FALSE;
@@ -1802,48 +1906,146 @@ sp_exp_check_journals(SpExperiment *exp, GError **error)
     return TRUE;
 }
 
-static gboolean
-sp_exp_prepare_dirs(SpExperiment *exp, GError **error)
+/* Why @st (of @path, not followed) is no directory of ours that only we
+ * may write to; NULL if it is one. */
+static const char *
+sp_exp_foreign_dir(const struct stat *st)
 {
-    g_autofree char *results = g_build_filename(exp->output_dir, "results.json", NULL);
-    g_autofree char *plan_copy = g_build_filename(exp->output_dir, "plan.ini", NULL);
-    g_autoptr(GError) local = NULL;
+    if (S_ISLNK(st->st_mode))
+        return "it is a symbolic link";
+    if (!S_ISDIR(st->st_mode))
+        return "it is not a directory";
+    if (st->st_uid != geteuid())
+        return "another user owns it";
+    if (st->st_mode & (S_IWGRP | S_IWOTH))
+        return "others may write to it";
+    return NULL;
+}
 
-    if (g_file_test(results, G_FILE_TEST_EXISTS)) {
+/* The output directory: a new one (its parents made as needed), or an
+ * existing empty one of ours that only we may write to.  Results, plots
+ * and the gnuplot script go there, so nothing of anyone else's may. */
+static gboolean
+sp_exp_prepare_output(SpExperiment *exp, GError **error)
+{
+    g_autofree char *parent = g_path_get_dirname(exp->output_dir);
+    g_autofree char *results = g_build_filename(exp->output_dir, "results.json", NULL);
+    g_autoptr(GDir) dir = NULL;
+    const char *why;
+    struct stat st;
+
+    if (g_mkdir_with_parents(parent, 0755) < 0) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "cannot create %s: %s", parent, g_strerror(errno));
+        return FALSE;
+    }
+    if (g_mkdir(exp->output_dir, 0755) == 0)
+        return TRUE;
+    if (errno != EEXIST || lstat(exp->output_dir, &st) < 0) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "cannot create %s: %s", exp->output_dir, g_strerror(errno));
+        return FALSE;
+    }
+    if (g_file_test(results, G_FILE_TEST_EXISTS) && S_ISDIR(st.st_mode)) {
         g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
                     "%s already holds the results of an experiment: choose another --output",
                     exp->output_dir);
         return FALSE;
     }
-    if (g_mkdir_with_parents(exp->output_dir, 0755) < 0) {
+    if ((why = sp_exp_foreign_dir(&st))) {
         g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
-                    "cannot create %s: %s", exp->output_dir, g_strerror(errno));
+                    "refusing the output directory %s: %s; choose another --output",
+                    exp->output_dir, why);
         return FALSE;
     }
+    dir = g_dir_open(exp->output_dir, 0, NULL);
+    if (!dir || g_dir_read_name(dir)) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "refusing the output directory %s: it is not empty (samepage overwrites "
+                    "nothing); choose another --output", exp->output_dir);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/*
+ * The overlays' directory: always a new one, made with mkdtemp() under the
+ * plan's overlay_dir (created if missing) or $TMPDIR.  The parent must be
+ * ours or root's, and writable by others only with the sticky bit (as
+ * /tmp), so nobody can swap our directory.  0755: QEMU runs as
+ * libvirt-qemu and must reach the overlays.
+ */
+static gboolean
+sp_exp_prepare_overlay_dir(SpExperiment *exp, GError **error)
+{
+    g_autofree char *parent = exp->overlay_parent ? g_strdup(exp->overlay_parent)
+                                                  : g_canonicalize_filename(g_get_tmp_dir(), NULL);
+    g_autofree char *tmpl = NULL;
+    const char *why = NULL;
+    struct stat st;
+    int fd;
+
+    if (exp->overlay_parent && g_mkdir_with_parents(parent, 0755) < 0) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "cannot create %s: %s", parent, g_strerror(errno));
+        return FALSE;
+    }
+    if (stat(parent, &st) < 0)
+        why = g_strerror(errno);
+    else if (!S_ISDIR(st.st_mode))
+        why = "it is not a directory";
+    else if (st.st_uid != geteuid() && st.st_uid != 0)
+        why = "another user owns it";
+    else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+        why = "others may write to it and it lacks the sticky bit";
+    if (why) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "refusing %s for the overlays: %s", parent, why);
+        return FALSE;
+    }
+    tmpl = g_build_filename(parent, "samepage-experiment-XXXXXX", NULL);
+    if (!g_mkdtemp_full(tmpl, 0700)) {
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "cannot create a directory for the overlays in %s: %s", parent,
+                    g_strerror(errno));
+        return FALSE;
+    }
+    fd = open(tmpl, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fchmod(fd, 0755) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        g_rmdir(tmpl);
+        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+                    "cannot open the new directory %s: %s", tmpl, g_strerror(e));
+        return FALSE;
+    }
+    close(fd);
+    g_free(exp->overlay_dir);
+    exp->overlay_dir = g_steal_pointer(&tmpl);
+    exp->overlay_dir_made = TRUE;
+    return TRUE;
+}
+
+static gboolean
+sp_exp_prepare_dirs(SpExperiment *exp, GError **error)
+{
+    g_autofree char *plan_copy = g_build_filename(exp->output_dir, "plan.ini", NULL);
+    g_autoptr(GError) local = NULL;
+
+    if (!sp_exp_prepare_output(exp, error))
+        return FALSE;
     if (exp->plan_text && !g_file_set_contents(plan_copy, exp->plan_text, -1, &local)) {
         g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT, "%s", local->message);
         return FALSE;
     }
-    if (!exp->overlay_dir) {
-        exp->overlay_dir = g_dir_make_tmp("samepage-experiment-XXXXXX", &local);
-        if (!exp->overlay_dir) {
-            g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
-                        "cannot create a directory for the overlays: %s", local->message);
-            return FALSE;
-        }
-        exp->overlay_dir_made = TRUE;
-    } else if (g_mkdir_with_parents(exp->overlay_dir, 0755) < 0) {
-        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
-                    "cannot create %s: %s", exp->overlay_dir, g_strerror(errno));
+    if (!sp_exp_prepare_overlay_dir(exp, error))
         return FALSE;
-    }
-    /* QEMU runs as libvirt-qemu: it must reach the overlays. */
-    chmod(exp->overlay_dir, 0755);
     if (exp->state_dir) {
         exp->journal = sp_journal_new(exp->host, exp->state_dir, exp->plan_ref->name, exp->uri,
                                       exp->output_dir, &local);
         if (exp->journal) {
-            exp->journal->overlay_dir = exp->overlay_dir_made ? g_strdup(exp->overlay_dir) : NULL;
+            exp->journal->overlay_dir = g_strdup(exp->overlay_dir);
             sp_journal_save(exp->journal, &local);
         }
         if (local) {
@@ -1943,7 +2145,7 @@ sp_experiment_run(SpExperiment *exp, GError **error)
 
         g_ptr_array_add(exp->runs, run);
         run->dir = g_strdup_printf("%s/run-%02u-%uvm", exp->output_dir, r + 1, n);
-        if (g_mkdir_with_parents(run->dir, 0755) < 0) {
+        if (g_mkdir(run->dir, 0755) < 0) {
             g_set_error(&failure, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
                         "cannot create %s: %s", run->dir, g_strerror(errno));
             break;
@@ -1966,16 +2168,25 @@ sp_experiment_run(SpExperiment *exp, GError **error)
         g_string_append_printf(problems, "\n  %s", local->message);
         g_clear_error(&local);
     }
-    if (exp->overlay_dir_made && g_rmdir(exp->overlay_dir) < 0 && errno != ENOENT)
+    if (exp->overlay_dir_made && g_rmdir(exp->overlay_dir) < 0 && errno != ENOENT) {
         g_string_append_printf(problems, "\n  cannot remove %s: %s", exp->overlay_dir,
                                g_strerror(errno));
-    else if (exp->journal)
+    } else if (exp->journal) {
+        /* The directory was empty: no overlay is left either, and the
+         * journal must not name one outside an overlay directory. */
         g_clear_pointer(&exp->journal->overlay_dir, g_free);
+        for (guint i = 0; i < exp->journal->domains->len; i++)
+            g_clear_pointer(&g_array_index(exp->journal->domains, SpJournalDomain, i).overlay,
+                            g_free);
+    }
     if (exp->journal && !problems->len && !sp_journal_delete(exp->journal, &local)) {
         g_string_append_printf(problems, "\n  %s", local->message);
         g_clear_error(&local);
     } else if (exp->journal && problems->len) {
-        sp_exp_journal_save(exp);
+        if (!sp_journal_save(exp->journal, &local)) {
+            g_string_append_printf(problems, "\n  %s", local->message);
+            g_clear_error(&local);
+        }
         g_string_append_printf(problems, "\n  `samepage experiment clean` undoes the rest once "
                                "that is fixed (journal %s)", exp->journal->path);
     }

@@ -12,8 +12,10 @@
 #define G_LOG_DOMAIN "samepage-journal"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -24,6 +26,7 @@
 G_DEFINE_QUARK(sp-journal-error-quark, sp_journal_error)
 
 #define SP_JOURNAL_VERSION 1
+#define SP_JOURNAL_MAX_SIZE (1024 * 1024)  /* a journal is a few KiB */
 
 static void
 sp_journal_domain_clear(gpointer p)
@@ -142,6 +145,8 @@ sp_journal_new(const SpHost *host, const char *dir, const char *plan, const char
 {
     g_autoptr(SpJournal) j = sp_journal_alloc();
     g_autofree char *name = NULL;
+    struct stat st;
+    const char *why = NULL;
 
     j->owner_pid = getpid();
     if (!sp_journal_pid_start(host, j->owner_pid, &j->owner_start)) {
@@ -155,9 +160,24 @@ sp_journal_new(const SpHost *host, const char *dir, const char *plan, const char
     j->plan = g_strdup(plan);
     j->uri = g_strdup(uri);
     j->output_dir = g_strdup(output_dir);
-    if (g_mkdir_with_parents(dir, 0755) < 0) {
+    if (g_mkdir_with_parents(dir, 0700) < 0) {
         g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
                     "cannot create the state directory %s: %s", dir, g_strerror(errno));
+        return NULL;
+    }
+    /* Journals tell root what to delete: only we may write where they are. */
+    if (lstat(dir, &st) < 0) {
+        why = g_strerror(errno);
+    } else if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
+        why = "it is a symbolic link or not a directory";
+    } else if (st.st_uid != geteuid()) {
+        why = "another user owns it";
+    } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        why = "others may write to it";
+    }
+    if (why) {
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
+                    "refusing the state directory %s: %s", dir, why);
         return NULL;
     }
     name = g_strdup_printf("%d-%" G_GUINT64_FORMAT ".json", (int)j->owner_pid, j->owner_start);
@@ -272,23 +292,115 @@ sp_journal_get_str(json_object *o, const char *key, char **out, const char *path
         g_autofree char *what = g_strdup_printf("\"%s\" is not a string", key);
         return sp_journal_bad(error, path, what);
     }
+    if ((gsize)json_object_get_string_len(v) != strlen(json_object_get_string(v))) {
+        g_autofree char *what = g_strdup_printf("\"%s\" holds a NUL character", key);
+        return sp_journal_bad(error, path, what);
+    }
     *out = g_strdup(json_object_get_string(v));
     return TRUE;
 }
 
+/* A required integer member in [@min, @max]: a JSON integer, not a double,
+ * a string or a boolean. */
 static gboolean
-sp_journal_get_int(json_object *o, const char *key, gint64 min, gint64 *out, const char *path,
-                   GError **error)
+sp_journal_get_int(json_object *o, const char *key, gint64 min, gint64 max, gint64 *out,
+                   const char *path, GError **error)
 {
     json_object *v;
+    gint64 n;
 
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int) ||
-        json_object_get_int64(v) < min) {
-        g_autofree char *what = g_strdup_printf("\"%s\" is missing or not an integer >= %"
-                                                G_GINT64_FORMAT, key, min);
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int)) {
+        g_autofree char *what = g_strdup_printf("\"%s\" is missing or not an integer in [%"
+                                                G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]", key,
+                                                min, max);
         return sp_journal_bad(error, path, what);
     }
-    *out = json_object_get_int64(v);
+    errno = 0;
+    n = json_object_get_int64(v);
+    if (errno == EINVAL || n < min || n > max ||
+        (n == G_MAXINT64 && json_object_get_uint64(v) != (guint64)G_MAXINT64)) {
+        g_autofree char *what = g_strdup_printf("\"%s\" is %s, not in [%" G_GINT64_FORMAT ", %"
+                                                G_GINT64_FORMAT "]", key,
+                                                json_object_to_json_string(v), min, max);
+        return sp_journal_bad(error, path, what);
+    }
+    *out = n;
+    return TRUE;
+}
+
+/* An absolute, normalized path: no "." or ".." component, no "//", no
+ * control character. */
+static gboolean
+sp_journal_path_ok(const char *p)
+{
+    g_auto(GStrv) parts = NULL;
+
+    if (!p || p[0] != '/' || strlen(p) > 4096)
+        return FALSE;
+    for (const char *c = p; *c; c++) {
+        if ((guchar)*c < 0x20 || *c == 0x7f)
+            return FALSE;
+    }
+    parts = g_strsplit(p + 1, "/", -1);
+    for (char **q = parts; *q; q++) {
+        if (!**q && q[1])
+            return FALSE;
+        if (g_str_equal(*q, ".") || g_str_equal(*q, ".."))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+/**
+ * sp_journal_domain_name_ok:
+ *
+ * A domain name the runner makes: "sp-" and 1 to 60 of [a-z0-9-].
+ */
+gboolean
+sp_journal_domain_name_ok(const char *name)
+{
+    gsize n = name ? strlen(name) : 0;
+
+    if (n < 4 || n > 63 || !g_str_has_prefix(name, "sp-"))
+        return FALSE;
+    for (const char *c = name + 3; *c; c++) {
+        if (!g_ascii_islower(*c) && !g_ascii_isdigit(*c) && *c != '-')
+            return FALSE;
+    }
+    return TRUE;
+}
+
+/**
+ * sp_journal_overlay_ok:
+ *
+ * The overlay of domain @name is the runner's: exactly
+ * @overlay_dir/@name.qcow2, both normalized absolute paths.
+ */
+gboolean
+sp_journal_overlay_ok(const char *overlay_dir, const char *name, const char *overlay)
+{
+    g_autofree char *want = NULL;
+
+    if (!sp_journal_path_ok(overlay_dir) || !sp_journal_domain_name_ok(name) ||
+        !sp_journal_path_ok(overlay))
+        return FALSE;
+    want = g_strdup_printf("%s/%s.qcow2", overlay_dir, name);
+    return g_str_equal(want, overlay);
+}
+
+/* An optional absolute, normalized path. */
+static gboolean
+sp_journal_get_path(json_object *o, const char *key, char **out, const char *path,
+                    GError **error)
+{
+    if (!sp_journal_get_str(o, key, out, path, error))
+        return FALSE;
+    if (*out && !sp_journal_path_ok(*out)) {
+        g_autofree char *shown = g_strescape(*out, NULL);
+        g_autofree char *what = g_strdup_printf("\"%s\" is '%s', not an absolute normalized "
+                                                "path", key, shown);
+        return sp_journal_bad(error, path, what);
+    }
     return TRUE;
 }
 
@@ -337,7 +449,7 @@ sp_journal_parse(const char *text, const char *path, GError **error)
         sp_journal_bad(error, path, "not a JSON object");
         return NULL;
     }
-    if (!sp_journal_get_int(o, "version", 1, &v, path, error))
+    if (!sp_journal_get_int(o, "version", 1, G_MAXINT32, &v, path, error))
         return NULL;
     if (v != SP_JOURNAL_VERSION) {
         g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_PARSE,
@@ -351,20 +463,20 @@ sp_journal_parse(const char *text, const char *path, GError **error)
         sp_journal_bad(error, path, "no \"owner\" object");
         return NULL;
     }
-    if (!sp_journal_get_int(owner, "pid", 1, &v, path, error))
+    if (!sp_journal_get_int(owner, "pid", 1, SP_JOURNAL_PID_MAX, &v, path, error))
         return NULL;
     j->owner_pid = (pid_t)v;
-    if (!sp_journal_get_int(owner, "start_ticks", 0, &v, path, error))
+    if (!sp_journal_get_int(owner, "start_ticks", 0, G_MAXINT64, &v, path, error))
         return NULL;
     j->owner_start = (guint64)v;
     if (!sp_journal_get_str(owner, "boot_id", &j->boot_id, path, error))
         return NULL;
-    if (!sp_journal_get_int(o, "started_us", 0, &j->started, path, error))
+    if (!sp_journal_get_int(o, "started_us", 0, G_MAXINT64, &j->started, path, error))
         return NULL;
     if (!sp_journal_get_str(o, "plan", &j->plan, path, error) ||
         !sp_journal_get_str(o, "uri", &j->uri, path, error) ||
-        !sp_journal_get_str(o, "output_dir", &j->output_dir, path, error) ||
-        !sp_journal_get_str(o, "overlay_dir", &j->overlay_dir, path, error))
+        !sp_journal_get_path(o, "output_dir", &j->output_dir, path, error) ||
+        !sp_journal_get_path(o, "overlay_dir", &j->overlay_dir, path, error))
         return NULL;
     if (json_object_object_get_ex(o, "ksm_before", &ksm) &&
         !sp_journal_parse_ksm(j, ksm, path, error))
@@ -379,6 +491,7 @@ sp_journal_parse(const char *text, const char *path, GError **error)
         json_object *def;
         g_autofree char *name = NULL, *uuid = NULL, *overlay = NULL;
         SpJournalDomain *d;
+        gboolean defined = FALSE;
 
         if (!json_object_is_type(jd, json_type_object)) {
             sp_journal_bad(error, path, "a domain that is not an object");
@@ -392,40 +505,160 @@ sp_journal_parse(const char *text, const char *path, GError **error)
             sp_journal_bad(error, path, "a domain without \"name\" or \"uuid\"");
             return NULL;
         }
-        if (!sp_journal_get_int(jd, "qemu_pid", 0, &v, path, error))
+        if (!sp_journal_domain_name_ok(name) || !g_uuid_string_is_valid(uuid)) {
+            g_autofree char *n = g_strescape(name, NULL);
+            g_autofree char *u = g_strescape(uuid, NULL);
+            g_autofree char *what = g_strdup_printf("a domain whose \"name\" '%s' or \"uuid\" "
+                                                    "'%s' is not one samepage makes", n, u);
+            sp_journal_bad(error, path, what);
             return NULL;
+        }
+        if (overlay && !sp_journal_overlay_ok(j->overlay_dir, name, overlay)) {
+            g_autofree char *shown = g_strescape(overlay, NULL);
+            g_autofree char *what = g_strdup_printf(
+                "domain %s: \"overlay\" '%s' is not %s/%s.qcow2 (the experiment's own overlay "
+                "directory and name)", name, shown, j->overlay_dir ? j->overlay_dir
+                                                                    : "OVERLAY_DIR", name);
+            sp_journal_bad(error, path, what);
+            return NULL;
+        }
+        if (!sp_journal_get_int(jd, "qemu_pid", 0, SP_JOURNAL_PID_MAX, &v, path, error))
+            return NULL;
+        if (json_object_object_get_ex(jd, "defined", &def)) {
+            if (!json_object_is_type(def, json_type_boolean)) {
+                g_autofree char *what = g_strdup_printf("domain %s: \"defined\" is %s, not "
+                                                        "true or false", name,
+                                                        json_object_to_json_string(def));
+                sp_journal_bad(error, path, what);
+                return NULL;
+            }
+            defined = json_object_get_boolean(def);
+        }
         d = sp_journal_add_domain(j, name, uuid, overlay);
         d->qemu_pid = (pid_t)v;
-        d->defined = json_object_object_get_ex(jd, "defined", &def) &&
-            json_object_get_boolean(def);
+        d->defined = defined;
     }
     return g_steal_pointer(&j);
+}
+
+/* Read a journal file without following a symlink, a regular file of at
+ * most SP_JOURNAL_MAX_SIZE. */
+static char *
+sp_journal_read(const char *path, GError **error)
+{
+    g_autofree char *text = NULL;
+    struct stat st;
+    gsize got = 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO, "cannot open %s: %s", path,
+                    e == ELOOP ? "it is a symbolic link" : g_strerror(e));
+        return NULL;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > SP_JOURNAL_MAX_SIZE) {
+        int e = errno;
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_PARSE,
+                    "%s is not a samepage experiment journal: %s", path,
+                    !S_ISREG(st.st_mode) ? "not a regular file"
+                    : st.st_size > SP_JOURNAL_MAX_SIZE ? "larger than 1 MiB" : g_strerror(e));
+        close(fd);
+        return NULL;
+    }
+    text = g_malloc(st.st_size + 1);
+    while (got < (gsize)st.st_size) {
+        ssize_t n = read(fd, text + got, st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = errno;
+            g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO, "cannot read %s: %s", path,
+                        n < 0 ? g_strerror(e) : "it shrank while read");
+            close(fd);
+            return NULL;
+        }
+        got += n;
+    }
+    text[got] = '\0';
+    close(fd);
+    if (memchr(text, '\0', got)) {
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_PARSE,
+                    "%s is not a samepage experiment journal: it holds a NUL byte", path);
+        return NULL;
+    }
+    return g_steal_pointer(&text);
 }
 
 SpJournal *
 sp_journal_load(const char *path, GError **error)
 {
-    g_autofree char *text = NULL;
-    g_autoptr(GError) local = NULL;
+    g_autofree char *text = sp_journal_read(path, error);
 
-    if (!g_file_get_contents(path, &text, NULL, &local)) {
-        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO, "%s", local->message);
+    if (!text)
         return NULL;
-    }
     return sp_journal_parse(text, path, error);
 }
 
+static gboolean
+sp_journal_write_all(int fd, const char *text, gsize len)
+{
+    while (len) {
+        ssize_t n = write(fd, text, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return FALSE;
+        text += n;
+        len -= n;
+    }
+    return TRUE;
+}
+
+/**
+ * sp_journal_save:
+ *
+ * Writes a new temporary file in the journal's directory (O_EXCL,
+ * O_NOFOLLOW, mode 0600 whatever the umask), fsyncs it, renames it over
+ * the journal and fsyncs the directory: the journal is always either the
+ * old one or the new one, and only root reads it.
+ */
 gboolean
 sp_journal_save(const SpJournal *j, GError **error)
 {
     g_autofree char *text = sp_journal_to_string(j);
-    g_autoptr(GError) local = NULL;
+    g_autofree char *dir = g_path_get_dirname(j->path);
+    g_autofree char *tmp = g_strdup_printf("%s.XXXXXX", j->path);
+    gsize len = strlen(text);
+    int fd, dfd, e;
 
-    /* g_file_set_contents writes a temporary file and renames it. */
-    if (!g_file_set_contents(j->path, text, -1, &local)) {
+    fd = g_mkstemp_full(tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        e = errno;
         g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
-                    "cannot write the experiment journal: %s", local->message);
+                    "cannot write the experiment journal %s: cannot create a file in %s: %s",
+                    j->path, dir, g_strerror(e));
         return FALSE;
+    }
+    if (fchmod(fd, 0600) < 0 || !sp_journal_write_all(fd, text, len) || fsync(fd) < 0) {
+        e = errno;
+        close(fd);
+        g_unlink(tmp);
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
+                    "cannot write the experiment journal %s: %s", tmp, g_strerror(e));
+        return FALSE;
+    }
+    if (close(fd) < 0 || rename(tmp, j->path) < 0) {
+        e = errno;
+        g_unlink(tmp);
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
+                    "cannot write the experiment journal %s: %s", j->path, g_strerror(e));
+        return FALSE;
+    }
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
     }
     return TRUE;
 }
@@ -452,35 +685,66 @@ sp_journal_cmp_started(gconstpointer a, gconstpointer b)
     return g_strcmp0(ja->path, jb->path);
 }
 
+/**
+ * sp_journal_list_all:
+ * @bad: (out) (element-type utf8): one message per file that is not a
+ *   journal samepage could use (what is wrong, naming the file)
+ *
+ * Every good journal in @dir (a missing directory has none), oldest
+ * first; a bad one is reported in @bad and skipped.  NULL only when the
+ * directory cannot be read.
+ */
 GPtrArray *
-sp_journal_list(const char *dir, GError **error)
+sp_journal_list_all(const char *dir, GPtrArray **bad, GError **error)
 {
     g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func((GDestroyNotify)sp_journal_free);
+    g_autoptr(GPtrArray) bads = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GDir) d = NULL;
     g_autoptr(GError) local = NULL;
     const char *name;
 
     d = g_dir_open(dir, 0, &local);
     if (!d) {
-        if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+            *bad = g_steal_pointer(&bads);
             return g_steal_pointer(&list);
+        }
         g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO,
                     "cannot read the state directory: %s", local->message);
         return NULL;
     }
     while ((name = g_dir_read_name(d))) {
         g_autofree char *path = NULL;
+        g_autoptr(GError) why = NULL;
         SpJournal *j;
 
-        /* Temporary files of g_file_set_contents are NAME.json.XXXXXX. */
+        /* Temporary files of sp_journal_save are NAME.json.XXXXXX. */
         if (!g_str_has_suffix(name, ".json"))
             continue;
         path = g_build_filename(dir, name, NULL);
-        j = sp_journal_load(path, error);
+        j = sp_journal_load(path, &why);
         if (!j)
-            return NULL;
-        g_ptr_array_add(list, j);
+            g_ptr_array_add(bads, g_strdup(why->message));
+        else
+            g_ptr_array_add(list, j);
     }
     g_ptr_array_sort(list, sp_journal_cmp_started);
+    *bad = g_steal_pointer(&bads);
+    return g_steal_pointer(&list);
+}
+
+GPtrArray *
+sp_journal_list(const char *dir, GError **error)
+{
+    g_autoptr(GPtrArray) bad = NULL;
+    g_autoptr(GPtrArray) list = sp_journal_list_all(dir, &bad, error);
+
+    if (!list)
+        return NULL;
+    if (bad->len) {
+        g_set_error(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_PARSE, "%s",
+                    (const char *)g_ptr_array_index(bad, 0));
+        return NULL;
+    }
     return g_steal_pointer(&list);
 }

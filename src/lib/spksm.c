@@ -415,3 +415,55 @@ sp_ksm_apply(const SpHost *host, const SpKsmSetting *settings, gsize n_settings,
     }
     return TRUE;
 }
+
+/**
+ * sp_ksm_unmerge_check:
+ * @pages: the merged pages that come back as copies (pages_sharing for
+ *   run=2; a process's ksm_merging_pages when it is unmarked)
+ * @page_size: bytes per page
+ * @mem_available: MemAvailable in bytes (0 when unknown: then only 0 pages
+ *   pass)
+ * @need: (out) (optional): pages x page size + 10%
+ *
+ * The one rule for every unmerge samepage makes: refused, with the
+ * numbers, when MemAvailable does not cover the copies.
+ */
+gboolean
+sp_ksm_unmerge_check(gint64 pages, guint64 page_size, guint64 mem_available, guint64 *need,
+                     GError **error)
+{
+    guint64 bytes, want;
+
+    if (need)
+        *need = 0;
+    if (pages <= 0)
+        return TRUE;
+    if (page_size == 0 || (guint64)pages > G_MAXUINT64 / 2 / page_size) {
+        g_set_error(error, SP_KSM_ERROR, SP_KSM_ERROR_MEMORY,
+                    "unmerging %" G_GINT64_FORMAT " merged pages needs more memory than any "
+                    "host has; --force overrides", pages);
+        return FALSE;
+    }
+    bytes = (guint64)pages * page_size;
+    want = bytes + bytes / 10;
+    if (need)
+        *need = want;
+    if (mem_available < want) {
+        g_set_error(error, SP_KSM_ERROR, SP_KSM_ERROR_MEMORY,
+                    "unmerging %" G_GINT64_FORMAT " merged pages needs %.1f MiB (pages x %"
+                    G_GUINT64_FORMAT " KiB + 10%%), MemAvailable is %.1f MiB; --force overrides",
+                    pages, want / 1048576.0, page_size / 1024, mem_available / 1048576.0);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean
+sp_ksm_settings_unmerge(const SpKsmSetting *settings, gsize n_settings)
+{
+    for (gsize i = 0; i < n_settings; i++) {
+        if (settings[i].key == SP_KSM_RUN && settings[i].value == 2)
+            return TRUE;
+    }
+    return FALSE;
+}

@@ -20,27 +20,6 @@
 G_DEFINE_QUARK(sp-numa-error-quark, sp_numa_error)
 
 /**
- * sp_numa_copy_need:
- * @pages: shared pages an unmerge will copy (pages_sharing, or a process's
- *   ksm_merging_pages)
- *
- * Returns: the memory the copies need, @pages x 4 KiB plus a 10% margin,
- * saturated at G_MAXUINT64 rather than wrapped; 0 for @pages <= 0.
- */
-guint64
-sp_numa_copy_need(gint64 pages)
-{
-    guint64 bytes, need;
-
-    if (pages <= 0)
-        return 0;
-    if (!g_uint64_checked_mul(&bytes, (guint64)pages, 4096) ||
-        !g_uint64_checked_add(&need, bytes, bytes / 10))
-        return G_MAXUINT64;
-    return need;
-}
-
-/**
  * sp_numa_plan:
  * @state: the KSM state now
  * @mem_available: MemAvailable in bytes
@@ -72,12 +51,9 @@ sp_numa_plan(const SpKsmState *state, guint64 mem_available, gboolean want, gboo
     if (sharing <= 0 || !g_uint64_checked_mul(&plan->unmerge_bytes, (guint64)sharing, 4096))
         plan->unmerge_bytes = sharing <= 0 ? 0 : G_MAXUINT64;
     if (plan->unmerge && !force) {
-        guint64 need = sp_numa_copy_need(sharing);
-        if (mem_available < need) {
-            g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_MEMORY,
-                        "unmerging %" G_GINT64_FORMAT " shared pages needs %.1f MiB "
-                        "(pages_sharing * 4 KiB + 10%%), MemAvailable is %.1f MiB; --force overrides",
-                        sharing, need / 1048576.0, mem_available / 1048576.0);
+        g_autoptr(GError) local = NULL;
+        if (!sp_ksm_unmerge_check(sharing, 4096, mem_available, NULL, &local)) {
+            g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_MEMORY, "%s", local->message);
             return FALSE;
         }
     }

@@ -133,8 +133,8 @@ sp_plan_parse_seconds(const char *text, double min, gboolean min_exclusive, doub
     }
     if (v < min || (min_exclusive && v == min) || v > max) {
         g_set_error(error, SP_PLAN_ERROR, SP_PLAN_ERROR_INVALID,
-                    "%s seconds is out of range (%s%g, %g]", copy,
-                    min_exclusive ? "" : "at least ", min, max);
+                    "%s seconds is out of range %s%g, %g] seconds", copy,
+                    min_exclusive ? "(" : "[", min, max);
         return FALSE;
     }
     *out = v;
@@ -168,6 +168,46 @@ sp_plan_key_string(SpPlan *plan, const SpPlanKeyInfo *info, const char *value, G
     }
     g_free(*field);
     *field = g_steal_pointer(&copy);
+    return TRUE;
+}
+
+/* [A-Za-z0-9][A-Za-z0-9._-]{0,63}: the name becomes part of domain names,
+ * file names and report text. */
+gboolean
+sp_plan_name_is_valid(const char *name)
+{
+    gsize n = strlen(name);
+
+    if (n == 0 || n > SP_PLAN_NAME_MAX || !g_ascii_isalnum(name[0]))
+        return FALSE;
+    for (const char *p = name; *p; p++) {
+        if (!g_ascii_isalnum(*p) && *p != '.' && *p != '_' && *p != '-')
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static void
+sp_plan_set_name_error(GError **error, const char *name)
+{
+    g_autofree char *shown = g_strescape(name, NULL);
+
+    g_set_error(error, SP_PLAN_ERROR, SP_PLAN_ERROR_INVALID,
+                "'%s' is not a valid name: 1 to %d of A-Z a-z 0-9 . _ -, starting with a "
+                "letter or digit", shown, SP_PLAN_NAME_MAX);
+}
+
+static gboolean
+sp_plan_key_name(SpPlan *plan, const SpPlanKeyInfo *info, const char *value, GError **error)
+{
+    g_autofree char *copy = g_strstrip(g_strdup(value));
+
+    if (!sp_plan_name_is_valid(copy)) {
+        sp_plan_set_name_error(error, copy);
+        return FALSE;
+    }
+    g_free(plan->name);
+    plan->name = g_steal_pointer(&copy);
     return TRUE;
 }
 
@@ -284,18 +324,18 @@ sp_plan_key_workload(SpPlan *plan, const SpPlanKeyInfo *info, const char *value,
     { g, k, fn, G_STRUCT_OFFSET(SpPlan, field), lo, hi, excl }
 
 static const SpPlanKeyInfo sp_plan_keys[] = {
-    KEY("plan", "name", sp_plan_key_string, name, 0, 0, FALSE),
+    KEY("plan", "name", sp_plan_key_name, name, 0, 0, FALSE),
     KEY("plan", "description", sp_plan_key_string, description, 0, 0, FALSE),
     KEY("plan", "vm_counts", sp_plan_key_vm_counts, vm_counts, 0, 0, FALSE),
     KEY("guest", "memory_mib", sp_plan_key_uint, memory_mib, 64, 1024 * 1024, FALSE),
     KEY("guest", "vcpus", sp_plan_key_uint, vcpus, 1, 64, FALSE),
-    KEY("guest", "boot_timeout", sp_plan_key_seconds, boot_timeout_s, 0, 24 * 3600, TRUE),
+    KEY("guest", "boot_timeout", sp_plan_key_seconds, boot_timeout_s, 1, 24 * 3600, FALSE),
     KEY("guest", "image_dir", sp_plan_key_string, image_dir, 0, 0, FALSE),
     KEY("guest", "template", sp_plan_key_string, template_path, 0, 0, FALSE),
     KEY("guest", "overlay_dir", sp_plan_key_string, overlay_dir, 0, 0, FALSE),
     KEY("workload", "command", sp_plan_key_workload, workload, 0, 0, FALSE),
-    KEY("sampling", "interval", sp_plan_key_seconds, interval_s, 0, 3600, TRUE),
-    KEY("sampling", "duration", sp_plan_key_seconds, duration_s, 0, 7 * 24 * 3600, TRUE),
+    KEY("sampling", "interval", sp_plan_key_seconds, interval_s, 1, 3600, FALSE),
+    KEY("sampling", "duration", sp_plan_key_seconds, duration_s, 1, 7 * 24 * 3600, FALSE),
     KEY("sampling", "settle", sp_plan_key_seconds, settle_s, 0, 24 * 3600, FALSE),
     KEY("sampling", "predict_interval", sp_plan_key_seconds, predict_interval_s, 0,
         24 * 3600, FALSE),
@@ -431,6 +471,19 @@ sp_plan_index_lines(const char *text, gsize len, SpPlanCtx *ctx, GString *clean,
 
 /* ---------------------------------------------------------------- parse */
 
+/* The KSM rates an experiment may set: the kernel takes any unsigned int,
+ * but beyond these ksmd does nothing or only burns a CPU. */
+typedef struct {
+    SpKsmKey key;
+    gint64 min, max;
+} SpPlanKsmBound;
+
+static const SpPlanKsmBound sp_plan_ksm_bounds[] = {
+    { SP_KSM_PAGES_TO_SCAN, 1, 1000000 },
+    { SP_KSM_SLEEP_MILLISECS, 0, 600000 },
+    { SP_KSM_STABLE_NODE_CHAINS_PRUNE_MILLISECS, 0, 24 * 3600 * 1000 },
+};
+
 static gboolean
 sp_plan_parse_ksm(SpPlan *plan, GKeyFile *kf, const SpPlanCtx *ctx, GError **error)
 {
@@ -458,6 +511,16 @@ sp_plan_parse_ksm(SpPlan *plan, GKeyFile *kf, const SpPlanCtx *ctx, GError **err
         if (!sp_ksm_parse_value(key, text, &value[key], &local)) {
             sp_plan_error(error, SP_PLAN_ERROR_INVALID, ctx, "ksm", *k, "%s", local->message);
             return FALSE;
+        }
+        for (gsize b = 0; b < G_N_ELEMENTS(sp_plan_ksm_bounds); b++) {
+            const SpPlanKsmBound *bound = &sp_plan_ksm_bounds[b];
+            if (bound->key == key && (value[key] < bound->min || value[key] > bound->max)) {
+                sp_plan_error(error, SP_PLAN_ERROR_INVALID, ctx, "ksm", *k,
+                              "%" G_GINT64_FORMAT " is out of range [%" G_GINT64_FORMAT ", %"
+                              G_GINT64_FORMAT "] for an experiment", value[key], bound->min,
+                              bound->max);
+                return FALSE;
+            }
         }
         given[key] = TRUE;
     }
@@ -566,6 +629,13 @@ sp_plan_parse(const char *text, gssize len, const char *source,
         char *dot = strrchr(base, '.');
         if (dot && dot != base)
             *dot = '\0';
+        if (!sp_plan_name_is_valid(base)) {
+            g_autoptr(GError) bad = NULL;
+            sp_plan_set_name_error(&bad, base);
+            sp_plan_error(error, SP_PLAN_ERROR_INVALID, &ctx, "plan", "name",
+                          "the file's name gives %s; set [plan] name", bad->message);
+            return NULL;
+        }
         plan->name = g_steal_pointer(&base);
     }
     if (plan->interval_s > plan->duration_s) {
@@ -573,6 +643,14 @@ sp_plan_parse(const char *text, gssize len, const char *source,
                       sp_plan_line(&ctx, "sampling", "interval") ? "interval" : "duration",
                       "the interval (%g s) is longer than the duration of a run (%g s)",
                       plan->interval_s, plan->duration_s);
+        return NULL;
+    }
+    if (plan->duration_s / plan->interval_s > SP_PLAN_MAX_SAMPLES) {
+        sp_plan_error(error, SP_PLAN_ERROR_INVALID, &ctx, "sampling",
+                      sp_plan_line(&ctx, "sampling", "duration") ? "duration" : "interval",
+                      "%g s every %g s is more than %d samples per run; lengthen the "
+                      "interval or shorten the duration", plan->duration_s, plan->interval_s,
+                      SP_PLAN_MAX_SAMPLES);
         return NULL;
     }
     if (plan->predict_interval_s < 0)

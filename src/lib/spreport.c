@@ -821,16 +821,25 @@ static const SpVmPlotSpec sp_vm_plots[] = {
       { "ksmd (% of one CPU)", "host busy (% of all CPUs)", "QEMU (% of one CPU)" } },
 };
 
-/* A gnuplot single-quoted string: a quote is doubled. */
+/*
+ * A gnuplot single-quoted string: a quote is doubled, and what could end the
+ * command or the string early, or be substituted (a line break or another
+ * control character, a backquote, a macro's @), becomes '_'.  Every value
+ * written into the script goes through here.
+ */
 static char *
 sp_gp_quote(const char *text)
 {
     GString *s = g_string_new("'");
 
     for (const char *p = text; *p; p++) {
-        if (*p == '\'')
-            g_string_append_c(s, '\'');
-        g_string_append_c(s, *p);
+        guchar c = (guchar)*p;
+        if (c < 0x20 || c == 0x7f || c == '`' || c == '@')
+            g_string_append_c(s, '_');
+        else if (c == '\'')
+            g_string_append(s, "''");
+        else
+            g_string_append_c(s, (char)c);
     }
     g_string_append_c(s, '\'');
     return g_string_free(s, FALSE);
@@ -856,8 +865,10 @@ sp_report_gnuplot_script(const SpPlan *plan, GPtrArray *runs, GPtrArray *pngs)
     GString *s = g_string_new(NULL);
     g_autoptr(GPtrArray) v = sp_report_valid_runs(runs);
 
+    g_autofree char *qname = sp_gp_quote(plan->name);
+
     g_string_append_printf(s, "# gnuplot script written by samepage experiment; run it in the "
-                           "output directory.\n# Plan: %s\n", plan->name);
+                           "output directory.\n# Plan: %s\n", qname);
     g_string_append(s, "set datafile separator comma\n"
                        "set terminal pngcairo size 900,540 noenhanced\n"
                        "set grid\nset key outside right top\nset xlabel 'seconds since run=1'\n"
@@ -871,8 +882,10 @@ sp_report_gnuplot_script(const SpPlan *plan, GPtrArray *runs, GPtrArray *pngs)
         g_autofree char *ylabel = sp_gp_quote(sp->ylabel);
 
         /* general_profit starts negative (rmap_items before merges). */
-        g_string_append_printf(s, "\nset output '%s'\nset title %s\nset ylabel %s\n"
-                               "set yrange [%s:*]\nplot ", png, title, ylabel,
+        g_autofree char *qpng = sp_gp_quote(png);
+
+        g_string_append_printf(s, "\nset output %s\nset title %s\nset ylabel %s\n"
+                               "set yrange [%s:*]\nplot ", qpng, title, ylabel,
                                g_str_equal(sp->column, "sys_general_profit_mib") ? "*" : "0");
         for (guint i = 0; i < v->len; i++) {
             const SpExpRun *r = g_ptr_array_index(v, i);
@@ -880,14 +893,16 @@ sp_report_gnuplot_script(const SpPlan *plan, GPtrArray *runs, GPtrArray *pngs)
             g_autofree char *label = sp_report_run_label(r);
             /* Sample 0 is before run=1; the time plots start at run=1. */
             g_autofree char *qlabel = sp_gp_quote(label);
-            g_string_append_printf(s, "%s'%s/samples.csv' every ::1 using \"t_s\":\"%s\" with "
+            g_autofree char *csv = g_build_filename(base, "samples.csv", NULL);
+            g_autofree char *qcsv = sp_gp_quote(csv);
+            g_string_append_printf(s, "%s%s every ::1 using \"t_s\":\"%s\" with "
                                    "linespoints lc %u pt 7 ps 0.5 title %s",
-                                   i ? ", \\\n     " : "", base, sp->column, i + 1, qlabel);
+                                   i ? ", \\\n     " : "", qcsv, sp->column, i + 1, qlabel);
             if (sp->column2) {
                 g_autofree char *l2 = g_strdup_printf("%s, %s", label, sp->label2);
                 g_autofree char *q2 = sp_gp_quote(l2);
-                g_string_append_printf(s, ", \\\n     '%s/samples.csv' every ::1 using \"t_s\":\"%s\" "
-                                       "with lines lc %u dt 2 title %s", base, sp->column2,
+                g_string_append_printf(s, ", \\\n     %s every ::1 using \"t_s\":\"%s\" "
+                                       "with lines lc %u dt 2 title %s", qcsv, sp->column2,
                                        i + 1, q2);
             }
         }
@@ -902,8 +917,10 @@ sp_report_gnuplot_script(const SpPlan *plan, GPtrArray *runs, GPtrArray *pngs)
         g_autofree char *title = sp_gp_quote(sp->title);
         g_autofree char *ylabel = sp_gp_quote(sp->ylabel);
 
-        g_string_append_printf(s, "\nset output '%s'\nset title %s\nset ylabel %s\nplot ",
-                               png, title, ylabel);
+        g_autofree char *qpng = sp_gp_quote(png);
+
+        g_string_append_printf(s, "\nset output %s\nset title %s\nset ylabel %s\nplot ",
+                               qpng, title, ylabel);
         for (guint i = 0; i < G_N_ELEMENTS(sp->columns) && sp->columns[i]; i++) {
             g_autofree char *label = sp_gp_quote(sp->labels[i]);
             g_string_append_printf(s, "%s'summary.csv' using \"vm_count\":\"%s\" with linespoints "

@@ -103,17 +103,24 @@ setup(void **state)
     return 0;
 }
 
-static int
-teardown(void **state)
+static void
+reap_children(Fixture *f)
 {
-    Fixture *f = *state;
-
     for (gsize i = 0; i < G_N_ELEMENTS(f->children); i++) {
         if (f->children[i] > 0) {
             kill(f->children[i], SIGKILL);
             waitpid(f->children[i], NULL, 0);
         }
+        f->children[i] = 0;
     }
+}
+
+static int
+teardown(void **state)
+{
+    Fixture *f = *state;
+
+    reap_children(f);
     sp_test_remove_tree(f->sysfs);
     sp_test_remove_tree(f->tmp);
     sp_host_free(f->host);
@@ -342,6 +349,148 @@ test_bad_journal(void **state)
     assert_non_null(strstr(error->message, "1-1.json"));
 }
 
+/* A bad journal (empty, truncated, with a wrapped pid) is skipped and
+ * named; the good ones are still cleaned. */
+static void
+test_bad_journal_skipped(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(SpJournal) j = killed_experiment(f, FALSE);
+    g_autoptr(GError) error = NULL;
+    SpCleanupOptions opt = { NULL, FALSE };
+    guint cleaned = 0, running = 0;
+
+    sp_test_write(f->state, "1-1.json", "");
+    sp_test_write(f->state, "2-2.json", "{ \"version\": 1, \"owner\": {");
+    sp_test_write(f->state, "3-3.json", "{\"version\": 1, \"owner\": {\"pid\": 4294967297, "
+                                        "\"start_ticks\": 1}, \"started_us\": 5, \"domains\": []}");
+    assert_false(sp_cleanup_dir(f->host, f->state, &opt, collect, f, &cleaned, &running, &error));
+    assert_true(g_error_matches(error, SP_CLEANUP_ERROR, SP_CLEANUP_ERROR_JOURNAL));
+    assert_non_null(strstr(error->message, "1-1.json"));
+    assert_non_null(strstr(error->message, "2-2.json"));
+    assert_non_null(strstr(error->message, "3-3.json"));
+    assert_non_null(strstr(error->message, "\"pid\""));
+    /* The good journal was undone all the same. */
+    assert_int_equal(cleaned, 1);
+    assert_false(g_file_test(j->path, G_FILE_TEST_EXISTS));
+    assert_non_null(strstr(f->log->str, "undefined domain sp-study-1-abc-1-1\n"));
+    /* The bad ones are left for a human to look at. */
+    g_autofree char *bad = g_build_filename(f->state, "2-2.json", NULL);
+    assert_true(g_file_test(bad, G_FILE_TEST_EXISTS));
+}
+
+/* Only what the experiment made is removed: an overlay is unlinked only as
+ * NAME.qcow2 in its own overlay directory, a regular file; a directory
+ * swapped for a symlink, a foreign file, a path elsewhere are kept. */
+static void
+test_foreign_files_kept(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(SpJournal) j = killed_experiment(f, FALSE);
+    g_autoptr(GError) error = NULL;
+    SpCleanupOptions opt = { NULL, FALSE };
+    g_autofree char *victim = g_build_filename(f->tmp, "victim", NULL);
+    g_autofree char *victim_dir = g_build_filename(f->tmp, "elsewhere", NULL);
+    g_autofree char *victim_ov = g_build_filename(victim_dir, "sp-study-1-abc-1-1.qcow2", NULL);
+    g_autofree char *text = NULL;
+    SpJournalDomain *d = &g_array_index(j->domains, SpJournalDomain, 1);
+
+    /* 1. A journal (built in memory) naming a file outside the overlay
+     * directory: the file stays, and the journal says what was kept. */
+    sp_test_write(f->tmp, "victim", "precious");
+    g_free(d->overlay);
+    d->overlay = g_strdup(victim);
+    assert_false(sp_cleanup_journal(f->host, j, &opt, collect, f, &error));
+    assert_true(g_error_matches(error, SP_CLEANUP_ERROR, SP_CLEANUP_ERROR_LEFT));
+    assert_non_null(strstr(error->message, victim));
+    assert_true(g_file_test(victim, G_FILE_TEST_EXISTS));
+    g_clear_error(&error);
+
+    /* 2. The same on disk: the journal is refused as a whole. */
+    g_autofree char *raw = g_strdup_printf(
+        "{\"version\": 1, \"owner\": {\"pid\": %d, \"start_ticks\": 1}, \"started_us\": 5, "
+        "\"overlay_dir\": \"%s/overlays\", \"domains\": [{\"name\": \"sp-x-1-1\", \"uuid\": \""
+        UUID_GONE "\", \"overlay\": \"%s\", \"qemu_pid\": 0, \"defined\": false}]}",
+        (int)dead_pid(), f->tmp, victim);
+    sp_test_remove_tree(f->state);
+    g_mkdir_with_parents(f->state, 0700);
+    sp_test_write(f->state, "9-9.json", raw);
+    assert_false(sp_cleanup_dir(f->host, f->state, &opt, collect, f, NULL, NULL, &error));
+    assert_non_null(strstr(error->message, "9-9.json"));
+    assert_non_null(strstr(error->message, "\"overlay\""));
+    assert_true(g_file_test(victim, G_FILE_TEST_EXISTS));
+    g_clear_error(&error);
+
+    /* 3. The overlay directory swapped for a symlink to another directory
+     * that holds a file of the same name: nothing there is touched. */
+    g_clear_pointer(&j, sp_journal_free);
+    reap_children(f);
+    sp_test_remove_tree(f->state);
+    j = killed_experiment(f, FALSE);
+    g_mkdir_with_parents(victim_dir, 0755);
+    sp_test_write(victim_dir, "sp-study-1-abc-1-1.qcow2", "not an overlay");
+    sp_test_remove_tree(j->overlay_dir);
+    assert_int_equal(symlink(victim_dir, j->overlay_dir), 0);
+    g_string_truncate(f->log, 0);
+    assert_false(sp_cleanup_journal(f->host, j, &opt, collect, f, &error));
+    assert_true(g_file_test(victim_ov, G_FILE_TEST_EXISTS));
+    assert_non_null(strstr(error->message, "symbolic link"));
+    g_clear_error(&error);
+
+    /* 4. A file in the real overlay directory that someone else owns, and
+     * one that is a symlink: kept. */
+    g_clear_pointer(&j, sp_journal_free);
+    reap_children(f);
+    sp_test_remove_tree(f->state);
+    {
+        g_autofree char *ovdir = g_build_filename(f->tmp, "overlays", NULL);
+        assert_int_equal(g_unlink(ovdir), 0);
+    }
+    j = killed_experiment(f, FALSE);
+    g_autofree char *ov1 = g_build_filename(j->overlay_dir, "sp-study-1-abc-1-1.qcow2", NULL);
+    g_autofree char *ov2 = g_build_filename(j->overlay_dir, "sp-study-1-abc-1-2.qcow2", NULL);
+    assert_int_equal(chown(ov1, 65534, 65534), 0);
+    assert_int_equal(symlink(victim, ov2), 0);
+    assert_false(sp_cleanup_journal(f->host, j, &opt, collect, f, &error));
+    assert_true(g_file_test(ov1, G_FILE_TEST_EXISTS));
+    assert_non_null(strstr(error->message, ov1));
+    assert_non_null(strstr(error->message, ov2));
+    text = sp_test_read(f->tmp, "victim");
+    assert_string_equal(text, "precious");
+}
+
+/* The INCOMPLETE note goes only into an output directory the experiment
+ * made: not through a symlink, not into a directory another user owns,
+ * and never through a symlink planted at its name. */
+static void
+test_output_note_safe(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(SpJournal) j = killed_experiment(f, FALSE);
+    g_autoptr(GError) error = NULL;
+    SpCleanupOptions opt = { NULL, FALSE };
+    g_autofree char *victim = g_build_filename(f->tmp, "victim", NULL);
+    g_autofree char *note = g_build_filename(j->output_dir, "INCOMPLETE", NULL);
+    g_autofree char *text = NULL;
+
+    sp_test_write(f->tmp, "victim", "precious");
+    assert_int_equal(symlink(victim, note), 0);
+    assert_true(sp_cleanup_journal(f->host, j, &opt, collect, f, &error));
+    text = sp_test_read(f->tmp, "victim");
+    assert_string_equal(text, "precious");
+
+    /* Owned by someone else: left alone, and said so. */
+    g_clear_pointer(&j, sp_journal_free);
+    reap_children(f);
+    j = killed_experiment(f, FALSE);
+    g_unlink(note);
+    assert_int_equal(chown(j->output_dir, 65534, 65534), 0);
+    g_string_truncate(f->log, 0);
+    assert_true(sp_cleanup_journal(f->host, j, &opt, collect, f, &error));
+    assert_false(g_file_test(note, G_FILE_TEST_EXISTS));
+    assert_non_null(strstr(f->log->str, "not marked"));
+}
+
 int
 main(void)
 {
@@ -352,6 +501,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_running_left_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_boot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_journal_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_files_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_note_safe, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

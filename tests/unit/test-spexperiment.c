@@ -6,8 +6,12 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+#include <utime.h>
+
 #include "samepage/spcensus.h"
 #include "samepage/spexperiment.h"
+#include "samepage/spjournal.h"
 #include "samepage/spmaps.h"
 #include "samepage/spreport.h"
 #include "../../src/lib/spexperimentpriv.h"
@@ -571,6 +575,385 @@ test_outputs(void **state)
     assert_non_null(strstr(table, "INCOMPLETE"));
 }
 
+/* Nothing from a plan reaches the gnuplot script unquoted: a name that
+ * slipped past the plan's rule (a hand-built SpPlan) cannot add a line or
+ * a backquote command. */
+static void
+test_gnuplot_hostile(void **state)
+{
+    g_autoptr(GPtrArray) runs = g_ptr_array_new_with_free_func((GDestroyNotify)sp_exp_run_free);
+    g_autoptr(GPtrArray) pngs = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpPlan) plan = sp_plan_parse("[plan]\nname=t\nvm_counts=1\n", -1, "t.ini", NULL,
+                                           &error);
+
+    assert_non_null(plan);
+    g_free(plan->name);
+    plan->name = g_strdup("demo\nsystem(\"id > /tmp/x\")\r`id`\nprint 'x'");
+    g_ptr_array_add(runs, fake_run(1, 1, 4, 100, FALSE));
+    g_autofree char *gp = sp_report_gnuplot_script(plan, runs, pngs);
+    g_auto(GStrv) lines = g_strsplit(gp, "\n", -1);
+
+    assert_null(strchr(gp, '`'));
+    assert_null(strchr(gp, '\r'));
+    for (char **l = lines; *l; l++) {
+        const char *s = *l;
+        while (*s == ' ')
+            s++;
+        if (g_str_has_prefix(s, "system") || g_str_has_prefix(s, "print"))
+            fail_msg("the plan's name added a command line: %s", *l);
+    }
+}
+
+/* The sampling schedule is integer arithmetic that always moves on: no
+ * interval, however small, and no lateness makes it spin. */
+static void
+test_sample_slots(void **state)
+{
+    gboolean last = FALSE;
+
+    /* 10 s over 300 s: slots 1..30, the 30th is the last. */
+    assert_int_equal(sp_exp_slot_count(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC), 30);
+    assert_int_equal(sp_exp_next_slot(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC, 0, 0, &last), 1);
+    assert_false(last);
+    /* On time: the next one. */
+    assert_int_equal(sp_exp_next_slot(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC, 1,
+                                      10 * G_USEC_PER_SEC + 5000, &last), 2);
+    /* A sample that took 35 s: slots 2-4 are skipped. */
+    assert_int_equal(sp_exp_next_slot(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC, 1,
+                                      45 * G_USEC_PER_SEC, &last), 5);
+    /* Far too late: the last slot is never skipped, and then it ends. */
+    assert_int_equal(sp_exp_next_slot(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC, 3,
+                                      G_GINT64_CONSTANT(1) << 50, &last), 30);
+    assert_true(last);
+    assert_int_equal(sp_exp_next_slot(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC, 30,
+                                      G_GINT64_CONSTANT(1) << 50, &last), 0);
+    /* A duration a hair short of a slot still gets it (1 ms of slack). */
+    assert_int_equal(sp_exp_slot_count(10 * G_USEC_PER_SEC, 300 * G_USEC_PER_SEC - 500), 30);
+
+    /* Degenerate values: an interval of 0 us (1e-300 s) or a negative one,
+     * a huge duration, time going nowhere: each call moves on. */
+    static const gint64 intervals[] = { 0, -5, 1 };
+    for (gsize i = 0; i < G_N_ELEMENTS(intervals); i++) {
+        guint64 k = 0, steps = 0;
+        while ((k = sp_exp_next_slot(intervals[i], G_MAXINT64 / 2, k, G_MAXINT64 / 2, &last))) {
+            assert_true(++steps <= 2);
+        }
+        assert_true(last);
+    }
+    guint64 k1 = sp_exp_next_slot(1, 1000000, 0, 0, &last);
+    guint64 k2 = sp_exp_next_slot(1, 1000000, k1, 0, &last);
+    assert_true(k2 > k1);
+}
+
+/* ---------------------------------------------------------------- the runner, hermetic
+ *
+ * sp_experiment_run() up to its first KSM write: a fake sysfs, a fake image
+ * directory, libvirt's test driver, a state directory.  The progress
+ * callback acts at "KSM reset (run=2)", the moment before the first change
+ * to the host. */
+
+typedef struct {
+    char *sysfs;
+    char *tmp;
+    char *state;
+    char *out;
+    char *images;
+    char *tmpl;
+    SpHost *host;
+    SpPlan *plan;
+    SpExperimentOptions opt;
+    gboolean sabotage_state;         /* make the state directory unusable */
+    gboolean interrupt;              /* interrupt at the reset */
+    gboolean reached_reset;
+    char *journal_text;              /* the journal as it was at the reset */
+    SpExperiment *exp;
+} Runner;
+
+/* Mark the knobs: a write after this moves their mtime off 0. */
+static void
+runner_mark_knobs(Runner *r)
+{
+    for (const char *const *k = (const char *const[]){ "run", "pages_to_scan", NULL }; *k; k++) {
+        g_autofree char *knob = g_build_filename(r->sysfs, "kernel/mm/ksm", *k, NULL);
+        struct utimbuf zero = { 0, 0 };
+        assert_int_equal(utime(knob, &zero), 0);
+    }
+}
+
+static void
+runner_progress(const SpExperimentProgress *p, gpointer data)
+{
+    Runner *r = data;
+    g_autoptr(GDir) dir = NULL;
+    const char *name;
+
+    if (!g_str_has_prefix(p->stage, "KSM reset") || r->reached_reset)
+        return;
+    r->reached_reset = TRUE;
+    dir = g_dir_open(r->state, 0, NULL);
+    while (dir && (name = g_dir_read_name(dir))) {
+        g_autofree char *path = g_build_filename(r->state, name, NULL);
+        if (g_str_has_suffix(name, ".json"))
+            g_file_get_contents(path, &r->journal_text, NULL, NULL);
+    }
+    runner_mark_knobs(r);
+    if (r->sabotage_state) {
+        g_autofree char *moved = g_strconcat(r->state, ".moved", NULL);
+        assert_int_equal(rename(r->state, moved), 0);
+        sp_test_write(r->tmp, "state", "not a directory");
+    }
+    if (r->interrupt)
+        sp_experiment_interrupt(r->exp);
+}
+
+static Runner *
+runner_new(const char *plan_extra)
+{
+    Runner *r = g_new0(Runner, 1);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *text = NULL;
+
+    r->sysfs = sp_test_tree_new("sysfs-6.18");
+    r->tmp = g_dir_make_tmp("samepage-exp-XXXXXX", NULL);
+    r->state = g_build_filename(r->tmp, "state", NULL);
+    r->out = g_build_filename(r->tmp, "out", NULL);
+    r->images = g_build_filename(r->tmp, "images", NULL);
+    r->tmpl = g_build_filename(r->tmp, "domain.xml", NULL);
+    g_mkdir_with_parents(r->images, 0755);
+    sp_test_write(r->images, "base.qcow2", "x");
+    sp_test_write(r->images, "vmlinuz", "x");
+    sp_test_write(r->images, "initrd.img", "x");
+    sp_test_write(r->tmp, "domain.xml", "<domain type='test'><name>@NAME@</name></domain>\n");
+    r->host = sp_host_new_with_roots(r->sysfs, "/proc");
+    runner_mark_knobs(r);
+    text = g_strdup_printf("[plan]\nname=t\nvm_counts=1\n[ksm]\npages_to_scan=1000\n"
+                           "[sampling]\ninterval=1\nduration=2\n%s", plan_extra ? plan_extra : "");
+    r->plan = sp_plan_parse(text, -1, "t.ini", NULL, &error);
+    assert_non_null(r->plan);
+    r->opt.uri = "test:///default";
+    r->opt.output_dir = r->out;
+    r->opt.default_image_dir = r->images;
+    r->opt.default_template = r->tmpl;
+    r->opt.state_dir = r->state;
+    return r;
+}
+
+static gboolean
+runner_run(Runner *r, GError **error)
+{
+    gboolean ok;
+
+    r->exp = sp_experiment_new(r->plan, r->host, &r->opt);
+    sp_experiment_set_progress_func(r->exp, runner_progress, r);
+    ok = sp_experiment_run(r->exp, error);
+    return ok;
+}
+
+static void
+runner_free(Runner *r)
+{
+    g_autofree char *moved = g_strconcat(r->state, ".moved", NULL);
+
+    sp_experiment_free(r->exp);
+    sp_plan_free(r->plan);
+    sp_host_free(r->host);
+    sp_test_remove_tree(r->sysfs);
+    sp_test_remove_tree(r->tmp);
+    sp_test_remove_tree(moved);
+    g_free(r->sysfs);
+    g_free(r->tmp);
+    g_free(r->state);
+    g_free(r->out);
+    g_free(r->images);
+    g_free(r->tmpl);
+    g_free(r->journal_text);
+    g_free(r);
+}
+
+/* Whether a KSM knob was written after the reset's mark. */
+static gboolean
+knob_written(Runner *r, const char *knob)
+{
+    g_autofree char *path = g_build_filename(r->sysfs, "kernel/mm/ksm", knob, NULL);
+    struct stat st;
+
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_mtime != 0;
+}
+
+/* A journal that cannot be written stops the run before KSM is touched. */
+static void
+test_run_journal_unwritable(void **state)
+{
+    Runner *r = runner_new(NULL);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *run = NULL, *pts = NULL;
+
+    r->sabotage_state = TRUE;
+    assert_false(runner_run(r, &error));
+    assert_true(r->reached_reset);
+    assert_non_null(strstr(error->message, "journal"));
+    run = sp_test_read(r->sysfs, "kernel/mm/ksm/run");
+    pts = sp_test_read(r->sysfs, "kernel/mm/ksm/pages_to_scan");
+    /* Never written: not run=2, not the plan's pages_to_scan. */
+    assert_false(knob_written(r, "run"));
+    assert_false(knob_written(r, "pages_to_scan"));
+    assert_string_equal(run, "0");
+    assert_string_equal(pts, "100");
+    runner_free(r);
+}
+
+/* Output and overlay directories: made fresh, or refused when another
+ * user could have put something there; never written through a symlink. */
+static void
+test_run_dirs(void **state)
+{
+    enum { SYMLINK, FOREIGN, OPEN, NONEMPTY, N_BAD };
+
+    for (int c = 0; c < N_BAD; c++) {
+        Runner *r = runner_new(NULL);
+        g_autoptr(GError) error = NULL;
+        g_autofree char *elsewhere = g_build_filename(r->tmp, "elsewhere", NULL);
+        g_autofree char *text = NULL;
+
+        g_mkdir_with_parents(elsewhere, 0755);
+        if (c == SYMLINK) {
+            assert_int_equal(symlink(elsewhere, r->out), 0);
+        } else {
+            g_mkdir_with_parents(r->out, 0755);
+            if (c == FOREIGN)
+                assert_int_equal(chown(r->out, 65534, 65534), 0);
+            if (c == OPEN)
+                assert_int_equal(chmod(r->out, 0777), 0);
+            if (c == NONEMPTY)
+                sp_test_write(r->out, "report.md", "someone's report");
+        }
+        assert_false(runner_run(r, &error));
+        if (!g_error_matches(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT) ||
+            !strstr(error->message, r->out))
+            fail_msg("case %d: %s", c, error->message);
+        assert_false(r->reached_reset);
+        assert_false(knob_written(r, "run"));
+        /* Nothing was written where the symlink points. */
+        g_autoptr(GDir) d = g_dir_open(elsewhere, 0, NULL);
+        assert_null(g_dir_read_name(d));
+        if (c == NONEMPTY) {
+            text = sp_test_read(r->out, "report.md");
+            assert_string_equal(text, "someone's report");
+        }
+        runner_free(r);
+    }
+
+    /* The plan's overlay_dir is the parent of a new directory of the run's
+     * own, 0755 (QEMU must reach it), removed at the end; the parent stays. */
+    g_autofree char *parent = g_dir_make_tmp("samepage-ovp-XXXXXX", NULL);
+    g_autofree char *extra = g_strdup_printf("[guest]\noverlay_dir=%s\n", parent);
+    Runner *r = runner_new(extra);
+    g_autoptr(GError) error = NULL;
+    struct stat st;
+
+    r->interrupt = TRUE;
+    assert_false(runner_run(r, &error));
+    assert_true(r->reached_reset);
+    assert_non_null(r->journal_text);
+    g_autoptr(SpJournal) j = sp_journal_parse(r->journal_text, "j.json", &error);
+    assert_non_null(j);
+    assert_non_null(j->overlay_dir);
+    g_autofree char *dirname = g_path_get_dirname(j->overlay_dir);
+    g_autofree char *base = g_path_get_basename(j->overlay_dir);
+    assert_string_equal(dirname, parent);
+    assert_true(g_str_has_prefix(base, "samepage-experiment-"));
+    assert_false(g_file_test(j->overlay_dir, G_FILE_TEST_EXISTS));
+    assert_true(g_file_test(parent, G_FILE_TEST_IS_DIR));
+    runner_free(r);
+
+    /* A parent others may write to (without the sticky bit) is refused. */
+    assert_int_equal(chmod(parent, 0777), 0);
+    r = runner_new(extra);
+    g_clear_error(&error);
+    assert_false(runner_run(r, &error));
+    assert_true(g_error_matches(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT));
+    assert_non_null(strstr(error->message, parent));
+    assert_false(r->reached_reset);
+    runner_free(r);
+    /* With the sticky bit (as /tmp), it is fine. */
+    assert_int_equal(chmod(parent, 01777), 0);
+    r = runner_new(extra);
+    r->interrupt = TRUE;
+    g_clear_error(&error);
+    assert_false(runner_run(r, &error));
+    assert_true(r->reached_reset);
+    runner_free(r);
+    assert_int_equal(stat(parent, &st), 0);
+    sp_test_remove_tree(parent);
+}
+
+/* run=2 unmerges every page on the host: refused when MemAvailable does
+ * not cover the copies, unless forced. */
+static void
+test_run_unmerge_check(void **state)
+{
+    Runner *r = runner_new(NULL);
+    g_autoptr(GError) error = NULL;
+
+    /* 2^40 pages merged (by processes that are not ours): 4 PiB to copy. */
+    sp_test_write(r->sysfs, "kernel/mm/ksm/pages_shared", "1\n");
+    sp_test_write(r->sysfs, "kernel/mm/ksm/pages_sharing", "1099511627776\n");
+    runner_mark_knobs(r);
+    assert_false(runner_run(r, &error));
+    if (!g_error_matches(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_KSM) ||
+        !strstr(error->message, "1099511627776") || !strstr(error->message, "MemAvailable") ||
+        !strstr(error->message, "--force"))
+        fail_msg("%s", error->message);
+    assert_false(knob_written(r, "run"));
+    assert_false(knob_written(r, "pages_to_scan"));
+    runner_free(r);
+
+    /* Forced: run=2 is written (interrupted while waiting for the unmerge). */
+    r = runner_new(NULL);
+    sp_test_write(r->sysfs, "kernel/mm/ksm/pages_shared", "1\n");
+    sp_test_write(r->sysfs, "kernel/mm/ksm/pages_sharing", "1099511627776\n");
+    runner_mark_knobs(r);
+    r->opt.force_unmerge = TRUE;
+    r->interrupt = TRUE;
+    g_clear_error(&error);
+    assert_false(runner_run(r, &error));
+    assert_true(g_error_matches(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_INTERRUPTED));
+    assert_true(knob_written(r, "run"));
+    runner_free(r);
+}
+
+/* Relative --output and overlay_dir (the CLI's default output is relative)
+ * are journalled as absolute paths: the journal of a running experiment
+ * must read back, or `clean` and a second `run` could not see it. */
+static void
+test_run_relative_paths(void **state)
+{
+    Runner *r = runner_new("[guest]\noverlay_dir=ovp\n");
+    g_autoptr(GError) error = NULL;
+    g_autofree char *cwd = g_get_current_dir();
+    g_autofree char *want_out = NULL, *want_parent = NULL;
+
+    assert_int_equal(g_chdir(r->tmp), 0);
+    r->opt.output_dir = "out-rel";
+    r->interrupt = TRUE;
+    assert_false(runner_run(r, &error));
+    assert_int_equal(g_chdir(cwd), 0);
+    assert_true(r->reached_reset);
+    assert_non_null(r->journal_text);
+    g_autoptr(GError) perr = NULL;
+    g_autoptr(SpJournal) j = sp_journal_parse(r->journal_text, "j.json", &perr);
+    if (!j)
+        fail_msg("%s", perr->message);
+    want_out = g_build_filename(r->tmp, "out-rel", NULL);
+    want_parent = g_build_filename(r->tmp, "ovp", NULL);
+    assert_string_equal(j->output_dir, want_out);
+    g_autofree char *parent = g_path_get_dirname(j->overlay_dir);
+    assert_string_equal(parent, want_parent);
+    runner_free(r);
+}
+
 int
 main(void)
 {
@@ -586,6 +969,12 @@ main(void)
         cmocka_unit_test(test_domain_name),
         cmocka_unit_test(test_derive_and_steady),
         cmocka_unit_test(test_outputs),
+        cmocka_unit_test(test_gnuplot_hostile),
+        cmocka_unit_test(test_sample_slots),
+        cmocka_unit_test(test_run_journal_unwritable),
+        cmocka_unit_test(test_run_dirs),
+        cmocka_unit_test(test_run_unmerge_check),
+        cmocka_unit_test(test_run_relative_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

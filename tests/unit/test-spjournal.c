@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "samepage/spjournal.h"
@@ -282,6 +283,141 @@ test_hostile(void **state)
     assert_null(j->boot_id);
 }
 
+/* Every field is checked for its JSON type and range: a pid that a cast
+ * would wrap, a boolean written as a string, a domain or overlay that is
+ * not what the runner makes. */
+static void
+test_hostile_fields(void **state)
+{
+#define HEAD "{\"version\": 1, \"owner\": {\"pid\": %s, \"start_ticks\": 1}, \"started_us\": 5, "
+#define DOM(name, overlay, pid, def) \
+    "\"domains\": [{\"name\": " name ", \"uuid\": \"11111111-2222-3333-4444-555555555555\", " \
+    "\"overlay\": " overlay ", \"qemu_pid\": " pid ", \"defined\": " def "}]"
+#define OVD "\"overlay_dir\": \"/var/tmp/samepage-experiment-abc\", "
+#define OV "\"/var/tmp/samepage-experiment-abc/sp-a-1-1.qcow2\""
+    static const struct {
+        const char *pid;
+        const char *rest;
+        const char *expect;
+    } cases[] = {
+        { "4294967297", "\"domains\": []}", "\"pid\"" },
+        { "2147483648", "\"domains\": []}", "\"pid\"" },
+        { "0", "\"domains\": []}", "\"pid\"" },
+        { "3.5", "\"domains\": []}", "\"pid\"" },
+        { "\"3\"", "\"domains\": []}", "\"pid\"" },
+        { "3", OVD DOM("\"sp-a-1-1\"", OV, "4294967297", "true") "}", "\"qemu_pid\"" },
+        { "3", OVD DOM("\"sp-a-1-1\"", OV, "-1", "true") "}", "\"qemu_pid\"" },
+        { "3", OVD DOM("\"sp-a-1-1\"", OV, "5", "\"false\"") "}", "\"defined\"" },
+        { "3", OVD DOM("\"sp-a-1-1\"", OV, "5", "1") "}", "\"defined\"" },
+        /* The overlay must be NAME.qcow2 in the experiment's overlay directory. */
+        { "3", OVD DOM("\"sp-a-1-1\"", "\"/etc/passwd\"", "5", "true") "}", "\"overlay\"" },
+        { "3", OVD DOM("\"sp-a-1-1\"", "\"/var/tmp/samepage-experiment-abc/../../etc/x.qcow2\"",
+                       "5", "true") "}", "\"overlay\"" },
+        { "3", OVD DOM("\"sp-a-1-1\"", "\"/var/tmp/samepage-experiment-abc/sp-a-1-2.qcow2\"",
+                       "5", "true") "}", "\"overlay\"" },
+        { "3", DOM("\"sp-a-1-1\"", OV, "5", "true") "}", "\"overlay\"" },
+        { "3", OVD DOM("\"../sp-a\"", "null", "5", "true") "}", "\"name\"" },
+        { "3", "\"overlay_dir\": \"relative/dir\", \"domains\": []}", "\"overlay_dir\"" },
+        { "3", "\"overlay_dir\": \"/var/tmp/../etc\", \"domains\": []}", "\"overlay_dir\"" },
+        { "3", "\"output_dir\": \"out\\nx\", \"domains\": []}", "\"output_dir\"" },
+    };
+
+    (void)state;
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *text = g_strdup_printf(HEAD "%s", cases[i].pid, cases[i].rest);
+        g_autoptr(SpJournal) j = sp_journal_parse(text, "/state/x.json", &error);
+
+        if (j || !g_error_matches(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_PARSE) ||
+            !strstr(error->message, cases[i].expect) || !strstr(error->message, "/state/x.json"))
+            fail_msg("case %zu: %s: got %s", i, text, error ? error->message : "a journal");
+    }
+    /* The same journal with sane values parses, and comes back as written. */
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpJournal) j = sp_journal_parse(
+        "{\"version\": 1, \"owner\": {\"pid\": 4194304, \"start_ticks\": 1}, "
+        "\"started_us\": 5, " OVD DOM("\"sp-a-1-1\"", OV, "4194304", "false") "}", "/state/x.json",
+        &error);
+    if (!j)
+        fail_msg("%s", error->message);
+    assert_int_equal(j->owner_pid, 4194304);
+    SpJournalDomain *d = &g_array_index(j->domains, SpJournalDomain, 0);
+    assert_int_equal(d->qemu_pid, 4194304);
+    assert_false(d->defined);
+    g_autofree char *again = sp_journal_to_string(j);
+    g_autoptr(SpJournal) back = sp_journal_parse(again, "/state/x.json", &error);
+    assert_non_null(back);
+    assert_int_equal(back->owner_pid, 4194304);
+#undef HEAD
+#undef DOM
+#undef OVD
+#undef OV
+}
+
+/* The file is written 0600 whatever the umask, through a new temporary
+ * file: a symlink planted at its name is replaced, never followed. */
+static void
+test_save_private(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(SpJournal) j = make_journal(f);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *victim = g_build_filename(f->state, "victim", NULL);
+    g_autofree char *victim_text = NULL;
+    g_autoptr(GDir) dir = NULL;
+    const char *name;
+    struct stat st;
+    mode_t old = umask(0);
+
+    assert_true(sp_journal_save(j, &error));
+    umask(old);
+    assert_int_equal(lstat(j->path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    sp_test_write(f->state, "victim", "keep me");
+    assert_int_equal(g_unlink(j->path), 0);
+    assert_int_equal(symlink(victim, j->path), 0);
+    assert_true(sp_journal_save(j, &error));
+    victim_text = sp_test_read(f->state, "victim");
+    assert_string_equal(victim_text, "keep me");
+    assert_int_equal(lstat(j->path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    /* No temporary file is left behind. */
+    dir = g_dir_open(f->state, 0, NULL);
+    while ((name = g_dir_read_name(dir)))
+        assert_true(g_str_has_suffix(name, ".json") || g_str_equal(name, "victim"));
+}
+
+/* A bad journal does not hide the good ones: each bad file is named with
+ * what is wrong with it. */
+static void
+test_list_skips_bad(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(SpJournal) a = make_journal(f);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) bad = NULL;
+    g_autoptr(GPtrArray) list = NULL;
+    g_autofree char *link = g_build_filename(f->state, "77-7.json", NULL);
+
+    assert_true(sp_journal_save(a, &error));
+    sp_test_write(f->state, "55-5.json", "{ \"version\": 1, \"owner\": ");
+    sp_test_write(f->state, "66-6.json", "");
+    assert_int_equal(symlink(a->path, link), 0);
+    list = sp_journal_list_all(f->state, &bad, &error);
+    assert_non_null(list);
+    assert_null(error);
+    assert_int_equal(list->len, 1);
+    assert_string_equal(((SpJournal *)g_ptr_array_index(list, 0))->path, a->path);
+    assert_int_equal(bad->len, 3);
+    g_autoptr(GString) all = g_string_new(NULL);
+    for (guint i = 0; i < bad->len; i++)
+        g_string_append_printf(all, "%s\n", (const char *)g_ptr_array_index(bad, i));
+    assert_non_null(strstr(all->str, "55-5.json"));
+    assert_non_null(strstr(all->str, "66-6.json"));
+    assert_non_null(strstr(all->str, "77-7.json"));
+    assert_non_null(strstr(all->str, "symbolic link"));
+}
+
 static void
 test_new_errors(void **state)
 {
@@ -307,6 +443,38 @@ test_new_errors(void **state)
     assert_non_null(strstr(error->message, "start time"));
 }
 
+/* The state directory is refused when others could plant journals in it. */
+static void
+test_state_dir_foreign(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *open_dir = g_build_filename(f->state, "open", NULL);
+    g_autofree char *theirs = g_build_filename(f->state, "theirs", NULL);
+    g_autofree char *link = g_build_filename(f->state, "link", NULL);
+    g_autofree char *fresh = g_build_filename(f->state, "fresh", "experiments", NULL);
+    const char *const bad[] = { open_dir, theirs, link };
+    struct stat st;
+
+    g_mkdir_with_parents(open_dir, 0700);
+    assert_int_equal(chmod(open_dir, 0777), 0);
+    g_mkdir_with_parents(theirs, 0700);
+    assert_int_equal(chown(theirs, 65534, 65534), 0);
+    assert_int_equal(symlink(f->state, link), 0);
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(SpJournal) j = sp_journal_new(f->host, bad[i], "p", NULL, NULL, &error);
+        assert_null(j);
+        assert_true(g_error_matches(error, SP_JOURNAL_ERROR, SP_JOURNAL_ERROR_IO));
+        assert_non_null(strstr(error->message, bad[i]));
+    }
+    /* A new one is made 0700. */
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpJournal) ok = sp_journal_new(f->host, fresh, "p", NULL, NULL, &error);
+    assert_non_null(ok);
+    assert_int_equal(stat(fresh, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+}
+
 int
 main(void)
 {
@@ -317,6 +485,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_errors, setup, teardown),
+        cmocka_unit_test(test_hostile_fields),
+        cmocka_unit_test_setup_teardown(test_save_private, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_skips_bad, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_dir_foreign, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -270,6 +270,44 @@ test_apply_fails_half_way(void **state)
     assert_string_equal(slp, "20");   /* never reached */
 }
 
+/* The one unmerge rule (ksm set run=2, mark --off, ksm numa, experiments):
+ * MemAvailable must cover pages x page size + 10%. */
+static void
+test_unmerge_check(void **unused)
+{
+    g_autoptr(GError) error = NULL;
+    guint64 need = 0;
+    const SpKsmSetting stop = { SP_KSM_RUN, 0 }, unmerge = { SP_KSM_RUN, 2 };
+    const SpKsmSetting pts = { SP_KSM_PAGES_TO_SCAN, 2 };
+    const SpKsmSetting several[] = { pts, unmerge };
+
+    /* 250000 pages of 4 KiB = 976.6 MiB, + 10% = 1074.2 MiB. */
+    assert_true(sp_ksm_unmerge_check(250000, 4096, 4ULL << 30, &need, &error));
+    assert_int_equal(need, 250000ULL * 4096 + 250000ULL * 4096 / 10);
+    assert_false(sp_ksm_unmerge_check(250000, 4096, 1ULL << 30, &need, &error));
+    assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_MEMORY));
+    assert_non_null(strstr(error->message, "250000"));
+    assert_non_null(strstr(error->message, "1074.2 MiB"));
+    assert_non_null(strstr(error->message, "MemAvailable is 1024.0 MiB"));
+    g_clear_error(&error);
+    /* Larger pages count as such. */
+    assert_false(sp_ksm_unmerge_check(250000, 65536, 4ULL << 30, NULL, &error));
+    g_clear_error(&error);
+    /* Nothing merged: nothing needed, even with MemAvailable unknown (0). */
+    assert_true(sp_ksm_unmerge_check(0, 4096, 0, &need, &error));
+    assert_int_equal(need, 0);
+    assert_true(sp_ksm_unmerge_check(-5, 4096, 0, NULL, &error));
+    /* A figure that would overflow is refused, not wrapped. */
+    assert_false(sp_ksm_unmerge_check(G_MAXINT64, 4096, G_MAXUINT64, NULL, &error));
+    g_clear_error(&error);
+
+    /* Which writes unmerge. */
+    assert_true(sp_ksm_settings_unmerge(&unmerge, 1));
+    assert_true(sp_ksm_settings_unmerge(several, 2));
+    assert_false(sp_ksm_settings_unmerge(&stop, 1));
+    assert_false(sp_ksm_settings_unmerge(&pts, 1));
+}
+
 int
 main(void)
 {
@@ -282,6 +320,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_validate_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_fails_half_way, setup, teardown),
+        cmocka_unit_test(test_unmerge_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

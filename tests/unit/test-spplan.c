@@ -146,6 +146,47 @@ test_vm_counts(void **state)
     expect_error("# only a comment\n", SP_PLAN_ERROR_MISSING, "vm_counts", NULL);
 }
 
+/* A plan's name becomes domain, file and script text: a safe set only. */
+static void
+test_name_safe(void **state)
+{
+    static const char *const bad[] = {
+        "demo\\nsystem(\"id > /tmp/x\")", "../etc", ".hidden", "-x", "a b", "a/b", "a`id`",
+        "a'b", "caf\xc3\xa9",
+        "a1234567890123456789012345678901234567890123456789012345678901234",
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autofree char *text = g_strdup_printf("[plan]\nname = %s\nvm_counts=1\n", bad[i]);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(SpPlan) plan = parse(text, 0, &error);
+
+        if (plan || !g_error_matches(error, SP_PLAN_ERROR, SP_PLAN_ERROR_INVALID) ||
+            !strstr(error->message, "p.ini:2: [plan] name") ||
+            !strstr(error->message, "A-Z a-z 0-9"))
+            fail_msg("name '%s': got %s", bad[i], error ? error->message : plan->name);
+        /* The value is named, with a newline escaped, not written raw. */
+        assert_null(strchr(error->message, '\n'));
+    }
+    expect_error("[plan]\nname = demo\\nsystem(\"id\")\nvm_counts=1\n", SP_PLAN_ERROR_INVALID,
+                 "'demo\\nsystem(\\\"id\\\")'", NULL);
+    /* The longest (64) and the usual characters are fine. */
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpPlan) ok = parse("[plan]\nname=Study-8.sweep_10vms\nvm_counts=1\n", 0, &error);
+    assert_non_null(ok);
+    g_autoptr(SpPlan) ok64 = parse("[plan]\nname=a123456789012345678901234567890123456789012345678"
+                                   "901234567890123\nvm_counts=1\n", 0, &error);
+    assert_non_null(ok64);
+    /* A name taken from the file name is held to the same rule. */
+    g_autoptr(GError) e2 = NULL;
+    g_autoptr(SpPlan) from_file = sp_plan_parse("[plan]\nvm_counts=1\n", -1, "dir/my plan;x.ini",
+                                                NULL, &e2);
+    assert_null(from_file);
+    assert_true(g_error_matches(e2, SP_PLAN_ERROR, SP_PLAN_ERROR_INVALID));
+    assert_non_null(strstr(e2->message, "'my plan;x'"));
+    assert_non_null(strstr(e2->message, "[plan] name"));
+}
+
 static void
 test_unknown(void **state)
 {
@@ -235,6 +276,49 @@ test_values(void **state)
                  SP_PLAN_ERROR_INVALID, "pages_to_scan", "advisor_mode");
     expect_error("[plan]\nvm_counts=1\n[ksm]\nadvisor_mode=fast\n", SP_PLAN_ERROR_INVALID,
                  "advisor_mode", "not one of");
+}
+
+/* Every number is bounded to what makes sense; the error names the key and
+ * the allowed range. */
+static void
+test_bounds(void **state)
+{
+    static const struct {
+        const char *group, *line, *key, *range;
+    } cases[] = {
+        { "sampling", "interval=1e-300", "[sampling] interval", "[1, 3600]" },
+        { "sampling", "interval=0.5", "[sampling] interval", "[1, 3600]" },
+        { "sampling", "interval=3601", "[sampling] interval", "[1, 3600]" },
+        { "sampling", "duration=1e-9", "[sampling] duration", "[1, 604800]" },
+        { "sampling", "settle=1e-300\nduration=1e300", "[sampling] duration", "[1, 604800]" },
+        { "sampling", "settle=86401", "[sampling] settle", "[0, 86400]" },
+        { "sampling", "predict_interval=1e-300", "[sampling] predict_interval", "shorter" },
+        { "guest", "boot_timeout=1e-300", "[guest] boot_timeout", "[1, 86400]" },
+        { "guest", "memory_mib=2000000", "[guest] memory_mib", "[64, 1048576]" },
+        { "guest", "vcpus=65", "[guest] vcpus", "[1, 64]" },
+        { "ksm", "pages_to_scan=0", "[ksm] pages_to_scan", "[1, 1000000]" },
+        { "ksm", "pages_to_scan=4294967295", "[ksm] pages_to_scan", "[1, 1000000]" },
+        { "ksm", "sleep_millisecs=4294967295", "[ksm] sleep_millisecs", "[0, 600000]" },
+        { "ksm", "stable_node_chains_prune_millisecs=4294967295",
+          "[ksm] stable_node_chains_prune_millisecs", "[0, 86400000]" },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *text = g_strdup_printf("[plan]\nvm_counts=1\n[%s]\n%s\n", cases[i].group,
+                                                cases[i].line);
+        expect_error(text, SP_PLAN_ERROR_INVALID, cases[i].key, cases[i].range);
+    }
+    /* Too many samples in one run: interval 1 s over 7 days. */
+    expect_error("[plan]\nvm_counts=1\n[sampling]\ninterval=1\nduration=604800\n",
+                 SP_PLAN_ERROR_INVALID, "[sampling] duration", "100000 samples");
+    /* The edges themselves are fine. */
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpPlan) edge = parse("[plan]\nvm_counts=64\n[guest]\nmemory_mib=64\nvcpus=64\n"
+                                   "boot_timeout=1\n[ksm]\npages_to_scan=1000000\n"
+                                   "sleep_millisecs=0\n[sampling]\ninterval=1\nduration=100000\n"
+                                   "settle=86400\n", 0, &error);
+    if (!edge)
+        fail_msg("%s", error->message);
 }
 
 static void
@@ -332,9 +416,11 @@ main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_crlf_and_none),
         cmocka_unit_test(test_vm_counts),
+        cmocka_unit_test(test_name_safe),
         cmocka_unit_test(test_unknown),
         cmocka_unit_test(test_syntax),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_workload),
         cmocka_unit_test(test_memory_available),
         cmocka_unit_test(test_meminfo),
