@@ -37,5 +37,6 @@ char *sp_host_procfs_path(const SpHost *host, const char *fmt, ...) G_GNUC_PRINT
 
 gboolean sp_host_read_file(const char *path, char **contents, GError **error);
 gboolean sp_host_write_file(const char *path, const char *value, GError **error);
+gboolean sp_host_write(const SpHost *host, const char *path, const char *value, GError **error);
 
 G_END_DECLS

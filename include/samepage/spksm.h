@@ -25,6 +25,7 @@ typedef enum {
     SP_KSM_ERROR_INVALID_VALUE,  /* value does not parse or is out of range */
     SP_KSM_ERROR_CONFLICT,       /* combination refused (e.g. EBUSY rules) */
     SP_KSM_ERROR_IO,             /* read or write failed */
+    SP_KSM_ERROR_NOT_RESTORED,   /* a restore left knobs (named) as they were */
 } SpKsmErrorCode;
 
 /* Keys in the order `samepage ksm` prints them: knobs, then figures. */
@@ -99,5 +100,17 @@ gboolean sp_ksm_validate(const SpKsmState *current, const SpKsmSetting *settings
                          gsize n_settings, GError **error);
 gboolean sp_ksm_apply(const SpHost *host, const SpKsmSetting *settings,
                       gsize n_settings, GError **error);
+
+/* One write of a restore, in the order sp_ksm_restore() makes them. */
+typedef struct {
+    SpKsmKey key;
+    gint64 value;
+    const char *blocked;       /* NULL; or why the kernel refuses it now */
+} SpKsmRestoreStep;
+
+gboolean sp_ksm_snapshot(const SpHost *host, SpKsmState *snapshot, GError **error);
+GArray *sp_ksm_restore_plan(const SpKsmState *snapshot, const SpKsmState *current);
+gboolean sp_ksm_restore(const SpHost *host, const SpKsmState *snapshot, GArray **done,
+                        GError **error);
 
 G_END_DECLS

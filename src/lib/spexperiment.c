@@ -878,30 +878,24 @@ sp_exp_ksm_reset(SpExperiment *exp, SpExpRun *run, GError **error)
  * sp_exp_ksm_put_back:
  *
  * Unmerges everything (run=2: the kernel does it before the write returns)
- * and writes every knob of @orig that differs, @orig's run last.  The
- * writes made are returned in @done (may be NULL).
+ * and restores @orig with sp_ksm_restore(): every knob that differs, in an
+ * order that respects the kernel's side effects, @orig's run last (a run=2
+ * there stays "stopped", never a second unmerge).  The writes made are
+ * returned in @done (may be NULL).
  */
 gboolean
 sp_exp_ksm_put_back(const SpHost *host, const SpKsmState *orig, GArray **done, GError **error)
 {
-    g_autoptr(GArray) settings = NULL;
-    SpKsmState cur;
     SpKsmSetting unmerge = { SP_KSM_RUN, 2 };
 
     if (!sp_ksm_apply(host, &unmerge, 1, error)) {
         g_prefix_error(error, "restoring the host's KSM settings: run=2: ");
         return FALSE;
     }
-    if (!sp_ksm_read(host, &cur, error))
-        return FALSE;
-    settings = sp_exp_ksm_restore_settings(orig, &cur);
-    if (settings->len &&
-        !sp_ksm_apply(host, (const SpKsmSetting *)settings->data, settings->len, error)) {
+    if (!sp_ksm_restore(host, orig, done, error)) {
         g_prefix_error(error, "restoring the host's KSM settings: ");
         return FALSE;
     }
-    if (done)
-        *done = g_steal_pointer(&settings);
     return TRUE;
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "samepage/sphost.h"
+#include "sphostpriv.h"
 
 
 #define SP_SYSFS_ROOT "/sys"
@@ -23,6 +24,8 @@
 struct _SpHost {
     char *sysfs_root;
     char *procfs_root;
+    SpHostWriteFunc write_func;      /* tests: a fake kernel; NULL: the file */
+    gpointer write_data;
 };
 
 G_DEFINE_QUARK(sp-host-error-quark, sp_host_error)
@@ -195,4 +198,35 @@ sp_host_write_file(const char *path, const char *value, GError **error)
         return FALSE;
     }
     return TRUE;
+}
+
+/**
+ * sp_host_set_write_func:
+ * @func: (nullable): called by sp_host_write() instead of writing the file
+ *
+ * For tests only (sphostpriv.h): a fake tree of plain files has none of the
+ * kernel's side effects (advisor_mode resetting pages_to_scan, run=2
+ * unmerging, EBUSY and EINVAL refusals); a test installs a function that
+ * plays the kernel's store functions over the fake tree.
+ */
+void
+sp_host_set_write_func(SpHost *host, SpHostWriteFunc func, gpointer user_data)
+{
+    host->write_func = func;
+    host->write_data = user_data;
+}
+
+/**
+ * sp_host_write:
+ * @path: an attribute below one of @host's roots
+ *
+ * What the library writes to sysfs goes through here: sp_host_write_file(),
+ * or the fake kernel a test installed with sp_host_set_write_func().
+ */
+gboolean
+sp_host_write(const SpHost *host, const char *path, const char *value, GError **error)
+{
+    if (host->write_func)
+        return host->write_func(path, value, host->write_data, error);
+    return sp_host_write_file(path, value, error);
 }
