@@ -51,6 +51,8 @@ pid_t sp_libvirt_find_qemu(const SpHost *host, const char *name, const char *uui
                            GArray *owners, GError **error);
 SpProcess *sp_libvirt_open_qemu(const SpHost *host, const char *name, const char *uuid,
                                 GArray *owners, GError **error);
+SpProcess *sp_libvirt_open_qemu_pid(const SpHost *host, pid_t pid, const char *name,
+                                    const char *uuid, GArray *owners, GError **error);
 
 gboolean sp_libvirt_uri_is_remote(const char *uri);
 gboolean sp_libvirt_set_ksm(SpLibvirt *lv, const SpKsmSetting *settings, gsize n,

@@ -41,6 +41,7 @@
 #include "samepage/spestimate.h"
 #include "samepage/spexperiment.h"
 #include "samepage/spjournal.h"
+#include "samepage/splibvirt.h"
 #include "samepage/spmaps.h"
 #include "samepage/spqmp.h"
 #include "samepage/spreport.h"
@@ -64,7 +65,14 @@ typedef struct {
     virDomainPtr dom;
     gboolean defined;
     gboolean started;
+    SpProcess *qemu;                 /* its QEMU, held by a pidfd */
 } SpExpDomain;
+
+static void
+sp_exp_domain_clear(gpointer data)
+{
+    g_clear_pointer(&((SpExpDomain *)data)->qemu, sp_process_free);
+}
 
 struct _SpExperiment {
     SpPlan *plan;                    /* a copy's owner: the caller's stays theirs */
@@ -654,6 +662,7 @@ sp_experiment_new(const SpPlan *plan, const SpHost *host, const SpExperimentOpti
     exp->tag = g_strdup_printf("%06x", g_random_int_range(0, 0xffffff));
     exp->runs = g_ptr_array_new_with_free_func((GDestroyNotify)sp_exp_run_free);
     exp->domains = g_array_new(FALSE, TRUE, sizeof(SpExpDomain));
+    g_array_set_clear_func(exp->domains, sp_exp_domain_clear);
     exp->clk_tck = sysconf(_SC_CLK_TCK);
     if (exp->clk_tck <= 0)
         exp->clk_tck = 100;
@@ -944,29 +953,6 @@ sp_exp_find_ksmd(SpExperiment *exp)
     return 0;
 }
 
-static pid_t
-sp_exp_find_qemu_pid(SpExperiment *exp, const char *uuid)
-{
-    g_autofree char *root = sp_host_procfs_path(exp->host, "%s", "");
-    g_autoptr(GDir) dir = g_dir_open(root, 0, NULL);
-    const char *name;
-
-    while (dir && (name = g_dir_read_name(dir))) {
-        gint64 pid;
-        g_autofree char *path = NULL;
-        g_autofree char *cmdline = NULL;
-        gsize len;
-
-        if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL))
-            continue;
-        path = sp_host_procfs_path(exp->host, "%s/cmdline", name);
-        if (g_file_get_contents(path, &cmdline, &len, NULL) &&
-            sp_exp_cmdline_has_uuid(cmdline, len, uuid))
-            return (pid_t)pid;
-    }
-    return 0;
-}
-
 static guint64
 sp_exp_pid_ticks(SpExperiment *exp, pid_t pid)
 {
@@ -1189,16 +1175,18 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
                             "guest %s did not start: %s", g->name, sp_exp_virt_error());
             return FALSE;
         }
-        g_array_index(exp->domains, SpExpDomain, i).started = TRUE;
-        g->pid = sp_exp_find_qemu_pid(exp, g->uuid);
+        SpExpDomain *d = &g_array_index(exp->domains, SpExpDomain, i);
+        g_autoptr(GError) local = NULL;
+        d->started = TRUE;
+        d->qemu = sp_libvirt_open_qemu(exp->host, g->name, g->uuid, NULL, &local);
+        g->pid = d->qemu ? sp_process_get_pid(d->qemu) : 0;
         if (g->pid && exp->journal) {
             sp_journal_find_domain(exp->journal, g->uuid)->qemu_pid = g->pid;
             sp_exp_journal_save(exp);
         }
         if (!g->pid) {
             g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_GUEST,
-                        "guest %s runs, but no process has -uuid %s in its command line",
-                        g->name, g->uuid);
+                        "guest %s runs, but its QEMU process: %s", g->name, local->message);
             return FALSE;
         }
     }
@@ -1570,30 +1558,6 @@ sp_exp_sample_loop(SpExperiment *exp, SpExpRun *run, GError **error)
 
 /* ---------------------------------------------------------------- teardown */
 
-static gboolean
-sp_exp_pid_alive(SpExperiment *exp, pid_t pid)
-{
-    g_autofree char *stat = pid ? sp_exp_read_proc(exp, pid, "stat") : NULL;
-    const char *close = stat ? strrchr(stat, ')') : NULL;
-
-    return close && close[1] == ' ' && close[2] != 'Z' && close[2] != 'X';
-}
-
-/* The QEMU process of a guest libvirt could not destroy: by PID. */
-static void
-sp_exp_kill_qemu(SpExperiment *exp, pid_t pid)
-{
-    if (!sp_exp_pid_alive(exp, pid))
-        return;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 100 && sp_exp_pid_alive(exp, pid); i++)
-        g_usleep(100 * 1000);
-    if (sp_exp_pid_alive(exp, pid))
-        kill(pid, SIGKILL);
-    for (int i = 0; i < 50 && sp_exp_pid_alive(exp, pid); i++)
-        g_usleep(100 * 1000);
-}
-
 /* Destroy and undefine the current run's domains, remove their overlays.
  * Problems are collected, not fatal: teardown goes on. */
 static void
@@ -1623,13 +1587,12 @@ sp_exp_teardown_guests(SpExperiment *exp, SpExpRun *run, GString *problems)
         if (alive && d->dom && virDomainIsActive(d->dom) == 1 && virDomainDestroy(d->dom) < 0)
             g_string_append_printf(problems, "\n  guest %s: destroy failed: %s", g->name,
                                    sp_exp_virt_error());
-        /* Without libvirtd, or if destroy failed: the process by PID. */
-        if (g->pid && sp_exp_pid_alive(exp, g->pid)) {
-            sp_exp_kill_qemu(exp, g->pid);
-            if (sp_exp_pid_alive(exp, g->pid))
-                g_string_append_printf(problems, "\n  guest %s: QEMU pid %d still runs",
-                                       g->name, (int)g->pid);
-        }
+        /* Without libvirtd, or if destroy failed: the process, through the
+         * pidfd held since it started (never whoever has its pid now). */
+        g_autoptr(GError) stop = NULL;
+        if (d->qemu && !sp_process_stop(d->qemu, 10000, 5000, &stop))
+            g_string_append_printf(problems, "\n  guest %s: QEMU pid %d still runs: %s",
+                                   g->name, (int)g->pid, stop->message);
         if (d->dom && d->defined) {
             if (alive && virDomainUndefine(d->dom) == 0)
                 d->defined = FALSE;

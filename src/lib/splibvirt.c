@@ -365,11 +365,55 @@ sp_libvirt_find_qemu(const SpHost *host, const char *name, const char *uuid, GAr
 }
 
 /**
+ * sp_libvirt_open_qemu_pid:
+ * @pid: a pid that was the domain's QEMU (recorded earlier, say)
+ *
+ * The process @pid held by a pidfd, if it is (still) the QEMU of @uuid:
+ * it carries the -uuid and belongs to one of @owners (NULL:
+ * sp_libvirt_qemu_owners()).  The check is made after the pidfd is open and
+ * the process is then seen not to have exited, so it was of this process,
+ * not of an earlier one with the same pid.
+ *
+ * Returns: (transfer full): the process, or NULL with @error set
+ * (SP_LIBVIRT_ERROR_NO_PID: gone or not that QEMU; _REFUSED: another
+ * user's).
+ */
+SpProcess *
+sp_libvirt_open_qemu_pid(const SpHost *host, pid_t pid, const char *name, const char *uuid,
+                         GArray *owners, GError **error)
+{
+    g_autoptr(GArray) own = owners ? g_array_ref(owners) : sp_libvirt_qemu_owners();
+    g_autoptr(SpProcess) qemu = NULL;
+    g_autoptr(GError) local = NULL;
+    SpQemuMatch match;
+    uid_t uid = 0;
+
+    qemu = sp_process_open(pid, &local);
+    if (!qemu) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_PID,
+                    "domain '%s': QEMU pid %d: %s", name, (int)pid, local->message);
+        return NULL;
+    }
+    match = sp_libvirt_match_qemu(host, pid, uuid, own, &uid);
+    if (match == SP_QEMU_FOREIGN) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_REFUSED,
+                    "domain '%s': pid %d carries its -uuid but belongs to uid %u, neither root "
+                    "nor libvirt's QEMU user: refused", name, (int)pid, (guint)uid);
+        return NULL;
+    }
+    if (match != SP_QEMU_YES || sp_process_has_exited(qemu)) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_PID,
+                    "domain '%s': pid %d is not (or no longer) its QEMU", name, (int)pid);
+        return NULL;
+    }
+    return g_steal_pointer(&qemu);
+}
+
+/**
  * sp_libvirt_open_qemu:
  *
- * sp_libvirt_find_qemu(), then the process held by a pidfd, checked again
- * after it was opened (the pid may have been reused in between): signals
- * through the result reach that QEMU or fail, never another process.
+ * sp_libvirt_find_qemu(), then sp_libvirt_open_qemu_pid(): signals through
+ * the result reach that QEMU or fail, never another process.
  *
  * Returns: (transfer full): the process, or NULL with @error set.
  */
@@ -378,26 +422,11 @@ sp_libvirt_open_qemu(const SpHost *host, const char *name, const char *uuid, GAr
                      GError **error)
 {
     g_autoptr(GArray) own = owners ? g_array_ref(owners) : sp_libvirt_qemu_owners();
-    g_autoptr(SpProcess) qemu = NULL;
-    g_autoptr(GError) local = NULL;
     pid_t pid = sp_libvirt_find_qemu(host, name, uuid, own, error);
-    uid_t uid;
 
     if (!pid)
         return NULL;
-    qemu = sp_process_open(pid, &local);
-    if (!qemu) {
-        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_PID,
-                    "domain '%s': QEMU pid %d: %s", name, (int)pid, local->message);
-        return NULL;
-    }
-    if (sp_libvirt_match_qemu(host, pid, uuid, own, &uid) != SP_QEMU_YES ||
-        sp_process_has_exited(qemu)) {
-        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_PID,
-                    "domain '%s': QEMU pid %d exited while it was being opened", name, (int)pid);
-        return NULL;
-    }
-    return g_steal_pointer(&qemu);
+    return sp_libvirt_open_qemu_pid(host, pid, name, uuid, own, error);
 }
 
 /**
