@@ -75,6 +75,25 @@ test_read_write(void **state)
     g_rmdir(dir);
 }
 
+/* libvirt's pid files live under /run: a root tests redirect too. */
+static void
+test_run_root(void **state)
+{
+    g_autoptr(SpHost) host = sp_host_new();
+    g_autofree char *a = sp_host_run_path(host, "libvirt/qemu/%s.pid", "g1");
+
+    assert_string_equal(a, "/run/libvirt/qemu/g1.pid");
+    sp_host_set_run_root(host, "/tmp/fake/run");
+    g_autofree char *b = sp_host_run_path(host, "libvirt/qemu/%s.pid", "g1");
+    assert_string_equal(b, "/tmp/fake/run/libvirt/qemu/g1.pid");
+
+    g_setenv("SAMEPAGE_RUNDIR", "/x/run", TRUE);
+    g_autoptr(SpHost) env = sp_host_new_from_env();
+    g_unsetenv("SAMEPAGE_RUNDIR");
+    g_autofree char *c = sp_host_run_path(env, "%s", "libvirt");
+    assert_string_equal(c, "/x/run/libvirt");
+}
+
 int
 main(void)
 {
@@ -82,6 +101,7 @@ main(void)
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_production_roots),
         cmocka_unit_test(test_env_roots),
+        cmocka_unit_test(test_run_root),
         cmocka_unit_test(test_read_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
