@@ -26,6 +26,7 @@ typedef enum {
     SP_KSM_ERROR_CONFLICT,       /* combination refused (e.g. EBUSY rules) */
     SP_KSM_ERROR_IO,             /* read or write failed */
     SP_KSM_ERROR_MEMORY,         /* unmerging needs more than MemAvailable */
+    SP_KSM_ERROR_NOT_RESTORED,   /* a restore left knobs (named) as they were */
 } SpKsmErrorCode;
 
 /* Keys in the order `samepage ksm` prints them: knobs, then figures. */
@@ -108,5 +109,16 @@ gboolean sp_ksm_unmerge_check(gint64 pages, guint64 page_size, guint64 mem_avail
                               guint64 *need, GError **error);
 /* Whether @settings write run=2 (unmerge every page on the host). */
 gboolean sp_ksm_settings_unmerge(const SpKsmSetting *settings, gsize n_settings);
+/* One write of a restore, in the order sp_ksm_restore() makes them. */
+typedef struct {
+    SpKsmKey key;
+    gint64 value;
+    const char *blocked;       /* NULL; or why the kernel refuses it now */
+} SpKsmRestoreStep;
+
+gboolean sp_ksm_snapshot(const SpHost *host, SpKsmState *snapshot, GError **error);
+GArray *sp_ksm_restore_plan(const SpKsmState *snapshot, const SpKsmState *current);
+gboolean sp_ksm_restore(const SpHost *host, const SpKsmState *snapshot, GArray **done,
+                        GError **error);
 
 G_END_DECLS

@@ -14,6 +14,7 @@
 #include "samepage/spguest.h"
 #include "samepage/sphost.h"
 #include "samepage/spksm.h"
+#include "samepage/spprocess.h"
 
 G_BEGIN_DECLS
 
@@ -26,6 +27,8 @@ typedef enum {
     SP_LIBVIRT_ERROR_NOT_RUNNING,  /* the domain exists but is shut off */
     SP_LIBVIRT_ERROR_NO_PID,       /* its QEMU process was not found */
     SP_LIBVIRT_ERROR_FAILED,
+    SP_LIBVIRT_ERROR_REFUSED,      /* only processes of other users carry its -uuid */
+    SP_LIBVIRT_ERROR_AMBIGUOUS,    /* two processes of QEMU's users carry its -uuid */
 } SpLibvirtErrorCode;
 
 typedef struct _SpLibvirt SpLibvirt;
@@ -42,6 +45,14 @@ gboolean sp_libvirt_has_nosharepages(SpLibvirt *lv, const char *name, gboolean *
                                      GError **error);
 
 gboolean sp_cmdline_has_uuid(const char *cmdline, gsize len, const char *uuid);
+
+GArray *sp_libvirt_qemu_owners(void);
+pid_t sp_libvirt_find_qemu(const SpHost *host, const char *name, const char *uuid,
+                           GArray *owners, GError **error);
+SpProcess *sp_libvirt_open_qemu(const SpHost *host, const char *name, const char *uuid,
+                                GArray *owners, GError **error);
+SpProcess *sp_libvirt_open_qemu_pid(const SpHost *host, pid_t pid, const char *name,
+                                    const char *uuid, GArray *owners, GError **error);
 
 gboolean sp_libvirt_uri_is_remote(const char *uri);
 gboolean sp_libvirt_set_ksm(SpLibvirt *lv, const SpKsmSetting *settings, gsize n,

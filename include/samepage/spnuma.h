@@ -9,7 +9,7 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include "samepage/sphost.h"
 #include "samepage/spksm.h"
@@ -23,6 +23,7 @@ typedef enum {
     SP_NUMA_ERROR_UNSUPPORTED,     /* no merge_across_nodes (kernel without NUMA) */
     SP_NUMA_ERROR_MEMORY,          /* not enough free memory for the unmerge */
     SP_NUMA_ERROR_TIMEOUT,         /* pages_shared did not reach 0 */
+    SP_NUMA_ERROR_INTERRUPTED,     /* the cancellable was cancelled (a signal) */
     SP_NUMA_ERROR_FAILED,
 } SpNumaErrorCode;
 
@@ -39,8 +40,8 @@ gboolean sp_numa_plan(const SpKsmState *state, guint64 mem_available, gboolean w
 typedef void (*SpNumaProgress)(gint64 pages_shared, double elapsed_s, gpointer user_data);
 
 gboolean sp_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_s,
-                        SpNumaProgress progress, gpointer user_data, SpNumaPlan *plan,
-                        GError **error);
+                        SpNumaProgress progress, gpointer user_data, GCancellable *cancellable,
+                        SpNumaPlan *plan, GError **error);
 
 
 G_END_DECLS

@@ -4,9 +4,12 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <glib-unix.h>
 
 #include "cli.h"
 #include "samepage/spksm.h"
@@ -194,6 +197,25 @@ sp_cli_numa_progress(gint64 shared, double elapsed, gpointer data)
     fprintf(stderr, "\r  unmerging: pages_shared=%-10" G_GINT64_FORMAT " %5.1f s", shared, elapsed);
 }
 
+typedef struct {
+    GCancellable *cancel;
+    const char *name;
+    const char **caught;   /* the first signal's name */
+} SpCliNumaSignal;
+
+static gboolean
+sp_cli_numa_signal(gpointer data)
+{
+    const SpCliNumaSignal *sig = data;
+
+    if (!*sig->caught) {
+        *sig->caught = sig->name;
+        fprintf(stderr, "\nsamepage: %s: stopping the switch and restoring KSM\n", sig->name);
+    }
+    g_cancellable_cancel(sig->cancel);
+    return G_SOURCE_CONTINUE;
+}
+
 static int
 sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
 {
@@ -259,12 +281,31 @@ sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
            sp_host_mem_available(host) / 1048576.0);
     if (dry_run)
         return SP_EXIT_OK;
-    if (!sp_numa_switch(host, want, force, timeout, sp_cli_numa_progress, NULL, &plan, &error)) {
-        sp_cli_print(stderr, "\n");
-        sp_cli_error("ksm numa: %s", error->message);
+
+    /* From the first write on, a signal restores KSM instead of leaving
+     * run=2 (the switch checks between its steps and while it waits). */
+    g_autoptr(GCancellable) cancel = g_cancellable_new();
+    const char *caught = NULL;
+    SpCliNumaSignal sigs[] = { { cancel, "SIGINT", &caught }, { cancel, "SIGTERM", &caught },
+                               { cancel, "SIGHUP", &caught } };
+    guint sig[] = { g_unix_signal_add(SIGINT, sp_cli_numa_signal, &sigs[0]),
+                    g_unix_signal_add(SIGTERM, sp_cli_numa_signal, &sigs[1]),
+                    g_unix_signal_add(SIGHUP, sp_cli_numa_signal, &sigs[2]) };
+    gboolean ok = sp_numa_switch(host, want, force, timeout, sp_cli_numa_progress, NULL, cancel,
+                                 &plan, &error);
+    for (gsize i = 0; i < G_N_ELEMENTS(sig); i++)
+        g_source_remove(sig[i]);
+    sp_cli_print(stderr, "\n");
+    if (!ok) {
+        if (caught && g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_INTERRUPTED))
+            sp_cli_error("ksm numa: interrupted by %s: %s", caught, error->message);
+        else
+            sp_cli_error("ksm numa: %s", error->message);
         return SP_EXIT_FAILURE;
     }
-    sp_cli_print(stderr, "\n");
+    if (caught)
+        sp_cli_print(stderr, "samepage: %s came after merge_across_nodes was written: the switch is "
+                        "complete\n", caught);
     if (!sp_ksm_read(host, &after, &error)) {
         sp_cli_error("ksm numa: %s", error->message);
         return SP_EXIT_FAILURE;

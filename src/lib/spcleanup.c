@@ -7,8 +7,9 @@
  * The journal names what may exist, written before each thing was made, so
  * each step takes "already gone" as done.  A domain is looked up by UUID,
  * never by name (a name may since belong to someone else's domain), and a
- * QEMU process is stopped by PID only if its command line still holds the
- * domain's -uuid (a pid may have been reused).  KSM comes last: run=2 and
+ * QEMU process is stopped only if the journal's pid still holds the
+ * domain's -uuid and belongs to root or libvirt's QEMU user, and through a
+ * pidfd opened before that check (a pid may have been reused).  KSM comes last: run=2 and
  * the knobs as the journal recorded them before the experiment changed
  * any; not after a reboot (the boot reset them, and the operator may have
  * set them since), and not while another experiment runs (it restores its
@@ -39,6 +40,7 @@
 
 #include "samepage/spcleanup.h"
 #include "samepage/spexperiment.h"
+#include "samepage/splibvirt.h"
 #include "spexperimentpriv.h"
 
 G_DEFINE_QUARK(sp-cleanup-error-quark, sp_cleanup_error)
@@ -90,43 +92,29 @@ sp_cleanup_libvirt_quiet(void *data, virErrorPtr err)
     /* Errors are reported with their message by the calls that fail. */
 }
 
-/* The domain's QEMU process, if @pid still is it. */
-static gboolean
-sp_cleanup_is_qemu_of(SpCleanup *c, pid_t pid, const char *uuid)
-{
-    g_autofree char *path = NULL;
-    g_autofree char *cmdline = NULL;
-    gsize len;
-    guint64 start;
-
-    if (pid <= 0 || !sp_journal_pid_start(c->host, pid, &start))
-        return FALSE;
-    path = sp_host_procfs_path(c->host, "%d/cmdline", (int)pid);
-    return g_file_get_contents(path, &cmdline, &len, NULL) &&
-        sp_exp_cmdline_has_uuid(cmdline, len, uuid);
-}
-
+/* Its QEMU by the journal's pid, held by a pidfd, only if that pid still is
+ * the domain's QEMU (its -uuid, owned by root or libvirt's QEMU user). */
 static void
 sp_cleanup_kill(SpCleanup *c, const SpJournalDomain *d)
 {
-    guint64 start;
+    g_autoptr(SpProcess) qemu = NULL;
+    g_autoptr(GError) local = NULL;
 
-    if (!sp_cleanup_is_qemu_of(c, d->qemu_pid, d->uuid))
+    if (d->qemu_pid <= 0)
         return;
+    qemu = sp_libvirt_open_qemu_pid(c->host, d->qemu_pid, d->name, d->uuid, NULL, &local);
+    if (!qemu) {
+        if (g_error_matches(local, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_REFUSED))
+            sp_cleanup_log(c, "left pid %d alone: %s", (int)d->qemu_pid, local->message);
+        return;
+    }
     if (c->opt->dry_run) {
         sp_cleanup_log(c, "would stop QEMU pid %d of %s", (int)d->qemu_pid, d->name);
         return;
     }
-    kill(d->qemu_pid, SIGTERM);
-    for (int i = 0; i < 100 && sp_journal_pid_start(c->host, d->qemu_pid, &start); i++)
-        g_usleep(100 * 1000);
-    if (sp_journal_pid_start(c->host, d->qemu_pid, &start)) {
-        kill(d->qemu_pid, SIGKILL);
-        for (int i = 0; i < 50 && sp_journal_pid_start(c->host, d->qemu_pid, &start); i++)
-            g_usleep(100 * 1000);
-    }
-    if (sp_journal_pid_start(c->host, d->qemu_pid, &start))
-        sp_cleanup_left(c, "QEMU pid %d of %s still runs", (int)d->qemu_pid, d->name);
+    if (!sp_process_stop(qemu, 10000, 5000, &local))
+        sp_cleanup_left(c, "QEMU pid %d of %s still runs: %s", (int)d->qemu_pid, d->name,
+                        local->message);
     else
         sp_cleanup_log(c, "stopped QEMU pid %d of %s", (int)d->qemu_pid, d->name);
 }

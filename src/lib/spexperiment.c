@@ -42,6 +42,7 @@
 #include "samepage/spestimate.h"
 #include "samepage/spexperiment.h"
 #include "samepage/spjournal.h"
+#include "samepage/splibvirt.h"
 #include "samepage/spmaps.h"
 #include "samepage/spnuma.h"
 #include "samepage/spqmp.h"
@@ -66,7 +67,14 @@ typedef struct {
     virDomainPtr dom;
     gboolean defined;
     gboolean started;
+    SpProcess *qemu;                 /* its QEMU, held by a pidfd */
 } SpExpDomain;
+
+static void
+sp_exp_domain_clear(gpointer data)
+{
+    g_clear_pointer(&((SpExpDomain *)data)->qemu, sp_process_free);
+}
 
 struct _SpExperiment {
     SpPlan *plan;                    /* a copy's owner: the caller's stays theirs */
@@ -682,6 +690,7 @@ sp_experiment_new(const SpPlan *plan, const SpHost *host, const SpExperimentOpti
     exp->tag = g_strdup_printf("%06x", g_random_int_range(0, 0xffffff));
     exp->runs = g_ptr_array_new_with_free_func((GDestroyNotify)sp_exp_run_free);
     exp->domains = g_array_new(FALSE, TRUE, sizeof(SpExpDomain));
+    g_array_set_clear_func(exp->domains, sp_exp_domain_clear);
     exp->clk_tck = sysconf(_SC_CLK_TCK);
     if (exp->clk_tck <= 0)
         exp->clk_tck = 100;
@@ -932,30 +941,24 @@ sp_exp_ksm_reset(SpExperiment *exp, SpExpRun *run, GError **error)
  * sp_exp_ksm_put_back:
  *
  * Unmerges everything (run=2: the kernel does it before the write returns)
- * and writes every knob of @orig that differs, @orig's run last.  The
- * writes made are returned in @done (may be NULL).
+ * and restores @orig with sp_ksm_restore(): every knob that differs, in an
+ * order that respects the kernel's side effects, @orig's run last (a run=2
+ * there stays "stopped", never a second unmerge).  The writes made are
+ * returned in @done (may be NULL).
  */
 gboolean
 sp_exp_ksm_put_back(const SpHost *host, const SpKsmState *orig, GArray **done, GError **error)
 {
-    g_autoptr(GArray) settings = NULL;
-    SpKsmState cur;
     SpKsmSetting unmerge = { SP_KSM_RUN, 2 };
 
     if (!sp_ksm_apply(host, &unmerge, 1, error)) {
         g_prefix_error(error, "restoring the host's KSM settings: run=2: ");
         return FALSE;
     }
-    if (!sp_ksm_read(host, &cur, error))
-        return FALSE;
-    settings = sp_exp_ksm_restore_settings(orig, &cur);
-    if (settings->len &&
-        !sp_ksm_apply(host, (const SpKsmSetting *)settings->data, settings->len, error)) {
+    if (!sp_ksm_restore(host, orig, done, error)) {
         g_prefix_error(error, "restoring the host's KSM settings: ");
         return FALSE;
     }
-    if (done)
-        *done = g_steal_pointer(&settings);
     return TRUE;
 }
 
@@ -999,29 +1002,6 @@ sp_exp_find_ksmd(SpExperiment *exp)
             continue;
         g_autofree char *comm = sp_exp_read_proc(exp, (pid_t)pid, "comm");
         if (comm && g_str_equal(g_strstrip(comm), "ksmd"))
-            return (pid_t)pid;
-    }
-    return 0;
-}
-
-static pid_t
-sp_exp_find_qemu_pid(SpExperiment *exp, const char *uuid)
-{
-    g_autofree char *root = sp_host_procfs_path(exp->host, "%s", "");
-    g_autoptr(GDir) dir = g_dir_open(root, 0, NULL);
-    const char *name;
-
-    while (dir && (name = g_dir_read_name(dir))) {
-        gint64 pid;
-        g_autofree char *path = NULL;
-        g_autofree char *cmdline = NULL;
-        gsize len;
-
-        if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL))
-            continue;
-        path = sp_host_procfs_path(exp->host, "%s/cmdline", name);
-        if (g_file_get_contents(path, &cmdline, &len, NULL) &&
-            sp_exp_cmdline_has_uuid(cmdline, len, uuid))
             return (pid_t)pid;
     }
     return 0;
@@ -1268,8 +1248,11 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
                             "guest %s did not start: %s", g->name, sp_exp_virt_error());
             return FALSE;
         }
-        g_array_index(exp->domains, SpExpDomain, i).started = TRUE;
-        g->pid = sp_exp_find_qemu_pid(exp, g->uuid);
+        SpExpDomain *d = &g_array_index(exp->domains, SpExpDomain, i);
+        g_autoptr(GError) local = NULL;
+        d->started = TRUE;
+        d->qemu = sp_libvirt_open_qemu(exp->host, g->name, g->uuid, NULL, &local);
+        g->pid = d->qemu ? sp_process_get_pid(d->qemu) : 0;
         if (g->pid && exp->journal) {
             sp_journal_find_domain(exp->journal, g->uuid)->qemu_pid = g->pid;
             if (!sp_exp_journal_save(exp, error)) {
@@ -1279,8 +1262,7 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
         }
         if (!g->pid) {
             g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_GUEST,
-                        "guest %s runs, but no process has -uuid %s in its command line",
-                        g->name, g->uuid);
+                        "guest %s runs, but its QEMU process: %s", g->name, local->message);
             return FALSE;
         }
     }
@@ -1687,30 +1669,6 @@ sp_exp_sample_loop(SpExperiment *exp, SpExpRun *run, GError **error)
 
 /* ---------------------------------------------------------------- teardown */
 
-static gboolean
-sp_exp_pid_alive(SpExperiment *exp, pid_t pid)
-{
-    g_autofree char *stat = pid ? sp_exp_read_proc(exp, pid, "stat") : NULL;
-    const char *close = stat ? strrchr(stat, ')') : NULL;
-
-    return close && close[1] == ' ' && close[2] != 'Z' && close[2] != 'X';
-}
-
-/* The QEMU process of a guest libvirt could not destroy: by PID. */
-static void
-sp_exp_kill_qemu(SpExperiment *exp, pid_t pid)
-{
-    if (!sp_exp_pid_alive(exp, pid))
-        return;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 100 && sp_exp_pid_alive(exp, pid); i++)
-        g_usleep(100 * 1000);
-    if (sp_exp_pid_alive(exp, pid))
-        kill(pid, SIGKILL);
-    for (int i = 0; i < 50 && sp_exp_pid_alive(exp, pid); i++)
-        g_usleep(100 * 1000);
-}
-
 /* Destroy and undefine the current run's domains, remove their overlays.
  * Problems are collected, not fatal: teardown goes on. */
 static void
@@ -1741,13 +1699,12 @@ sp_exp_teardown_guests(SpExperiment *exp, SpExpRun *run, GString *problems)
         if (alive && d->dom && virDomainIsActive(d->dom) == 1 && virDomainDestroy(d->dom) < 0)
             g_string_append_printf(problems, "\n  guest %s: destroy failed: %s", g->name,
                                    sp_exp_virt_error());
-        /* Without libvirtd, or if destroy failed: the process by PID. */
-        if (g->pid && sp_exp_pid_alive(exp, g->pid)) {
-            sp_exp_kill_qemu(exp, g->pid);
-            if (sp_exp_pid_alive(exp, g->pid))
-                g_string_append_printf(problems, "\n  guest %s: QEMU pid %d still runs",
-                                       g->name, (int)g->pid);
-        }
+        /* Without libvirtd, or if destroy failed: the process, through the
+         * pidfd held since it started (never whoever has its pid now). */
+        g_autoptr(GError) stop = NULL;
+        if (d->qemu && !sp_process_stop(d->qemu, 10000, 5000, &stop))
+            g_string_append_printf(problems, "\n  guest %s: QEMU pid %d still runs: %s",
+                                   g->name, (int)g->pid, stop->message);
         if (d->dom && d->defined) {
             if (alive && virDomainUndefine(d->dom) == 0)
                 d->defined = FALSE;

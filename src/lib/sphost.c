@@ -2,8 +2,9 @@
 /*
  * sphost.c: the host context (sysfs and procfs roots)
  *
- * This is the only file that spells the production paths of sysfs and
- * procfs.  Tests hand the library a fake tree instead.
+ * This is the only file that spells the production paths of sysfs, procfs
+ * and /run (where libvirt keeps its QEMU pid files).  Tests hand the
+ * library a fake tree instead.
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepage-host"
@@ -15,14 +16,19 @@
 #include <unistd.h>
 
 #include "samepage/sphost.h"
+#include "sphostpriv.h"
 
 
 #define SP_SYSFS_ROOT "/sys"
 #define SP_PROCFS_ROOT "/proc"
+#define SP_RUN_ROOT "/run"
 
 struct _SpHost {
     char *sysfs_root;
     char *procfs_root;
+    char *run_root;
+    SpHostWriteFunc write_func;      /* tests: a fake kernel; NULL: the file */
+    gpointer write_data;
 };
 
 G_DEFINE_QUARK(sp-host-error-quark, sp_host_error)
@@ -42,6 +48,7 @@ sp_host_new_with_roots(const char *sysfs_root, const char *procfs_root)
 
     host->sysfs_root = g_strdup(sysfs_root);
     host->procfs_root = g_strdup(procfs_root);
+    host->run_root = g_strdup(SP_RUN_ROOT);
     return host;
 }
 
@@ -59,18 +66,33 @@ sp_host_new(void)
 /**
  * sp_host_new_from_env:
  *
- * Like sp_host_new(), but $SAMEPAGE_SYSFS and $SAMEPAGE_PROCFS, when set,
- * replace the roots.  The front ends use this so that tests can point the
- * real binaries at a fake tree.
+ * Like sp_host_new(), but $SAMEPAGE_SYSFS, $SAMEPAGE_PROCFS and
+ * $SAMEPAGE_RUNDIR, when set, replace the roots.  The front ends use this
+ * so that tests can point the real binaries at a fake tree.
  */
 SpHost *
 sp_host_new_from_env(void)
 {
     const char *sys = g_getenv("SAMEPAGE_SYSFS");
     const char *proc = g_getenv("SAMEPAGE_PROCFS");
+    const char *run = g_getenv("SAMEPAGE_RUNDIR");
+    SpHost *host = sp_host_new_with_roots(sys && *sys ? sys : SP_SYSFS_ROOT,
+                                          proc && *proc ? proc : SP_PROCFS_ROOT);
 
-    return sp_host_new_with_roots(sys && *sys ? sys : SP_SYSFS_ROOT,
-                                  proc && *proc ? proc : SP_PROCFS_ROOT);
+    if (run && *run)
+        sp_host_set_run_root(host, run);
+    return host;
+}
+
+/**
+ * sp_host_set_run_root:
+ * @run_root: directory that plays the part of /run (libvirt's pid files)
+ */
+void
+sp_host_set_run_root(SpHost *host, const char *run_root)
+{
+    g_free(host->run_root);
+    host->run_root = g_strdup(run_root);
 }
 
 void
@@ -80,6 +102,7 @@ sp_host_free(SpHost *host)
         return;
     g_free(host->sysfs_root);
     g_free(host->procfs_root);
+    g_free(host->run_root);
     g_free(host);
 }
 
@@ -111,6 +134,18 @@ sp_host_sysfs_path(const SpHost *host, const char *fmt, ...)
 
     va_start(ap, fmt);
     path = sp_host_build(host->sysfs_root, fmt, ap);
+    va_end(ap);
+    return path;
+}
+
+char *
+sp_host_run_path(const SpHost *host, const char *fmt, ...)
+{
+    va_list ap;
+    char *path;
+
+    va_start(ap, fmt);
+    path = sp_host_build(host->run_root, fmt, ap);
     va_end(ap);
     return path;
 }
@@ -266,4 +301,35 @@ sp_host_mem_available(const SpHost *host)
         return 0;
     }
     return bytes;
+}
+
+/**
+ * sp_host_set_write_func:
+ * @func: (nullable): called by sp_host_write() instead of writing the file
+ *
+ * For tests only (sphostpriv.h): a fake tree of plain files has none of the
+ * kernel's side effects (advisor_mode resetting pages_to_scan, run=2
+ * unmerging, EBUSY and EINVAL refusals); a test installs a function that
+ * plays the kernel's store functions over the fake tree.
+ */
+void
+sp_host_set_write_func(SpHost *host, SpHostWriteFunc func, gpointer user_data)
+{
+    host->write_func = func;
+    host->write_data = user_data;
+}
+
+/**
+ * sp_host_write:
+ * @path: an attribute below one of @host's roots
+ *
+ * What the library writes to sysfs goes through here: sp_host_write_file(),
+ * or the fake kernel a test installed with sp_host_set_write_func().
+ */
+gboolean
+sp_host_write(const SpHost *host, const char *path, const char *value, GError **error)
+{
+    if (host->write_func)
+        return host->write_func(path, value, host->write_data, error);
+    return sp_host_write_file(path, value, error);
 }

@@ -10,8 +10,17 @@
  * in three steps: read the current state, validate the whole request against
  * it (the kernel's own EINVAL/EBUSY rules included, so that a request that
  * is bound to fail is refused before anything changed), then write in the
- * order given.  If a write still fails, the keys already written get their
- * previous values back, newest first.
+ * order given.  If a write still fails, the snapshot taken before is
+ * restored (sp_ksm_restore()).
+ *
+ * A restore cannot just write back the keys that were written: some store
+ * functions change other keys.  advisor_mode_store() in mm/ksm.c resets
+ * pages_to_scan whenever the mode changes (`if (curr_advisor != ksm_advisor)
+ * set_advisor_defaults();`: 100 for none, advisor_min_pages_to_scan for
+ * scan-time), pages_to_scan_store() is EINVAL while the advisor is on,
+ * run_store() unmerges every page on run=2 (when run was not 2), and
+ * merge_across_nodes/max_page_sharing are EBUSY while pages are shared.
+ * sp_ksm_restore_plan() orders the writes around all four.
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepage-ksm"
@@ -360,7 +369,7 @@ sp_ksm_write_key(const SpHost *host, SpKsmKey key, gint64 value, GError **error)
     g_autofree char *text = sp_ksm_format_value(key, value);
     g_autoptr(GError) local = NULL;
 
-    if (!sp_host_write_file(path, text, &local)) {
+    if (!sp_host_write(host, path, text, &local)) {
         g_set_error(error, SP_KSM_ERROR, SP_KSM_ERROR_IO, "%s", local->message);
         return FALSE;
     }
@@ -372,45 +381,217 @@ sp_ksm_write_key(const SpHost *host, SpKsmKey key, gint64 value, GError **error)
  * @host: where sysfs is
  * @settings: (array length=n_settings): the writes, in order
  *
- * Reads the current state, validates the request (sp_ksm_validate()), then
- * writes.  If a write fails, every key already written is set back to its
- * previous value and the error says what was restored.
+ * Takes a snapshot, validates the request (sp_ksm_validate()), then writes.
+ * If a write fails, the snapshot is restored (sp_ksm_restore(): the knobs
+ * the kernel changed on its own too) and the error says what was restored
+ * and what could not be.
  */
 gboolean
 sp_ksm_apply(const SpHost *host, const SpKsmSetting *settings, gsize n_settings,
              GError **error)
 {
     SpKsmState before;
-    gsize i;
 
-    if (!sp_ksm_read(host, &before, error))
+    if (!sp_ksm_snapshot(host, &before, error))
         return FALSE;
     if (!sp_ksm_validate(&before, settings, n_settings, error))
         return FALSE;
 
-    for (i = 0; i < n_settings; i++) {
+    for (gsize i = 0; i < n_settings; i++) {
         g_autoptr(GError) local = NULL;
+        g_autoptr(GError) undo = NULL;
+        g_autoptr(GArray) done = NULL;
+        g_autoptr(GString) restored = g_string_new(NULL);
 
         if (sp_ksm_write_key(host, settings[i].key, settings[i].value, &local))
             continue;
 
-        g_autoptr(GString) restored = g_string_new(NULL);
-        g_autoptr(GString) unrestored = g_string_new(NULL);
-        for (gsize j = i; j-- > 0;) {
-            SpKsmKey key = settings[j].key;
-            g_autoptr(GError) undo = NULL;
-            g_autofree char *old = sp_ksm_format_value(key, before.entry[key].value);
-            GString *list;
-
-            list = sp_ksm_write_key(host, key, before.entry[key].value, &undo)
-                ? restored : unrestored;
-            g_string_append_printf(list, "%s%s=%s", list->len ? " " : "",
-                                   sp_ksm_keys[key].name, old);
+        sp_ksm_restore(host, &before, &done, &undo);
+        for (guint j = 0; done && j < done->len; j++) {
+            const SpKsmSetting *d = &g_array_index(done, SpKsmSetting, j);
+            g_autofree char *v = sp_ksm_format_value(d->key, d->value);
+            g_string_append_printf(restored, "%s%s=%s", restored->len ? " " : "",
+                                   sp_ksm_keys[d->key].name, v);
         }
-        g_set_error(error, SP_KSM_ERROR, SP_KSM_ERROR_IO, "%s%s%s%s%s",
-                    local->message,
+        g_set_error(error, SP_KSM_ERROR, SP_KSM_ERROR_IO, "%s%s%s%s%s", local->message,
                     restored->len ? "; restored " : "", restored->str,
-                    unrestored->len ? "; COULD NOT RESTORE " : "", unrestored->str);
+                    undo ? "; " : "", undo ? undo->message : "");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/**
+ * sp_ksm_snapshot:
+ * @snapshot: (out caller-allocates): every key, as sp_ksm_read()
+ *
+ * The state to come back to with sp_ksm_restore(): every knob this kernel
+ * has (the others are marked unsupported and never written), and the
+ * figures the restore needs (pages_shared).
+ */
+gboolean
+sp_ksm_snapshot(const SpHost *host, SpKsmState *snapshot, GError **error)
+{
+    if (!sp_ksm_read(host, snapshot, error)) {
+        g_prefix_error(error, "cannot take a snapshot of the KSM knobs: ");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean
+sp_ksm_restorable(const SpKsmState *snapshot, const SpKsmState *current, SpKsmKey key)
+{
+    return sp_ksm_keys[key].writable && snapshot->entry[key].supported &&
+        current->entry[key].supported;
+}
+
+static gboolean
+sp_ksm_differs(const SpKsmState *snapshot, const SpKsmState *current, SpKsmKey key)
+{
+    return sp_ksm_restorable(snapshot, current, key) &&
+        snapshot->entry[key].value != current->entry[key].value;
+}
+
+static void
+sp_ksm_add_step(GArray *plan, SpKsmKey key, gint64 value, const char *blocked)
+{
+    SpKsmRestoreStep step = { key, value, blocked };
+    g_array_append_val(plan, step);
+}
+
+static gboolean
+sp_ksm_is_advisor_param(SpKsmKey key)
+{
+    return key == SP_KSM_ADVISOR_MAX_CPU || key == SP_KSM_ADVISOR_MIN_PAGES_TO_SCAN ||
+        key == SP_KSM_ADVISOR_MAX_PAGES_TO_SCAN || key == SP_KSM_ADVISOR_TARGET_SCAN_TIME;
+}
+
+/**
+ * sp_ksm_restore_plan:
+ * @snapshot: the state to come back to (sp_ksm_snapshot())
+ * @current: the state now
+ *
+ * The writes that bring @current back to @snapshot, in an order that
+ * respects what the kernel's store functions do besides storing
+ * (mm/ksm.c, 6.18):
+ *  1. run=0 if ksmd runs and merge_across_nodes or max_page_sharing must
+ *     change, so that nothing merges before they are written;
+ *  2. merge_across_nodes and max_page_sharing: EBUSY while pages_shared is
+ *     not 0, so with pages shared they are @blocked (nothing unmerges them
+ *     here: that is the caller's decision, run=2);
+ *  3. the advisor's knobs, then advisor_mode: a change of advisor_mode sets
+ *     pages_to_scan (to 100, or to advisor_min_pages_to_scan);
+ *  4. pages_to_scan, when the snapshot's advisor is none (with the advisor
+ *     on, the kernel sets it and refuses writes), also when it is equal but
+ *     advisor_mode was written;
+ *  5. the other knobs that differ;
+ *  6. run last.  A snapshot's run=2 means "stopped": run=0 if ksmd runs
+ *     now, nothing if it is stopped (writing 2 again would unmerge every
+ *     page merged since).
+ *
+ * Returns: (transfer full) (element-type SpKsmRestoreStep): possibly empty.
+ */
+GArray *
+sp_ksm_restore_plan(const SpKsmState *snapshot, const SpKsmState *current)
+{
+    GArray *plan = g_array_new(FALSE, FALSE, sizeof(SpKsmRestoreStep));
+    static const SpKsmKey ebusy_keys[] = { SP_KSM_MERGE_ACROSS_NODES, SP_KSM_MAX_PAGE_SHARING };
+    gint64 run_now = current->entry[SP_KSM_RUN].value;
+    gint64 run_want = snapshot->entry[SP_KSM_RUN].value;
+    gint64 shared = current->entry[SP_KSM_PAGES_SHARED].value;
+    gboolean need_ebusy = FALSE;
+    gboolean advisor_written = FALSE;
+    const SpKsmEntry *adv = &snapshot->entry[SP_KSM_ADVISOR_MODE];
+
+    for (gsize i = 0; i < G_N_ELEMENTS(ebusy_keys); i++)
+        need_ebusy |= sp_ksm_differs(snapshot, current, ebusy_keys[i]);
+
+    if (need_ebusy && run_now == 1) {
+        sp_ksm_add_step(plan, SP_KSM_RUN, 0, NULL);
+        run_now = 0;
+    }
+    for (gsize i = 0; i < G_N_ELEMENTS(ebusy_keys); i++) {
+        if (sp_ksm_differs(snapshot, current, ebusy_keys[i]))
+            sp_ksm_add_step(plan, ebusy_keys[i], snapshot->entry[ebusy_keys[i]].value,
+                            shared > 0 ? "the kernel refuses it while pages are shared" : NULL);
+    }
+    for (guint k = 0; k < SP_KSM_N_KEYS; k++) {
+        if (sp_ksm_is_advisor_param(k) && sp_ksm_differs(snapshot, current, k))
+            sp_ksm_add_step(plan, k, snapshot->entry[k].value, NULL);
+    }
+    if (sp_ksm_differs(snapshot, current, SP_KSM_ADVISOR_MODE)) {
+        sp_ksm_add_step(plan, SP_KSM_ADVISOR_MODE, adv->value, NULL);
+        advisor_written = TRUE;
+    }
+    if (sp_ksm_restorable(snapshot, current, SP_KSM_PAGES_TO_SCAN) &&
+        !(adv->supported && adv->value != 0) &&
+        (advisor_written || sp_ksm_differs(snapshot, current, SP_KSM_PAGES_TO_SCAN)))
+        sp_ksm_add_step(plan, SP_KSM_PAGES_TO_SCAN, snapshot->entry[SP_KSM_PAGES_TO_SCAN].value,
+                        NULL);
+    for (guint k = 0; k < SP_KSM_N_KEYS; k++) {
+        if (k == SP_KSM_RUN || k == SP_KSM_PAGES_TO_SCAN || k == SP_KSM_ADVISOR_MODE ||
+            k == SP_KSM_MERGE_ACROSS_NODES || k == SP_KSM_MAX_PAGE_SHARING ||
+            sp_ksm_is_advisor_param(k))
+            continue;
+        if (sp_ksm_differs(snapshot, current, k))
+            sp_ksm_add_step(plan, k, snapshot->entry[k].value, NULL);
+    }
+    if (run_want == 2)
+        run_want = run_now == 1 ? 0 : run_now;
+    if (run_want != run_now)
+        sp_ksm_add_step(plan, SP_KSM_RUN, run_want, NULL);
+    return plan;
+}
+
+/**
+ * sp_ksm_restore:
+ * @snapshot: from sp_ksm_snapshot()
+ * @done: (out) (optional) (transfer full) (element-type SpKsmSetting): the
+ *   writes made
+ *
+ * Reads the state now and writes sp_ksm_restore_plan().  A write that
+ * fails, or that the kernel would refuse now, does not stop the others;
+ * then the error (SP_KSM_ERROR_NOT_RESTORED) names every knob left as it
+ * is, with its wanted value and why.
+ */
+gboolean
+sp_ksm_restore(const SpHost *host, const SpKsmState *snapshot, GArray **done, GError **error)
+{
+    g_autoptr(GArray) plan = NULL;
+    g_autoptr(GArray) written = g_array_new(FALSE, FALSE, sizeof(SpKsmSetting));
+    g_autoptr(GString) failed = g_string_new(NULL);
+    SpKsmState now;
+
+    if (done)
+        *done = NULL;
+    if (!sp_ksm_read(host, &now, error)) {
+        g_prefix_error(error, "cannot restore the KSM knobs: ");
+        return FALSE;
+    }
+    plan = sp_ksm_restore_plan(snapshot, &now);
+    for (guint i = 0; i < plan->len; i++) {
+        const SpKsmRestoreStep *step = &g_array_index(plan, SpKsmRestoreStep, i);
+        g_autofree char *v = sp_ksm_format_value(step->key, step->value);
+        g_autoptr(GError) local = NULL;
+
+        if (step->blocked) {
+            g_string_append_printf(failed, "%s%s=%s (%s: pages_shared=%" G_GINT64_FORMAT ")",
+                                   failed->len ? ", " : "", sp_ksm_keys[step->key].name, v,
+                                   step->blocked, now.entry[SP_KSM_PAGES_SHARED].value);
+        } else if (!sp_ksm_write_key(host, step->key, step->value, &local)) {
+            g_string_append_printf(failed, "%s%s=%s (%s)", failed->len ? ", " : "",
+                                   sp_ksm_keys[step->key].name, v, local->message);
+        } else {
+            SpKsmSetting s = { step->key, step->value };
+            g_array_append_val(written, s);
+        }
+    }
+    if (done)
+        *done = g_steal_pointer(&written);
+    if (failed->len) {
+        g_set_error(error, SP_KSM_ERROR, SP_KSM_ERROR_NOT_RESTORED,
+                    "COULD NOT RESTORE %s", failed->str);
         return FALSE;
     }
     return TRUE;

@@ -4,16 +4,23 @@
  *
  * libvirt owns each domain's QMP socket; commands go through
  * virDomainQemuMonitorCommand(), wrapped as an SpQmp "command" transport.
- * libvirt has no API for the QEMU pid: the process whose command line holds
- * "-uuid <domain uuid>" is it (libvirt always passes -uuid), found through
- * the host's procfs so tests can point it elsewhere.
+ * libvirt has no API for the QEMU pid.  For qemu:///system its pid file
+ * (/run/libvirt/qemu/NAME.pid) names it; the process must also hold
+ * "-uuid <domain uuid>" (libvirt always passes -uuid) and belong to root or
+ * libvirt's QEMU user.  Without the pid file every process is looked at,
+ * and one of another user is never taken: anyone can start a process with
+ * that -uuid.  All of it goes through the host's procfs and /run so tests
+ * can point them elsewhere.  Whoever signals QEMU holds it by a pidfd
+ * (sp_libvirt_open_qemu(), SpProcess).
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepage-libvirt"
 
 #include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
+#include <pwd.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "samepage/splibvirt.h"
 
@@ -196,27 +203,230 @@ sp_cmdline_has_uuid(const char *cmdline, gsize len, const char *uuid)
     return FALSE;
 }
 
-static pid_t
-sp_libvirt_find_pid(const SpHost *host, const char *uuid)
+/**
+ * sp_libvirt_qemu_owners:
+ *
+ * Returns: (transfer full) (element-type uid_t): the users a QEMU started
+ * by libvirt may run as: root, libvirt's QEMU user (libvirt-qemu on Debian,
+ * qemu on Fedora; whichever exists), and ourselves (qemu:///session).
+ */
+GArray *
+sp_libvirt_qemu_owners(void)
 {
-    g_autofree char *proc = sp_host_procfs_path(host, "%s", "");
-    g_autoptr(GDir) dir = g_dir_open(proc, 0, NULL);
-    const char *name;
+    static const char *const users[] = { "libvirt-qemu", "qemu" };
+    GArray *uids = g_array_new(FALSE, FALSE, sizeof(uid_t));
+    uid_t root = 0, self = geteuid();
 
-    while (dir && (name = g_dir_read_name(dir))) {
-        g_autofree char *path = NULL;
-        g_autofree char *cmdline = NULL;
-        gsize len;
-        gint64 pid;
-
-        if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL))
-            continue;
-        path = g_build_filename(proc, name, "cmdline", NULL);
-        if (g_file_get_contents(path, &cmdline, &len, NULL) &&
-            sp_cmdline_has_uuid(cmdline, len, uuid))
-            return (pid_t)pid;
+    g_array_append_val(uids, root);
+    if (self != 0)
+        g_array_append_val(uids, self);
+    for (gsize i = 0; i < G_N_ELEMENTS(users); i++) {
+        struct passwd pw, *found = NULL;
+        char buf[1024];
+        if (getpwnam_r(users[i], &pw, buf, sizeof(buf), &found) == 0 && found)
+            g_array_append_val(uids, found->pw_uid);
     }
+    return uids;
+}
+
+typedef enum {
+    SP_QEMU_NO,          /* not this domain's (no such process, no -uuid) */
+    SP_QEMU_FOREIGN,     /* carries the -uuid, but another user owns it */
+    SP_QEMU_YES,
+} SpQemuMatch;
+
+/* Whether /proc/@pid is a QEMU of @uuid owned by one of @owners (every uid
+ * of its Uid line); *@uid is the real uid read. */
+static SpQemuMatch
+sp_libvirt_match_qemu(const SpHost *host, pid_t pid, const char *uuid, GArray *owners, uid_t *uid)
+{
+    g_autofree char *cmd_path = sp_host_procfs_path(host, "%d/cmdline", (int)pid);
+    g_autofree char *status_path = sp_host_procfs_path(host, "%d/status", (int)pid);
+    g_autofree char *cmdline = NULL;
+    g_autofree char *status = NULL;
+    SpProcessStatus st;
+    gsize len;
+
+    if (!g_file_get_contents(cmd_path, &cmdline, &len, NULL) ||
+        !sp_cmdline_has_uuid(cmdline, len, uuid))
+        return SP_QEMU_NO;
+    if (!g_file_get_contents(status_path, &status, NULL, NULL) ||
+        !sp_process_parse_status(status, &st, NULL))
+        return SP_QEMU_NO;
+    *uid = st.uid[0];
+    for (guint i = 0; i < G_N_ELEMENTS(st.uid); i++) {
+        gboolean ok = FALSE;
+        for (guint j = 0; j < owners->len && !ok; j++)
+            ok = st.uid[i] == g_array_index(owners, uid_t, j);
+        if (!ok) {
+            *uid = st.uid[i];
+            return SP_QEMU_FOREIGN;
+        }
+    }
+    return SP_QEMU_YES;
+}
+
+/* The pid in libvirt's pid file of @name (qemu:///system writes
+ * <run>/libvirt/qemu/NAME.pid), or 0. */
+static pid_t
+sp_libvirt_pid_file(const SpHost *host, const char *name)
+{
+    g_autofree char *path = sp_host_run_path(host, "libvirt/qemu/%s.pid", name);
+    g_autofree char *text = NULL;
+    gint64 pid;
+
+    if (strchr(name, '/') || !g_file_get_contents(path, &text, NULL, NULL))
+        return 0;
+    if (!g_ascii_string_to_signed(g_strstrip(text), 10, 1, G_MAXINT32, &pid, NULL)) {
+        g_debug("%s: '%s' is not a pid; ignored", path, text);
+        return 0;
+    }
+    return (pid_t)pid;
+}
+
+/**
+ * sp_libvirt_find_qemu:
+ * @name: the domain's name (for libvirt's pid file)
+ * @uuid: the domain's uuid
+ * @owners: (nullable) (element-type uid_t): the users QEMU may run as;
+ *   NULL: sp_libvirt_qemu_owners()
+ *
+ * The pid of the domain's QEMU.  libvirt's pid file names it; the process
+ * must still carry "-uuid @uuid" and belong to one of @owners.  Without a
+ * usable pid file (another URI, an older libvirt), every process is looked
+ * at: any local user can start one with that -uuid, so a process of another
+ * user is never taken (SP_LIBVIRT_ERROR_REFUSED when there is no other),
+ * and two candidates are an error (SP_LIBVIRT_ERROR_AMBIGUOUS), not a
+ * guess.
+ *
+ * Returns: the pid, or 0 with @error set.
+ */
+pid_t
+sp_libvirt_find_qemu(const SpHost *host, const char *name, const char *uuid, GArray *owners,
+                     GError **error)
+{
+    g_autoptr(GArray) own = owners ? g_array_ref(owners) : sp_libvirt_qemu_owners();
+    g_autofree char *proc = sp_host_procfs_path(host, "%s", "");
+    g_autoptr(GDir) dir = NULL;
+    g_autoptr(GArray) found = g_array_new(FALSE, FALSE, sizeof(pid_t));
+    g_autoptr(GString) foreign = g_string_new(NULL);
+    pid_t pid = sp_libvirt_pid_file(host, name);
+    const char *entry;
+    uid_t uid = 0;
+
+    if (pid) {
+        SpQemuMatch m = sp_libvirt_match_qemu(host, pid, uuid, own, &uid);
+        if (m == SP_QEMU_YES)
+            return pid;
+        g_debug("libvirt's pid file of %s names pid %d, which is %s; looking at every process",
+                name, (int)pid, m == SP_QEMU_FOREIGN ? "another user's" : "not its QEMU");
+    }
+    dir = g_dir_open(proc, 0, NULL);
+    while (dir && (entry = g_dir_read_name(dir))) {
+        gint64 n;
+
+        if (!g_ascii_string_to_signed(entry, 10, 1, G_MAXINT32, &n, NULL))
+            continue;
+        pid = (pid_t)n;
+        switch (sp_libvirt_match_qemu(host, pid, uuid, own, &uid)) {
+        case SP_QEMU_YES:
+            g_array_append_val(found, pid);
+            break;
+        case SP_QEMU_FOREIGN:
+            g_string_append_printf(foreign, "%spid %d (uid %u)", foreign->len ? ", " : "",
+                                   (int)pid, (guint)uid);
+            break;
+        case SP_QEMU_NO:
+            break;
+        }
+    }
+    if (found->len == 1)
+        return g_array_index(found, pid_t, 0);
+    if (found->len > 1) {
+        g_autoptr(GString) pids = g_string_new(NULL);
+        for (guint i = 0; i < found->len; i++)
+            g_string_append_printf(pids, "%s%d", i ? ", " : "", (int)g_array_index(found, pid_t, i));
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_AMBIGUOUS,
+                    "domain '%s' (uuid %s): processes %s all carry its -uuid and libvirt's pid "
+                    "file does not say which is its QEMU: refusing to guess", name, uuid,
+                    pids->str);
+        return 0;
+    }
+    if (foreign->len) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_REFUSED,
+                    "domain '%s' (uuid %s): %s carries its -uuid but belongs to neither root "
+                    "nor libvirt's QEMU user: refused", name, uuid, foreign->str);
+        return 0;
+    }
+    g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_PID,
+                "domain '%s' (uuid %s): no QEMU process with that uuid on this host "
+                "(a remote URI?)", name, uuid);
     return 0;
+}
+
+/**
+ * sp_libvirt_open_qemu_pid:
+ * @pid: a pid that was the domain's QEMU (recorded earlier, say)
+ *
+ * The process @pid held by a pidfd, if it is (still) the QEMU of @uuid:
+ * it carries the -uuid and belongs to one of @owners (NULL:
+ * sp_libvirt_qemu_owners()).  The check is made after the pidfd is open and
+ * the process is then seen not to have exited, so it was of this process,
+ * not of an earlier one with the same pid.
+ *
+ * Returns: (transfer full): the process, or NULL with @error set
+ * (SP_LIBVIRT_ERROR_NO_PID: gone or not that QEMU; _REFUSED: another
+ * user's).
+ */
+SpProcess *
+sp_libvirt_open_qemu_pid(const SpHost *host, pid_t pid, const char *name, const char *uuid,
+                         GArray *owners, GError **error)
+{
+    g_autoptr(GArray) own = owners ? g_array_ref(owners) : sp_libvirt_qemu_owners();
+    g_autoptr(SpProcess) qemu = NULL;
+    g_autoptr(GError) local = NULL;
+    SpQemuMatch match;
+    uid_t uid = 0;
+
+    qemu = sp_process_open(pid, &local);
+    if (!qemu) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_PID,
+                    "domain '%s': QEMU pid %d: %s", name, (int)pid, local->message);
+        return NULL;
+    }
+    match = sp_libvirt_match_qemu(host, pid, uuid, own, &uid);
+    if (match == SP_QEMU_FOREIGN) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_REFUSED,
+                    "domain '%s': pid %d carries its -uuid but belongs to uid %u, neither root "
+                    "nor libvirt's QEMU user: refused", name, (int)pid, (guint)uid);
+        return NULL;
+    }
+    if (match != SP_QEMU_YES || sp_process_has_exited(qemu)) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_PID,
+                    "domain '%s': pid %d is not (or no longer) its QEMU", name, (int)pid);
+        return NULL;
+    }
+    return g_steal_pointer(&qemu);
+}
+
+/**
+ * sp_libvirt_open_qemu:
+ *
+ * sp_libvirt_find_qemu(), then sp_libvirt_open_qemu_pid(): signals through
+ * the result reach that QEMU or fail, never another process.
+ *
+ * Returns: (transfer full): the process, or NULL with @error set.
+ */
+SpProcess *
+sp_libvirt_open_qemu(const SpHost *host, const char *name, const char *uuid, GArray *owners,
+                     GError **error)
+{
+    g_autoptr(GArray) own = owners ? g_array_ref(owners) : sp_libvirt_qemu_owners();
+    pid_t pid = sp_libvirt_find_qemu(host, name, uuid, own, error);
+
+    if (!pid)
+        return NULL;
+    return sp_libvirt_open_qemu_pid(host, pid, name, uuid, own, error);
 }
 
 /**
@@ -243,11 +453,8 @@ sp_libvirt_get_guest(SpLibvirt *lv, const SpHost *host, const char *name, GError
         virDomainFree(dom);
         return NULL;
     }
-    pid = sp_libvirt_find_pid(host, uuid);
+    pid = sp_libvirt_find_qemu(host, name, uuid, NULL, error);
     if (!pid) {
-        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_PID,
-                    "domain '%s' (uuid %s): no QEMU process with that uuid on this host "
-                    "(a remote URI?)", name, uuid);
         virDomainFree(dom);
         return NULL;
     }

@@ -7,8 +7,10 @@
  * the knob, run=1.  The unmerge breaks COW on every KSM page:
  * pages_sharing pages come back as copies, so MemAvailable must cover
  * pages_sharing * 4 KiB (plus a 10% margin) unless forced.  Progress is
- * pages_shared going down to 0.  Failure at any point writes back the
- * previous merge_across_nodes (if it changed) and run.
+ * pages_shared going down to 0.  Failure at any point, or an interrupt
+ * (a cancelled GCancellable: the CLI cancels it on SIGINT, SIGTERM and
+ * SIGHUP), restores the snapshot taken at the start (sp_ksm_restore()): run
+ * as it was (a run=2 as 0, never a second unmerge) and every other knob.
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepage-numa"
@@ -67,25 +69,71 @@ sp_numa_write(const SpHost *host, SpKsmKey key, gint64 value, GError **error)
     return sp_ksm_apply(host, &s, 1, error);
 }
 
+static gboolean
+sp_numa_timeout_cb(gpointer data)
+{
+    *(gboolean *)data = TRUE;
+    return G_SOURCE_REMOVE;
+}
+
+/* Waits @ms, running the default main context meanwhile (so that the
+ * caller's g_unix_signal_add() handlers run and may cancel); FALSE at once
+ * when @cancellable is cancelled. */
+static gboolean
+sp_numa_wait(guint ms, GCancellable *cancellable)
+{
+    gboolean fired = FALSE;
+    GSource *timeout = g_timeout_source_new(ms);
+
+    g_source_set_callback(timeout, sp_numa_timeout_cb, &fired, NULL);
+    g_source_attach(timeout, NULL);
+    while (!fired && !g_cancellable_is_cancelled(cancellable))
+        g_main_context_iteration(NULL, TRUE);
+    g_source_destroy(timeout);
+    g_source_unref(timeout);
+    return !g_cancellable_is_cancelled(cancellable);
+}
+
+static gboolean
+sp_numa_interrupted(GCancellable *cancellable, const char *when, GError **error)
+{
+    if (!g_cancellable_is_cancelled(cancellable))
+        return FALSE;
+    g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_INTERRUPTED, "interrupted %s", when);
+    return TRUE;
+}
+
 /**
  * sp_numa_switch:
  * @timeout_s: how long to wait for pages_shared to reach 0
  * @progress: (nullable): called about twice a second while waiting
+ * @cancellable: (nullable): cancelled (by a signal handler, say): the switch
+ *   stops at its next step, restores the snapshot and fails with
+ *   SP_NUMA_ERROR_INTERRUPTED.  The run=2 write itself is not cut short: the
+ *   kernel unmerges before it returns.  Once merge_across_nodes is written
+ *   the switch is done and only run is put back.
  * @plan: (out): what was planned (and done)
+ *
+ * The wait runs the default main context: call it from the thread that
+ * owns it.  Any failure restores the snapshot taken at the start
+ * (sp_ksm_restore(): run as it was, a run=2 as 0, every other knob).
  */
 gboolean
 sp_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_s,
-               SpNumaProgress progress, gpointer user_data, SpNumaPlan *plan, GError **error)
+               SpNumaProgress progress, gpointer user_data, GCancellable *cancellable,
+               SpNumaPlan *plan, GError **error)
 {
     SpKsmState st;
     gint64 t0;
 
-    if (!sp_ksm_read(host, &st, error))
+    if (!sp_ksm_snapshot(host, &st, error))
         return FALSE;
     if (!sp_numa_plan(&st, sp_host_mem_available(host), want, force, plan, error))
         return FALSE;
     if (plan->nothing_to_do)
         return TRUE;
+    if (sp_numa_interrupted(cancellable, "before anything was changed", error))
+        return FALSE;
 
     if (plan->unmerge || st.entry[SP_KSM_RUN].value == 1) {
         /* Stop and unmerge; new merges could otherwise refill pages_shared. */
@@ -96,6 +144,8 @@ sp_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_
     for (;;) {
         SpKsmState now;
         double el = (g_get_monotonic_time() - t0) / 1e6;
+        if (sp_numa_interrupted(cancellable, "while unmerging", error))
+            goto restore;
         if (!sp_ksm_read(host, &now, error))
             goto restore;
         if (progress)
@@ -108,8 +158,10 @@ sp_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_
                         now.entry[SP_KSM_PAGES_SHARED].value, timeout_s);
             goto restore;
         }
-        g_usleep(500000);
+        sp_numa_wait(500, cancellable);
     }
+    if (sp_numa_interrupted(cancellable, "after the unmerge", error))
+        goto restore;
     if (!sp_numa_write(host, SP_KSM_MERGE_ACROSS_NODES, want, error))
         goto restore;
     if (!sp_numa_write(host, SP_KSM_RUN, plan->restore_run, error)) {
@@ -121,18 +173,12 @@ sp_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_
 restore:
     {
         g_autoptr(GError) undo = NULL;
-        SpKsmState now;
-        if (sp_ksm_read(host, &now, &undo) &&
-            now.entry[SP_KSM_MERGE_ACROSS_NODES].value != st.entry[SP_KSM_MERGE_ACROSS_NODES].value)
-            sp_numa_write(host, SP_KSM_MERGE_ACROSS_NODES,
-                          st.entry[SP_KSM_MERGE_ACROSS_NODES].value, &undo);
-        g_clear_error(&undo);
-        if (!sp_numa_write(host, SP_KSM_RUN, plan->restore_run, &undo))
-            g_prefix_error(error, "(run could not be restored: %s) ", undo->message);
+
+        if (!sp_ksm_restore(host, &st, NULL, &undo))
+            g_prefix_error(error, "(KSM not fully restored: %s) ", undo->message);
         else
-            g_prefix_error(error, "merge_across_nodes and run=%" G_GINT64_FORMAT " restored "
-                           "(pages already unmerged merge again as KSM rescans): ",
-                           plan->restore_run);
+            g_prefix_error(error, "merge_across_nodes, run and every other knob restored "
+                           "(pages already unmerged merge again as KSM rescans): ");
     }
     return FALSE;
 }

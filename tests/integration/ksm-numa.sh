@@ -2,7 +2,8 @@
 # The safe merge_across_nodes switch on the real KSM (one NUMA node here):
 # a dry run changes nothing; the switch unmerges, waits for pages_shared=0,
 # writes the knob and restores run; a direct write while pages are shared is
-# refused whole; switching to the value it has does nothing.
+# refused whole; switching to the value it has does nothing; SIGINT during
+# the wait restores run and every knob.
 . "$SP_TOP_SRCDIR/tests/integration/lib.sh"
 
 sp_ksm_save
@@ -53,3 +54,40 @@ grep -q "nothing to do" <<<"$out" || sp_fail "switching to the current value did
 out=$("$SAMEPAGE" ksm numa --merge-across-nodes 1 2>&1) || sp_fail "switch back failed: $out"
 [ "$(sp_ksm merge_across_nodes)" = 1 ] || sp_fail "merge_across_nodes is not back to 1"
 sp_log "switched back: $(grep after: <<<"$out")"
+
+# A signal while it waits for pages_shared=0.  The real unmerge is done
+# before the run=2 write returns, so the wait is made to last: a tree of
+# links to the real knobs where pages_shared is a plain file saying 500.
+# Every write goes to the real kernel.  SIGINT (Ctrl-C; a background job of
+# a script inherits it ignored, the handler takes it anyway) and SIGTERM.
+sp_ksm_set pages_to_scan=4321 smart_scan=0
+for _ in $(seq 100); do [ "$(sp_ksm pages_shared)" -ge 4000 ] && break; sleep 0.2; done
+knobs() {
+    grep . "$SP_KSM_DIR"/{run,pages_to_scan,sleep_millisecs,max_page_sharing,merge_across_nodes} \
+        "$SP_KSM_DIR"/{use_zero_pages,smart_scan,stable_node_chains_prune_millisecs} \
+        "$SP_KSM_DIR"/advisor_* 2>/dev/null
+}
+fake=$SP_TEST_TMP/sys/kernel/mm/ksm
+mkdir -p "$fake"
+for f in "$SP_KSM_DIR"/*; do ln -s "$f" "$fake/$(basename "$f")"; done
+rm "$fake/pages_shared"
+echo 500 > "$fake/pages_shared"
+for sig in INT TERM; do
+    before=$(knobs)
+    SAMEPAGE_SYSFS=$SP_TEST_TMP/sys "$SAMEPAGE" ksm numa --merge-across-nodes 0 --timeout 60 \
+        >"$SP_TEST_TMP/out" 2>"$err" &
+    numa=$!
+    for _ in $(seq 100); do [ "$(sp_ksm run)" = 2 ] && break; sleep 0.1; done
+    [ "$(sp_ksm run)" = 2 ] || { kill -KILL $numa; sp_fail "ksm numa did not write run=2"; }
+    sleep 1
+    kill -$sig $numa
+    wait $numa
+    rc=$?
+    sp_log "SIG$sig: $(tr '\r' '\n' <"$err" | grep -v '^ *unmerging' | grep .)"
+    [ $rc -eq 1 ] || sp_fail "ksm numa exited $rc after SIG$sig, want 1 (run is now $(sp_ksm run))"
+    grep -q "interrupted by SIG$sig" "$err" || sp_fail "the message does not name SIG$sig: $(cat "$err")"
+    after=$(knobs)
+    [ "$before" = "$after" ] \
+        || sp_fail "KSM differs after SIG$sig: $(diff <(echo "$before") <(echo "$after") | tr '\n' ' ')"
+    sp_log "SIG$sig during the wait: run=$(sp_ksm run), merge_across_nodes=$(sp_ksm merge_across_nodes), pages_to_scan=$(sp_ksm pages_to_scan), every knob as before"
+done

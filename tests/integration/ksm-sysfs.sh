@@ -54,3 +54,24 @@ grep -q 'run: 7 is out of range' "$SP_TEST_TMP/err" || sp_fail "unclear error: $
 grep -q 'pages_shared is a read-only figure' "$SP_TEST_TMP/err" || sp_fail "unclear error: $(cat "$SP_TEST_TMP/err")"
 [ "$(sp_ksm pages_to_scan)" = "$new_pts" ] || sp_fail "a refused request changed pages_to_scan"
 sp_log "ksm set validated and refused bad requests whole; knobs restored at exit ($old_pts, $old_sleep)"
+
+# A failed request is rolled back with the kernel's side effects in mind:
+# writing advisor_mode resets pages_to_scan (mm/ksm.c advisor_mode_store).
+# A tree of links to the real knobs, where sleep_millisecs is a read-only
+# file instead, makes the write after advisor_mode fail on the real kernel.
+if [ -f "$SP_KSM_DIR/advisor_mode" ]; then
+    sp_ksm_set advisor_mode=none pages_to_scan=1234
+    fake=$SP_TEST_TMP/sys/kernel/mm/ksm
+    mkdir -p "$fake"
+    for f in "$SP_KSM_DIR"/*; do ln -s "$f" "$fake/$(basename "$f")"; done
+    ln -sf /proc/sys/kernel/random/poolsize "$fake/sleep_millisecs"
+    SAMEPAGE_SYSFS=$SP_TEST_TMP/sys "$SAMEPAGE" ksm set advisor_mode=scan-time sleep_millisecs=5 \
+        2>"$SP_TEST_TMP/err" && sp_fail "a write to a read-only file succeeded"
+    sp_log "$(cat "$SP_TEST_TMP/err")"
+    grep -q "restored advisor_mode=none pages_to_scan=1234" "$SP_TEST_TMP/err" \
+        || sp_fail "the rollback does not say it restored pages_to_scan: $(cat "$SP_TEST_TMP/err")"
+    grep -q '\[none\]' "$SP_KSM_DIR/advisor_mode" || sp_fail "advisor_mode was not rolled back"
+    [ "$(sp_ksm pages_to_scan)" = 1234 ] \
+        || sp_fail "pages_to_scan is $(sp_ksm pages_to_scan) after the rollback, want 1234"
+    sp_log "advisor_mode written then a failed write: pages_to_scan back at 1234"
+fi

@@ -29,6 +29,34 @@ grep -q -- "-uuid" "/proc/$pid1/cmdline" || sp_fail "pid $pid1 is not a libvirt 
 [ "$(jq -r '.[] | select(.domain == "sp-g2") | .regions_marked' <<<"$list")" = 0 ] \
     || sp_fail "sp-g2 has <nosharepages/>: nothing should be marked"
 
+# QEMU's pid is libvirt's: its pid file (libvirt 9.0, qemu:///system) names
+# it.  Without the pid file, a process of another user carrying the same
+# -uuid is never taken, and two candidates of QEMU's users are refused, not
+# guessed between.
+pidfile=/run/libvirt/qemu/sp-g1.pid
+[ -f "$pidfile" ] || sp_fail "libvirt wrote no $pidfile"
+[ "$(cat "$pidfile")" = "$pid1" ] || sp_fail "samepage list says pid $pid1, $pidfile says $(cat "$pidfile")"
+sp_log "$pidfile: $(cat "$pidfile") (owner $(stat -c %U "$pidfile")); QEMU runs as $(ps -o user= -p "$pid1")"
+uuid1=$($SP_VIRSH domuuid sp-g1)
+wait_cmdline() { for _ in $(seq 50); do grep -q -- "$2" "/proc/$1/cmdline" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+sp_spawn impostor setpriv --reuid=65534 --regid=65534 --clear-groups \
+    bash -c 'while :; do sleep 0.2; done' qemu-system-x86_64 -uuid "$uuid1"
+wait_cmdline "$impostor" "$uuid1" || sp_fail "the impostor did not start"
+nopid=$SP_TEST_TMP/run-without-pid-files
+mkdir -p "$nopid"
+got=$(SAMEPAGE_RUNDIR=$nopid "$SAMEPAGE" list --json | jq -r '.[] | select(.domain == "sp-g1") | .pid')
+[ "$got" = "$pid1" ] || sp_fail "another user's process (pid $impostor) with the -uuid: sp-g1 is pid '$got', want $pid1"
+sp_spawn impostor2 bash -c 'while :; do sleep 0.2; done' qemu-system-x86_64 -uuid "$uuid1"
+wait_cmdline "$impostor2" "$uuid1" || sp_fail "the second impostor did not start"
+SAMEPAGE_RUNDIR=$nopid "$SAMEPAGE" regions sp-g1 >/dev/null 2>"$err" \
+    && sp_fail "two root-owned candidates and no pid file: samepage guessed"
+grep -q "refusing to guess" "$err" || sp_fail "unclear: $(cat "$err")"
+sp_log "$(cat "$err")"
+"$SAMEPAGE" regions sp-g1 >/dev/null 2>"$err" || sp_fail "with libvirt's pid file: $(cat "$err")"
+_sp_stop_pid "$impostor"
+_sp_stop_pid "$impostor2"
+sp_log "QEMU of sp-g1 found by the pid file; impostors of uid 65534 and root not taken"
+
 # regions: pc.ram on the 512 MiB VMA that gpa2hva names, with mg.
 reg=$("$SAMEPAGE" regions sp-g1 --json) || sp_fail "samepage regions failed"
 "$SAMEPAGE" regions sp-g1 | sed 's/^/# /'

@@ -335,6 +335,50 @@ test_other_boot(void **state)
     assert_non_null(strstr(f->log->str, "undefined domain sp-study-1-abc-1-1"));
 }
 
+/*
+ * The journal's pid now belongs to a process of another user that carries
+ * the domain's -uuid (anyone can start one): it is left alone.  Needs root
+ * to start a process as another user.
+ */
+static void
+test_foreign_process_spared(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(SpJournal) j = NULL;
+    g_autoptr(GError) error = NULL;
+    SpCleanupOptions opt = { NULL, FALSE };
+    pid_t foreign;
+
+    if (geteuid() != 0) {
+        print_message("skipped: starting a process as another user needs root\n");
+        skip();
+    }
+    j = killed_experiment(f, FALSE);
+    foreign = fork();
+    assert_true(foreign >= 0);
+    if (foreign == 0) {
+        if (setresgid(65534, 65534, 65534) == 0 && setresuid(65534, 65534, 65534) == 0)
+            execl("/bin/sh", "/bin/sh", "-c", "while :; do sleep 0.2; done", "qemu-system-x86_64",
+                  "-uuid", UUID_LIVE, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 100; i++) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/cmdline", (int)foreign);
+        g_autofree char *cmd = NULL;
+        gsize len;
+        if (g_file_get_contents(path, &cmd, &len, NULL) && memmem(cmd, len, UUID_LIVE, 36))
+            break;
+        g_usleep(10000);
+    }
+    g_array_index(j->domains, SpJournalDomain, 0).qemu_pid = foreign;
+
+    sp_cleanup_journal(f->host, j, &opt, collect, f, &error);
+    assert_true(alive(foreign));
+    assert_null(strstr(f->log->str, "stopped QEMU pid"));
+    kill(foreign, SIGKILL);
+    waitpid(foreign, NULL, 0);
+}
+
 static void
 test_bad_journal(void **state)
 {
@@ -500,6 +544,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_libvirt_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_running_left_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_boot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_process_spared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_journal_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_files_kept, setup, teardown),

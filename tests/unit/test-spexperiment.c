@@ -15,6 +15,7 @@
 #include "samepage/spmaps.h"
 #include "samepage/spreport.h"
 #include "../../src/lib/spexperimentpriv.h"
+#include "spfakeksm.h"
 #include "sptest.h"
 
 #define P(pfn) (SP_PM_PRESENT | (guint64)(pfn))
@@ -297,6 +298,46 @@ test_ksm_orders(void **state)
     SpKsmState o4 = state_with(2, 100, 256, 0);
     g_autoptr(GArray) r4 = sp_exp_ksm_restore_settings(&o4, &o4);
     assert_int_equal(r4->len, 0);
+}
+
+/*
+ * The plan turned the advisor on with advisor_min_pages_to_scan=1000, so the
+ * kernel set pages_to_scan to 1000: the user's own value.  Putting the
+ * advisor back to none makes the kernel reset pages_to_scan to 100, so it
+ * must be written again although it read equal before.
+ */
+static void
+test_ksm_put_back_advisor(void **state)
+{
+    g_autofree char *root = sp_test_tree_new("sysfs-6.18");
+    g_autoptr(SpHost) host = sp_host_new_with_roots(root, "/nonexistent-proc");
+    SpFakeKsm *k = sp_fake_ksm_new(host, root);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GArray) done = NULL;
+    SpKsmState orig;
+    SpKsmSetting plan[] = { { SP_KSM_ADVISOR_MIN_PAGES_TO_SCAN, 1000 },
+                            { SP_KSM_ADVISOR_MODE, 1 }, { SP_KSM_RUN, 1 } };
+
+    sp_test_write(root, "kernel/mm/ksm/pages_to_scan", "1000\n");
+    sp_test_write(root, "kernel/mm/ksm/run", "1\n");
+    assert_true(sp_ksm_read(host, &orig, &error));
+    assert_true(sp_ksm_apply(host, plan, G_N_ELEMENTS(plan), &error));
+    sp_test_write(root, "kernel/mm/ksm/pages_shared", "300\n");
+
+    if (!sp_exp_ksm_put_back(host, &orig, &done, &error))
+        fail_msg("%s", error->message);
+    g_autofree char *pts = sp_test_read(root, "kernel/mm/ksm/pages_to_scan");
+    g_autofree char *adv = sp_test_read(root, "kernel/mm/ksm/advisor_mode");
+    g_autofree char *min = sp_test_read(root, "kernel/mm/ksm/advisor_min_pages_to_scan");
+    g_autofree char *run = sp_test_read(root, "kernel/mm/ksm/run");
+    assert_string_equal(pts, "1000");
+    assert_non_null(strstr(adv, "[none]"));
+    assert_string_equal(min, "500");
+    assert_string_equal(run, "1");
+    /* One unmerge (the put-back's own run=2), not one more for run. */
+    assert_int_equal(k->unmerges, 1);
+    sp_fake_ksm_free(k);
+    sp_test_remove_tree(root);
 }
 
 static void
@@ -965,6 +1006,7 @@ main(void)
         cmocka_unit_test(test_template),
         cmocka_unit_test(test_pick_ram),
         cmocka_unit_test(test_ksm_orders),
+        cmocka_unit_test(test_ksm_put_back_advisor),
         cmocka_unit_test(test_disturbed),
         cmocka_unit_test(test_domain_name),
         cmocka_unit_test(test_derive_and_steady),

@@ -5,6 +5,10 @@
  */
 #include "config.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "samepage/spguest.h"
 #include "samepage/splibvirt.h"
 #include "../../src/lib/spguestpriv.h"
@@ -206,6 +210,150 @@ test_parse_numa_maps(void **state)
     assert_int_equal(c->len, 0);
 }
 
+#define UUID "0a3f5d1e-1111-2222-3333-444455556666"
+
+/* A fake /proc entry: a process with a command line and an owner. */
+static void
+fake_process(const char *proc, pid_t pid, const char *uuid, uid_t uid)
+{
+    g_autofree char *dir = g_strdup_printf("%s/%d", proc, (int)pid);
+    g_autofree char *cmd = g_strdup_printf("/usr/bin/qemu-system-x86_64%c-name%cguest=g1%c"
+                                           "-uuid%c%s%c-m%c512%c", 0, 0, 0, 0, uuid, 0, 0, 0);
+    gsize len = strlen("/usr/bin/qemu-system-x86_64") + strlen("-name") + strlen("guest=g1") +
+        strlen("-uuid") + strlen(uuid) + strlen("-m") + strlen("512") + 7;
+    g_autofree char *cmdline = g_build_filename(dir, "cmdline", NULL);
+    g_autofree char *status = g_build_filename(dir, "status", NULL);
+    g_autofree char *st = g_strdup_printf("Name:\tqemu-system-x86\nPid:\t%d\nPPid:\t1\n"
+                                          "Uid:\t%u\t%u\t%u\t%u\n", (int)pid, uid, uid, uid, uid);
+
+    assert_int_equal(g_mkdir_with_parents(dir, 0755), 0);
+    assert_true(g_file_set_contents(cmdline, cmd, len, NULL));
+    assert_true(g_file_set_contents(status, st, -1, NULL));
+}
+
+static GArray *
+owners(uid_t a, uid_t b)
+{
+    GArray *o = g_array_new(FALSE, FALSE, sizeof(uid_t));
+    g_array_append_val(o, a);
+    g_array_append_val(o, b);
+    return o;
+}
+
+/* Any local user can start a process with "-uuid <the domain's uuid>": one
+ * that belongs to neither root nor libvirt's QEMU user is refused. */
+static void
+test_find_qemu_owner(void **state)
+{
+    g_autofree char *proc = g_dir_make_tmp("samepage-proc-XXXXXX", NULL);
+    g_autofree char *run = g_dir_make_tmp("samepage-run-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent-sys", proc);
+    g_autoptr(GArray) o = owners(0, 64055);
+    g_autoptr(GError) error = NULL;
+
+    sp_host_set_run_root(host, run);
+    fake_process(proc, 100, UUID, 54321);
+    fake_process(proc, 150, "0a3f5d1e-0000-0000-0000-000000000000", 64055);
+    assert_int_equal(sp_libvirt_find_qemu(host, "g1", UUID, o, &error), 0);
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_REFUSED));
+    assert_non_null(strstr(error->message, "pid 100"));
+    assert_non_null(strstr(error->message, "uid 54321"));
+    g_clear_error(&error);
+
+    /* libvirt's own QEMU beside it (a higher pid) is the one found. */
+    fake_process(proc, 4242, UUID, 64055);
+    assert_int_equal(sp_libvirt_find_qemu(host, "g1", UUID, o, &error), 4242);
+    assert_null(error);
+
+    /* Nothing at all. */
+    assert_int_equal(sp_libvirt_find_qemu(host, "g2", "0a3f5d1e-9999-2222-3333-444455556666", o,
+                                          &error), 0);
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_PID));
+    sp_test_remove_tree(proc);
+    sp_test_remove_tree(run);
+}
+
+/* Two processes of QEMU's users with the uuid: libvirt's pid file
+ * (<run>/libvirt/qemu/NAME.pid, qemu:///system) says which; without it the
+ * lookup refuses to guess. */
+static void
+test_find_qemu_two(void **state)
+{
+    g_autofree char *proc = g_dir_make_tmp("samepage-proc-XXXXXX", NULL);
+    g_autofree char *run = g_dir_make_tmp("samepage-run-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent-sys", proc);
+    g_autoptr(GArray) o = owners(0, 64055);
+    g_autoptr(GError) error = NULL;
+
+    sp_host_set_run_root(host, run);
+    fake_process(proc, 300, UUID, 0);
+    fake_process(proc, 4242, UUID, 64055);
+    assert_int_equal(sp_libvirt_find_qemu(host, "g1", UUID, o, &error), 0);
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_AMBIGUOUS));
+    assert_non_null(strstr(error->message, "300"));
+    assert_non_null(strstr(error->message, "4242"));
+    g_clear_error(&error);
+
+    g_autofree char *piddir = g_build_filename(run, "libvirt", "qemu", NULL);
+    assert_int_equal(g_mkdir_with_parents(piddir, 0755), 0);
+    sp_test_write(run, "libvirt/qemu/g1.pid", "4242\n");
+    assert_int_equal(sp_libvirt_find_qemu(host, "g1", UUID, o, &error), 4242);
+    assert_null(error);
+    sp_test_write(run, "libvirt/qemu/g1.pid", "300");
+    assert_int_equal(sp_libvirt_find_qemu(host, "g1", UUID, o, &error), 300);
+
+    /* A pid file naming a process of another user, or one without the
+     * uuid, is not believed. */
+    fake_process(proc, 500, UUID, 54321);
+    sp_test_write(run, "libvirt/qemu/g1.pid", "500\n");
+    assert_int_equal(sp_libvirt_find_qemu(host, "g1", UUID, o, &error), 0);
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_AMBIGUOUS));
+    g_clear_error(&error);
+    fake_process(proc, 600, "0a3f5d1e-0000-0000-0000-000000000000", 0);
+    sp_test_write(run, "libvirt/qemu/g1.pid", "600\n");
+    assert_int_equal(sp_libvirt_find_qemu(host, "g1", UUID, o, &error), 0);
+    g_clear_error(&error);
+    sp_test_write(run, "libvirt/qemu/g1.pid", "garbage\n");
+    assert_int_equal(sp_libvirt_find_qemu(host, "g1", UUID, o, &error), 0);
+    sp_test_remove_tree(proc);
+    sp_test_remove_tree(run);
+}
+
+/* A real child stands for QEMU (the fake /proc entry carries its pid): it
+ * is opened with a pidfd, and a signal through it reaches the child. */
+static void
+test_open_qemu_live(void **state)
+{
+    g_autofree char *proc = g_dir_make_tmp("samepage-proc-XXXXXX", NULL);
+    g_autofree char *run = g_dir_make_tmp("samepage-run-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent-sys", proc);
+    g_autoptr(GArray) o = owners(0, geteuid());
+    g_autoptr(GError) error = NULL;
+    int status;
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (;;)
+            pause();
+    }
+    sp_host_set_run_root(host, run);
+    fake_process(proc, pid, UUID, geteuid());
+    g_autoptr(SpProcess) qemu = sp_libvirt_open_qemu(host, "g1", UUID, o, &error);
+    if (!qemu)
+        fail_msg("%s", error->message);
+    assert_int_equal(sp_process_get_pid(qemu), pid);
+    assert_true(sp_process_stop(qemu, 1000, 1000, &error));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+
+    /* Exited: the fake /proc still shows it, but opening it fails. */
+    assert_null(sp_libvirt_open_qemu(host, "g1", UUID, o, &error));
+    assert_non_null(error);
+    sp_test_remove_tree(proc);
+    sp_test_remove_tree(run);
+}
+
 int
 main(void)
 {
@@ -215,6 +363,9 @@ main(void)
         cmocka_unit_test(test_regions_gone),
         cmocka_unit_test(test_ksm_stat),
         cmocka_unit_test(test_cmdline_uuid),
+        cmocka_unit_test(test_find_qemu_owner),
+        cmocka_unit_test(test_find_qemu_two),
+        cmocka_unit_test(test_open_qemu_live),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,6 +114,25 @@ test_parse_meminfo(void **state)
     }
 }
 
+/* libvirt's pid files live under /run: a root tests redirect too. */
+static void
+test_run_root(void **state)
+{
+    g_autoptr(SpHost) host = sp_host_new();
+    g_autofree char *a = sp_host_run_path(host, "libvirt/qemu/%s.pid", "g1");
+
+    assert_string_equal(a, "/run/libvirt/qemu/g1.pid");
+    sp_host_set_run_root(host, "/tmp/fake/run");
+    g_autofree char *b = sp_host_run_path(host, "libvirt/qemu/%s.pid", "g1");
+    assert_string_equal(b, "/tmp/fake/run/libvirt/qemu/g1.pid");
+
+    g_setenv("SAMEPAGE_RUNDIR", "/x/run", TRUE);
+    g_autoptr(SpHost) env = sp_host_new_from_env();
+    g_unsetenv("SAMEPAGE_RUNDIR");
+    g_autofree char *c = sp_host_run_path(env, "%s", "libvirt");
+    assert_string_equal(c, "/x/run/libvirt");
+}
+
 int
 main(void)
 {
@@ -121,6 +140,7 @@ main(void)
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_production_roots),
         cmocka_unit_test(test_env_roots),
+        cmocka_unit_test(test_run_root),
         cmocka_unit_test(test_read_write),
         cmocka_unit_test(test_parse_meminfo),
     };

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "samepage/spksm.h"
+#include "spfakeksm.h"
 #include "sptest.h"
 
 #define KSM "kernel/mm/ksm/"
@@ -308,6 +309,209 @@ test_unmerge_check(void **unused)
     assert_false(sp_ksm_settings_unmerge(&pts, 1));
 }
 
+/*
+ * mm/ksm.c: writing advisor_mode (a change) sets pages_to_scan to 100 or to
+ * advisor_min_pages_to_scan.  A request that turns the advisor on and then
+ * fails must leave pages_to_scan as it was, though it never named it.
+ */
+static void
+test_apply_rollback_advisor(void **state)
+{
+    Fixture *f = *state;
+    SpFakeKsm *k = sp_fake_ksm_new(f->host, f->root);
+    g_autoptr(GError) error = NULL;
+
+    sp_test_write(f->root, KSM "pages_to_scan", "1000\n");
+    k->fail_key = "sleep_millisecs";
+    SpKsmSetting s[] = { setting("advisor_mode=scan-time"), setting("sleep_millisecs=5") };
+    assert_false(sp_ksm_apply(f->host, s, G_N_ELEMENTS(s), &error));
+    assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_IO));
+    assert_non_null(strstr(error->message, "sleep_millisecs"));
+    assert_non_null(strstr(error->message, "restored advisor_mode=none pages_to_scan=1000"));
+
+    g_autofree char *adv = sp_test_read(f->root, KSM "advisor_mode");
+    g_autofree char *pts = sp_test_read(f->root, KSM "pages_to_scan");
+    assert_non_null(strstr(adv, "[none]"));
+    assert_string_equal(pts, "1000");
+    sp_fake_ksm_free(k);
+}
+
+/* Rolling back to a run=2 must not unmerge again: the user's KSM was
+ * stopped, and is left stopped (run=0). */
+static void
+test_apply_rollback_run2(void **state)
+{
+    Fixture *f = *state;
+    SpFakeKsm *k = sp_fake_ksm_new(f->host, f->root);
+    g_autoptr(GError) error = NULL;
+
+    sp_test_write(f->root, KSM "run", "2\n");
+    k->fail_key = "sleep_millisecs";
+    SpKsmSetting s[] = { setting("run=1"), setting("sleep_millisecs=5") };
+    assert_false(sp_ksm_apply(f->host, s, G_N_ELEMENTS(s), &error));
+    assert_int_equal(k->unmerges, 0);
+    g_autofree char *run = sp_test_read(f->root, KSM "run");
+    assert_string_equal(run, "0");
+    assert_non_null(strstr(error->message, "restored run=0"));
+    sp_fake_ksm_free(k);
+}
+
+static SpKsmState
+full_state(void)
+{
+    SpKsmState st;
+
+    memset(&st, 0, sizeof(st));
+    for (guint i = 0; i < SP_KSM_N_KEYS; i++)
+        st.entry[i].supported = TRUE;
+    st.entry[SP_KSM_PAGES_TO_SCAN].value = 100;
+    st.entry[SP_KSM_SLEEP_MILLISECS].value = 20;
+    st.entry[SP_KSM_MAX_PAGE_SHARING].value = 256;
+    st.entry[SP_KSM_MERGE_ACROSS_NODES].value = 1;
+    st.entry[SP_KSM_ADVISOR_MIN_PAGES_TO_SCAN].value = 500;
+    return st;
+}
+
+static int
+step_index(GArray *plan, SpKsmKey key)
+{
+    for (guint i = 0; i < plan->len; i++) {
+        if (g_array_index(plan, SpKsmRestoreStep, i).key == key)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* The order of a restore, a pure function of the snapshot and now. */
+static void
+test_restore_plan(void **state)
+{
+    SpKsmState snap = full_state(), now = full_state();
+
+    /* Nothing differs: nothing to write. */
+    g_autoptr(GArray) none = sp_ksm_restore_plan(&snap, &now);
+    assert_int_equal(none->len, 0);
+
+    /* The user had run=1, merge_across_nodes=1, pages_to_scan=1000, the
+     * advisor off; now ksmd runs with per-node trees, the advisor on, a
+     * different advisor minimum, nothing shared. */
+    snap.entry[SP_KSM_RUN].value = 1;
+    snap.entry[SP_KSM_PAGES_TO_SCAN].value = 1000;
+    now.entry[SP_KSM_RUN].value = 1;
+    now.entry[SP_KSM_MERGE_ACROSS_NODES].value = 0;
+    now.entry[SP_KSM_ADVISOR_MODE].value = 1;
+    now.entry[SP_KSM_ADVISOR_MIN_PAGES_TO_SCAN].value = 800;
+    now.entry[SP_KSM_PAGES_TO_SCAN].value = 1000;   /* the advisor's, by chance */
+    now.entry[SP_KSM_SLEEP_MILLISECS].value = 5;
+    g_autoptr(GArray) p = sp_ksm_restore_plan(&snap, &now);
+    /* ksmd stopped first (nothing may merge before merge_across_nodes) ... */
+    assert_int_equal(g_array_index(p, SpKsmRestoreStep, 0).key, SP_KSM_RUN);
+    assert_int_equal(g_array_index(p, SpKsmRestoreStep, 0).value, 0);
+    assert_true(step_index(p, SP_KSM_MERGE_ACROSS_NODES) > 0);
+    assert_null(g_array_index(p, SpKsmRestoreStep, step_index(p, SP_KSM_MERGE_ACROSS_NODES)).blocked);
+    /* ... the advisor's knobs before advisor_mode, pages_to_scan after it
+     * (written although equal: the advisor_mode write resets it) ... */
+    assert_true(step_index(p, SP_KSM_ADVISOR_MIN_PAGES_TO_SCAN) < step_index(p, SP_KSM_ADVISOR_MODE));
+    assert_true(step_index(p, SP_KSM_ADVISOR_MODE) < step_index(p, SP_KSM_PAGES_TO_SCAN));
+    assert_int_equal(g_array_index(p, SpKsmRestoreStep, step_index(p, SP_KSM_PAGES_TO_SCAN)).value,
+                     1000);
+    assert_true(step_index(p, SP_KSM_SLEEP_MILLISECS) >= 0);
+    /* ... and run last. */
+    assert_int_equal(g_array_index(p, SpKsmRestoreStep, p->len - 1).key, SP_KSM_RUN);
+    assert_int_equal(g_array_index(p, SpKsmRestoreStep, p->len - 1).value, 1);
+
+    /* Pages shared: merge_across_nodes cannot be written (EBUSY), said so. */
+    now.entry[SP_KSM_PAGES_SHARED].value = 42;
+    g_autoptr(GArray) busy = sp_ksm_restore_plan(&snap, &now);
+    const SpKsmRestoreStep *man = &g_array_index(busy, SpKsmRestoreStep,
+                                                 step_index(busy, SP_KSM_MERGE_ACROSS_NODES));
+    assert_non_null(man->blocked);
+    assert_non_null(strstr(man->blocked, "pages are shared"));
+
+    /* The user's advisor was on: pages_to_scan is the kernel's, not written. */
+    SpKsmState adv = full_state(), cur = full_state();
+    adv.entry[SP_KSM_ADVISOR_MODE].value = 1;
+    adv.entry[SP_KSM_PAGES_TO_SCAN].value = 640;
+    cur.entry[SP_KSM_PAGES_TO_SCAN].value = 5000;
+    g_autoptr(GArray) a = sp_ksm_restore_plan(&adv, &cur);
+    assert_int_equal(a->len, 1);
+    assert_int_equal(g_array_index(a, SpKsmRestoreStep, 0).key, SP_KSM_ADVISOR_MODE);
+
+    /* run=2 in the snapshot is "stopped": 0 if ksmd runs now, else nothing
+     * (writing 2 would unmerge again). */
+    SpKsmState two = full_state(), running = full_state(), stopped = full_state();
+    two.entry[SP_KSM_RUN].value = 2;
+    running.entry[SP_KSM_RUN].value = 1;
+    g_autoptr(GArray) r1 = sp_ksm_restore_plan(&two, &running);
+    assert_int_equal(r1->len, 1);
+    assert_int_equal(g_array_index(r1, SpKsmRestoreStep, 0).value, 0);
+    g_autoptr(GArray) r0 = sp_ksm_restore_plan(&two, &stopped);
+    assert_int_equal(r0->len, 0);
+    /* A knob this kernel lacks is never part of it. */
+    SpKsmState old = full_state();
+    old.entry[SP_KSM_SMART_SCAN].supported = FALSE;
+    old.entry[SP_KSM_SMART_SCAN].value = 1;
+    g_autoptr(GArray) o = sp_ksm_restore_plan(&old, &stopped);
+    assert_int_equal(o->len, 0);
+}
+
+/* Restore on the fake kernel: everything it can write comes back, what it
+ * cannot is named, and it never unmerges. */
+static void
+test_snapshot_restore(void **state)
+{
+    Fixture *f = *state;
+    SpFakeKsm *k = sp_fake_ksm_new(f->host, f->root);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GArray) done = NULL;
+    SpKsmState snap;
+
+    sp_test_write(f->root, KSM "pages_to_scan", "1000\n");
+    sp_test_write(f->root, KSM "run", "1\n");
+    assert_true(sp_ksm_snapshot(f->host, &snap, &error));
+    SpKsmSetting s[] = { setting("run=2"), setting("merge_across_nodes=0"),
+                         setting("advisor_min_pages_to_scan=700"),
+                         setting("advisor_mode=scan-time"), setting("smart_scan=0") };
+    SpKsmSetting on = setting("run=1");
+    if (!sp_ksm_apply(f->host, s, G_N_ELEMENTS(s), &error) ||
+        !sp_ksm_apply(f->host, &on, 1, &error))
+        fail_msg("%s", error->message);
+    assert_int_equal(k->unmerges, 1);
+    /* ksmd merged again since. */
+    sp_test_write(f->root, KSM "pages_shared", "10\n");
+
+    assert_false(sp_ksm_restore(f->host, &snap, &done, &error));
+    assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_NOT_RESTORED));
+    assert_non_null(strstr(error->message, "merge_across_nodes=1"));
+    assert_non_null(strstr(error->message, "pages_shared=10"));
+    assert_null(strstr(error->message, "pages_to_scan"));
+    assert_int_equal(k->unmerges, 1);
+    g_autofree char *pts = sp_test_read(f->root, KSM "pages_to_scan");
+    g_autofree char *adv = sp_test_read(f->root, KSM "advisor_mode");
+    g_autofree char *min = sp_test_read(f->root, KSM "advisor_min_pages_to_scan");
+    g_autofree char *ss = sp_test_read(f->root, KSM "smart_scan");
+    g_autofree char *run = sp_test_read(f->root, KSM "run");
+    g_autofree char *man = sp_test_read(f->root, KSM "merge_across_nodes");
+    assert_string_equal(pts, "1000");
+    assert_non_null(strstr(adv, "[none]"));
+    assert_string_equal(min, "500");
+    assert_string_equal(ss, "1");
+    assert_string_equal(run, "1");
+    assert_string_equal(man, "0");
+    assert_true(done->len >= 5);
+
+    /* Nothing shared any more: a second restore finishes the job. */
+    sp_test_write(f->root, KSM "pages_shared", "0\n");
+    g_clear_error(&error);
+    assert_true(sp_ksm_restore(f->host, &snap, NULL, &error));
+    g_autofree char *man2 = sp_test_read(f->root, KSM "merge_across_nodes");
+    g_autofree char *run2 = sp_test_read(f->root, KSM "run");
+    assert_string_equal(man2, "1");
+    assert_string_equal(run2, "1");
+    assert_int_equal(k->unmerges, 1);
+    sp_fake_ksm_free(k);
+}
+
 int
 main(void)
 {
@@ -321,6 +525,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_fails_half_way, setup, teardown),
         cmocka_unit_test(test_unmerge_check),
+        cmocka_unit_test_setup_teardown(test_apply_rollback_advisor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_rollback_run2, setup, teardown),
+        cmocka_unit_test(test_restore_plan),
+        cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <signal.h>
+#include <glib-unix.h>
+
 #include "samepage/spnuma.h"
+#include "spfakeksm.h"
 #include "sptest.h"
 
 #define KSM "kernel/mm/ksm/"
@@ -69,7 +73,7 @@ test_switch_fake(void **unused)
     sp_test_write(proc, "meminfo", "MemTotal: 24000000 kB\nMemAvailable: 20000000 kB\n");
     sp_test_write(root, KSM "run", "1\n");
     /* Nothing shared: the switch goes through and run comes back to 1. */
-    assert_true(sp_numa_switch(host, FALSE, FALSE, 5, NULL, NULL, &plan, &error));
+    assert_true(sp_numa_switch(host, FALSE, FALSE, 5, NULL, NULL, NULL, &plan, &error));
     g_autofree char *man = sp_test_read(root, KSM "merge_across_nodes");
     g_autofree char *run = sp_test_read(root, KSM "run");
     assert_string_equal(man, "0");
@@ -79,7 +83,7 @@ test_switch_fake(void **unused)
      * wait times out, merge_across_nodes is untouched and run restored. */
     sp_test_write(root, KSM "pages_shared", "500\n");
     sp_test_write(root, KSM "pages_sharing", "900\n");
-    assert_false(sp_numa_switch(host, TRUE, FALSE, 1, NULL, NULL, &plan, &error));
+    assert_false(sp_numa_switch(host, TRUE, FALSE, 1, NULL, NULL, NULL, &plan, &error));
     assert_true(g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_TIMEOUT));
     assert_non_null(strstr(error->message, "pages_shared is still 500"));
     g_autofree char *man2 = sp_test_read(root, KSM "merge_across_nodes");
@@ -150,6 +154,89 @@ test_mem_available_overflow(void **unused)
             fail_msg("MemAvailable: %s gave %" G_GUINT64_FORMAT " bytes, not %" G_GUINT64_FORMAT,
                      cases[i].value, got, cases[i].bytes);
     }
+}
+
+typedef struct {
+    GCancellable *cancel;
+    guint progress_calls;
+    gboolean caught;
+} Interrupt;
+
+static gboolean
+on_sighup(gpointer data)
+{
+    Interrupt *in = data;
+
+    in->caught = TRUE;
+    g_cancellable_cancel(in->cancel);
+    return G_SOURCE_CONTINUE;
+}
+
+/* The user presses Ctrl-C (here: SIGHUP to ourselves) while the switch waits. */
+static void
+interrupt_progress(gint64 shared, double elapsed, gpointer data)
+{
+    Interrupt *in = data;
+
+    if (in->progress_calls++ == 1)
+        raise(SIGHUP);
+}
+
+/*
+ * A signal during the wait for pages_shared=0 (a slow unmerge: the fake
+ * kernel leaves pages_shared as it is): the switch stops at once, writes
+ * back run and every other knob as they were before, and says it was
+ * interrupted.  Before, nothing could stop the wait and a signal left run=2.
+ */
+static void
+test_switch_interrupted(void **unused)
+{
+    g_autofree char *root = sp_test_tree_new("sysfs-6.18");
+    g_autofree char *proc = g_dir_make_tmp("samepage-proc-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots(root, proc);
+    g_autoptr(GCancellable) cancel = g_cancellable_new();
+    g_autoptr(GError) error = NULL;
+    SpFakeKsm *k = sp_fake_ksm_new(host, root);
+    Interrupt in = { cancel, 0, FALSE };
+    SpNumaPlan plan;
+    guint sig;
+    gint64 t0;
+
+    sp_test_write(proc, "meminfo", "MemTotal: 24000000 kB\nMemAvailable: 20000000 kB\n");
+    sp_test_write(root, KSM "run", "1\n");
+    sp_test_write(root, KSM "pages_to_scan", "1000\n");
+    sp_test_write(root, KSM "pages_shared", "500\n");
+    sp_test_write(root, KSM "pages_sharing", "900\n");
+    k->slow_unmerge = TRUE;
+    sig = g_unix_signal_add(SIGHUP, on_sighup, &in);
+
+    t0 = g_get_monotonic_time();
+    assert_false(sp_numa_switch(host, FALSE, FALSE, 60, interrupt_progress, &in, cancel, &plan,
+                                &error));
+    g_source_remove(sig);
+    assert_true(in.caught);
+    assert_true(g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_INTERRUPTED));
+    assert_non_null(strstr(error->message, "interrupted"));
+    assert_non_null(strstr(error->message, "restored"));
+    assert_true(g_get_monotonic_time() - t0 < 10 * G_USEC_PER_SEC);
+    /* run=2 was written once (the unmerge), never again; everything is back. */
+    assert_int_equal(k->unmerges, 1);
+    g_autofree char *run = sp_test_read(root, KSM "run");
+    g_autofree char *man = sp_test_read(root, KSM "merge_across_nodes");
+    g_autofree char *pts = sp_test_read(root, KSM "pages_to_scan");
+    assert_string_equal(run, "1");
+    assert_string_equal(man, "1");
+    assert_string_equal(pts, "1000");
+
+    /* Cancelled before it starts: nothing is written at all. */
+    g_clear_error(&error);
+    g_string_truncate(k->log, 0);
+    assert_false(sp_numa_switch(host, FALSE, FALSE, 60, NULL, NULL, cancel, &plan, &error));
+    assert_true(g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_INTERRUPTED));
+    assert_int_equal(k->log->len, 0);
+
+    sp_fake_ksm_free(k);
+    sp_test_remove_tree(root);
     sp_test_remove_tree(proc);
 }
 
@@ -161,6 +248,7 @@ main(void)
         cmocka_unit_test(test_switch_fake),
         cmocka_unit_test(test_plan_overflow),
         cmocka_unit_test(test_mem_available_overflow),
+        cmocka_unit_test(test_switch_interrupted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
