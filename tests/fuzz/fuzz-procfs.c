@@ -17,8 +17,8 @@
 #include "samepage/sphost.h"
 #include "samepage/spjournal.h"
 #include "samepage/spplan.h"
-#include "../../src/lib/spexperimentpriv.h"
-#include "../../src/lib/spguestpriv.h"
+#include "../../src/lib/experiment/spexperimentpriv.h"
+#include "../../src/lib/guest/spguestpriv.h"
 #include "fuzz.h"
 
 int

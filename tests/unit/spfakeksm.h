@@ -20,7 +20,7 @@
 #include <errno.h>
 
 #include "samepage/sphost.h"
-#include "../../src/lib/sphostpriv.h"
+#include "../../src/lib/host/sphostpriv.h"
 #include "sptest.h"
 
 typedef struct {

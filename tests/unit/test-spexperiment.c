@@ -14,7 +14,7 @@
 #include "samepage/spjournal.h"
 #include "samepage/spmaps.h"
 #include "samepage/spreport.h"
-#include "../../src/lib/spexperimentpriv.h"
+#include "../../src/lib/experiment/spexperimentpriv.h"
 #include "spfakeksm.h"
 #include "sptest.h"
 

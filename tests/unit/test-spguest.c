@@ -11,7 +11,7 @@
 
 #include "samepage/spguest.h"
 #include "samepage/splibvirt.h"
-#include "../../src/lib/spguestpriv.h"
+#include "../../src/lib/guest/spguestpriv.h"
 #include "sptest.h"
 
 /* A "command" transport that answers from a transcript (C:/S: lines): each
