@@ -5,11 +5,13 @@
  * Connects by URI, lists running QEMU domains, finds each one's QEMU pid
  * and talks QMP to it through virDomainQemuMonitorCommand() (libvirt owns
  * the monitor socket; using it marks the domain "tainted: custom-monitor").
+ * The experiment runner and SpCleanup define, start, destroy and undefine
+ * their clones and talk to their guest agents through SpLibvirtDomain.
+ * This is the only place of libsamepage that calls libvirt.
  */
 #pragma once
 
 #include <glib.h>
-#include <libvirt/libvirt.h>
 
 #include "samepage/spguest.h"
 #include "samepage/sphost.h"
@@ -29,7 +31,20 @@ typedef enum {
     SP_LIBVIRT_ERROR_FAILED,
     SP_LIBVIRT_ERROR_REFUSED,      /* only processes of other users carry its -uuid */
     SP_LIBVIRT_ERROR_AMBIGUOUS,    /* two processes of QEMU's users carry its -uuid */
+    SP_LIBVIRT_ERROR_AGENT,        /* the guest agent is not connected or does not answer */
 } SpLibvirtErrorCode;
+
+/* libvirt's virDomainState, under our name (the same values). */
+typedef enum {
+    SP_LIBVIRT_STATE_NOSTATE,
+    SP_LIBVIRT_STATE_RUNNING,
+    SP_LIBVIRT_STATE_BLOCKED,
+    SP_LIBVIRT_STATE_PAUSED,
+    SP_LIBVIRT_STATE_SHUTDOWN,
+    SP_LIBVIRT_STATE_SHUTOFF,
+    SP_LIBVIRT_STATE_CRASHED,
+    SP_LIBVIRT_STATE_PMSUSPENDED,
+} SpLibvirtState;
 
 typedef struct _SpLibvirt SpLibvirt;
 
@@ -53,6 +68,31 @@ SpProcess *sp_libvirt_open_qemu(const SpHost *host, const char *name, const char
                                 GArray *owners, GError **error);
 SpProcess *sp_libvirt_open_qemu_pid(const SpHost *host, pid_t pid, const char *name,
                                     const char *uuid, GArray *owners, GError **error);
+
+gboolean sp_libvirt_is_alive(SpLibvirt *lv);
+gboolean sp_libvirt_reconnect(SpLibvirt *lv, GError **error);
+
+/* One domain, by handle; it stays usable after sp_libvirt_free() of its
+ * connection (libvirt counts references), but not across a reconnect:
+ * look it up again then. */
+typedef struct _SpLibvirtDomain SpLibvirtDomain;
+
+void sp_libvirt_domain_free(SpLibvirtDomain *dom);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpLibvirtDomain, sp_libvirt_domain_free)
+
+SpLibvirtDomain *sp_libvirt_define_xml(SpLibvirt *lv, const char *xml, GError **error);
+SpLibvirtDomain *sp_libvirt_lookup_uuid(SpLibvirt *lv, const char *uuid, GError **error);
+const char *sp_libvirt_domain_get_name(const SpLibvirtDomain *dom);
+const char *sp_libvirt_domain_get_uuid(const SpLibvirtDomain *dom);
+gboolean sp_libvirt_start(SpLibvirtDomain *dom, GError **error);
+gboolean sp_libvirt_destroy(SpLibvirtDomain *dom, GError **error);
+gboolean sp_libvirt_undefine(SpLibvirtDomain *dom, GError **error);
+gboolean sp_libvirt_is_active(SpLibvirtDomain *dom, GError **error);
+gboolean sp_libvirt_get_state(SpLibvirtDomain *dom, SpLibvirtState *state, int *reason,
+                              GError **error);
+char *sp_libvirt_agent_command(SpLibvirtDomain *dom, const char *json, int timeout_s,
+                               GError **error);
+char *sp_libvirt_hmp_command(SpLibvirtDomain *dom, const char *command, GError **error);
 
 gboolean sp_libvirt_uri_is_remote(const char *uri);
 gboolean sp_libvirt_set_ksm(SpLibvirt *lv, const SpKsmSetting *settings, gsize n,

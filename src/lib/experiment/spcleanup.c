@@ -35,8 +35,6 @@
 #include <unistd.h>
 
 #include <glib/gstdio.h>
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
 
 #include "samepage/spcleanup.h"
 #include "samepage/spexperiment.h"
@@ -77,19 +75,6 @@ sp_cleanup_left(SpCleanup *c, const char *fmt, ...)
     va_start(ap, fmt);
     g_string_append_vprintf(c->left, fmt, ap);
     va_end(ap);
-}
-
-static const char *
-sp_cleanup_virt_error(void)
-{
-    const char *m = virGetLastErrorMessage();
-    return m ? m : "unknown libvirt error";
-}
-
-static void
-sp_cleanup_libvirt_quiet(void *data, virErrorPtr err)
-{
-    /* Errors are reported with their message by the calls that fail. */
 }
 
 /* Its QEMU by the journal's pid, held by a pidfd, only if that pid still is
@@ -261,41 +246,41 @@ sp_cleanup_overlay_dir(SpCleanup *c)
 
 /* Destroy and undefine through libvirt; TRUE when the domain is gone. */
 static gboolean
-sp_cleanup_domain(SpCleanup *c, virConnectPtr conn, SpJournalDomain *d)
+sp_cleanup_domain(SpCleanup *c, SpLibvirt *lv, SpJournalDomain *d)
 {
-    virDomainPtr dom = NULL;
+    g_autoptr(SpLibvirtDomain) dom = NULL;
+    g_autoptr(GError) local = NULL;
     gboolean gone = TRUE;
 
-    if (conn) {
-        dom = virDomainLookupByUUIDString(conn, d->uuid);
-        if (!dom && virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) {
-            sp_cleanup_left(c, "domain %s: lookup failed: %s", d->name, sp_cleanup_virt_error());
+    if (lv) {
+        dom = sp_libvirt_lookup_uuid(lv, d->uuid, &local);
+        if (!dom && !g_error_matches(local, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_DOMAIN)) {
+            sp_cleanup_left(c, "domain %s: lookup failed: %s", d->name, local->message);
             return FALSE;
         }
+        g_clear_error(&local);
     }
     if (dom) {
-        if (virDomainIsActive(dom) == 1) {
+        if (sp_libvirt_is_active(dom, NULL)) {
             if (c->opt->dry_run)
                 sp_cleanup_log(c, "would destroy domain %s", d->name);
-            else if (virDomainDestroy(dom) < 0)
-                sp_cleanup_left(c, "domain %s: destroy failed: %s", d->name,
-                                sp_cleanup_virt_error());
+            else if (!sp_libvirt_destroy(dom, &local))
+                sp_cleanup_left(c, "domain %s: destroy failed: %s", d->name, local->message);
             else
                 sp_cleanup_log(c, "destroyed domain %s", d->name);
+            g_clear_error(&local);
         }
         if (c->opt->dry_run) {
             sp_cleanup_log(c, "would undefine domain %s", d->name);
             gone = FALSE;
-        } else if (virDomainUndefine(dom) < 0) {
-            sp_cleanup_left(c, "domain %s: undefine failed: %s", d->name,
-                            sp_cleanup_virt_error());
+        } else if (!sp_libvirt_undefine(dom, &local)) {
+            sp_cleanup_left(c, "domain %s: undefine failed: %s", d->name, local->message);
             gone = FALSE;
         } else {
             sp_cleanup_log(c, "undefined domain %s", d->name);
             d->defined = FALSE;
         }
-        virDomainFree(dom);
-    } else if (!conn && d->defined) {
+    } else if (!lv && d->defined) {
         sp_cleanup_left(c, "domain %s is still defined: libvirt at %s does not answer "
                         "(start libvirtd and run `samepage experiment clean` again)", d->name,
                         c->opt->uri ? c->opt->uri : c->j->uri);
@@ -426,7 +411,7 @@ sp_cleanup_one(const SpHost *host, SpJournal *j, const SpCleanupOptions *opt,
     g_autoptr(GString) left = g_string_new(NULL);
     SpCleanup c = { host, j, opt, log, user_data, left };
     const char *uri = opt->uri ? opt->uri : j->uri ? j->uri : "qemu:///system";
-    virConnectPtr conn = NULL;
+    g_autoptr(SpLibvirt) lv = NULL;
     g_autoptr(GError) local = NULL;
 
     if (sp_journal_owner(j, host) == SP_JOURNAL_OWNER_ALIVE) {
@@ -436,18 +421,17 @@ sp_cleanup_one(const SpHost *host, SpJournal *j, const SpCleanupOptions *opt,
         return FALSE;
     }
     if (j->domains->len) {
-        virSetErrorFunc(NULL, sp_cleanup_libvirt_quiet);
-        conn = virConnectOpen(uri);
-        if (!conn)
-            g_debug("cannot connect to %s: %s", uri, sp_cleanup_virt_error());
+        lv = sp_libvirt_open(uri, &local);
+        if (!lv)
+            g_debug("%s", local->message);
+        g_clear_error(&local);
     }
     for (guint i = j->domains->len; i-- > 0;) {
         SpJournalDomain *d = &g_array_index(j->domains, SpJournalDomain, i);
-        if (sp_cleanup_domain(&c, conn, d))
+        if (sp_cleanup_domain(&c, lv, d))
             g_array_remove_index(j->domains, i);
     }
-    if (conn)
-        virConnectClose(conn);
+    g_clear_pointer(&lv, sp_libvirt_free);
     /* Only once no domain needs it (its overlays are gone). */
     if (j->domains->len == 0 || opt->dry_run)
         sp_cleanup_overlay_dir(&c);

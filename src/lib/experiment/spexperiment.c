@@ -35,9 +35,6 @@
 #include <unistd.h>
 
 #include <glib/gstdio.h>
-#include <libvirt/libvirt.h>
-#include <libvirt/libvirt-qemu.h>
-#include <libvirt/virterror.h>
 
 #include "samepage/spestimate.h"
 #include "samepage/spexperiment.h"
@@ -64,7 +61,7 @@ typedef struct {
 } SpExpCpu;
 
 typedef struct {
-    virDomainPtr dom;
+    SpLibvirtDomain *dom;
     gboolean defined;
     gboolean started;
     SpProcess *qemu;                 /* its QEMU, held by a pidfd */
@@ -74,6 +71,7 @@ static void
 sp_exp_domain_clear(gpointer data)
 {
     g_clear_pointer(&((SpExpDomain *)data)->qemu, sp_process_free);
+    g_clear_pointer(&((SpExpDomain *)data)->dom, sp_libvirt_domain_free);
 }
 
 struct _SpExperiment {
@@ -99,7 +97,7 @@ struct _SpExperiment {
     gpointer progress_data;
     gint interrupted;
 
-    virConnectPtr conn;
+    SpLibvirt *lv;
     gboolean ksm_touched;
     SpKsmState ksm_orig;
     pid_t ksmd_pid;
@@ -715,8 +713,7 @@ sp_experiment_free(SpExperiment *exp)
     sp_journal_free(exp->journal);
     g_ptr_array_unref(exp->runs);
     g_array_unref(exp->domains);
-    if (exp->conn)
-        virConnectClose(exp->conn);
+    sp_libvirt_free(exp->lv);
     g_free(exp->error_message);
     g_free(exp->teardown_problems);
     g_free(exp);
@@ -832,19 +829,6 @@ sp_exp_check_interrupt(SpExperiment *exp, GError **error)
         return TRUE;
     g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_INTERRUPTED, "interrupted");
     return FALSE;
-}
-
-static const char *
-sp_exp_virt_error(void)
-{
-    const char *m = virGetLastErrorMessage();
-    return m ? m : "unknown libvirt error";
-}
-
-static void
-sp_exp_libvirt_quiet(void *data, virErrorPtr err)
-{
-    /* Errors are returned, with their message, by the calls that fail. */
 }
 
 /* ---------------------------------------------------------------- journal */
@@ -1057,20 +1041,22 @@ sp_exp_cpu_sample(SpExperiment *exp, SpExpRun *run, SpExpSample *s)
 
 /* ---------------------------------------------------------------- libvirt */
 
-static virDomainPtr
+static SpLibvirtDomain *
 sp_exp_dom(SpExperiment *exp, guint i)
 {
     return g_array_index(exp->domains, SpExpDomain, i).dom;
 }
 
+/* After a libvirt call failed with @cause: TRUE, with @error set, when
+ * libvirtd is gone. */
 static gboolean
-sp_exp_libvirt_lost(SpExperiment *exp, const char *doing, GError **error)
+sp_exp_libvirt_lost(SpExperiment *exp, const char *doing, const GError *cause, GError **error)
 {
-    if (virConnectIsAlive(exp->conn) == 1)
+    if (sp_libvirt_is_alive(exp->lv))
         return FALSE;
     g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_LIBVIRT,
                 "libvirtd (%s) stopped answering while %s: %s", exp->uri, doing,
-                sp_exp_virt_error());
+                cause->message);
     return TRUE;
 }
 
@@ -1081,16 +1067,17 @@ sp_exp_agent(SpExperiment *exp, guint i, const char *cmd, json_object *args, GEr
     g_autoptr(json_object) req = json_object_new_object();
     g_autoptr(json_object) reply = NULL;
     g_autofree char *text = NULL;
+    g_autoptr(GError) local = NULL;
     json_object *ret;
 
     json_object_object_add(req, "execute", json_object_new_string(cmd));
     if (args)
         json_object_object_add(req, "arguments", args);
-    text = virDomainQemuAgentCommand(sp_exp_dom(exp, i), json_object_to_json_string(req),
-                                     SP_EXP_AGENT_TIMEOUT_S, 0);
+    text = sp_libvirt_agent_command(sp_exp_dom(exp, i), json_object_to_json_string(req),
+                                    SP_EXP_AGENT_TIMEOUT_S, &local);
     if (!text) {
         g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_GUEST, "%s: %s", cmd,
-                    sp_exp_virt_error());
+                    local->message);
         return NULL;
     }
     reply = json_tokener_parse(text);
@@ -1218,12 +1205,13 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
             g_prefix_error(error, "%s: ", exp->template_path);
             return FALSE;
         }
-        virDomainPtr dom = virDomainDefineXML(exp->conn, xml);
+        g_autoptr(GError) refused = NULL;
+        SpLibvirtDomain *dom = sp_libvirt_define_xml(exp->lv, xml, &refused);
         if (!dom) {
-            if (!sp_exp_libvirt_lost(exp, "defining a guest", error))
+            if (!sp_exp_libvirt_lost(exp, "defining a guest", refused, error))
                 g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_GUEST,
                             "guest %s: libvirt refused the domain (template %s): %s", g->name,
-                            exp->template_path, sp_exp_virt_error());
+                            exp->template_path, refused->message);
             return FALSE;
         }
         g_array_index(exp->domains, SpExpDomain, i - 1).dom = dom;
@@ -1242,14 +1230,14 @@ sp_exp_create_guests(SpExperiment *exp, SpExpRun *run, const char *tmpl, GError 
         if (!sp_exp_check_interrupt(exp, error))
             return FALSE;
         sp_exp_progress(exp, run, "starting guests", i, 0, NULL);
-        if (virDomainCreate(sp_exp_dom(exp, i)) < 0) {
-            if (!sp_exp_libvirt_lost(exp, "starting a guest", error))
+        g_autoptr(GError) local = NULL;
+        if (!sp_libvirt_start(sp_exp_dom(exp, i), &local)) {
+            if (!sp_exp_libvirt_lost(exp, "starting a guest", local, error))
                 g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_GUEST,
-                            "guest %s did not start: %s", g->name, sp_exp_virt_error());
+                            "guest %s did not start: %s", g->name, local->message);
             return FALSE;
         }
         SpExpDomain *d = &g_array_index(exp->domains, SpExpDomain, i);
-        g_autoptr(GError) local = NULL;
         d->started = TRUE;
         d->qemu = sp_libvirt_open_qemu(exp->host, g->name, g->uuid, NULL, &local);
         g->pid = d->qemu ? sp_process_get_pid(d->qemu) : 0;
@@ -1273,16 +1261,18 @@ static gboolean
 sp_exp_domain_running(SpExperiment *exp, SpExpRun *run, guint i, const char *doing,
                       GError **error)
 {
-    int state = 0, reason = 0;
+    SpLibvirtState state = SP_LIBVIRT_STATE_NOSTATE;
+    int reason = 0;
     const SpExpGuestInfo *g = &g_array_index(run->guests, SpExpGuestInfo, i);
+    g_autoptr(GError) local = NULL;
 
-    if (virDomainGetState(sp_exp_dom(exp, i), &state, &reason, 0) < 0) {
-        if (!sp_exp_libvirt_lost(exp, doing, error))
+    if (!sp_libvirt_get_state(sp_exp_dom(exp, i), &state, &reason, &local)) {
+        if (!sp_exp_libvirt_lost(exp, doing, local, error))
             g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_LIBVIRT,
-                        "guest %s: cannot get its state: %s", g->name, sp_exp_virt_error());
+                        "guest %s: cannot get its state: %s", g->name, local->message);
         return FALSE;
     }
-    if (state != VIR_DOMAIN_RUNNING) {
+    if (state != SP_LIBVIRT_STATE_RUNNING) {
         g_autofree char *tail = sp_exp_serial_tail(g->serial_log, 15);
         g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_GUEST,
                     "guest %s stopped while %s (libvirt state %d, reason %d); serial log "
@@ -1359,13 +1349,13 @@ sp_exp_find_ram(SpExperiment *exp, SpExpRun *run, GError **error)
         g_autofree char *reply = NULL;
         g_autofree char *region = NULL;
         g_autoptr(GPtrArray) vmas = NULL;
+        g_autoptr(GError) hmp = NULL;
         guint64 gpa = 0, hva = 0;
 
-        if (virDomainQemuMonitorCommand(sp_exp_dom(exp, i), "gpa2hva 0", &reply,
-                                        VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) < 0 ||
-            !sp_qmp_parse_gpa2hva(reply, &gpa, &region, &hva, NULL)) {
+        reply = sp_libvirt_hmp_command(sp_exp_dom(exp, i), "gpa2hva 0", &hmp);
+        if (!reply || !sp_qmp_parse_gpa2hva(reply, &gpa, &region, &hva, NULL)) {
             g_debug("guest %s: gpa2hva failed (%s); looking for the RAM VMA by size",
-                    g->name, reply ? reply : sp_exp_virt_error());
+                    g->name, reply ? reply : hmp->message);
             hva = 0;
         }
         vmas = sp_maps_read(exp->host, g->pid, error);
@@ -1675,17 +1665,17 @@ static void
 sp_exp_teardown_guests(SpExperiment *exp, SpExpRun *run, GString *problems)
 {
     g_autoptr(GError) local = NULL;
-    gboolean alive = exp->conn && virConnectIsAlive(exp->conn) == 1;
+    gboolean alive = exp->lv && sp_libvirt_is_alive(exp->lv);
 
-    if (exp->conn && !alive) {
-        /* libvirtd went away; it may be back (restarted). */
-        virConnectClose(exp->conn);
-        exp->conn = virConnectOpen(exp->uri);
-        alive = exp->conn != NULL;
+    if (exp->lv && !alive) {
+        /* libvirtd went away; it may be back (restarted).  If not, the
+         * old handles stay, to name what is left defined. */
+        alive = sp_libvirt_reconnect(exp->lv, NULL);
         for (guint i = 0; alive && i < exp->domains->len; i++) {
             SpExpDomain *d = &g_array_index(exp->domains, SpExpDomain, i);
             const SpExpGuestInfo *g = &g_array_index(run->guests, SpExpGuestInfo, i);
-            d->dom = d->defined ? virDomainLookupByUUIDString(exp->conn, g->uuid) : NULL;
+            g_clear_pointer(&d->dom, sp_libvirt_domain_free);
+            d->dom = d->defined ? sp_libvirt_lookup_uuid(exp->lv, g->uuid, NULL) : NULL;
             if (!d->dom)
                 d->defined = d->started = FALSE;
         }
@@ -1695,27 +1685,28 @@ sp_exp_teardown_guests(SpExperiment *exp, SpExpRun *run, GString *problems)
         SpExpGuestInfo *g = &g_array_index(run->guests, SpExpGuestInfo, i);
         g_autofree char *liblog = g_strdup_printf("/var/log/libvirt/qemu/%s.log", g->name);
         gsize problems_before = problems->len;
+        g_autoptr(GError) failed = NULL;
 
-        if (alive && d->dom && virDomainIsActive(d->dom) == 1 && virDomainDestroy(d->dom) < 0)
+        if (alive && d->dom && sp_libvirt_is_active(d->dom, NULL) &&
+            !sp_libvirt_destroy(d->dom, &failed))
             g_string_append_printf(problems, "\n  guest %s: destroy failed: %s", g->name,
-                                   sp_exp_virt_error());
+                                   failed->message);
         /* Without libvirtd, or if destroy failed: the process, through the
          * pidfd held since it started (never whoever has its pid now). */
         g_autoptr(GError) stop = NULL;
         if (d->qemu && !sp_process_stop(d->qemu, 10000, 5000, &stop))
             g_string_append_printf(problems, "\n  guest %s: QEMU pid %d still runs: %s",
                                    g->name, (int)g->pid, stop->message);
+        g_clear_error(&failed);
         if (d->dom && d->defined) {
-            if (alive && virDomainUndefine(d->dom) == 0)
+            if (alive && sp_libvirt_undefine(d->dom, &failed))
                 d->defined = FALSE;
             else
                 g_string_append_printf(problems, "\n  guest %s: still defined in libvirt "
                                        "(virsh undefine %s): %s", g->name, g->name,
-                                       alive ? sp_exp_virt_error() : "libvirtd is gone");
+                                       alive ? failed->message : "libvirtd is gone");
         }
-        if (d->dom)
-            virDomainFree(d->dom);
-        d->dom = NULL;
+        g_clear_pointer(&d->dom, sp_libvirt_domain_free);
         if (g->overlay && g_unlink(g->overlay) < 0 && errno != ENOENT) {
             g_string_append_printf(problems, "\n  cannot remove %s: %s", g->overlay,
                                    g_strerror(errno));
@@ -2084,12 +2075,11 @@ sp_experiment_run(SpExperiment *exp, GError **error)
         return FALSE;
     exp->ksmd_pid = sp_exp_find_ksmd(exp);
 
-    virSetErrorFunc(NULL, sp_exp_libvirt_quiet);
-    exp->conn = virConnectOpen(exp->uri);
-    if (!exp->conn) {
-        g_set_error(&failure, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_LIBVIRT,
-                    "cannot connect to libvirt at %s (is libvirtd running?): %s", exp->uri,
-                    sp_exp_virt_error());
+    exp->lv = sp_libvirt_open(exp->uri, &local);
+    if (!exp->lv) {
+        g_set_error(&failure, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_LIBVIRT, "%s",
+                    local->message);
+        g_clear_error(&local);
     }
 
     for (guint r = 0; !failure && r < plan->vm_counts->len; r++) {

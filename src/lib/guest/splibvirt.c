@@ -2,6 +2,12 @@
 /*
  * splibvirt.c: guests under libvirt
  *
+ * The only file of libsamepage that calls libvirt: connections, the
+ * domains the experiment runner and SpCleanup make and remove, their guest
+ * agents, and the guests samepage looks at.  libvirt's errors become
+ * GErrors here (one reader of its last error, one silencer of its stderr
+ * printing, in sp_libvirt_open()).
+ *
  * libvirt owns each domain's QMP socket; commands go through
  * virDomainQemuMonitorCommand(), wrapped as an SpQmp "command" transport.
  * libvirt has no API for the QEMU pid.  For qemu:///system its pid file
@@ -16,6 +22,7 @@
 #include "config.h"
 #define G_LOG_DOMAIN "samepage-libvirt"
 
+#include <libvirt/libvirt.h>
 #include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
 #include <pwd.h>
@@ -31,11 +38,35 @@ struct _SpLibvirt {
     char *uri;
 };
 
+/* The one reader of libvirt's (per-thread) last error. */
 static const char *
 sp_libvirt_last_error(void)
 {
     const char *msg = virGetLastErrorMessage();
     return msg && *msg ? msg : "unknown libvirt error";
+}
+
+/* libvirt's last error as our code. */
+static SpLibvirtErrorCode
+sp_libvirt_last_code(void)
+{
+    switch (virGetLastErrorCode()) {
+    case VIR_ERR_NO_DOMAIN:
+        return SP_LIBVIRT_ERROR_NO_DOMAIN;
+    case VIR_ERR_AGENT_UNRESPONSIVE:
+    case VIR_ERR_AGENT_UNSYNCED:
+        return SP_LIBVIRT_ERROR_AGENT;
+    default:
+        return SP_LIBVIRT_ERROR_FAILED;
+    }
+}
+
+/* @error from libvirt's last error: its code, its message; callers add
+ * what they were doing with g_prefix_error(). */
+static void
+sp_libvirt_fail(GError **error)
+{
+    g_set_error_literal(error, SP_LIBVIRT_ERROR, sp_libvirt_last_code(), sp_libvirt_last_error());
 }
 
 /* libvirt prints every error on stderr unless told otherwise; we report
@@ -45,10 +76,26 @@ sp_libvirt_silent(void *opaque, virErrorPtr err)
 {
 }
 
+static virConnectPtr
+sp_libvirt_connect(const char *uri, GError **error)
+{
+    virConnectPtr conn = virConnectOpen(uri);
+
+    if (!conn)
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_CONNECT,
+                    "cannot connect to %s: %s (is libvirtd running?)", uri,
+                    sp_libvirt_last_error());
+    return conn;
+}
+
 /**
  * sp_libvirt_open:
- * @uri: (nullable): a libvirt URI; NULL for libvirt's default
- *   ($LIBVIRT_DEFAULT_URI, else qemu:///system for root)
+ * @uri: (nullable): a libvirt URI; NULL: qemu:///system
+ *
+ * The connection is to @uri (never libvirt's default instead), and every
+ * call through it reports libvirt's errors in its GError only: this is the
+ * one place that silences libvirt's printing of errors on stderr (a
+ * process-wide setting of libvirt's).
  */
 SpLibvirt *
 sp_libvirt_open(const char *uri, GError **error)
@@ -56,18 +103,54 @@ sp_libvirt_open(const char *uri, GError **error)
     SpLibvirt *lv;
     virConnectPtr conn;
 
+    if (!uri)
+        uri = "qemu:///system";
     virSetErrorFunc(NULL, sp_libvirt_silent);
-    conn = virConnectOpen(uri ? uri : "qemu:///system");
-    if (!conn) {
-        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_CONNECT,
-                    "cannot connect to %s: %s (is libvirtd running?)",
-                    uri ? uri : "qemu:///system", sp_libvirt_last_error());
+    conn = sp_libvirt_connect(uri, error);
+    if (!conn)
         return NULL;
-    }
     lv = g_new0(SpLibvirt, 1);
     lv->conn = conn;
-    lv->uri = g_strdup(uri ? uri : "qemu:///system");
+    lv->uri = g_strdup(uri);
     return lv;
+}
+
+/**
+ * sp_libvirt_is_alive:
+ *
+ * TRUE while libvirtd answers on the connection.
+ */
+gboolean
+sp_libvirt_is_alive(SpLibvirt *lv)
+{
+    return lv->conn && virConnectIsAlive(lv->conn) == 1;
+}
+
+/**
+ * sp_libvirt_reconnect:
+ *
+ * Drops the connection and opens a new one to the same URI (libvirtd was
+ * restarted, say).  Domain handles of the old connection must be looked up
+ * again.  On failure the connection stays closed: calls fail with
+ * SP_LIBVIRT_ERROR_CONNECT until a reconnect succeeds.
+ */
+gboolean
+sp_libvirt_reconnect(SpLibvirt *lv, GError **error)
+{
+    if (lv->conn)
+        virConnectClose(lv->conn);
+    lv->conn = sp_libvirt_connect(lv->uri, error);
+    return lv->conn != NULL;
+}
+
+static gboolean
+sp_libvirt_check_conn(SpLibvirt *lv, GError **error)
+{
+    if (lv->conn)
+        return TRUE;
+    g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_CONNECT,
+                "not connected to %s (is libvirtd running?)", lv->uri);
+    return FALSE;
 }
 
 void
@@ -75,7 +158,8 @@ sp_libvirt_free(SpLibvirt *lv)
 {
     if (!lv)
         return;
-    virConnectClose(lv->conn);
+    if (lv->conn)
+        virConnectClose(lv->conn);
     g_free(lv->uri);
     g_free(lv);
 }
@@ -101,9 +185,12 @@ GStrv
 sp_libvirt_list_running(SpLibvirt *lv, GError **error)
 {
     virDomainPtr *doms = NULL;
-    int n = virConnectListAllDomains(lv->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     GPtrArray *names;
+    int n;
 
+    if (!sp_libvirt_check_conn(lv, error))
+        return NULL;
+    n = virConnectListAllDomains(lv->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     if (n < 0) {
         g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_FAILED,
                     "%s: cannot list domains: %s", lv->uri, sp_libvirt_last_error());
@@ -123,8 +210,11 @@ sp_libvirt_list_running(SpLibvirt *lv, GError **error)
 static virDomainPtr
 sp_libvirt_lookup(SpLibvirt *lv, const char *name, gboolean need_running, GError **error)
 {
-    virDomainPtr dom = virDomainLookupByName(lv->conn, name);
+    virDomainPtr dom;
 
+    if (!sp_libvirt_check_conn(lv, error))
+        return NULL;
+    dom = virDomainLookupByName(lv->conn, name);
     if (!dom) {
         g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_DOMAIN,
                     "no domain '%s' on %s", name, lv->uri);
@@ -137,6 +227,233 @@ sp_libvirt_lookup(SpLibvirt *lv, const char *name, gboolean need_running, GError
         return NULL;
     }
     return dom;
+}
+
+/* ------------------------------------------------------------- domains */
+
+struct _SpLibvirtDomain {
+    virDomainPtr dom;
+    char *name;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+};
+
+G_STATIC_ASSERT(SP_LIBVIRT_STATE_RUNNING == (int)VIR_DOMAIN_RUNNING);
+G_STATIC_ASSERT(SP_LIBVIRT_STATE_SHUTOFF == (int)VIR_DOMAIN_SHUTOFF);
+G_STATIC_ASSERT(SP_LIBVIRT_STATE_PMSUSPENDED == (int)VIR_DOMAIN_PMSUSPENDED);
+
+/* Takes @dom. */
+static SpLibvirtDomain *
+sp_libvirt_domain_new(virDomainPtr dom, GError **error)
+{
+    g_autoptr(SpLibvirtDomain) d = g_new0(SpLibvirtDomain, 1);
+    const char *name;
+
+    d->dom = dom;
+    name = virDomainGetName(dom);
+    if (!name || virDomainGetUUIDString(dom, d->uuid) < 0) {
+        sp_libvirt_fail(error);
+        return NULL;
+    }
+    d->name = g_strdup(name);
+    return g_steal_pointer(&d);
+}
+
+void
+sp_libvirt_domain_free(SpLibvirtDomain *dom)
+{
+    if (!dom)
+        return;
+    if (dom->dom)
+        virDomainFree(dom->dom);
+    g_free(dom->name);
+    g_free(dom);
+}
+
+/**
+ * sp_libvirt_define_xml:
+ * @xml: a domain's XML
+ *
+ * Defines (persistently) the domain @xml describes; it is not started.
+ *
+ * Returns: (transfer full): the domain, or NULL with @error set (libvirt's
+ * message: the XML refused, a name or UUID taken).
+ */
+SpLibvirtDomain *
+sp_libvirt_define_xml(SpLibvirt *lv, const char *xml, GError **error)
+{
+    virDomainPtr dom;
+
+    if (!sp_libvirt_check_conn(lv, error))
+        return NULL;
+    dom = virDomainDefineXML(lv->conn, xml);
+    if (!dom) {
+        sp_libvirt_fail(error);
+        return NULL;
+    }
+    return sp_libvirt_domain_new(dom, error);
+}
+
+/**
+ * sp_libvirt_lookup_uuid:
+ *
+ * Returns: (transfer full): the domain of @uuid, or NULL with @error set:
+ * SP_LIBVIRT_ERROR_NO_DOMAIN when libvirt knows no such domain, another
+ * code when it could not tell (libvirtd gone, say).
+ */
+SpLibvirtDomain *
+sp_libvirt_lookup_uuid(SpLibvirt *lv, const char *uuid, GError **error)
+{
+    virDomainPtr dom;
+
+    if (!sp_libvirt_check_conn(lv, error))
+        return NULL;
+    dom = virDomainLookupByUUIDString(lv->conn, uuid);
+    if (!dom) {
+        sp_libvirt_fail(error);
+        return NULL;
+    }
+    return sp_libvirt_domain_new(dom, error);
+}
+
+const char *
+sp_libvirt_domain_get_name(const SpLibvirtDomain *dom)
+{
+    return dom->name;
+}
+
+const char *
+sp_libvirt_domain_get_uuid(const SpLibvirtDomain *dom)
+{
+    return dom->uuid;
+}
+
+/**
+ * sp_libvirt_start:
+ *
+ * Starts the defined domain (virDomainCreate()).
+ */
+gboolean
+sp_libvirt_start(SpLibvirtDomain *dom, GError **error)
+{
+    if (virDomainCreate(dom->dom) < 0) {
+        sp_libvirt_fail(error);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/**
+ * sp_libvirt_destroy:
+ *
+ * Stops the running domain at once (its QEMU is killed); it stays defined.
+ */
+gboolean
+sp_libvirt_destroy(SpLibvirtDomain *dom, GError **error)
+{
+    if (virDomainDestroy(dom->dom) < 0) {
+        sp_libvirt_fail(error);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/**
+ * sp_libvirt_undefine:
+ *
+ * Removes the domain's definition (a running domain becomes transient).
+ */
+gboolean
+sp_libvirt_undefine(SpLibvirtDomain *dom, GError **error)
+{
+    if (virDomainUndefine(dom->dom) < 0) {
+        sp_libvirt_fail(error);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/**
+ * sp_libvirt_is_active:
+ *
+ * Returns: TRUE when the domain runs; FALSE when it does not, or with
+ * @error set when libvirt could not tell.
+ */
+gboolean
+sp_libvirt_is_active(SpLibvirtDomain *dom, GError **error)
+{
+    int active = virDomainIsActive(dom->dom);
+
+    if (active < 0)
+        sp_libvirt_fail(error);
+    return active == 1;
+}
+
+/**
+ * sp_libvirt_get_state:
+ * @state: (out): the domain's state
+ * @reason: (out): why, libvirt's reason code of that state
+ */
+gboolean
+sp_libvirt_get_state(SpLibvirtDomain *dom, SpLibvirtState *state, int *reason, GError **error)
+{
+    int st = 0, why = 0;
+
+    if (virDomainGetState(dom->dom, &st, &why, 0) < 0) {
+        sp_libvirt_fail(error);
+        return FALSE;
+    }
+    *state = (SpLibvirtState)st;
+    *reason = why;
+    return TRUE;
+}
+
+/**
+ * sp_libvirt_agent_command:
+ * @json: a guest agent command ({"execute": ..., "arguments": ...})
+ * @timeout_s: seconds to wait for the answer
+ *
+ * Sends @json to the domain's QEMU guest agent through libvirt.
+ *
+ * Returns: (transfer full): the agent's reply, JSON text, or NULL with
+ * @error set (SP_LIBVIRT_ERROR_AGENT: no agent connected or no answer in
+ * time).
+ */
+char *
+sp_libvirt_agent_command(SpLibvirtDomain *dom, const char *json, int timeout_s, GError **error)
+{
+    char *reply = virDomainQemuAgentCommand(dom->dom, json, timeout_s, 0);
+    char *copy;
+
+    if (!reply) {
+        sp_libvirt_fail(error);
+        return NULL;
+    }
+    /* libvirt allocates with malloc; hand back glib memory. */
+    copy = g_strdup(reply);
+    free(reply);
+    return copy;
+}
+
+/**
+ * sp_libvirt_hmp_command:
+ * @command: a human monitor command ("gpa2hva 0")
+ *
+ * Returns: (transfer full): QEMU's answer, or NULL with @error set.
+ */
+char *
+sp_libvirt_hmp_command(SpLibvirtDomain *dom, const char *command, GError **error)
+{
+    char *reply = NULL;
+    char *copy;
+
+    if (virDomainQemuMonitorCommand(dom->dom, command, &reply,
+                                    VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) < 0) {
+        sp_libvirt_fail(error);
+        return NULL;
+    }
+    copy = g_strdup(reply);
+    free(reply);
+    return copy;
 }
 
 /* ------------------------------------------------------------- transport */
@@ -154,8 +471,7 @@ sp_libvirt_qmp_command(SpQmpTransport *self, const char *command, gint64 deadlin
     char *result = NULL;
 
     if (virDomainQemuMonitorCommand(t->dom, command, &result, 0) < 0) {
-        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_FAILED, "%s",
-                    sp_libvirt_last_error());
+        sp_libvirt_fail(error);
         return NULL;
     }
     /* libvirt allocates with malloc; hand back glib memory. */
@@ -548,6 +864,8 @@ sp_libvirt_set_ksm(SpLibvirt *lv, const SpKsmSetting *settings, gsize n, GError 
         params[i].type = VIR_TYPED_PARAM_UINT;
         params[i].value.ui = (unsigned int)settings[i].value;
     }
+    if (!sp_libvirt_check_conn(lv, error))
+        return FALSE;
     if (virNodeSetMemoryParameters(lv->conn, params, (int)n, 0) < 0) {
         g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_FAILED, "%s: %s", lv->uri,
                     sp_libvirt_last_error());
