@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * SpGuest: regions placed from a recorded QMP transcript and a fake /proc,
- * ksm_stat parsing, and libvirt's pid lookup by -uuid.
+ * ksm_stat parsing, and libvirt's pid lookup by -uuid.  SpLibvirt's
+ * domains and connection on libvirt's in-process test driver.
  */
 #include "config.h"
 
@@ -354,6 +355,187 @@ test_open_qemu_live(void **state)
     sp_test_remove_tree(run);
 }
 
+/* ------------------------------------------------------------- SpLibvirt */
+
+#define LV_UUID "5b1e0c2a-7d3f-4e8a-9c61-0f2d4b6a8e10"
+#define LV_MISSING "00000000-1111-2222-3333-444444444444"
+
+static const char lv_domain_xml[] =
+    "<domain type='test'>\n"
+    "  <name>sp-lv-1</name>\n"
+    "  <uuid>" LV_UUID "</uuid>\n"
+    "  <memory unit='MiB'>64</memory>\n"
+    "  <os><type>hvm</type></os>\n"
+    "</domain>\n";
+
+/* A domain's life: define, start, state, destroy, undefine; then its UUID
+ * is unknown: SP_LIBVIRT_ERROR_NO_DOMAIN. */
+static void
+test_libvirt_domain_life(void **state)
+{
+    g_autoptr(SpLibvirt) lv = NULL;
+    g_autoptr(SpLibvirtDomain) dom = NULL;
+    g_autoptr(SpLibvirtDomain) again = NULL;
+    g_autoptr(GError) error = NULL;
+    SpLibvirtState st = SP_LIBVIRT_STATE_NOSTATE;
+    int reason = -1;
+
+    lv = sp_libvirt_open("test:///default", &error);
+    if (!lv)
+        fail_msg("%s", error->message);
+    assert_string_equal(sp_libvirt_get_uri(lv), "test:///default");
+    assert_true(sp_libvirt_is_alive(lv));
+
+    dom = sp_libvirt_define_xml(lv, lv_domain_xml, &error);
+    if (!dom)
+        fail_msg("%s", error->message);
+    assert_string_equal(sp_libvirt_domain_get_name(dom), "sp-lv-1");
+    assert_string_equal(sp_libvirt_domain_get_uuid(dom), LV_UUID);
+    assert_false(sp_libvirt_is_active(dom, &error));
+    assert_null(error);
+    assert_true(sp_libvirt_get_state(dom, &st, &reason, &error));
+    assert_int_equal(st, SP_LIBVIRT_STATE_SHUTOFF);
+
+    assert_true(sp_libvirt_start(dom, &error));
+    assert_null(error);
+    assert_true(sp_libvirt_is_active(dom, &error));
+    assert_true(sp_libvirt_get_state(dom, &st, &reason, &error));
+    assert_int_equal(st, SP_LIBVIRT_STATE_RUNNING);
+    /* Started twice: refused, with libvirt's reason. */
+    assert_false(sp_libvirt_start(dom, &error));
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_FAILED));
+    assert_true(*error->message);
+    g_clear_error(&error);
+
+    /* The same domain by its UUID. */
+    again = sp_libvirt_lookup_uuid(lv, LV_UUID, &error);
+    if (!again)
+        fail_msg("%s", error->message);
+    assert_string_equal(sp_libvirt_domain_get_name(again), "sp-lv-1");
+    assert_true(sp_libvirt_is_active(again, NULL));
+
+    assert_true(sp_libvirt_destroy(dom, &error));
+    assert_false(sp_libvirt_is_active(dom, NULL));
+    assert_true(sp_libvirt_get_state(again, &st, &reason, &error));
+    assert_int_equal(st, SP_LIBVIRT_STATE_SHUTOFF);
+    assert_false(sp_libvirt_destroy(dom, &error));
+    assert_non_null(error);
+    g_clear_error(&error);
+    assert_true(sp_libvirt_undefine(dom, &error));
+    assert_null(error);
+
+    /* Gone: its handles fail, its UUID is unknown. */
+    assert_false(sp_libvirt_undefine(again, &error));
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_DOMAIN));
+    g_clear_error(&error);
+    assert_false(sp_libvirt_get_state(again, &st, &reason, &error));
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_DOMAIN));
+    g_clear_error(&error);
+    assert_null(sp_libvirt_lookup_uuid(lv, LV_UUID, &error));
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_DOMAIN));
+    g_clear_error(&error);
+    assert_null(sp_libvirt_lookup_uuid(lv, LV_MISSING, &error));
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_DOMAIN));
+    g_clear_error(&error);
+    assert_null(sp_libvirt_lookup_uuid(lv, "not-a-uuid", &error));
+    assert_non_null(error);
+    g_clear_error(&error);
+}
+
+/* XML libvirt refuses, and what the test driver cannot do (a guest agent,
+ * the human monitor): NULL with libvirt's message, never a crash. */
+static void
+test_libvirt_domain_refused(void **state)
+{
+    g_autoptr(SpLibvirt) lv = sp_libvirt_open("test:///default", NULL);
+    g_autoptr(SpLibvirtDomain) dom = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *reply = NULL;
+
+    assert_non_null(lv);
+    assert_null(sp_libvirt_define_xml(lv, "<domain type='test'><name>x", &error));
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_FAILED));
+    assert_true(*error->message);
+    g_clear_error(&error);
+
+    dom = sp_libvirt_define_xml(lv, lv_domain_xml, &error);
+    if (!dom)
+        fail_msg("%s", error->message);
+    assert_true(sp_libvirt_start(dom, &error));
+    reply = sp_libvirt_agent_command(dom, "{\"execute\": \"guest-ping\"}", 1, &error);
+    assert_null(reply);
+    assert_true(error && error->domain == SP_LIBVIRT_ERROR && *error->message);
+    g_clear_error(&error);
+    reply = sp_libvirt_hmp_command(dom, "gpa2hva 0", &error);
+    assert_null(reply);
+    assert_true(error && error->domain == SP_LIBVIRT_ERROR && *error->message);
+    g_clear_error(&error);
+    assert_true(sp_libvirt_destroy(dom, NULL));
+    assert_true(sp_libvirt_undefine(dom, NULL));
+}
+
+/* A connection: an unknown URI is a CONNECT error naming it; a reconnect
+ * to the same URI; once that fails, calls say "not connected". */
+static void
+test_libvirt_connection(void **state)
+{
+    g_autofree char *tmp = g_dir_make_tmp("samepage-libvirt-XXXXXX", NULL);
+    g_autofree char *node = g_build_filename(tmp, "node.xml", NULL);
+    g_autofree char *uri = g_strdup_printf("test://%s", node);
+    g_autofree char *missing = g_strdup_printf("test://%s/none.xml", tmp);
+    g_autoptr(SpLibvirt) lv = NULL;
+    g_autoptr(SpLibvirtDomain) dom = NULL;
+    g_autoptr(GError) error = NULL;
+    g_auto(GStrv) running = NULL;
+
+    assert_null(sp_libvirt_open(missing, &error));
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_CONNECT));
+    assert_non_null(strstr(error->message, missing));
+    g_clear_error(&error);
+
+    sp_test_write(tmp, "node.xml", "<node>\n"
+                  "  <domain type='test'>\n"
+                  "    <name>sp-lv-node</name>\n"
+                  "    <uuid>" LV_UUID "</uuid>\n"
+                  "    <memory unit='MiB'>64</memory>\n"
+                  "    <os><type>hvm</type></os>\n"
+                  "  </domain>\n"
+                  "</node>\n");
+    lv = sp_libvirt_open(uri, &error);
+    if (!lv)
+        fail_msg("%s", error->message);
+    assert_string_equal(sp_libvirt_get_uri(lv), uri);
+    assert_true(sp_libvirt_is_alive(lv));
+    assert_true(sp_libvirt_reconnect(lv, &error));
+    assert_true(sp_libvirt_is_alive(lv));
+    assert_string_equal(sp_libvirt_get_uri(lv), uri);
+    dom = sp_libvirt_lookup_uuid(lv, LV_UUID, &error);
+    if (!dom)
+        fail_msg("%s", error->message);
+    assert_string_equal(sp_libvirt_domain_get_name(dom), "sp-lv-node");
+    running = sp_libvirt_list_running(lv, &error);
+    assert_non_null(running);
+    assert_true(g_strv_contains((const char *const *)running, "sp-lv-node"));
+
+    /* The URI stops working: the reconnect fails and leaves no connection. */
+    sp_test_remove_tree(tmp);
+    assert_false(sp_libvirt_reconnect(lv, &error));
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_CONNECT));
+    g_clear_error(&error);
+    assert_false(sp_libvirt_is_alive(lv));
+    assert_null(sp_libvirt_lookup_uuid(lv, LV_UUID, &error));
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_CONNECT));
+    assert_non_null(strstr(error->message, uri));
+    g_clear_error(&error);
+    assert_null(sp_libvirt_define_xml(lv, lv_domain_xml, &error));
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_CONNECT));
+    g_clear_error(&error);
+    assert_null(sp_libvirt_list_running(lv, &error));
+    assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_CONNECT));
+    /* A handle of the old connection outlives it. */
+    assert_string_equal(sp_libvirt_domain_get_uuid(dom), LV_UUID);
+}
+
 int
 main(void)
 {
@@ -366,6 +548,9 @@ main(void)
         cmocka_unit_test(test_find_qemu_owner),
         cmocka_unit_test(test_find_qemu_two),
         cmocka_unit_test(test_open_qemu_live),
+        cmocka_unit_test(test_libvirt_domain_life),
+        cmocka_unit_test(test_libvirt_domain_refused),
+        cmocka_unit_test(test_libvirt_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
