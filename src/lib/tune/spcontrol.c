@@ -323,6 +323,33 @@ sp_control_prediction_stale(const SpControlSnapshot *s)
            (s->last_guest_start_t >= 0 && s->last_guest_start_t > s->prediction_t);
 }
 
+/* Scanning hard: the budget's rate (cut by @factor when over it over the
+ * last minute), capped at @cap pages a second, in batches every 20 ms. */
+static void
+sp_control_set_boost(const SpControl *ctl, double budget, double factor, double cap,
+                     SpControlDecision *out)
+{
+    double rate = MIN(budget / ctl->cost, cap) * factor;
+
+    out->sleep_ms = SP_CTL_BOOST_SLEEP_MS;
+    out->pages_to_scan = sp_clamp_u(rate * SP_CTL_BOOST_SLEEP_MS / 1000.0, 100, 1000000);
+    out->next_s = 5;
+}
+
+/* Maintenance: one full scan of the registered pages in maintenance_scan_s,
+ * at most a quarter of the budget, in batches every 200 ms. */
+static void
+sp_control_set_maintain(const SpControl *ctl, const SpControlSnapshot *s, double budget,
+                        double factor, SpControlDecision *out)
+{
+    double rate = MIN((double)s->registered_pages / MAX(ctl->cfg.maintenance_scan_s, 1u),
+                      budget / 4 / ctl->cost) * factor;
+
+    out->sleep_ms = SP_CTL_MAINTAIN_SLEEP_MS;
+    out->pages_to_scan = sp_clamp_u(rate * SP_CTL_MAINTAIN_SLEEP_MS / 1000.0, 16, 1000000);
+    out->next_s = 15;
+}
+
 static void
 sp_control_samepage(SpControl *ctl, const SpControlSnapshot *s, double cpu_pct,
                     SpControlDecision *out)
@@ -334,7 +361,7 @@ sp_control_samepage(SpControl *ctl, const SpControlSnapshot *s, double cpu_pct,
     guint64 pred = s->predicted_sharing;
     guint64 slack = MAX(pred / 50, (guint64)256);
     gboolean reached = !stale && s->pages_sharing + slack >= pred;
-    double rate, factor = 1.0;
+    double factor = 1.0;
 
     if (!ctl->have_prev) {
         ctl->best_sharing = s->pages_sharing;
@@ -368,10 +395,7 @@ sp_control_samepage(SpControl *ctl, const SpControlSnapshot *s, double cpu_pct,
             out->smart_scan = 1;
         } else {
             out->smart_scan = 0;
-            rate = budget / ctl->cost * factor;
-            out->sleep_ms = SP_CTL_BOOST_SLEEP_MS;
-            out->pages_to_scan = sp_clamp_u(rate * SP_CTL_BOOST_SLEEP_MS / 1000.0, 100, 1000000);
-            out->next_s = 5;
+            sp_control_set_boost(ctl, budget, factor, G_MAXDOUBLE, out);
             sp_reason(out, "smart_scan=0 for %u full scans (%" G_GUINT64_FORMAT " done): the "
                       "kernel stopped at %" G_GUINT64_FORMAT " pages_sharing, the model predicts %"
                       G_GUINT64_FORMAT, cfg->smart_scan_off_scans,
@@ -383,11 +407,7 @@ sp_control_samepage(SpControl *ctl, const SpControlSnapshot *s, double cpu_pct,
     /* A settled gap is chased again only with new sharing to find. */
     if (ctl->phase == SP_CONTROL_PHASE_MAINTAIN && !reached && !stale &&
         ctl->settled_prediction_t >= 0 && s->prediction_t <= ctl->settled_prediction_t) {
-        rate = MIN((double)s->registered_pages / MAX(cfg->maintenance_scan_s, 1u),
-                   budget / 4 / ctl->cost);
-        out->sleep_ms = SP_CTL_MAINTAIN_SLEEP_MS;
-        out->pages_to_scan = sp_clamp_u(rate * SP_CTL_MAINTAIN_SLEEP_MS / 1000.0, 16, 1000000);
-        out->next_s = 15;
+        sp_control_set_maintain(ctl, s, budget, 1.0, out);
         sp_reason(out, "settled below the prediction: pages_sharing %" G_GUINT64_FORMAT
                   ", the model %" G_GUINT64_FORMAT " (%.1f%%); maintenance rate",
                   s->pages_sharing, pred, pred ? 100.0 * ((double)s->pages_sharing - pred) / pred : 0);
@@ -411,12 +431,7 @@ sp_control_samepage(SpControl *ctl, const SpControlSnapshot *s, double cpu_pct,
                       cfg->stop_above_available_pct);
             return;
         }
-        rate = MIN((double)s->registered_pages / MAX(cfg->maintenance_scan_s, 1u),
-                   budget / 4 / ctl->cost);
-        out->sleep_ms = SP_CTL_MAINTAIN_SLEEP_MS;
-        out->pages_to_scan = sp_clamp_u(rate * factor * SP_CTL_MAINTAIN_SLEEP_MS / 1000.0,
-                                        16, 1000000);
-        out->next_s = 15;
+        sp_control_set_maintain(ctl, s, budget, factor, out);
         sp_reason(out, "at the prediction: pages_sharing %" G_GUINT64_FORMAT " of %"
                   G_GUINT64_FORMAT "; one full scan of %" G_GUINT64_FORMAT " pages in about %u s",
                   s->pages_sharing, pred, s->registered_pages, cfg->maintenance_scan_s);
@@ -431,10 +446,7 @@ sp_control_samepage(SpControl *ctl, const SpControlSnapshot *s, double cpu_pct,
             ctl->phase = SP_CONTROL_PHASE_SMART_OFF;
             ctl->smart_off_from = s->full_scans;
             out->smart_scan = 0;
-            rate = budget / ctl->cost * factor;
-            out->sleep_ms = SP_CTL_BOOST_SLEEP_MS;
-            out->pages_to_scan = sp_clamp_u(rate * SP_CTL_BOOST_SLEEP_MS / 1000.0, 100, 1000000);
-            out->next_s = 5;
+            sp_control_set_boost(ctl, budget, factor, G_MAXDOUBLE, out);
             sp_reason(out, "no gain for %u full scans at %" G_GUINT64_FORMAT " pages_sharing, "
                       "below the model's %" G_GUINT64_FORMAT ": smart_scan=0 for %u full scans",
                       SP_CTL_STALL_SCANS, s->pages_sharing, pred, cfg->smart_scan_off_scans);
@@ -448,10 +460,7 @@ sp_control_samepage(SpControl *ctl, const SpControlSnapshot *s, double cpu_pct,
 
     /* BOOST: spend the budget, never more than a full scan a second. */
     ctl->phase = SP_CONTROL_PHASE_BOOST;
-    rate = MIN(budget / ctl->cost, (double)MAX(s->registered_pages, 1000u)) * factor;
-    out->sleep_ms = SP_CTL_BOOST_SLEEP_MS;
-    out->pages_to_scan = sp_clamp_u(rate * SP_CTL_BOOST_SLEEP_MS / 1000.0, 100, 1000000);
-    out->next_s = 5;
+    sp_control_set_boost(ctl, budget, factor, (double)MAX(s->registered_pages, 1000u), out);
     if (stale)
         sp_reason(out, "the prediction is stale (%s): scanning at the budget's rate, %u pages "
                   "every %u ms", !s->have_prediction ? "none yet"
