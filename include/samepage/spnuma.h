@@ -39,6 +39,20 @@ gboolean sp_numa_plan(const SpKsmState *state, guint64 mem_available, gboolean w
 
 typedef void (*SpNumaProgress)(gint64 pages_shared, double elapsed_s, gpointer user_data);
 
+/* The switch as steps a main loop drives (see spnuma.c). */
+#define SP_NUMA_STEP_MS 500
+typedef struct _SpNumaSwitch SpNumaSwitch;
+
+SpNumaSwitch *sp_numa_switch_new(const SpHost *host, gboolean want, gboolean force,
+                                 guint timeout_s, GError **error);
+void sp_numa_switch_free(SpNumaSwitch *sw);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpNumaSwitch, sp_numa_switch_free)
+const SpNumaPlan *sp_numa_switch_get_plan(const SpNumaSwitch *sw);
+gboolean sp_numa_switch_step(SpNumaSwitch *sw, gboolean *done, gint64 *pages_shared,
+                             double *elapsed_s, GError **error);
+gboolean sp_numa_switch_abort(SpNumaSwitch *sw, GError **error);
+
+/* The steps in a blocking loop, for command-line tools. */
 gboolean sp_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_s,
                         SpNumaProgress progress, gpointer user_data, GCancellable *cancellable,
                         SpNumaPlan *plan, GError **error);

@@ -240,6 +240,81 @@ test_switch_interrupted(void **unused)
     sp_test_remove_tree(proc);
 }
 
+/*
+ * The switch as steps a main loop drives (what samepaged will call): no
+ * step waits; each says where it is; an abort while unmerging puts
+ * everything back; once done there is nothing to abort.
+ */
+static void
+test_switch_steps(void **unused)
+{
+    g_autofree char *root = sp_test_tree_new("sysfs-6.18");
+    g_autofree char *proc = g_dir_make_tmp("samepage-proc-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots(root, proc);
+    g_autoptr(GError) error = NULL;
+    SpFakeKsm *k = sp_fake_ksm_new(host, root);
+    gboolean done = TRUE;
+    gint64 shared = 0;
+    double el = -1;
+
+    sp_test_write(proc, "meminfo", "MemTotal: 24000000 kB\nMemAvailable: 20000000 kB\n");
+    sp_test_write(root, KSM "run", "1\n");
+    sp_test_write(root, KSM "pages_shared", "500\n");
+    sp_test_write(root, KSM "pages_sharing", "900\n");
+    k->slow_unmerge = TRUE;
+
+    g_autoptr(SpNumaSwitch) sw = sp_numa_switch_new(host, FALSE, FALSE, 60, &error);
+    assert_non_null(sw);
+    assert_true(sp_numa_switch_get_plan(sw)->unmerge);
+    assert_int_equal(k->log->len, 0);          /* planning writes nothing */
+    /* 1: run=2, then pages_shared read back, still 500 */
+    assert_true(sp_numa_switch_step(sw, &done, &shared, &el, &error));
+    assert_false(done);
+    assert_int_equal(shared, 500);
+    assert_true(el >= 0 && el < 5);
+    assert_int_equal(k->unmerges, 1);
+    assert_true(sp_numa_switch_step(sw, &done, &shared, NULL, &error));
+    assert_false(done);
+    /* the kernel finishes the unmerge: pages_shared 0, the knob is next */
+    sp_test_write(root, KSM "pages_shared", "0\n");
+    assert_true(sp_numa_switch_step(sw, &done, &shared, NULL, &error));
+    assert_false(done);
+    assert_int_equal(shared, 0);
+    g_autofree char *man1 = sp_test_read(root, KSM "merge_across_nodes");
+    assert_string_equal(man1, "1");
+    assert_true(sp_numa_switch_step(sw, &done, &shared, NULL, &error));
+    assert_true(done);
+    g_autofree char *man0 = sp_test_read(root, KSM "merge_across_nodes");
+    g_autofree char *run = sp_test_read(root, KSM "run");
+    assert_string_equal(man0, "0");
+    assert_string_equal(run, "1");
+    assert_true(sp_numa_switch_abort(sw, &error));
+    assert_null(error);
+
+    /* An abort while unmerging restores run (never a second unmerge). */
+    sp_test_write(root, KSM "pages_shared", "500\n");
+    g_autoptr(SpNumaSwitch) sw2 = sp_numa_switch_new(host, TRUE, FALSE, 60, &error);
+    assert_non_null(sw2);
+    assert_true(sp_numa_switch_step(sw2, &done, &shared, NULL, &error));
+    assert_int_equal(k->unmerges, 2);
+    assert_false(sp_numa_switch_abort(sw2, &error));
+    assert_true(g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_INTERRUPTED));
+    assert_non_null(strstr(error->message, "interrupted while unmerging"));
+    assert_non_null(strstr(error->message, "restored"));
+    assert_int_equal(k->unmerges, 2);
+    g_autofree char *run2 = sp_test_read(root, KSM "run");
+    g_autofree char *man2 = sp_test_read(root, KSM "merge_across_nodes");
+    assert_string_equal(run2, "1");
+    assert_string_equal(man2, "0");
+    g_clear_error(&error);
+    /* A failed switch takes no more steps. */
+    assert_false(sp_numa_switch_step(sw2, &done, &shared, NULL, &error));
+
+    sp_fake_ksm_free(k);
+    sp_test_remove_tree(root);
+    sp_test_remove_tree(proc);
+}
+
 int
 main(void)
 {
@@ -249,6 +324,7 @@ main(void)
         cmocka_unit_test(test_plan_overflow),
         cmocka_unit_test(test_mem_available_overflow),
         cmocka_unit_test(test_switch_interrupted),
+        cmocka_unit_test(test_switch_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,14 +94,187 @@ sp_numa_wait(guint ms, GCancellable *cancellable)
     return !g_cancellable_is_cancelled(cancellable);
 }
 
-static gboolean
-sp_numa_interrupted(GCancellable *cancellable, const char *when, GError **error)
+/* ------------------------------------------------------------ the steps */
+
+typedef enum {
+    SP_NUMA_SW_START,           /* nothing written yet */
+    SP_NUMA_SW_UNMERGING,       /* run=2 written (or run was off): waiting for pages_shared 0 */
+    SP_NUMA_SW_READY,           /* pages_shared is 0: the knob is next */
+    SP_NUMA_SW_DONE,
+    SP_NUMA_SW_FAILED,          /* failed or aborted; the snapshot was put back */
+} SpNumaSwState;
+
+struct _SpNumaSwitch {
+    const SpHost *host;
+    gboolean want;
+    guint timeout_s;
+    SpKsmState snapshot;
+    SpNumaPlan plan;
+    SpNumaSwState state;
+    gint64 t0_us;
+};
+
+/**
+ * sp_numa_switch_new:
+ * @timeout_s: how long the unmerge may take before the switch gives up
+ *
+ * Takes the snapshot the switch restores on failure and plans it
+ * (sp_numa_plan()); nothing is written yet.  The caller then calls
+ * sp_numa_switch_step() until it says done, SP_NUMA_STEP_MS apart, from a
+ * timer of its own main loop: no step blocks for more than a sysfs write
+ * (the run=2 write returns once the kernel has unmerged).
+ *
+ * Returns: (transfer full): the switch, or NULL with the planning error.
+ */
+SpNumaSwitch *
+sp_numa_switch_new(const SpHost *host, gboolean want, gboolean force, guint timeout_s,
+                   GError **error)
 {
-    if (!g_cancellable_is_cancelled(cancellable))
-        return FALSE;
-    g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_INTERRUPTED, "interrupted %s", when);
-    return TRUE;
+    g_autoptr(SpNumaSwitch) sw = g_new0(SpNumaSwitch, 1);
+
+    sw->host = host;
+    sw->want = want;
+    sw->timeout_s = timeout_s;
+    if (!sp_ksm_snapshot(host, &sw->snapshot, error) ||
+        !sp_numa_plan(&sw->snapshot, sp_host_mem_available(host), want, force, &sw->plan, error))
+        return NULL;
+    sw->state = sw->plan.nothing_to_do ? SP_NUMA_SW_DONE : SP_NUMA_SW_START;
+    return g_steal_pointer(&sw);
 }
+
+void
+sp_numa_switch_free(SpNumaSwitch *sw)
+{
+    g_free(sw);
+}
+
+const SpNumaPlan *
+sp_numa_switch_get_plan(const SpNumaSwitch *sw)
+{
+    return &sw->plan;
+}
+
+/* Puts the snapshot back and says so in @error; the switch has failed. */
+static gboolean
+sp_numa_switch_restore(SpNumaSwitch *sw, GError **error)
+{
+    g_autoptr(GError) undo = NULL;
+
+    sw->state = SP_NUMA_SW_FAILED;
+    if (!sp_ksm_restore(sw->host, &sw->snapshot, NULL, &undo))
+        g_prefix_error(error, "(KSM not fully restored: %s) ", undo->message);
+    else
+        g_prefix_error(error, "merge_across_nodes, run and every other knob restored "
+                       "(pages already unmerged merge again as KSM rescans): ");
+    return FALSE;
+}
+
+/**
+ * sp_numa_switch_step:
+ * @done: (out): TRUE once merge_across_nodes has its new value and run is
+ *   back (or there was nothing to do)
+ * @pages_shared: (out) (optional): pages_shared as last read, -1 if not read
+ * @elapsed_s: (out) (optional): seconds since the unmerge began
+ *
+ * One step: write run=2 (the first), read pages_shared (while unmerging),
+ * or write the knob and run back (once pages_shared is 0).  A failure, or
+ * a timeout, restores the snapshot and returns FALSE.
+ */
+gboolean
+sp_numa_switch_step(SpNumaSwitch *sw, gboolean *done, gint64 *pages_shared, double *elapsed_s,
+                    GError **error)
+{
+    SpKsmState now;
+    double el;
+
+    *done = FALSE;
+    if (pages_shared)
+        *pages_shared = -1;
+    if (elapsed_s)
+        *elapsed_s = 0;
+    switch (sw->state) {
+    case SP_NUMA_SW_DONE:
+        *done = TRUE;
+        return TRUE;
+    case SP_NUMA_SW_FAILED:
+        g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_FAILED, "the switch has already failed");
+        return FALSE;
+    case SP_NUMA_SW_START:
+        if (sw->plan.unmerge || sw->snapshot.entry[SP_KSM_RUN].value == 1) {
+            /* Stop and unmerge; new merges could otherwise refill pages_shared. */
+            if (!sp_numa_write(sw->host, SP_KSM_RUN, 2, error))
+                return sp_numa_switch_restore(sw, error);
+        }
+        sw->t0_us = g_get_monotonic_time();
+        sw->state = SP_NUMA_SW_UNMERGING;
+        G_GNUC_FALLTHROUGH;
+    case SP_NUMA_SW_UNMERGING:
+        el = (g_get_monotonic_time() - sw->t0_us) / 1e6;
+        if (elapsed_s)
+            *elapsed_s = el;
+        if (!sp_ksm_read(sw->host, &now, error))
+            return sp_numa_switch_restore(sw, error);
+        if (pages_shared)
+            *pages_shared = now.entry[SP_KSM_PAGES_SHARED].value;
+        if (now.entry[SP_KSM_PAGES_SHARED].value == 0) {
+            sw->state = SP_NUMA_SW_READY;
+            return TRUE;
+        }
+        if (el > sw->timeout_s) {
+            g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_TIMEOUT,
+                        "pages_shared is still %" G_GINT64_FORMAT " after %u s of unmerging",
+                        now.entry[SP_KSM_PAGES_SHARED].value, sw->timeout_s);
+            return sp_numa_switch_restore(sw, error);
+        }
+        return TRUE;
+    case SP_NUMA_SW_READY:
+        if (!sp_numa_write(sw->host, SP_KSM_MERGE_ACROSS_NODES, sw->want, error))
+            return sp_numa_switch_restore(sw, error);
+        if (!sp_numa_write(sw->host, SP_KSM_RUN, sw->plan.restore_run, error)) {
+            sw->state = SP_NUMA_SW_FAILED;
+            g_prefix_error(error, "merge_across_nodes is now %d, but run could not be put back: ",
+                           sw->want);
+            return FALSE;
+        }
+        sw->state = SP_NUMA_SW_DONE;
+        *done = TRUE;
+        return TRUE;
+    }
+    g_assert_not_reached();
+}
+
+/**
+ * sp_numa_switch_abort:
+ *
+ * Stops the switch (a signal, say): puts the snapshot back if anything was
+ * written, and sets SP_NUMA_ERROR_INTERRUPTED saying at which point.  Once
+ * merge_across_nodes is written there is nothing to abort: returns TRUE.
+ */
+gboolean
+sp_numa_switch_abort(SpNumaSwitch *sw, GError **error)
+{
+    static const char *const when[] = {
+        [SP_NUMA_SW_START] = "before anything was changed",
+        [SP_NUMA_SW_UNMERGING] = "while unmerging",
+        [SP_NUMA_SW_READY] = "after the unmerge",
+    };
+
+    if (sw->state == SP_NUMA_SW_DONE)
+        return TRUE;
+    if (sw->state == SP_NUMA_SW_FAILED) {
+        g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_INTERRUPTED, "interrupted after a failure");
+        return FALSE;
+    }
+    g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_INTERRUPTED, "interrupted %s",
+                when[sw->state]);
+    if (sw->state == SP_NUMA_SW_START) {
+        sw->state = SP_NUMA_SW_FAILED;
+        return FALSE;
+    }
+    return sp_numa_switch_restore(sw, error);
+}
+
+/* ------------------------------------------------------------ blocking */
 
 /**
  * sp_numa_switch:
@@ -114,71 +287,34 @@ sp_numa_interrupted(GCancellable *cancellable, const char *when, GError **error)
  *   the switch is done and only run is put back.
  * @plan: (out): what was planned (and done)
  *
- * The wait runs the default main context: call it from the thread that
- * owns it.  Any failure restores the snapshot taken at the start
- * (sp_ksm_restore(): run as it was, a run=2 as 0, every other knob).
+ * The steps of SpNumaSwitch, one after the other, for a command-line tool:
+ * it blocks, and between steps it runs the default main context (so that
+ * the caller's g_unix_signal_add() handlers run and may cancel); call it
+ * from the thread that owns that context.  A daemon drives
+ * sp_numa_switch_step() from its own timer instead.
  */
 gboolean
 sp_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_s,
                SpNumaProgress progress, gpointer user_data, GCancellable *cancellable,
                SpNumaPlan *plan, GError **error)
 {
-    SpKsmState st;
-    gint64 t0;
+    g_autoptr(SpNumaSwitch) sw = sp_numa_switch_new(host, want, force, timeout_s, error);
+    gboolean done = FALSE;
 
-    if (!sp_ksm_snapshot(host, &st, error))
+    if (!sw)
         return FALSE;
-    if (!sp_numa_plan(&st, sp_host_mem_available(host), want, force, plan, error))
-        return FALSE;
-    if (plan->nothing_to_do)
-        return TRUE;
-    if (sp_numa_interrupted(cancellable, "before anything was changed", error))
-        return FALSE;
-
-    if (plan->unmerge || st.entry[SP_KSM_RUN].value == 1) {
-        /* Stop and unmerge; new merges could otherwise refill pages_shared. */
-        if (!sp_numa_write(host, SP_KSM_RUN, 2, error))
-            goto restore;
-    }
-    t0 = g_get_monotonic_time();
-    for (;;) {
-        SpKsmState now;
-        double el = (g_get_monotonic_time() - t0) / 1e6;
-        if (sp_numa_interrupted(cancellable, "while unmerging", error))
-            goto restore;
-        if (!sp_ksm_read(host, &now, error))
-            goto restore;
-        if (progress)
-            progress(now.entry[SP_KSM_PAGES_SHARED].value, el, user_data);
-        if (now.entry[SP_KSM_PAGES_SHARED].value == 0)
-            break;
-        if (el > timeout_s) {
-            g_set_error(error, SP_NUMA_ERROR, SP_NUMA_ERROR_TIMEOUT,
-                        "pages_shared is still %" G_GINT64_FORMAT " after %u s of unmerging",
-                        now.entry[SP_KSM_PAGES_SHARED].value, timeout_s);
-            goto restore;
-        }
-        sp_numa_wait(500, cancellable);
-    }
-    if (sp_numa_interrupted(cancellable, "after the unmerge", error))
-        goto restore;
-    if (!sp_numa_write(host, SP_KSM_MERGE_ACROSS_NODES, want, error))
-        goto restore;
-    if (!sp_numa_write(host, SP_KSM_RUN, plan->restore_run, error)) {
-        g_prefix_error(error, "merge_across_nodes is now %d, but run could not be put back: ", want);
-        return FALSE;
+    *plan = sw->plan;
+    while (!done) {
+        gint64 shared;
+        double el;
+        if (g_cancellable_is_cancelled(cancellable))
+            return sp_numa_switch_abort(sw, error);
+        if (!sp_numa_switch_step(sw, &done, &shared, &el, error))
+            return FALSE;
+        if (shared >= 0 && progress)
+            progress(shared, el, user_data);
+        if (!done && sw->state == SP_NUMA_SW_UNMERGING)
+            sp_numa_wait(SP_NUMA_STEP_MS, cancellable);
     }
     return TRUE;
-
-restore:
-    {
-        g_autoptr(GError) undo = NULL;
-
-        if (!sp_ksm_restore(host, &st, NULL, &undo))
-            g_prefix_error(error, "(KSM not fully restored: %s) ", undo->message);
-        else
-            g_prefix_error(error, "merge_across_nodes, run and every other knob restored "
-                           "(pages already unmerged merge again as KSM rescans): ");
-    }
-    return FALSE;
 }
