@@ -10,11 +10,12 @@
  *   4  /proc/stat            sp_proc_parse_cpu_stat
  *   5  /proc/meminfo         sp_proc_parse_meminfo, and osrelease:
  *                            sp_proc_parse_osrelease, sp_proc_release_version
- *      (and /proc/PID/cmdline, NUL-separated: sp_exp_cmdline_has_uuid)
+ *      (and /proc/PID/cmdline, NUL-separated: sp_cmdline_has_uuid)
  */
 #include "config.h"
 
 #include "samepage/spguest.h"
+#include "samepage/splibvirt.h"
 #include "samepage/spproc.h"
 #include "../../src/lib/experiment/spexperimentpriv.h"
 #include "../../src/lib/guest/spguestpriv.h"
@@ -64,8 +65,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sp_proc_parse_meminfo(text, "MemTotal", &bytes, NULL);
         release = sp_proc_parse_osrelease(text, NULL);
         sp_proc_release_version(text, &major, &minor);
-        sp_exp_cmdline_has_uuid((const char *)data + 1, size - 1,
-                                "0f4c2e9a-1d1b-4c3e-9b5e-0123456789ab");
+        sp_cmdline_has_uuid((const char *)data + 1, size - 1,
+                            "0f4c2e9a-1d1b-4c3e-9b5e-0123456789ab");
         break;
     }
     }

@@ -134,23 +134,6 @@ sp_exp_parse_vmrss(const char *text)
     return v;
 }
 
-gboolean
-sp_exp_cmdline_has_uuid(const char *cmdline, gsize len, const char *uuid)
-{
-    const char *p = cmdline, *end = cmdline + len;
-    gboolean after_flag = FALSE;
-
-    while (p < end) {
-        const char *nul = memchr(p, '\0', end - p);
-        gsize n = nul ? (gsize)(nul - p) : (gsize)(end - p);
-        if (after_flag && n == strlen(uuid) && g_ascii_strncasecmp(p, uuid, n) == 0)
-            return TRUE;
-        after_flag = (n == 5 && memcmp(p, "-uuid", 5) == 0);
-        p += n + 1;
-    }
-    return FALSE;
-}
-
 char *
 sp_exp_fill_template(const char *tmpl, GHashTable *vars, GError **error)
 {

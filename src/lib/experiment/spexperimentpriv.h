@@ -12,8 +12,6 @@ G_BEGIN_DECLS
 
 /* /proc/PID/status: VmRSS in kB (0 for a kernel thread). */
 guint64 sp_exp_parse_vmrss(const char *text);
-/* A NUL-separated command line that holds "-uuid UUID". */
-gboolean sp_exp_cmdline_has_uuid(const char *cmdline, gsize len, const char *uuid);
 
 /* The template with every @KEY@ replaced by the XML-escaped value of KEY in
  * @vars; a placeholder left over is an error. */
