@@ -142,6 +142,10 @@ test_proc_parsers(void **state)
 
     assert_int_equal(sp_exp_parse_vmrss("Name:\tqemu\nVmRSS:\t  123456 kB\nVmData: 1 kB\n"), 123456);
     assert_int_equal(sp_exp_parse_vmrss("Name:\tkthreadd\n"), 0);
+    /* Through SpProc's "KEY: N kB" parser: no wrapping, no half numbers. */
+    assert_int_equal(sp_exp_parse_vmrss("VmRSS: 18446744073709551616 kB\n"), 0);
+    assert_int_equal(sp_exp_parse_vmrss("VmRSS: 12x kB\n"), 0);
+    assert_int_equal(sp_exp_parse_vmrss("VmRSS: 7 kB\n"), 7);
 }
 
 static void

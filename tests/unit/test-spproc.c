@@ -85,6 +85,9 @@ test_meminfo_hostile(void **state)
         { "MemTotal: 5x kB\n", "MemTotal", "not a decimal number" },
         { "MemTotal: 99999999999999999999999 kB\n", "MemTotal", "not a decimal number" },
         { "HugePages_Total: 5\n", "HugePages_Total", "not in kB" },
+        /* /proc/PID/status's memory lines have the same form. */
+        { "Name:\tq: x\nVmPeak:\t 9 kB\nVmRSS:\t       5 kB\n", "VmRSS", NULL },
+        { "Name:\tkthreadd\nPPid:\t2\n", "VmRSS", "no VmRSS line" },
     };
 
     (void)state;

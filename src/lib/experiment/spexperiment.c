@@ -118,20 +118,13 @@ struct _SpExperiment {
 
 /* ================================================================ pure helpers */
 
+/* VmRSS is a "KEY: N kB" line as meminfo's are: SpProc's parser reads it. */
 guint64
 sp_exp_parse_vmrss(const char *text)
 {
-    const char *p = strstr(text, "\nVmRSS:");
-    guint64 v = 0;
+    guint64 bytes;
 
-    if (!p)
-        return 0;
-    p += strlen("\nVmRSS:");
-    while (*p == ' ' || *p == '\t')
-        p++;
-    while (g_ascii_isdigit(*p))
-        v = v * 10 + (guint64)(*p++ - '0');
-    return v;
+    return sp_proc_parse_meminfo(text, "VmRSS", &bytes, NULL) ? bytes / 1024 : 0;
 }
 
 char *

@@ -10,7 +10,7 @@
 
 G_BEGIN_DECLS
 
-/* /proc/PID/status: VmRSS in kB (0 for a kernel thread). */
+/* /proc/PID/status: VmRSS in kB (0 for a kernel thread, or a bad line). */
 guint64 sp_exp_parse_vmrss(const char *text);
 
 /* The template with every @KEY@ replaced by the XML-escaped value of KEY in

@@ -28,12 +28,13 @@ sp_proc_read(const SpHost *host, const char *rel, char **text, char **path, GErr
 
 /**
  * sp_proc_parse_meminfo:
- * @text: the contents of /proc/meminfo
+ * @text: the contents of /proc/meminfo (or of /proc/PID/status, whose
+ *   memory lines, VmRSS and the like, have the same form)
  * @key: a field, e.g. "MemAvailable"
  * @bytes: (out): its value in bytes
  *
  * The field's line must be "KEY: N kB" with N decimal; N kB that do not fit
- * in 64 bits of bytes are refused, not wrapped.
+ * in 64 bits of bytes are refused, not wrapped.  The first such line counts.
  *
  * Returns: FALSE with SP_HOST_ERROR_PARSE if the field is missing or bad.
  */
