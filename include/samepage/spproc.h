@@ -60,6 +60,7 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SpProcStat, sp_proc_stat_clear)
 
 gboolean sp_proc_parse_stat(const char *text, SpProcStat *st, GError **error);
 gboolean sp_proc_read_stat(const SpHost *host, pid_t pid, SpProcStat *st, GError **error);
+pid_t sp_proc_find_ksmd(const SpHost *host);
 
 /* ---------------------------------------------------------------- /proc/PID/ksm_stat */
 

@@ -368,6 +368,44 @@ test_stat(void **state)
     }
 }
 
+/* ksmd is the kernel thread: named ksmd and kthreadd's child. */
+static void
+test_find_ksmd(void **state)
+{
+    static const struct {
+        const char *pid;
+        const char *stat;           /* NULL: no stat file (exited) */
+    } procs[] = {
+        { "1", "1 (systemd) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 1 2 3\n" },
+        { "2", "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0\n" },
+        { "40", "40 (ksmd) S 1 40 40 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 9 0 0\n" },
+        { "41", "41 (ksmd ) S 2 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 25 5 1 0 9 0 0\n" },
+        { "42", "42 (xksmd) S 2 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 25 5 1 0 9 0 0\n" },
+        { "43", "43 (ksmd) S 2 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 25 5 1 0\n" },
+        { "96", "96 (ksmd) S 2 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 25 5 1 0 9 0 0\n" },
+        { "97", NULL },
+        { "self", "96 (ksmd) S 2 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 25 5 1 0 9 0 0\n" },
+    };
+    g_autofree char *proc = g_dir_make_tmp("samepage-spproc-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", proc);
+    g_autoptr(SpHost) none = sp_host_new_with_roots("/nonexistent", "/nonexistent/proc");
+
+    (void)state;
+    for (gsize i = 0; i < G_N_ELEMENTS(procs); i++) {
+        g_autofree char *dir = g_build_filename(proc, procs[i].pid, NULL);
+
+        assert_int_equal(g_mkdir(dir, 0700), 0);
+        if (procs[i].stat)
+            sp_test_write(dir, "stat", procs[i].stat);
+    }
+    /* 40 is a user process that named itself ksmd; 43's stat is cut short. */
+    assert_int_equal(sp_proc_find_ksmd(host), 96);
+    sp_test_write(proc, "40/stat", "40 (ksmd) S 2 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 25 5 1 0 9 0 0\n");
+    assert_int_equal(sp_proc_find_ksmd(host), 40);
+    assert_int_equal(sp_proc_find_ksmd(none), 0);
+    sp_test_remove_tree(proc);
+}
+
 static void
 test_ksm_stat(void **state)
 {
@@ -526,6 +564,7 @@ main(void)
         cmocka_unit_test(test_osrelease),
         cmocka_unit_test(test_cpu_stat),
         cmocka_unit_test(test_stat),
+        cmocka_unit_test(test_find_ksmd),
         cmocka_unit_test(test_ksm_stat),
         cmocka_unit_test(test_readers),
     };

@@ -843,31 +843,12 @@ sp_exp_ksm_restore(SpExperiment *exp, GError **error)
 static char *
 sp_exp_read_proc(SpExperiment *exp, pid_t pid, const char *file)
 {
-    g_autofree char *path = pid ? sp_host_procfs_path(exp->host, "%d/%s", (int)pid, file)
-        : sp_host_procfs_path(exp->host, "%s", file);
+    g_autofree char *path = sp_host_procfs_path(exp->host, "%d/%s", (int)pid, file);
     char *text = NULL;
 
     if (!g_file_get_contents(path, &text, NULL, NULL))
         return NULL;
     return text;
-}
-
-static pid_t
-sp_exp_find_ksmd(SpExperiment *exp)
-{
-    g_autofree char *root = sp_host_procfs_path(exp->host, "%s", "");
-    g_autoptr(GDir) dir = g_dir_open(root, 0, NULL);
-    const char *name;
-
-    while (dir && (name = g_dir_read_name(dir))) {
-        gint64 pid;
-        if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL))
-            continue;
-        g_autofree char *comm = sp_exp_read_proc(exp, (pid_t)pid, "comm");
-        if (comm && g_str_equal(g_strstrip(comm), "ksmd"))
-            return (pid_t)pid;
-    }
-    return 0;
 }
 
 /* @pid's ksm_stat figures into @gs; all -1 if it cannot be read. */
@@ -1964,7 +1945,7 @@ sp_experiment_run(SpExperiment *exp, GError **error)
         return FALSE;
     if (!sp_exp_prepare_dirs(exp, error))
         return FALSE;
-    exp->ksmd_pid = sp_exp_find_ksmd(exp);
+    exp->ksmd_pid = sp_proc_find_ksmd(exp->host);
 
     exp->lv = sp_libvirt_open(exp->uri, &local);
     if (!exp->lv) {

@@ -232,6 +232,11 @@ sp_proc_parse_cpu_stat(const char *text, guint64 *busy, guint64 *total, GError *
     return TRUE;
 }
 
+/**
+ * sp_proc_read_cpu_stat:
+ * @busy: (out): see sp_proc_parse_cpu_stat()
+ * @total: (out): all jiffies of /proc/stat's cpu line
+ */
 gboolean
 sp_proc_read_cpu_stat(const SpHost *host, guint64 *busy, guint64 *total, GError **error)
 {
@@ -249,6 +254,12 @@ sp_proc_read_cpu_stat(const SpHost *host, guint64 *busy, guint64 *total, GError 
 
 /* ---------------------------------------------------------------- /proc/PID/stat */
 
+/**
+ * sp_proc_stat_clear:
+ *
+ * Frees what sp_proc_parse_stat() allocated (the comm); @st can be filled
+ * again.
+ */
 void
 sp_proc_stat_clear(SpProcStat *st)
 {
@@ -364,6 +375,39 @@ sp_proc_read_stat(const SpHost *host, pid_t pid, SpProcStat *st, GError **error)
         return FALSE;
     }
     return TRUE;
+}
+
+#define SP_PROC_KTHREADD_PID 2
+
+/**
+ * sp_proc_find_ksmd:
+ *
+ * ksmd, the kernel thread: a process named "ksmd" whose parent is kthreadd
+ * (pid 2).  Any process may name itself ksmd (prctl(PR_SET_NAME)), but it
+ * cannot be kthreadd's child.
+ *
+ * Returns: its pid (the lowest, should there be more), or 0 if none.
+ */
+pid_t
+sp_proc_find_ksmd(const SpHost *host)
+{
+    g_autofree char *root = sp_host_procfs_path(host, "%s", "");
+    g_autoptr(GDir) dir = g_dir_open(root, 0, NULL);
+    const char *name;
+    pid_t found = 0;
+
+    while (dir && (name = g_dir_read_name(dir))) {
+        g_auto(SpProcStat) st = { 0 };
+        gint64 pid;
+
+        if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL) ||
+            !sp_proc_read_stat(host, (pid_t)pid, &st, NULL))
+            continue;
+        if (g_str_equal(st.comm, "ksmd") && st.ppid == SP_PROC_KTHREADD_PID &&
+            (!found || st.pid < found))
+            found = st.pid;
+    }
+    return found;
 }
 
 /* ---------------------------------------------------------------- /proc/PID/ksm_stat */
