@@ -14,6 +14,7 @@
 
 #include "samepage/sphost.h"
 #include "samepage/spmaps.h"
+#include "samepage/spproc.h"
 #include "samepage/spqmp.h"
 #include "samepage/spscan.h"
 
@@ -38,18 +39,7 @@ typedef enum {
 
 const char *sp_backing_to_string(SpBacking backing);
 
-/* /proc/PID/ksm_stat */
-typedef struct {
-    gboolean present;              /* the file exists (6.1+) */
-    gint64 ksm_rmap_items;
-    gint64 ksm_zero_pages;         /* -1: not shown by this kernel */
-    gint64 ksm_merging_pages;
-    gint64 ksm_process_profit;
-    int ksm_merge_any;             /* -1 unknown, 0 no, 1 yes */
-    int ksm_mergeable;
-} SpKsmStat;
-
-gboolean sp_ksm_stat_parse(const char *text, SpKsmStat *stat, GError **error);
+/* /proc/PID/ksm_stat (SpKsmStat and its parser are in spproc.h) */
 gboolean sp_ksm_stat_read(const SpHost *host, pid_t pid, SpKsmStat *stat, GError **error);
 
 typedef struct {

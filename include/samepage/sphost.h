@@ -41,8 +41,7 @@ gboolean sp_host_read_file(const char *path, char **contents, GError **error);
 gboolean sp_host_write_file(const char *path, const char *value, GError **error);
 gboolean sp_host_write(const SpHost *host, const char *path, const char *value, GError **error);
 
-gboolean sp_host_parse_meminfo(const char *text, const char *key, guint64 *bytes,
-                               GError **error);
+/* MemAvailable in bytes (spproc.h parses it), 0 if unknown. */
 guint64 sp_host_mem_available(const SpHost *host);
 
 G_END_DECLS

@@ -99,7 +99,6 @@ typedef enum {
 SpJournalOwner sp_journal_owner(const SpJournal *j, const SpHost *host);
 
 /* Helpers over procfs, for the owner's identity. */
-gboolean sp_journal_parse_pid_start(const char *stat, guint64 *start);
 gboolean sp_journal_pid_start(const SpHost *host, pid_t pid, guint64 *start);
 char *sp_journal_boot_id(const SpHost *host);
 

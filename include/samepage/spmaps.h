@@ -46,5 +46,6 @@ gboolean sp_vma_is_private_anon(const SpVma *vma);
 
 GPtrArray *sp_maps_parse_smaps(const char *text, GError **error);
 GPtrArray *sp_maps_read(const SpHost *host, pid_t pid, GError **error);
+GArray *sp_maps_mergeable_pids(const SpHost *host);
 
 G_END_DECLS

@@ -84,7 +84,6 @@ SpPlan *sp_plan_parse(const char *text, gssize len, const char *source,
                       const SpPlanLimits *limits, GError **error);
 SpPlan *sp_plan_load(const char *path, const SpHost *host, GError **error);
 
-gboolean sp_plan_parse_meminfo(const char *text, guint64 *mem_available_kib, GError **error);
 gboolean sp_plan_limits_from_host(const SpHost *host, SpPlanLimits *limits, GError **error);
 
 gboolean sp_plan_name_is_valid(const char *name);

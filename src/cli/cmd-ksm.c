@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "samepage/spksm.h"
+#include "samepage/spmaps.h"
 #include "samepage/spnuma.h"
 #include "samepage/spestimate.h"
 
@@ -140,30 +141,6 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
     return SP_EXIT_OK;
 }
 
-/* Every process KSM scans now: a VMA with mg. */
-static GArray *
-sp_cli_registered_pids(const SpHost *host)
-{
-    g_autofree char *proc = sp_host_procfs_path(host, "%s", "");
-    g_autoptr(GDir) dir = g_dir_open(proc, 0, NULL);
-    GArray *pids = g_array_new(FALSE, FALSE, sizeof(pid_t));
-    const char *name;
-
-    while (dir && (name = g_dir_read_name(dir))) {
-        g_autofree char *path = NULL, *text = NULL;
-        gint64 pid;
-        if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL))
-            continue;
-        path = g_build_filename(proc, name, "smaps", NULL);
-        if (g_file_get_contents(path, &text, NULL, NULL) &&
-            (strstr(text, " mg \n") || strstr(text, " mg\n"))) {
-            pid_t p = (pid_t)pid;
-            g_array_append_val(pids, p);
-        }
-    }
-    return pids;
-}
-
 /* pages_sharing the model predicts for the registered processes with the
  * given merge_across_nodes, or -1. */
 static gint64
@@ -265,7 +242,7 @@ sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_print(stdout, "merge_across_nodes is already %d: nothing to do\n", want);
         return SP_EXIT_OK;
     }
-    pids = sp_cli_registered_pids(host);
+    pids = sp_maps_mergeable_pids(host);
     gint64 now_sharing = sp_cli_predict_sharing(host, pids, before.entry[SP_KSM_MERGE_ACROSS_NODES].value);
     gint64 new_sharing = sp_cli_predict_sharing(host, pids, want);
     sp_cli_print(stdout, "before: merge_across_nodes=%" G_GINT64_FORMAT " run=%" G_GINT64_FORMAT

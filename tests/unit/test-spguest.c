@@ -160,7 +160,7 @@ test_ksm_stat(void **state)
     assert_int_equal(k.ksm_mergeable, 1);
 
     /* An older kernel: no zero pages line, no yes/no lines. */
-    assert_true(sp_ksm_stat_parse("ksm_rmap_items 5\nksm_merging_pages 2\n", &k, &error));
+    assert_true(sp_proc_parse_ksm_stat("ksm_rmap_items 5\nksm_merging_pages 2\n", &k, &error));
     assert_int_equal(k.ksm_zero_pages, -1);
     assert_int_equal(k.ksm_merge_any, -1);
     assert_int_equal(k.ksm_merging_pages, 2);
@@ -168,7 +168,7 @@ test_ksm_stat(void **state)
     const char *bad[] = { "ksm_rmap_items lots\n", "ksm_merge_any: maybe\n", "justoneword\n" };
     for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
         g_autoptr(GError) e = NULL;
-        assert_false(sp_ksm_stat_parse(bad[i], &k, &e));
+        assert_false(sp_proc_parse_ksm_stat(bad[i], &k, &e));
         assert_non_null(e);
     }
     assert_false(sp_ksm_stat_read(host, 999, &k, &error));

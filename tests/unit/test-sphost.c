@@ -75,45 +75,6 @@ test_read_write(void **state)
     g_rmdir(dir);
 }
 
-/* meminfo fields: "KEY: N kB", decimal, N x 1024 checked. */
-static void
-test_parse_meminfo(void **state)
-{
-    static const struct {
-        const char *text;
-        const char *part;           /* NULL: parses */
-    } cases[] = {
-        { "MemTotal:       24000000 kB\nMemAvailable:   20000000 kB\n", NULL },
-        { "MemAvailable: 20000000\tkB", NULL },
-        { "MemTotal: 1 kB\n", "no MemAvailable line" },
-        { "XMemAvailable: 1 kB\n", "no MemAvailable line" },
-        { "MemAvailable: 20000000 MB\n", "not in kB" },
-        { "MemAvailable: 20000000\n", "not in kB" },
-        { "MemAvailable: 0x10 kB\n", "not a decimal number" },
-        { "MemAvailable: +5 kB\n", "not a decimal number" },
-        { "MemAvailable: 18446744073709551616 kB\n", "not a decimal number" },
-        { "MemAvailable: 18014398509481984 kB\n", "does not fit in 64 bits" },
-    };
-
-    (void)state;
-    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_autoptr(GError) error = NULL;
-        guint64 bytes = 0;
-        gboolean ok = sp_host_parse_meminfo(cases[i].text, "MemAvailable", &bytes, &error);
-
-        if (!cases[i].part) {
-            assert_true(ok);
-            assert_true(bytes == G_GUINT64_CONSTANT(20000000) * 1024);
-            continue;
-        }
-        if (ok)
-            fail_msg("accepted: %s", cases[i].text);
-        assert_true(g_error_matches(error, SP_HOST_ERROR, SP_HOST_ERROR_PARSE));
-        if (!strstr(error->message, cases[i].part))
-            fail_msg("'%s' not in: %s", cases[i].part, error->message);
-    }
-}
-
 /* libvirt's pid files live under /run: a root tests redirect too. */
 static void
 test_run_root(void **state)
@@ -142,7 +103,6 @@ main(void)
         cmocka_unit_test(test_env_roots),
         cmocka_unit_test(test_run_root),
         cmocka_unit_test(test_read_write),
-        cmocka_unit_test(test_parse_meminfo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

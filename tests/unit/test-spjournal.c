@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "samepage/spjournal.h"
+#include "samepage/spproc.h"
 #include "sptest.h"
 
 #define BOOT_A "0b6c5b8e-7a53-4a0f-9d6a-3f1e2d4c5b6a"
@@ -86,12 +87,19 @@ test_pid_start(void **state)
     assert_false(sp_journal_pid_start(f->host, 777, &start));
     sp_test_write(f->proc, "777/stat",
                   "777 (q) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 x9 20\n");
-    assert_false(sp_journal_pid_start(f->host, 777, &start));    /* The parser the reader wraps: a comm with ") " in it, the last ')' counts. */
-    assert_true(sp_journal_parse_pid_start("9 (a) b) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 "
-                                           "18 99 20\n", &start));
-    assert_int_equal(start, 99);
-    assert_false(sp_journal_parse_pid_start("", &start));
-    assert_false(sp_journal_parse_pid_start("9 (a) ", &start));
+    assert_false(sp_journal_pid_start(f->host, 777, &start));
+    /* The parser the reader wraps (SpProc's): a comm with ") " in it, the
+     * last ')' counts. */
+    {
+        g_auto(SpProcStat) st = { 0 };
+
+        assert_true(sp_proc_parse_stat("9 (a) b) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 "
+                                       "18 99 20\n", &st, NULL));
+        assert_int_equal(st.starttime, 99);
+        sp_proc_stat_clear(&st);
+        assert_false(sp_proc_parse_stat("", &st, NULL));
+        assert_false(sp_proc_parse_stat("9 (a) ", &st, NULL));
+    }
 }
 
 static SpJournal *

@@ -148,6 +148,54 @@ test_read_missing_pid(void **state)
     sp_test_remove_tree(root);
 }
 
+/* The processes KSM scans: "mg" anywhere in VmFlags, never in a path. */
+static void
+test_mergeable_pids(void **state)
+{
+    static const struct {
+        const char *pid;
+        const char *smaps;          /* NULL: a directory without smaps (exited) */
+    } procs[] = {
+        { "10", "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nVmFlags: rd wr mr mw me ac mg \n" },
+        { "11", "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nVmFlags: rd wr mg mr mw me ac \n" },
+        { "12", "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nVmFlags: rd wr mr mw me ac \n"
+                "7f0000001000-7f0000002000 rw-p 00000000 00:00 0\nVmFlags: mg\n" },
+        /* A file whose name ends in " mg": not a flag. */
+        { "13", "7f0000000000-7f0000001000 rw-p 00000000 08:01 77    /tmp/x mg\n"
+                "VmFlags: rd wr mr mw me \n" },
+        { "14", "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nVmFlags: rd wr mgx mmg \n" },
+        { "15", "VmFlags: rd mg\n" },          /* malformed: no mapping header */
+        { "16", "" },
+        { "17", NULL },
+        { "self", "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nVmFlags: mg\n" },
+        { "0", "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nVmFlags: mg\n" },
+        { "9", "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nVmFlags: mg\n" },
+    };
+    g_autofree char *root = g_dir_make_tmp("samepage-spmaps-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", root);
+    g_autoptr(GArray) pids = NULL;
+    static const pid_t want[] = { 9, 10, 11, 12 };
+
+    (void)state;
+    for (gsize i = 0; i < G_N_ELEMENTS(procs); i++) {
+        g_autofree char *dir = g_build_filename(root, procs[i].pid, NULL);
+
+        assert_int_equal(g_mkdir(dir, 0755), 0);
+        if (procs[i].smaps)
+            sp_test_write(dir, "smaps", procs[i].smaps);
+    }
+    pids = sp_maps_mergeable_pids(host);
+    assert_int_equal(pids->len, G_N_ELEMENTS(want));
+    for (guint i = 0; i < pids->len; i++)
+        assert_int_equal(g_array_index(pids, pid_t, i), want[i]);
+    sp_test_remove_tree(root);
+
+    /* No procfs at all: nobody. */
+    g_autoptr(SpHost) none = sp_host_new_with_roots("/nonexistent", "/nonexistent/proc");
+    g_autoptr(GArray) empty = sp_maps_mergeable_pids(none);
+    assert_int_equal(empty->len, 0);
+}
+
 int
 main(void)
 {
@@ -156,6 +204,7 @@ main(void)
         cmocka_unit_test(test_flags),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_read_missing_pid),
+        cmocka_unit_test(test_mergeable_pids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "samepage/spplan.h"
+#include "samepage/spproc.h"
 #include "sptest.h"
 
 #define GOOD \
@@ -365,12 +366,13 @@ test_meminfo(void **state)
     guint64 v = 0;
     g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL;
 
-    assert_true(sp_plan_parse_meminfo("MemTotal:       24684084 kB\nMemFree:  1 kB\n"
-                                      "MemAvailable:   21556432 kB\n", &v, NULL));
-    assert_int_equal(v, 21556432);
-    assert_false(sp_plan_parse_meminfo("MemTotal: 1 kB\n", &v, &e1));
-    assert_false(sp_plan_parse_meminfo("MemAvailable: lots kB\n", &v, &e2));
-    assert_false(sp_plan_parse_meminfo("MemAvailable: 5 MB\n", &v, &e3));
+    /* The plan's MemAvailable check reads meminfo through SpProc. */
+    assert_true(sp_proc_parse_meminfo("MemTotal:       24684084 kB\nMemFree:  1 kB\n"
+                                      "MemAvailable:   21556432 kB\n", "MemAvailable", &v, NULL));
+    assert_int_equal(v / 1024, 21556432);
+    assert_false(sp_proc_parse_meminfo("MemTotal: 1 kB\n", "MemAvailable", &v, &e1));
+    assert_false(sp_proc_parse_meminfo("MemAvailable: lots kB\n", "MemAvailable", &v, &e2));
+    assert_false(sp_proc_parse_meminfo("MemAvailable: 5 MB\n", "MemAvailable", &v, &e3));
 }
 
 static void

@@ -42,6 +42,7 @@
 #include "samepage/splibvirt.h"
 #include "samepage/spmaps.h"
 #include "samepage/spnuma.h"
+#include "samepage/spproc.h"
 #include "samepage/spqmp.h"
 #include "samepage/spreport.h"
 #include "samepage/spscan.h"
@@ -117,135 +118,13 @@ struct _SpExperiment {
 
 /* ================================================================ pure helpers */
 
-gboolean
-sp_exp_parse_proc_stat(const char *text, guint64 *busy, guint64 *total, GError **error)
-{
-    g_auto(GStrv) lines = g_strsplit(text, "\n", 2);
-    g_auto(GStrv) f = NULL;
-    guint64 v[10] = { 0 };
-    guint n = 0;
-
-    if (!lines[0] || !g_str_has_prefix(lines[0], "cpu ")) {
-        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SAMPLE,
-                    "/proc/stat does not start with a \"cpu\" line");
-        return FALSE;
-    }
-    f = g_strsplit_set(lines[0] + 4, " ", -1);
-    for (char **w = f; *w && n < G_N_ELEMENTS(v); w++) {
-        if (!**w)
-            continue;
-        if (!g_ascii_string_to_unsigned(*w, 10, 0, G_MAXUINT64, &v[n], NULL)) {
-            g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SAMPLE,
-                        "/proc/stat: '%s' is not a number of jiffies", *w);
-            return FALSE;
-        }
-        n++;
-    }
-    if (n < 4) {
-        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SAMPLE,
-                    "/proc/stat: the cpu line has %u fields, not at least 4", n);
-        return FALSE;
-    }
-    /* user nice system idle iowait irq softirq steal guest guest_nice; guest
-     * time is already in user and nice. */
-    *total = 0;
-    for (guint i = 0; i < MIN(n, 8u); i++)
-        *total += v[i];
-    *busy = *total - v[3] - (n > 4 ? v[4] : 0);
-    return TRUE;
-}
-
-gboolean
-sp_exp_parse_pid_stat(const char *text, guint64 *ticks, GError **error)
-{
-    const char *close = strrchr(text, ')');
-    g_auto(GStrv) f = NULL;
-    guint64 ut, st;
-
-    if (!close) {
-        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SAMPLE,
-                    "stat: no ')' after the command name");
-        return FALSE;
-    }
-    /* After "pid (comm) ": state(3) ppid pgrp session tty tpgid flags minflt
-     * cminflt majflt cmajflt utime(14) stime(15). */
-    g_autofree char *rest = g_strstrip(g_strdup(close + 1));
-    f = g_strsplit(rest, " ", -1);
-    if (g_strv_length(f) < 13 ||
-        !g_ascii_string_to_unsigned(f[11], 10, 0, G_MAXUINT64, &ut, NULL) ||
-        !g_ascii_string_to_unsigned(f[12], 10, 0, G_MAXUINT64, &st, NULL)) {
-        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SAMPLE,
-                    "stat: no utime and stime fields");
-        return FALSE;
-    }
-    *ticks = ut + st;
-    return TRUE;
-}
-
-gboolean
-sp_exp_parse_ksm_stat(const char *text, SpExpGuestSample *g, GError **error)
-{
-    static const struct { const char *name; gsize offset; } fields[] = {
-        { "ksm_rmap_items", G_STRUCT_OFFSET(SpExpGuestSample, ksm_rmap_items) },
-        { "ksm_zero_pages", G_STRUCT_OFFSET(SpExpGuestSample, ksm_zero_pages) },
-        { "ksm_merging_pages", G_STRUCT_OFFSET(SpExpGuestSample, ksm_merging_pages) },
-        { "ksm_process_profit", G_STRUCT_OFFSET(SpExpGuestSample, ksm_process_profit) },
-    };
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-
-    for (gsize i = 0; i < G_N_ELEMENTS(fields); i++)
-        G_STRUCT_MEMBER(gint64, g, fields[i].offset) = -1;
-    for (char **l = lines; *l; l++) {
-        g_auto(GStrv) kv = g_strsplit(*l, " ", 2);
-        if (!kv[0] || !kv[1])
-            continue;
-        for (gsize i = 0; i < G_N_ELEMENTS(fields); i++) {
-            gint64 v;
-            if (!g_str_equal(kv[0], fields[i].name))
-                continue;
-            if (!g_ascii_string_to_signed(g_strstrip(kv[1]), 10, G_MININT64, G_MAXINT64,
-                                          &v, NULL)) {
-                g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SAMPLE,
-                            "ksm_stat: %s '%s' is not a number", kv[0], kv[1]);
-                return FALSE;
-            }
-            G_STRUCT_MEMBER(gint64, g, fields[i].offset) = v;
-        }
-    }
-    return TRUE;
-}
-
+/* VmRSS is a "KEY: N kB" line as meminfo's are: SpProc's parser reads it. */
 guint64
 sp_exp_parse_vmrss(const char *text)
 {
-    const char *p = strstr(text, "\nVmRSS:");
-    guint64 v = 0;
+    guint64 bytes;
 
-    if (!p)
-        return 0;
-    p += strlen("\nVmRSS:");
-    while (*p == ' ' || *p == '\t')
-        p++;
-    while (g_ascii_isdigit(*p))
-        v = v * 10 + (guint64)(*p++ - '0');
-    return v;
-}
-
-gboolean
-sp_exp_cmdline_has_uuid(const char *cmdline, gsize len, const char *uuid)
-{
-    const char *p = cmdline, *end = cmdline + len;
-    gboolean after_flag = FALSE;
-
-    while (p < end) {
-        const char *nul = memchr(p, '\0', end - p);
-        gsize n = nul ? (gsize)(nul - p) : (gsize)(end - p);
-        if (after_flag && n == strlen(uuid) && g_ascii_strncasecmp(p, uuid, n) == 0)
-            return TRUE;
-        after_flag = (n == 5 && memcmp(p, "-uuid", 5) == 0);
-        p += n + 1;
-    }
-    return FALSE;
+    return sp_proc_parse_meminfo(text, "VmRSS", &bytes, NULL) ? bytes / 1024 : 0;
 }
 
 char *
@@ -964,8 +843,7 @@ sp_exp_ksm_restore(SpExperiment *exp, GError **error)
 static char *
 sp_exp_read_proc(SpExperiment *exp, pid_t pid, const char *file)
 {
-    g_autofree char *path = pid ? sp_host_procfs_path(exp->host, "%d/%s", (int)pid, file)
-        : sp_host_procfs_path(exp->host, "%s", file);
+    g_autofree char *path = sp_host_procfs_path(exp->host, "%d/%s", (int)pid, file);
     char *text = NULL;
 
     if (!g_file_get_contents(path, &text, NULL, NULL))
@@ -973,43 +851,40 @@ sp_exp_read_proc(SpExperiment *exp, pid_t pid, const char *file)
     return text;
 }
 
-static pid_t
-sp_exp_find_ksmd(SpExperiment *exp)
+/* @pid's ksm_stat figures into @gs; all -1 if it cannot be read. */
+static void
+sp_exp_guest_ksm_stat(SpExperiment *exp, pid_t pid, SpExpGuestSample *gs)
 {
-    g_autofree char *root = sp_host_procfs_path(exp->host, "%s", "");
-    g_autoptr(GDir) dir = g_dir_open(root, 0, NULL);
-    const char *name;
+    SpKsmStat k;
 
-    while (dir && (name = g_dir_read_name(dir))) {
-        gint64 pid;
-        if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL))
-            continue;
-        g_autofree char *comm = sp_exp_read_proc(exp, (pid_t)pid, "comm");
-        if (comm && g_str_equal(g_strstrip(comm), "ksmd"))
-            return (pid_t)pid;
+    if (!sp_proc_read_ksm_stat(exp->host, pid, &k, NULL)) {
+        gs->ksm_rmap_items = gs->ksm_zero_pages = gs->ksm_merging_pages =
+            gs->ksm_process_profit = -1;
+        return;
     }
-    return 0;
+    gs->ksm_rmap_items = k.ksm_rmap_items;
+    gs->ksm_zero_pages = k.ksm_zero_pages;
+    gs->ksm_merging_pages = k.ksm_merging_pages;
+    gs->ksm_process_profit = k.ksm_process_profit;
 }
 
+/* utime + stime of @pid in clock ticks, 0 if unknown. */
 static guint64
 sp_exp_pid_ticks(SpExperiment *exp, pid_t pid)
 {
-    g_autofree char *text = pid ? sp_exp_read_proc(exp, pid, "stat") : NULL;
-    guint64 t = 0;
+    g_auto(SpProcStat) st = { 0 };
 
-    if (text)
-        sp_exp_parse_pid_stat(text, &t, NULL);
-    return t;
+    if (!pid || !sp_proc_read_stat(exp->host, pid, &st, NULL))
+        return 0;
+    return st.utime + st.stime;
 }
 
 static void
 sp_exp_cpu_read(SpExperiment *exp, SpExpRun *run, SpExpCpu *c)
 {
-    g_autofree char *stat = sp_exp_read_proc(exp, 0, "stat");
-
     memset(c, 0, sizeof(*c));
     c->when = g_get_monotonic_time();
-    c->valid = stat && sp_exp_parse_proc_stat(stat, &c->busy, &c->total, NULL);
+    c->valid = sp_proc_read_cpu_stat(exp->host, &c->busy, &c->total, NULL);
     c->ksmd = sp_exp_pid_ticks(exp, exp->ksmd_pid);
     c->self = sp_exp_pid_ticks(exp, getpid());
     for (guint i = 0; run && i < run->guests->len; i++)
@@ -1521,14 +1396,11 @@ sp_exp_take_sample(SpExperiment *exp, SpExpRun *run, SpCensus *census, double t,
     for (guint i = 0; i < run->n_vms; i++) {
         const SpExpGuestInfo *g = &g_array_index(run->guests, SpExpGuestInfo, i);
         SpExpGuestSample gs = { 0 };
-        g_autofree char *ksm_stat = sp_exp_read_proc(exp, g->pid, "ksm_stat");
         g_autofree char *status = sp_exp_read_proc(exp, g->pid, "status");
 
         gs.pid = g->pid;
         gs.census = *sp_census_get_range(census, i);
-        if (!ksm_stat || !sp_exp_parse_ksm_stat(ksm_stat, &gs, NULL))
-            gs.ksm_rmap_items = gs.ksm_zero_pages = gs.ksm_merging_pages =
-                gs.ksm_process_profit = -1;
+        sp_exp_guest_ksm_stat(exp, g->pid, &gs);
         gs.vm_rss_kib = status ? sp_exp_parse_vmrss(status) : 0;
         g_array_append_val(s->guests, gs);
     }
@@ -2073,7 +1945,7 @@ sp_experiment_run(SpExperiment *exp, GError **error)
         return FALSE;
     if (!sp_exp_prepare_dirs(exp, error))
         return FALSE;
-    exp->ksmd_pid = sp_exp_find_ksmd(exp);
+    exp->ksmd_pid = sp_proc_find_ksmd(exp->host);
 
     exp->lv = sp_libvirt_open(exp->uri, &local);
     if (!exp->lv) {

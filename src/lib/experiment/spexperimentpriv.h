@@ -10,16 +10,8 @@
 
 G_BEGIN_DECLS
 
-/* /proc/stat: the "cpu" line's busy and total jiffies. */
-gboolean sp_exp_parse_proc_stat(const char *text, guint64 *busy, guint64 *total, GError **error);
-/* /proc/PID/stat: utime + stime in clock ticks (the comm may hold spaces and ')'). */
-gboolean sp_exp_parse_pid_stat(const char *text, guint64 *ticks, GError **error);
-/* /proc/PID/ksm_stat into a guest sample (absent lines stay -1). */
-gboolean sp_exp_parse_ksm_stat(const char *text, SpExpGuestSample *g, GError **error);
-/* /proc/PID/status: VmRSS in kB (0 for a kernel thread). */
+/* /proc/PID/status: VmRSS in kB (0 for a kernel thread, or a bad line). */
 guint64 sp_exp_parse_vmrss(const char *text);
-/* A NUL-separated command line that holds "-uuid UUID". */
-gboolean sp_exp_cmdline_has_uuid(const char *cmdline, gsize len, const char *uuid);
 
 /* The template with every @KEY@ replaced by the XML-escaped value of KEY in
  * @vars; a placeholder left over is an error. */

@@ -22,6 +22,7 @@
 
 #include "samepage/spjournal.h"
 #include "samepage/spjson.h"
+#include "samepage/spproc.h"
 
 G_DEFINE_QUARK(sp-journal-error-quark, sp_journal_error)
 
@@ -66,50 +67,21 @@ sp_journal_free(SpJournal *j)
 /* ---------------------------------------------------------------- owner */
 
 /**
- * sp_journal_parse_pid_start:
- * @stat: the contents of /proc/PID/stat
- *
- * The start time (field 22, clock ticks since boot).  FALSE for a zombie
- * or dead process, or text that is not a stat line.
- */
-gboolean
-sp_journal_parse_pid_start(const char *stat, guint64 *start)
-{
-    const char *p;
-    char *end;
-
-    /* The command name may hold spaces and ')': fields follow the last ')'. */
-    p = strrchr(stat, ')');
-    if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X' || p[2] == '\0')
-        return FALSE;
-    p += 2;
-    /* p is field 3 (state); starttime is field 22. */
-    for (int field = 3; field < 22; field++) {
-        p = strchr(p, ' ');
-        if (!p)
-            return FALSE;
-        p++;
-    }
-    errno = 0;
-    *start = g_ascii_strtoull(p, &end, 10);
-    return errno == 0 && end != p && (*end == ' ' || *end == '\n' || *end == '\0');
-}
-
-/**
  * sp_journal_pid_start:
  *
  * The start time of @pid (field 22 of /proc/PID/stat, clock ticks since
- * boot).  FALSE if the process does not exist or is a zombie.
+ * boot).  FALSE if the process does not exist, is a zombie or dead, or its
+ * stat file is not a stat line.
  */
 gboolean
 sp_journal_pid_start(const SpHost *host, pid_t pid, guint64 *start)
 {
-    g_autofree char *path = sp_host_procfs_path(host, "%d/stat", (int)pid);
-    g_autofree char *text = NULL;
+    g_auto(SpProcStat) st = { 0 };
 
-    if (pid <= 0 || !g_file_get_contents(path, &text, NULL, NULL))
+    if (!sp_proc_read_stat(host, pid, &st, NULL) || st.state == 'Z' || st.state == 'X')
         return FALSE;
-    return sp_journal_parse_pid_start(text, start);
+    *start = st.starttime;
+    return TRUE;
 }
 
 char *

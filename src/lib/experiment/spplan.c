@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "samepage/spplan.h"
+#include "samepage/spproc.h"
 
 G_DEFINE_QUARK(sp-plan-error-quark, sp_plan_error)
 
@@ -697,53 +698,15 @@ sp_plan_free(SpPlan *plan)
     g_free(plan);
 }
 
-/**
- * sp_plan_parse_meminfo:
- * @text: /proc/meminfo
- * @mem_available_kib: (out): its MemAvailable
- */
-gboolean
-sp_plan_parse_meminfo(const char *text, guint64 *mem_available_kib, GError **error)
-{
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-
-    for (char **l = lines; *l; l++) {
-        guint64 v;
-        if (!g_str_has_prefix(*l, "MemAvailable:"))
-            continue;
-        g_autofree char *num = g_strstrip(g_strdup(*l + strlen("MemAvailable:")));
-        char *unit = strchr(num, ' ');
-        if (!unit || !g_str_equal(g_strstrip(unit), "kB")) {
-            g_set_error(error, SP_PLAN_ERROR, SP_PLAN_ERROR_INVALID,
-                        "meminfo: MemAvailable is not in kB: '%s'", *l);
-            return FALSE;
-        }
-        *unit = '\0';
-        if (!g_ascii_string_to_unsigned(num, 10, 0, G_MAXUINT64 / 2, &v, NULL)) {
-            g_set_error(error, SP_PLAN_ERROR, SP_PLAN_ERROR_INVALID,
-                        "meminfo: MemAvailable '%s' is not a number", *l);
-            return FALSE;
-        }
-        *mem_available_kib = v;
-        return TRUE;
-    }
-    g_set_error(error, SP_PLAN_ERROR, SP_PLAN_ERROR_INVALID, "meminfo has no MemAvailable line");
-    return FALSE;
-}
-
 gboolean
 sp_plan_limits_from_host(const SpHost *host, SpPlanLimits *limits, GError **error)
 {
-    g_autofree char *path = sp_host_procfs_path(host, "meminfo");
-    g_autofree char *text = NULL;
+    guint64 bytes;
 
     memset(limits, 0, sizeof(*limits));
-    if (!sp_host_read_file(path, &text, error))
+    if (!sp_proc_read_meminfo(host, "MemAvailable", &bytes, error))
         return FALSE;
-    if (!sp_plan_parse_meminfo(text, &limits->mem_available_kib, error)) {
-        g_prefix_error(error, "%s: ", path);
-        return FALSE;
-    }
+    limits->mem_available_kib = bytes / 1024;
     return TRUE;
 }
 

@@ -20,6 +20,7 @@
 
 #include <glib/gstdio.h>
 
+#include "samepage/spproc.h"
 #include "samepage/spreport.h"
 
 #define SP_MIB(pages) ((double)(pages) * 4096.0 / (1024.0 * 1024.0))
@@ -33,19 +34,13 @@ sp_report_info_init(SpReportInfo *info)
 void
 sp_report_info_from_host(SpReportInfo *info, const SpHost *host)
 {
-    g_autofree char *rel = sp_host_procfs_path(host, "sys/kernel/osrelease");
-    g_autofree char *mi = sp_host_procfs_path(host, "meminfo");
-    g_autofree char *text = NULL;
-    g_autofree char *meminfo = NULL;
+    guint64 bytes;
 
-    if (g_file_get_contents(rel, &text, NULL, NULL))
-        info->kernel = g_strdup(g_strstrip(text));
+    /* What cannot be read stays unknown: NULL, 0. */
+    info->kernel = sp_proc_read_osrelease(host, NULL);
     info->n_cpus = g_get_num_processors();
-    if (g_file_get_contents(mi, &meminfo, NULL, NULL)) {
-        const char *p = strstr(meminfo, "MemTotal:");
-        if (p)
-            info->mem_total_kib = g_ascii_strtoull(p + strlen("MemTotal:"), NULL, 10);
-    }
+    if (sp_proc_read_meminfo(host, "MemTotal", &bytes, NULL))
+        info->mem_total_kib = bytes / 1024;
 }
 
 void

@@ -55,80 +55,20 @@ sp_backing_to_string(SpBacking backing)
 /* ------------------------------------------------------------- ksm_stat */
 
 /**
- * sp_ksm_stat_parse:
- * @text: /proc/PID/ksm_stat: "ksm_rmap_items N" lines, and since about
- *   6.14 "ksm_merge_any: yes|no" and "ksm_mergeable: yes|no" (with a colon)
+ * sp_ksm_stat_read:
+ * @pid: a process
+ * @stat: (out): its /proc/PID/ksm_stat (sp_proc_parse_ksm_stat()); all
+ *   zero, present FALSE, on a kernel without the file
  *
- * Unknown lines are skipped; a known line with a bad value is an error.
+ * Returns: FALSE with SP_GUEST_ERROR_NO_PROCESS if @pid does not exist,
+ * SP_GUEST_ERROR_INVALID if the file is malformed.
  */
-gboolean
-sp_ksm_stat_parse(const char *text, SpKsmStat *stat, GError **error)
-{
-    static const struct { const char *key; gsize off; } nums[] = {
-        { "ksm_rmap_items", G_STRUCT_OFFSET(SpKsmStat, ksm_rmap_items) },
-        { "ksm_zero_pages", G_STRUCT_OFFSET(SpKsmStat, ksm_zero_pages) },
-        { "ksm_merging_pages", G_STRUCT_OFFSET(SpKsmStat, ksm_merging_pages) },
-        { "ksm_process_profit", G_STRUCT_OFFSET(SpKsmStat, ksm_process_profit) },
-    };
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-
-    memset(stat, 0, sizeof(*stat));
-    stat->present = TRUE;
-    stat->ksm_zero_pages = -1;
-    stat->ksm_merge_any = -1;
-    stat->ksm_mergeable = -1;
-    for (char **l = lines; *l; l++) {
-        g_auto(GStrv) kv = NULL;
-        char *key;
-
-        if (!**l)
-            continue;
-        kv = g_strsplit_set(*l, " \t", 2);
-        if (!kv[0] || !kv[1]) {
-            g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_INVALID,
-                        "ksm_stat: malformed line '%s'", *l);
-            return FALSE;
-        }
-        key = kv[0];
-        g_strstrip(kv[1]);
-        if (g_str_has_suffix(key, ":"))
-            key[strlen(key) - 1] = '\0';
-        if (g_str_equal(key, "ksm_merge_any") || g_str_equal(key, "ksm_mergeable")) {
-            int v = g_str_equal(kv[1], "yes") ? 1 : g_str_equal(kv[1], "no") ? 0 : -2;
-            if (v == -2) {
-                g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_INVALID,
-                            "ksm_stat: %s is '%s', not yes or no", key, kv[1]);
-                return FALSE;
-            }
-            if (g_str_equal(key, "ksm_merge_any"))
-                stat->ksm_merge_any = v;
-            else
-                stat->ksm_mergeable = v;
-            continue;
-        }
-        for (gsize i = 0; i < G_N_ELEMENTS(nums); i++) {
-            gint64 v;
-            if (!g_str_equal(key, nums[i].key))
-                continue;
-            if (!g_ascii_string_to_signed(kv[1], 10, G_MININT64, G_MAXINT64, &v, NULL)) {
-                g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_INVALID,
-                            "ksm_stat: %s is '%s', not a number", key, kv[1]);
-                return FALSE;
-            }
-            G_STRUCT_MEMBER(gint64, stat, nums[i].off) = v;
-        }
-    }
-    return TRUE;
-}
-
 gboolean
 sp_ksm_stat_read(const SpHost *host, pid_t pid, SpKsmStat *stat, GError **error)
 {
-    g_autofree char *path = sp_host_procfs_path(host, "%d/ksm_stat", (int)pid);
-    g_autofree char *text = NULL;
     g_autoptr(GError) local = NULL;
 
-    if (!sp_host_read_file(path, &text, &local)) {
+    if (!sp_proc_read_ksm_stat(host, pid, stat, &local)) {
         if (g_error_matches(local, SP_HOST_ERROR, SP_HOST_ERROR_NOT_FOUND)) {
             g_autofree char *dir = sp_host_procfs_path(host, "%d", (int)pid);
             if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
@@ -139,11 +79,10 @@ sp_ksm_stat_read(const SpHost *host, pid_t pid, SpKsmStat *stat, GError **error)
             memset(stat, 0, sizeof(*stat));   /* kernel without ksm_stat */
             return TRUE;
         }
-        g_propagate_error(error, g_steal_pointer(&local));
-        return FALSE;
-    }
-    if (!sp_ksm_stat_parse(text, stat, &local)) {
-        g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_INVALID, "%s: %s", path, local->message);
+        if (g_error_matches(local, SP_HOST_ERROR, SP_HOST_ERROR_PARSE))
+            g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_INVALID, "%s", local->message);
+        else
+            g_propagate_error(error, g_steal_pointer(&local));
         return FALSE;
     }
     return TRUE;

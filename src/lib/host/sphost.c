@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "samepage/sphost.h"
+#include "samepage/spproc.h"
 #include "sphostpriv.h"
 
 
@@ -233,55 +234,6 @@ sp_host_write_file(const char *path, const char *value, GError **error)
 }
 
 /**
- * sp_host_parse_meminfo:
- * @text: the contents of /proc/meminfo
- * @key: a field, e.g. "MemAvailable"
- * @bytes: (out): its value in bytes
- *
- * The field's line must be "KEY: N kB" with N decimal; N kB that do not fit
- * in 64 bits of bytes are refused, not wrapped.
- *
- * Returns: FALSE with SP_HOST_ERROR_PARSE if the field is missing or bad.
- */
-gboolean
-sp_host_parse_meminfo(const char *text, const char *key, guint64 *bytes, GError **error)
-{
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-    gsize klen = strlen(key);
-
-    for (char **l = lines; *l; l++) {
-        g_autofree char *value = NULL;
-        char *unit;
-        guint64 kib;
-
-        if (strncmp(*l, key, klen) != 0 || (*l)[klen] != ':')
-            continue;
-        value = g_strstrip(g_strdup(*l + klen + 1));
-        unit = strpbrk(value, " \t");
-        if (unit)
-            *unit++ = '\0';
-        if (!unit || !g_str_equal(g_strstrip(unit), "kB")) {
-            g_set_error(error, SP_HOST_ERROR, SP_HOST_ERROR_PARSE,
-                        "meminfo: %s is not in kB: '%s'", key, *l);
-            return FALSE;
-        }
-        if (!g_ascii_string_to_unsigned(value, 10, 0, G_MAXUINT64, &kib, NULL)) {
-            g_set_error(error, SP_HOST_ERROR, SP_HOST_ERROR_PARSE,
-                        "meminfo: %s is not a decimal number of kB: '%s'", key, *l);
-            return FALSE;
-        }
-        if (!g_uint64_checked_mul(bytes, kib, 1024)) {
-            g_set_error(error, SP_HOST_ERROR, SP_HOST_ERROR_PARSE,
-                        "meminfo: %s of %s kB does not fit in 64 bits of bytes", key, value);
-            return FALSE;
-        }
-        return TRUE;
-    }
-    g_set_error(error, SP_HOST_ERROR, SP_HOST_ERROR_PARSE, "meminfo has no %s line", key);
-    return FALSE;
-}
-
-/**
  * sp_host_mem_available:
  *
  * Returns: MemAvailable of the host's meminfo in bytes, or 0 if it cannot
@@ -290,14 +242,11 @@ sp_host_parse_meminfo(const char *text, const char *key, guint64 *bytes, GError 
 guint64
 sp_host_mem_available(const SpHost *host)
 {
-    g_autofree char *path = sp_host_procfs_path(host, "meminfo");
-    g_autofree char *text = NULL;
     g_autoptr(GError) error = NULL;
     guint64 bytes;
 
-    if (!sp_host_read_file(path, &text, &error) ||
-        !sp_host_parse_meminfo(text, "MemAvailable", &bytes, &error)) {
-        g_debug("%s: %s", path, error->message);
+    if (!sp_proc_read_meminfo(host, "MemAvailable", &bytes, &error)) {
+        g_debug("%s", error->message);
         return 0;
     }
     return bytes;

@@ -236,3 +236,48 @@ sp_maps_read(const SpHost *host, pid_t pid, GError **error)
     }
     return vmas;
 }
+
+static gint
+sp_maps_pid_cmp(gconstpointer a, gconstpointer b)
+{
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/**
+ * sp_maps_mergeable_pids:
+ *
+ * The processes KSM scans now: those with a VMA marked mergeable (VmFlags
+ * "mg", wherever it stands in the list), read from each /proc/PID/smaps
+ * below @host's procfs root.  A process that exits meanwhile, or whose
+ * smaps cannot be read or parsed, is left out.
+ *
+ * Returns: (transfer full) (element-type pid_t): the pids, ascending.
+ */
+GArray *
+sp_maps_mergeable_pids(const SpHost *host)
+{
+    g_autofree char *proc = sp_host_procfs_path(host, "%s", "");
+    g_autoptr(GDir) dir = g_dir_open(proc, 0, NULL);
+    GArray *pids = g_array_new(FALSE, FALSE, sizeof(pid_t));
+    const char *name;
+
+    while (dir && (name = g_dir_read_name(dir))) {
+        g_autoptr(GPtrArray) vmas = NULL;
+        gint64 pid;
+
+        if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL))
+            continue;
+        vmas = sp_maps_read(host, (pid_t)pid, NULL);
+        for (guint i = 0; vmas && i < vmas->len; i++) {
+            if (sp_vma_is_mergeable(g_ptr_array_index(vmas, i))) {
+                pid_t p = (pid_t)pid;
+                g_array_append_val(pids, p);
+                break;
+            }
+        }
+    }
+    g_array_sort(pids, sp_maps_pid_cmp);
+    return pids;
+}

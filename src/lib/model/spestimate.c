@@ -43,6 +43,7 @@
 
 #include "samepage/spestimate.h"
 #include "samepage/spksm.h"
+#include "samepage/spproc.h"
 
 G_DEFINE_QUARK(sp-estimate-error-quark, sp_estimate_error)
 
@@ -95,7 +96,7 @@ sp_release_at_least(const char *release, guint major, guint minor)
 {
     guint ma = 0, mi = 0;
 
-    if (sscanf(release, "%u.%u", &ma, &mi) != 2)
+    if (!sp_proc_release_version(release, &ma, &mi))
         return TRUE;    /* unknown: assume a current kernel */
     return ma > major || (ma == major && mi >= minor);
 }
@@ -110,7 +111,6 @@ sp_release_at_least(const char *release, guint major, guint minor)
 gboolean
 sp_estimate_options_from_host(SpEstimateOptions *opt, const SpHost *host, GError **error)
 {
-    g_autofree char *rel_path = sp_host_procfs_path(host, "sys/kernel/osrelease");
     g_autofree char *release = NULL;
     SpKsmState st;
 
@@ -125,7 +125,8 @@ sp_estimate_options_from_host(SpEstimateOptions *opt, const SpHost *host, GError
         st.entry[SP_KSM_SMART_SCAN].value;
     opt->merge_across_nodes = !st.entry[SP_KSM_MERGE_ACROSS_NODES].supported ||
         st.entry[SP_KSM_MERGE_ACROSS_NODES].value;
-    if (g_file_get_contents(rel_path, &release, NULL, NULL)) {
+    release = sp_proc_read_osrelease(host, NULL);
+    if (release) {
         opt->model.checksum_first = sp_release_at_least(release, 6, 11);
         opt->thp_zero_remap = sp_release_at_least(release, 6, 12);
     }
