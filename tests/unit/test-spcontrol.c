@@ -46,6 +46,22 @@ advance(SpControlSnapshot *s, double secs, double cpu_pct, double pages_per_s)
     s->full_scans = s->pages_scanned / s->registered_pages;
 }
 
+/* A controller in @mode (the other settings as given, or the defaults)
+ * and the snapshot of snap_init(). */
+static SpControl *
+start(SpControlMode mode, const SpControlConfig *with, SpControlSnapshot *s)
+{
+    SpControlConfig cfg;
+
+    if (with)
+        cfg = *with;
+    else
+        sp_control_config_init(&cfg);
+    cfg.mode = mode;
+    snap_init(s);
+    return sp_control_new(&cfg);
+}
+
 static void
 test_modes_by_name(void **state)
 {
@@ -74,8 +90,7 @@ test_boost_then_maintain(void **state)
     (void)state;
     sp_control_config_init(&cfg);
     cfg.max_ksmd_cpu_pct = 20;
-    ctl = sp_control_new(&cfg);
-    snap_init(&s);
+    ctl = start(SP_CONTROL_SAMEPAGE, &cfg, &s);
     sp_control_decide(ctl, &s, &d);
     assert_int_equal(d.phase, SP_CONTROL_PHASE_BOOST);
     assert_int_equal(d.run, 1);
@@ -126,8 +141,7 @@ test_budget_over_a_minute(void **state)
     (void)state;
     sp_control_config_init(&cfg);
     cfg.max_ksmd_cpu_pct = 10;
-    ctl = sp_control_new(&cfg);
-    snap_init(&s);
+    ctl = start(SP_CONTROL_SAMEPAGE, &cfg, &s);
     sp_control_decide(ctl, &s, &d);
     advance(&s, 5, 10, 50000);     /* 2 us a page */
     sp_control_decide(ctl, &s, &d);
@@ -149,15 +163,12 @@ test_budget_over_a_minute(void **state)
 static void
 test_hostile_counters(void **state)
 {
-    SpControlConfig cfg;
     SpControlSnapshot s;
     SpControlDecision d;
     g_autoptr(SpControl) ctl = NULL;
 
     (void)state;
-    sp_control_config_init(&cfg);
-    ctl = sp_control_new(&cfg);
-    snap_init(&s);
+    ctl = start(SP_CONTROL_SAMEPAGE, NULL, &s);
     sp_control_decide(ctl, &s, &d);
     advance(&s, 10, 20, 100000);
     s.pages_sharing = 125900;
@@ -195,15 +206,12 @@ test_hostile_counters(void **state)
 static void
 test_stale_prediction(void **state)
 {
-    SpControlConfig cfg;
     SpControlSnapshot s;
     SpControlDecision d;
     g_autoptr(SpControl) ctl = NULL;
 
     (void)state;
-    sp_control_config_init(&cfg);
-    ctl = sp_control_new(&cfg);
-    snap_init(&s);
+    ctl = start(SP_CONTROL_SAMEPAGE, NULL, &s);
     s.have_prediction = FALSE;
     sp_control_decide(ctl, &s, &d);
     assert_int_equal(d.phase, SP_CONTROL_PHASE_BOOST);
@@ -223,15 +231,12 @@ test_stale_prediction(void **state)
 static void
 test_settles_below(void **state)
 {
-    SpControlConfig cfg;
     SpControlSnapshot s;
     SpControlDecision d;
     g_autoptr(SpControl) ctl = NULL;
 
     (void)state;
-    sp_control_config_init(&cfg);
-    ctl = sp_control_new(&cfg);
-    snap_init(&s);
+    ctl = start(SP_CONTROL_SAMEPAGE, NULL, &s);
     sp_control_decide(ctl, &s, &d);
     s.pages_sharing = 100000;               /* 20% below, and stays there */
     for (int i = 0; i < 3; i++) {
@@ -286,8 +291,7 @@ test_stop_when_plenty(void **state)
     (void)state;
     sp_control_config_init(&cfg);
     cfg.stop_above_available_pct = 50;
-    ctl = sp_control_new(&cfg);
-    snap_init(&s);
+    ctl = start(SP_CONTROL_SAMEPAGE, &cfg, &s);
     s.pages_sharing = s.predicted_sharing;
     sp_control_decide(ctl, &s, &d);
     assert_int_equal(d.run, 0);
@@ -304,16 +308,12 @@ test_stop_when_plenty(void **state)
 static void
 test_ksmtuned_law(void **state)
 {
-    SpControlConfig cfg;
     SpControlSnapshot s;
     SpControlDecision d;
     g_autoptr(SpControl) ctl = NULL;
 
     (void)state;
-    sp_control_config_init(&cfg);
-    cfg.mode = SP_CONTROL_KSMTUNED;
-    ctl = sp_control_new(&cfg);
-    snap_init(&s);
+    ctl = start(SP_CONTROL_KSMTUNED, NULL, &s);
     s.mem_total_kib = 16 * GIB_KIB;
     /* threshold 20% = 3,355,443 KiB; committed 14 GiB + that > 16 GiB */
     s.committed_kib = 14 * GIB_KIB;
@@ -357,16 +357,12 @@ test_ksmtuned_law(void **state)
 static void
 test_kubevirt_law(void **state)
 {
-    SpControlConfig cfg;
     SpControlSnapshot s;
     SpControlDecision d;
     g_autoptr(SpControl) ctl = NULL;
 
     (void)state;
-    sp_control_config_init(&cfg);
-    cfg.mode = SP_CONTROL_KUBEVIRT;
-    ctl = sp_control_new(&cfg);
-    snap_init(&s);
+    ctl = start(SP_CONTROL_KUBEVIRT, NULL, &s);
     s.mem_total_kib = 32 * GIB_KIB;
     s.mem_available_kib = 16 * GIB_KIB;
     sp_control_decide(ctl, &s, &d);
