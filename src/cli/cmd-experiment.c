@@ -239,7 +239,7 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
           "reset KSM (run=2) even if MemAvailable does not cover unmerging what is merged", NULL },
         { NULL }
     };
-    g_autoptr(GOptionContext) ctx = g_option_context_new("run PLAN - run an experiment plan");
+    g_autoptr(GOptionContext) ctx = g_option_context_new("run PLAN | clean [--dry-run] - run an experiment plan, or undo what killed ones left");
     g_autoptr(SpHost) host = sp_host_new_from_env();
     g_autoptr(GError) error = NULL;
     g_autoptr(SpPlan) plan = NULL;

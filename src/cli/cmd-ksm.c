@@ -171,7 +171,13 @@ sp_cli_predict_sharing(const SpHost *host, GArray *pids, gboolean man)
 static void
 sp_cli_numa_progress(gint64 shared, double elapsed, gpointer data)
 {
+    gboolean *shown = data;
+
+    /* A line rewritten in place is for a terminal; a log gets none. */
+    if (!isatty(STDERR_FILENO))
+        return;
     fprintf(stderr, "\r  unmerging: pages_shared=%-10" G_GINT64_FORMAT " %5.1f s", shared, elapsed);
+    *shown = TRUE;
 }
 
 typedef struct {
@@ -268,11 +274,13 @@ sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
     guint sig[] = { g_unix_signal_add(SIGINT, sp_cli_numa_signal, &sigs[0]),
                     g_unix_signal_add(SIGTERM, sp_cli_numa_signal, &sigs[1]),
                     g_unix_signal_add(SIGHUP, sp_cli_numa_signal, &sigs[2]) };
-    gboolean ok = sp_numa_switch(host, want, force, timeout, sp_cli_numa_progress, NULL, cancel,
+    gboolean shown = FALSE;
+    gboolean ok = sp_numa_switch(host, want, force, timeout, sp_cli_numa_progress, &shown, cancel,
                                  &plan, &error);
     for (gsize i = 0; i < G_N_ELEMENTS(sig); i++)
         g_source_remove(sig[i]);
-    sp_cli_print(stderr, "\n");
+    if (shown)
+        sp_cli_print(stderr, "\n");
     if (!ok) {
         if (caught && g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_INTERRUPTED))
             sp_cli_error("ksm numa: interrupted by %s: %s", caught, error->message);
@@ -302,7 +310,7 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON (keys are the sysfs names)", NULL },
         { NULL }
     };
-    g_autoptr(GOptionContext) ctx = g_option_context_new("[set KEY=VALUE...]");
+    g_autoptr(GOptionContext) ctx = g_option_context_new("[set KEY=VALUE... | numa --merge-across-nodes 0|1 ...]");
     g_autoptr(SpHost) host = sp_host_new_from_env();
     g_autoptr(GError) error = NULL;
     SpKsmState state;

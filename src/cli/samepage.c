@@ -15,9 +15,11 @@
 static int sp_cli_help(const SpCliGlobal *global, int argc, char **argv);
 
 static const SpCliCommand sp_cli_commands[] = {
-    { "ksm", "[--json] | set KEY=VALUE...", "show or set the kernel's KSM knobs and figures",
+    { "ksm", "[--json] | set KEY=VALUE... [--json] [--force] | numa --merge-across-nodes 0|1 "
+      "[--force] [--timeout S] [--dry-run]",
+      "show or set the kernel's KSM knobs and figures; switch merge_across_nodes safely",
       sp_cli_ksm },
-    { "estimate", "--pid PID... | --image FILE... [OPTIONS]",
+    { "estimate", "DOMAIN... | --all | --qmp SOCKET | --pid PID... | --image FILE... [OPTIONS]",
       "predict what KSM will share, from memory, read-only", sp_cli_estimate },
     { "list", "[--json]", "running guests: pid, RAM, regions marked, KSM merging pages, profit",
       sp_cli_list },
@@ -25,9 +27,9 @@ static const SpCliCommand sp_cli_commands[] = {
       sp_cli_regions },
     { "mark", "DOMAIN | --qmp SOCKET [--region ID] [--off] [--force]",
       "switch merging of a guest's RAM on or off, verified in smaps", sp_cli_mark },
-    { "doctor", "[DOMAIN...] [--qmp SOCKET] [--json]",
+    { "doctor", "[DOMAIN...] [--qmp SOCKET] [--no-estimate] [--json]",
       "why guests do not merge, with the evidence and the fix", sp_cli_doctor },
-    { "experiment", "run PLAN [--output DIR] [--json] | clean [--dry-run]",
+    { "experiment", "run PLAN [--output DIR] [--json] [--force] | clean [--dry-run]",
       "start N cloned guests, measure sharing against VM count, plot and report", sp_cli_experiment },
     { "help", "[COMMAND]", "show the commands, or one command's options", sp_cli_help },
 };

@@ -41,6 +41,8 @@ sp_log "$out"
 [ "$(sp_ksm run)" = 1 ] || sp_fail "run was not restored to 1"
 grep -q "before: merge_across_nodes=1" <<<"$out" && grep -q "after: merge_across_nodes=0 run=1" <<<"$out" \
     || sp_fail "before/after not reported"
+# Progress rewritten in place ("\r") is for a terminal, not for a log.
+[[ $out != *$'\r'* ]] || sp_fail "ksm numa wrote progress lines into a log: $(tr '\r' '|' <<<"$out")"
 
 # One node: the same sharing comes back with per-node trees.
 for _ in $(seq 100); do [ "$(sp_ksm pages_shared)" -ge 4000 ] && break; sleep 0.2; done
