@@ -11,6 +11,7 @@
 #include <glib.h>
 
 #include "samepage/sphost.h"
+#include "samepage/spjson.h"
 
 G_BEGIN_DECLS
 
@@ -97,6 +98,13 @@ char *sp_ksm_format_value(SpKsmKey key, gint64 value);
 gboolean sp_ksm_parse_setting(const char *text, SpKsmSetting *setting, GError **error);
 
 gboolean sp_ksm_read(const SpHost *host, SpKsmState *state, GError **error);
+/* Every key under its sysfs name: a number, an enum's choice, or null when
+ * the kernel lacks it (`samepage ksm --json`). */
+json_object *sp_ksm_state_to_json(const SpKsmState *state);
+/* What a write changed: [{"key", "before", "after"}] for each setting, the
+ * values as sp_ksm_format_value() gives them (`samepage ksm set --json`). */
+json_object *sp_ksm_changes_to_json(const SpKsmSetting *settings, gsize n_settings,
+                                    const SpKsmState *before, const SpKsmState *after);
 gboolean sp_ksm_validate(const SpKsmState *current, const SpKsmSetting *settings,
                          gsize n_settings, GError **error);
 gboolean sp_ksm_apply(const SpHost *host, const SpKsmSetting *settings,

@@ -512,6 +512,66 @@ test_snapshot_restore(void **state)
     sp_fake_ksm_free(k);
 }
 
+/* `samepage ksm --json`: every key under its sysfs name, in table order;
+ * an enum as its choice, a key the kernel lacks as null. */
+static void
+test_state_to_json(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    SpKsmState st;
+    guint i = 0;
+
+    sp_test_write(f->root, KSM "general_profit", "-4096\n");
+    sp_test_write(f->root, KSM "advisor_mode", "none [scan-time]\n");
+    g_autofree char *p = g_build_filename(f->root, KSM, "smart_scan", NULL);
+    assert_int_equal(g_unlink(p), 0);
+    assert_true(sp_ksm_read(f->host, &st, &error));
+    g_autoptr(json_object) o = sp_ksm_state_to_json(&st);
+    assert_int_equal(json_object_object_length(o), SP_KSM_N_KEYS);
+    json_object_object_foreach(o, key, val) {
+        assert_string_equal(key, sp_ksm_key_info(i)->name);
+        i++;
+        (void)val;
+    }
+    assert_int_equal(json_object_get_int64(json_object_object_get(o, "run")), 0);
+    assert_int_equal(json_object_get_int64(json_object_object_get(o, "pages_to_scan")), 100);
+    assert_int_equal(json_object_get_int64(json_object_object_get(o, "general_profit")), -4096);
+    assert_true(json_object_is_type(json_object_object_get(o, "advisor_mode"), json_type_string));
+    assert_string_equal(json_object_get_string(json_object_object_get(o, "advisor_mode")),
+                        "scan-time");
+    assert_true(json_object_object_get_ex(o, "smart_scan", NULL));
+    assert_null(json_object_object_get(o, "smart_scan"));
+    g_autofree char *text = g_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    assert_true(g_str_has_prefix(text, "{\"run\":0,\"pages_to_scan\":100,\"sleep_millisecs\":20,"));
+    assert_non_null(strstr(text, "\"smart_scan\":null,\"advisor_mode\":\"scan-time\","));
+}
+
+/* `samepage ksm set --json`: before and after of each key written, as text. */
+static void
+test_changes_to_json(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    SpKsmState before, after;
+    SpKsmSetting s[] = { setting("pages_to_scan=500"), setting("advisor_mode=none"),
+                         setting("run=1") };
+
+    sp_test_write(f->root, KSM "advisor_mode", "none [scan-time]\n");
+    assert_true(sp_ksm_read(f->host, &before, &error));
+    after = before;
+    after.entry[SP_KSM_PAGES_TO_SCAN].value = 500;
+    after.entry[SP_KSM_ADVISOR_MODE].value = 0;
+    after.entry[SP_KSM_RUN].value = 1;
+    g_autoptr(json_object) arr = sp_ksm_changes_to_json(s, G_N_ELEMENTS(s), &before, &after);
+    assert_string_equal(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN),
+                        "[{\"key\":\"pages_to_scan\",\"before\":\"100\",\"after\":\"500\"},"
+                        "{\"key\":\"advisor_mode\",\"before\":\"scan-time\",\"after\":\"none\"},"
+                        "{\"key\":\"run\",\"before\":\"0\",\"after\":\"1\"}]");
+    g_autoptr(json_object) none = sp_ksm_changes_to_json(s, 0, &before, &after);
+    assert_int_equal(json_object_array_length(none), 0);
+}
+
 int
 main(void)
 {
@@ -525,6 +585,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_fails_half_way, setup, teardown),
         cmocka_unit_test(test_unmerge_check),
+        cmocka_unit_test_setup_teardown(test_state_to_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changes_to_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_rollback_advisor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_rollback_run2, setup, teardown),
         cmocka_unit_test(test_restore_plan),
