@@ -89,6 +89,11 @@ json_object *sp_guest_region_to_json(const SpGuestRegion *region);
 json_object *sp_guest_regions_to_json(const SpGuest *guest, const SpKsmStat *stat);
 json_object *sp_guest_summary_to_json(const SpGuest *guest, const SpKsmStat *stat);
 
+/* Unmarking a guest unmerges its merged pages (ksm_stat ksm_merging_pages):
+ * sp_ksm_unmerge_check() of those against the host's MemAvailable.  FALSE
+ * with SpKsm's error (naming the guest) when it does not cover them, or
+ * when ksm_stat cannot be read. */
+gboolean sp_guest_unmerge_check(const SpGuest *guest, const SpHost *host, GError **error);
 gboolean sp_guest_set_merge(SpGuest *guest, const SpHost *host, const char *region_id,
                             gboolean merge, GError **error);
 

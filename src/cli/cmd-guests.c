@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "samepage/spnuma.h"
@@ -192,18 +191,10 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
             return SP_EXIT_FAILURE;
         }
     }
-    if (off && !force) {
-        SpKsmStat k = { 0 };
-        if (!sp_ksm_stat_read(host, sp_guest_get_pid(g), &k, &error)) {
-            sp_cli_error("mark: %s", error->message);
-            return SP_EXIT_FAILURE;
-        }
-        /* The unmerge rule shared with ksm set run=2, ksm numa and experiments. */
-        if (!sp_ksm_unmerge_check(k.ksm_merging_pages, sysconf(_SC_PAGESIZE),
-                                  sp_host_mem_available(host), NULL, &error)) {
-            sp_cli_error("mark: guest %s: %s", name, error->message);
-            return SP_EXIT_FAILURE;
-        }
+    /* The unmerge rule shared with ksm set run=2, ksm numa and experiments. */
+    if (off && !force && !sp_guest_unmerge_check(g, host, &error)) {
+        sp_cli_error("mark: %s", error->message);
+        return SP_EXIT_FAILURE;
     }
     GPtrArray *regions = sp_guest_get_regions(g);
     for (guint i = 0; i < regions->len; i++) {

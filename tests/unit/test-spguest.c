@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "samepage/spguest.h"
+#include "samepage/spksm.h"
 #include "samepage/splibvirt.h"
 #include "../../src/lib/guest/spguestpriv.h"
 #include "sptest.h"
@@ -241,6 +242,54 @@ test_open_qmp_socket(void **state)
     sp_test_remove_tree(s.dir);
     g_free(s.path);
     g_free(s.dir);
+}
+
+/* Unmarking a guest: its ksm_merging_pages (10496 in the fake ksm_stat)
+ * plus 10% must fit in MemAvailable. */
+static void
+test_unmerge_check(void **state)
+{
+    g_autofree char *proc = sp_test_tree_new("proc/guest-numa");
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", proc);
+    g_autoptr(SpGuest) g = sp_guest_new("g1", 4242, NULL);
+    g_autoptr(SpGuest) gone = sp_guest_new("g2", 4243, NULL);
+    guint64 need = 10496ULL * sysconf(_SC_PAGESIZE);
+    g_autofree char *short_of = NULL, *enough = NULL;
+
+    need += need / 10;
+    short_of = g_strdup_printf("MemTotal: 99999999 kB\nMemAvailable: %" G_GUINT64_FORMAT " kB\n",
+                               need / 1024 - 1);
+    enough = g_strdup_printf("MemTotal: 99999999 kB\nMemAvailable: %" G_GUINT64_FORMAT " kB\n",
+                             need / 1024 + 1);
+    {   /* no meminfo: MemAvailable unknown, nothing merged may be unmerged */
+        g_autoptr(GError) error = NULL;
+        assert_false(sp_guest_unmerge_check(g, host, &error));
+        assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_MEMORY));
+        assert_true(g_str_has_prefix(error->message, "guest g1: unmerging 10496 merged pages"));
+    }
+    sp_test_write(proc, "meminfo", short_of);
+    {
+        g_autoptr(GError) error = NULL;
+        assert_false(sp_guest_unmerge_check(g, host, &error));
+        assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_MEMORY));
+    }
+    sp_test_write(proc, "meminfo", enough);
+    {
+        g_autoptr(GError) error = NULL;
+        assert_true(sp_guest_unmerge_check(g, host, &error));
+        assert_null(error);
+        /* The process is gone: ksm_stat's error. */
+        assert_false(sp_guest_unmerge_check(gone, host, &error));
+        assert_true(g_error_matches(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_PROCESS));
+    }
+    /* Nothing merged: nothing to cover, whatever the memory. */
+    sp_test_write(proc, "meminfo", "MemTotal: 1 kB\nMemAvailable: 0 kB\n");
+    sp_test_write(proc, "4242/ksm_stat", "ksm_rmap_items 0\nksm_merging_pages 0\n");
+    {
+        g_autoptr(GError) error = NULL;
+        assert_true(sp_guest_unmerge_check(g, host, &error));
+    }
+    sp_test_remove_tree(proc);
 }
 
 static void
@@ -614,6 +663,7 @@ main(void)
         cmocka_unit_test(test_ksm_stat),
         cmocka_unit_test(test_regions_json),
         cmocka_unit_test(test_open_qmp_socket),
+        cmocka_unit_test(test_unmerge_check),
         cmocka_unit_test(test_cmdline_uuid),
         cmocka_unit_test(test_find_qemu_owner),
         cmocka_unit_test(test_find_qemu_two),

@@ -27,8 +27,10 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "samepage/spguest.h"
+#include "samepage/spksm.h"
 #include "spguestpriv.h"
 
 G_DEFINE_QUARK(sp-guest-error-quark, sp_guest_error)
@@ -219,6 +221,32 @@ sp_guest_get_summary(const SpGuest *guest, guint64 *ram, guint *n_regions, guint
         *ram += r->size;
         *n_marked += r->vma && r->vma_mergeable;
     }
+}
+
+/**
+ * sp_guest_unmerge_check:
+ *
+ * The unmerge rule (sp_ksm_unmerge_check()) for unmarking @guest: its
+ * ksm_merging_pages come back as copies, with the host's page size, against
+ * the host's MemAvailable.
+ *
+ * Returns: FALSE with SP_KSM_ERROR_MEMORY, the message starting "guest
+ * NAME: ", if MemAvailable does not cover them; or sp_ksm_stat_read()'s
+ * error.
+ */
+gboolean
+sp_guest_unmerge_check(const SpGuest *guest, const SpHost *host, GError **error)
+{
+    SpKsmStat k = { 0 };
+
+    if (!sp_ksm_stat_read(host, guest->pid, &k, error))
+        return FALSE;
+    if (!sp_ksm_unmerge_check(k.ksm_merging_pages, sysconf(_SC_PAGESIZE),
+                              sp_host_mem_available(host), NULL, error)) {
+        g_prefix_error(error, "guest %s: ", guest->name);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 /**

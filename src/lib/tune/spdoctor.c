@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * spdoctor.c: the rules of `samepage doctor`
+ * spdoctor.c: `samepage doctor`: its snapshot, its rules, its findings
  *
  * Host: KSM built, running, and fast enough that a full pass over the
  * candidate pages takes under SP_DOCTOR_SLOW_SCAN_S (a pass takes
@@ -11,6 +11,11 @@
  * never scanned: vma_ksm_compatible()), not pinned (mlock, VFIO: pinned
  * pages fail write_protect_page()'s refcount check), not mostly volatile,
  * and with duplicates the model can find.
+ *
+ * The rules are pure functions of a snapshot.  The snapshot is read at the
+ * end of this file (sp_doctor_examine() and its parts): guests opened
+ * through SpLibvirt or a QMP socket, KSM's state, ksm_stat, VFIO
+ * descriptors and, if asked, the model's estimate of each guest's RAM.
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepage-doctor"
