@@ -115,6 +115,11 @@ gboolean sp_ksm_apply(const SpHost *host, const SpKsmSetting *settings,
  * @page_size + 10%.  The bytes wanted go to @need. */
 gboolean sp_ksm_unmerge_check(gint64 pages, guint64 page_size, guint64 mem_available,
                               guint64 *need, GError **error);
+/* The rule for run=2 on this host: @state's pages_sharing come back as
+ * copies.  Their bytes (pages x the page size) and the host's MemAvailable
+ * go to @bytes and @mem_available, whatever the answer. */
+gboolean sp_ksm_unmerge_all_check(const SpHost *host, const SpKsmState *state, guint64 *bytes,
+                                  guint64 *mem_available, GError **error);
 /* Whether @settings write run=2 (unmerge every page on the host). */
 gboolean sp_ksm_settings_unmerge(const SpKsmSetting *settings, gsize n_settings);
 /* One write of a restore, in the order sp_ksm_restore() makes them. */

@@ -188,23 +188,21 @@ sp_cli_experiment_check_unmerge(const SpHost *host, gboolean force)
     g_autoptr(GError) error = NULL;
     SpKsmState st;
     gint64 sharing;
-    guint64 avail;
+    guint64 bytes, avail;
 
     if (!sp_ksm_read(host, &st, &error))
         return TRUE;        /* the runner's own setup check reports it */
     sharing = st.entry[SP_KSM_PAGES_SHARING].value;
     if (sharing <= 0)
         return TRUE;
-    avail = sp_host_mem_available(host);
-    if (!force && !sp_ksm_unmerge_check(sharing, sysconf(_SC_PAGESIZE), avail, NULL, &error)) {
+    if (!sp_ksm_unmerge_all_check(host, &st, &bytes, &avail, &error) && !force) {
         sp_cli_error("experiment: resetting KSM (run=2) would unmerge the pages other processes "
                      "on this host have merged: %s", error->message);
         return FALSE;
     }
     fprintf(stderr, "samepage: warning: other processes on this host have %" G_GINT64_FORMAT
             " merged pages (%.1f MiB of copies, MemAvailable %.1f MiB): every run's KSM reset "
-            "(run=2) unmerges them\n", sharing,
-            (double)sharing * sysconf(_SC_PAGESIZE) / 1048576.0, avail / 1048576.0);
+            "(run=2) unmerges them\n", sharing, bytes / 1048576.0, avail / 1048576.0);
     return TRUE;
 }
 

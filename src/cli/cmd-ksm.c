@@ -84,16 +84,15 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
     }
     /* run=2 unmerges every merged page on the host, whoever merged it. */
     if (sp_ksm_settings_unmerge(settings, argc) && before.entry[SP_KSM_PAGES_SHARING].value > 0) {
-        gint64 sharing = before.entry[SP_KSM_PAGES_SHARING].value;
-        guint64 avail = sp_host_mem_available(host), need = 0;
-        if (!force && !sp_ksm_unmerge_check(sharing, sysconf(_SC_PAGESIZE), avail, &need, &error)) {
+        guint64 bytes, avail;
+        if (!sp_ksm_unmerge_all_check(host, &before, &bytes, &avail, &error) && !force) {
             sp_cli_error("ksm set: run=2: %s", error->message);
             return SP_EXIT_FAILURE;
         }
+        g_clear_error(&error);
         fprintf(stderr, "samepage: warning: run=2 unmerges the %" G_GINT64_FORMAT " pages merged "
                 "on this host (every process's, %.1f MiB of copies; MemAvailable %.1f MiB)\n",
-                sharing, (double)sharing * sysconf(_SC_PAGESIZE) / 1048576.0,
-                avail / 1048576.0);
+                before.entry[SP_KSM_PAGES_SHARING].value, bytes / 1048576.0, avail / 1048576.0);
     }
     if (!sp_ksm_apply(host, settings, argc, &error) ||
         !sp_ksm_read(host, &after, &error)) {

@@ -572,6 +572,54 @@ test_changes_to_json(void **state)
     assert_int_equal(json_object_array_length(none), 0);
 }
 
+/* run=2 on a fake host: pages_sharing x page size + 10% against its
+ * MemAvailable; the figures come back whatever the answer. */
+static void
+test_unmerge_all_check(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *proc = g_dir_make_tmp("samepage-test-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots(f->root, proc);
+    guint64 page = sysconf(_SC_PAGESIZE), bytes = 0, avail = 1;
+    guint64 need = 1000 * page + 1000 * page / 10;
+    g_autofree char *short_of = g_strdup_printf("MemAvailable: %" G_GUINT64_FORMAT " kB\n",
+                                                need / 1024 - 1);
+    g_autofree char *enough = g_strdup_printf("MemAvailable: %" G_GUINT64_FORMAT " kB\n",
+                                              need / 1024 + 1);
+    SpKsmState st;
+
+    sp_test_write(f->root, KSM "pages_sharing", "1000\n");
+    assert_true(sp_ksm_read(host, &st, NULL));
+    {   /* no meminfo: MemAvailable 0 */
+        g_autoptr(GError) error = NULL;
+        assert_false(sp_ksm_unmerge_all_check(host, &st, &bytes, &avail, &error));
+        assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_MEMORY));
+        assert_int_equal(bytes, 1000 * page);
+        assert_int_equal(avail, 0);
+    }
+    sp_test_write(proc, "meminfo", short_of);
+    {
+        g_autoptr(GError) error = NULL;
+        assert_false(sp_ksm_unmerge_all_check(host, &st, &bytes, &avail, &error));
+        assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_MEMORY));
+        assert_non_null(strstr(error->message, "1000 merged pages"));
+        assert_int_equal(avail, (need / 1024 - 1) * 1024);
+    }
+    sp_test_write(proc, "meminfo", enough);
+    {
+        g_autoptr(GError) error = NULL;
+        assert_true(sp_ksm_unmerge_all_check(host, &st, NULL, NULL, &error));
+        assert_null(error);
+    }
+    /* Nothing merged: nothing needed, even with no memory. */
+    sp_test_write(proc, "meminfo", "MemAvailable: 0 kB\n");
+    sp_test_write(f->root, KSM "pages_sharing", "0\n");
+    assert_true(sp_ksm_read(host, &st, NULL));
+    assert_true(sp_ksm_unmerge_all_check(host, &st, &bytes, &avail, NULL));
+    assert_int_equal(bytes, 0);
+    sp_test_remove_tree(proc);
+}
+
 int
 main(void)
 {
@@ -587,6 +635,7 @@ main(void)
         cmocka_unit_test(test_unmerge_check),
         cmocka_unit_test_setup_teardown(test_state_to_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_to_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unmerge_all_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_rollback_advisor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_rollback_run2, setup, teardown),
         cmocka_unit_test(test_restore_plan),

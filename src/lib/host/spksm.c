@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "samepage/spksm.h"
 
@@ -690,6 +691,31 @@ sp_ksm_unmerge_check(gint64 pages, guint64 page_size, guint64 mem_available, gui
         return FALSE;
     }
     return TRUE;
+}
+
+/**
+ * sp_ksm_unmerge_all_check:
+ * @state: the KSM state now (its pages_sharing)
+ * @bytes: (out) (optional): pages_sharing x the page size
+ * @mem_available: (out) (optional): the host's MemAvailable in bytes
+ *
+ * sp_ksm_unmerge_check() for run=2, which unmerges every merged page on the
+ * host, with this host's page size and MemAvailable.  The figures are set
+ * even when the check fails, for a caller that goes on when forced.
+ */
+gboolean
+sp_ksm_unmerge_all_check(const SpHost *host, const SpKsmState *state, guint64 *bytes,
+                         guint64 *mem_available, GError **error)
+{
+    gint64 sharing = MAX(state->entry[SP_KSM_PAGES_SHARING].value, 0);
+    long page_size = sysconf(_SC_PAGESIZE);
+    guint64 avail = sp_host_mem_available(host);
+
+    if (bytes)
+        *bytes = (guint64)sharing * (guint64)page_size;
+    if (mem_available)
+        *mem_available = avail;
+    return sp_ksm_unmerge_check(sharing, page_size, avail, NULL, error);
 }
 
 gboolean
