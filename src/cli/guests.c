@@ -17,7 +17,5 @@ sp_cli_open_guest(const SpCliGlobal *global, SpLibvirt **lv, const SpHost *host,
 {
     if (qmp_socket)
         return sp_guest_open_qmp_socket(qmp_socket, error);
-    if (!*lv && !(*lv = sp_libvirt_open(global->uri, error)))
-        return NULL;
-    return sp_libvirt_get_guest(*lv, host, name, error);
+    return sp_libvirt_open_guest(lv, global->uri, host, name, error);
 }

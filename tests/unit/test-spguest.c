@@ -653,6 +653,41 @@ test_libvirt_connection(void **state)
     assert_string_equal(sp_libvirt_domain_get_uuid(dom), LV_UUID);
 }
 
+/* A guest by domain name on a connection opened the first time it is needed
+ * (libvirt's test driver: its domain "test" runs no QEMU here). */
+static void
+test_libvirt_open_guest(void **state)
+{
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent-proc");
+    g_autoptr(SpLibvirt) lv = NULL;
+    g_autoptr(SpLibvirt) none = NULL;
+    SpLibvirt *first;
+
+    {
+        g_autoptr(GError) error = NULL;
+        assert_null(sp_libvirt_open_guest(&lv, "test:///default", host, "test", &error));
+        assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_PID));
+        assert_non_null(strstr(error->message, "'test'"));
+        assert_non_null(lv);
+        assert_string_equal(sp_libvirt_get_uri(lv), "test:///default");
+    }
+    first = lv;
+    {   /* the same connection again; a domain it does not know */
+        g_autoptr(GError) error = NULL;
+        assert_null(sp_libvirt_open_guest(&lv, "test:///default", host, "sp-no-such", &error));
+        assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_DOMAIN));
+        assert_ptr_equal(lv, first);
+    }
+    {   /* no connection: the connection's error, and still none */
+        g_autoptr(GError) error = NULL;
+        assert_null(sp_libvirt_open_guest(&none, "test:///nonexistent/samepage-none.xml", host,
+                                          "test", &error));
+        assert_non_null(error);
+        assert_true(error->domain == SP_LIBVIRT_ERROR);
+        assert_null(none);
+    }
+}
+
 int
 main(void)
 {
@@ -671,6 +706,7 @@ main(void)
         cmocka_unit_test(test_libvirt_domain_life),
         cmocka_unit_test(test_libvirt_domain_refused),
         cmocka_unit_test(test_libvirt_connection),
+        cmocka_unit_test(test_libvirt_open_guest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

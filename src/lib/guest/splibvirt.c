@@ -785,6 +785,23 @@ sp_libvirt_get_guest(SpLibvirt *lv, const SpHost *host, const char *name, GError
 }
 
 /**
+ * sp_libvirt_open_guest:
+ * @lv: (inout): the connection; opened on @uri when NULL, and left open
+ * @uri: (nullable): libvirt's URI, NULL for the default
+ *
+ * Returns: the domain's guest, or NULL with the connection's or
+ * sp_libvirt_get_guest()'s error.
+ */
+SpGuest *
+sp_libvirt_open_guest(SpLibvirt **lv, const char *uri, const SpHost *host, const char *name,
+                      GError **error)
+{
+    if (!*lv && !(*lv = sp_libvirt_open(uri, error)))
+        return NULL;
+    return sp_libvirt_get_guest(*lv, host, name, error);
+}
+
+/**
  * sp_libvirt_has_nosharepages:
  *
  * Whether the domain's XML opts out of memory sharing

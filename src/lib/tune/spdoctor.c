@@ -482,10 +482,8 @@ sp_doctor_examine(const SpHost *host, SpLibvirt **lv, const SpDoctorRequest *req
         }
     }
     for (char **n = names; n && *n; n++) {
-        SpGuest *g = NULL;
-        if ((!*lv && !(*lv = sp_libvirt_open(req->uri, &local))) ||
-            !(g = sp_libvirt_get_guest(*lv, host, *n, &local)) ||
-            !sp_guest_load_regions(g, host, &local)) {
+        SpGuest *g = sp_libvirt_open_guest(lv, req->uri, host, *n, &local);
+        if (!g || !sp_guest_load_regions(g, host, &local)) {
             /* A guest that cannot be read is a finding; the others go on. */
             sp_doctor_add_finding(findings, SP_FINDING_ERROR, *n, "unreadable",
                                   "the guest could not be examined", local->message,
