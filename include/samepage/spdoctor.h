@@ -89,6 +89,10 @@ typedef struct {
     const char *const *domains;       /* NULL: every running domain, unless ... */
     const char *const *qmp_sockets;   /* ... bare QEMUs are named (NULL: none) */
     gboolean estimate;                /* run the model (volatility, duplicates) */
+    /* Called with each finding as it is appended (NULL: none), e.g. to
+     * print it while the next guest is examined. */
+    void (*found)(const SpFinding *finding, gpointer data);
+    gpointer found_data;
 } SpDoctorRequest;
 
 /* Everything `samepage doctor` examines, appended to @findings (SpFinding)

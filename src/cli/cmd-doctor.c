@@ -10,15 +10,12 @@
 #include "cli.h"
 #include "samepage/spdoctor.h"
 
-/* Prints the findings as text. */
+/* Prints a finding as text, as soon as it is found. */
 static void
-sp_cli_doctor_print(const GPtrArray *findings)
+sp_cli_doctor_print(const SpFinding *f, gpointer data)
 {
-    for (guint i = 0; i < findings->len; i++) {
-        const SpFinding *f = g_ptr_array_index(findings, i);
-        sp_cli_print(stdout, "%-7s %s: %s (%s)%s%s\n", sp_finding_severity_to_string(f->severity),
-               f->subject, f->message, f->evidence, *f->fix ? " -> fix: " : "", f->fix);
-    }
+    sp_cli_print(stdout, "%-7s %s: %s (%s)%s%s\n", sp_finding_severity_to_string(f->severity),
+           f->subject, f->message, f->evidence, *f->fix ? " -> fix: " : "", f->fix);
 }
 
 int
@@ -53,10 +50,9 @@ sp_cli_doctor(const SpCliGlobal *global, int argc, char **argv)
     req.domains = argc > 1 ? (const char *const *)argv + 1 : NULL;
     req.qmp_sockets = (const char *const *)qmps;
     req.estimate = !no_estimate;
-    ok = sp_doctor_examine(host, &lv, &req, findings, &error);
-    /* What was found before a failure is printed, then the failure. */
     if (!json)
-        sp_cli_doctor_print(findings);
+        req.found = sp_cli_doctor_print;
+    ok = sp_doctor_examine(host, &lv, &req, findings, &error);
     if (!ok) {
         sp_cli_error("doctor: %s", error->message);
         return SP_EXIT_FAILURE;

@@ -320,6 +320,12 @@ find_at(GPtrArray *f, guint i, const char *subject, const char *code)
     return x;
 }
 
+static void
+collect(const SpFinding *f, gpointer data)
+{
+    g_ptr_array_add(data, (gpointer)f);
+}
+
 /* The whole examination on libvirt's test driver, whose running domain
  * "test" has no QEMU process here: an unreadable guest is a finding; a QMP
  * socket that cannot be read is an error, after the findings so far. */
@@ -333,10 +339,16 @@ test_examine(void **state)
         g_autoptr(SpLibvirt) lv = NULL;
         g_autoptr(GPtrArray) f = g_ptr_array_new_with_free_func((GDestroyNotify)sp_finding_free);
         g_autoptr(GError) error = NULL;
-        SpDoctorRequest req = { .uri = "test:///default", .estimate = TRUE };
+        g_autoptr(GPtrArray) told = g_ptr_array_new();
+        SpDoctorRequest req = { .uri = "test:///default", .estimate = TRUE,
+                                .found = collect, .found_data = told };
 
         if (!sp_doctor_examine(host, &lv, &req, f, &error))
             fail_msg("%s", error->message);
+        /* found() saw each finding, in order. */
+        assert_int_equal(told->len, f->len);
+        for (guint i = 0; i < f->len; i++)
+            assert_ptr_equal(g_ptr_array_index(told, i), g_ptr_array_index(f, i));
         assert_non_null(lv);
         assert_int_equal(f->len, 2);
         const SpFinding *u = find_at(f, 0, "test", "unreadable");
@@ -378,9 +390,12 @@ test_examine(void **state)
         g_autoptr(GError) error = NULL;
         const char *const names[] = { "nosuch", NULL };
         const char *const qmps[] = { "/nonexistent/samepage-qmp.sock", NULL };
-        SpDoctorRequest req = { .uri = "test:///default", .domains = names, .qmp_sockets = qmps };
+        g_autoptr(GPtrArray) told = g_ptr_array_new();
+        SpDoctorRequest req = { .uri = "test:///default", .domains = names, .qmp_sockets = qmps,
+                                .found = collect, .found_data = told };
 
         assert_false(sp_doctor_examine(host, &lv, &req, f, &error));
+        assert_int_equal(told->len, 1);         /* told before the failure */
         assert_non_null(error);
         assert_non_null(strstr(error->message, "/nonexistent/samepage-qmp.sock"));
         assert_int_equal(f->len, 1);

@@ -423,11 +423,11 @@ sp_doctor_guest_snapshot(const SpHost *host, SpLibvirt *lv, SpGuest *guest,
     return TRUE;
 }
 
-static void
-sp_doctor_add_finding(GPtrArray *out, SpFindingSeverity sev, const char *subject,
-                      const char *code, const char *message, const char *evidence,
-                      const char *fix)
+static GPtrArray *
+sp_doctor_one_finding(SpFindingSeverity sev, const char *subject, const char *code,
+                      const char *message, const char *evidence, const char *fix)
 {
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sp_finding_free);
     SpFinding *f = g_new0(SpFinding, 1);
 
     f->severity = sev;
@@ -437,13 +437,19 @@ sp_doctor_add_finding(GPtrArray *out, SpFindingSeverity sev, const char *subject
     f->evidence = g_strdup(evidence);
     f->fix = g_strdup(fix);
     g_ptr_array_add(out, f);
+    return out;
 }
 
+/* Moves @more's findings to the end of @findings, telling @req's found(). */
 static void
-sp_doctor_append(GPtrArray *findings, GPtrArray *more)
+sp_doctor_append(const SpDoctorRequest *req, GPtrArray *findings, GPtrArray *more)
 {
-    for (guint i = 0; i < more->len; i++)
-        g_ptr_array_add(findings, g_steal_pointer(&more->pdata[i]));
+    for (guint i = 0; i < more->len; i++) {
+        SpFinding *f = g_steal_pointer(&more->pdata[i]);
+        g_ptr_array_add(findings, f);
+        if (req->found)
+            req->found(f, req->found_data);
+    }
     g_ptr_array_unref(more);
 }
 
@@ -475,9 +481,11 @@ sp_doctor_examine(const SpHost *host, SpLibvirt **lv, const SpDoctorRequest *req
         if ((!*lv && !(*lv = sp_libvirt_open(req->uri, &local))) ||
             !(names = sp_libvirt_list_running(*lv, &local))) {
             /* No libvirt: the host can still be examined. */
-            sp_doctor_add_finding(findings, SP_FINDING_INFO, "host", "no-libvirt",
-                                  "guests were not examined", local->message,
-                                  "start libvirtd, or name QEMU sockets with --qmp");
+            sp_doctor_append(req, findings,
+                             sp_doctor_one_finding(SP_FINDING_INFO, "host", "no-libvirt",
+                                                   "guests were not examined", local->message,
+                                                   "start libvirtd, or name QEMU sockets "
+                                                   "with --qmp"));
             g_clear_error(&local);
         }
     }
@@ -485,9 +493,11 @@ sp_doctor_examine(const SpHost *host, SpLibvirt **lv, const SpDoctorRequest *req
         SpGuest *g = sp_libvirt_open_guest(lv, req->uri, host, *n, &local);
         if (!g || !sp_guest_load_regions(g, host, &local)) {
             /* A guest that cannot be read is a finding; the others go on. */
-            sp_doctor_add_finding(findings, SP_FINDING_ERROR, *n, "unreadable",
-                                  "the guest could not be examined", local->message,
-                                  "check that the domain runs a QEMU process on this host");
+            sp_doctor_append(req, findings,
+                             sp_doctor_one_finding(SP_FINDING_ERROR, *n, "unreadable",
+                                                   "the guest could not be examined",
+                                                   local->message, "check that the domain "
+                                                   "runs a QEMU process on this host"));
             g_clear_error(&local);
             sp_guest_free(g);
             continue;
@@ -506,14 +516,14 @@ sp_doctor_examine(const SpHost *host, SpLibvirt **lv, const SpDoctorRequest *req
     }
 
     sp_doctor_host_snapshot(host, guests, &dh);
-    sp_doctor_append(findings, sp_doctor_host(&dh));
+    sp_doctor_append(req, findings, sp_doctor_host(&dh));
     for (guint i = 0; i < guests->len; i++) {
         SpDoctorGuest dg;
         if (!sp_doctor_guest_snapshot(host, g_array_index(from_libvirt, gboolean, i) ? *lv : NULL,
                                       g_ptr_array_index(guests, i), &dh, req->estimate, &dg,
                                       error))
             return FALSE;
-        sp_doctor_append(findings, sp_doctor_guest(&dg));
+        sp_doctor_append(req, findings, sp_doctor_guest(&dg));
     }
     return TRUE;
 }
