@@ -143,6 +143,65 @@ test_regions_gone(void **state)
     assert_non_null(strstr(error->message, "4243"));
 }
 
+/* A backend as sp_guest_load_regions() leaves it: placed on the VMA
+ * [start, end) at @hva, or not placed (end 0). */
+static SpGuestRegion *
+region(const char *id, guint64 size, guint64 hva, guint64 start, guint64 end, const char *perms)
+{
+    SpGuestRegion *r = g_new0(SpGuestRegion, 1);
+
+    r->id = g_strdup(id);
+    r->size = size;
+    if (end) {
+        r->hva = hva;
+        r->vma = g_new0(SpVma, 1);
+        r->vma->start = start;
+        r->vma->end = end;
+        g_strlcpy(r->vma->perms, perms, sizeof(r->vma->perms));
+        r->vma->path = g_strdup("");
+        r->vma->vmflags = g_new0(char *, 1);
+    }
+    return r;
+}
+
+/* The guest RAM as one VMA of its own (what the experiment's census
+ * covers): the only placed backend of the guest's size, on exactly it. */
+static void
+test_ram_vma(void **state)
+{
+    g_autoptr(GPtrArray) regions = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_region_free);
+    guint64 mib = 1 << 20, s = 0, e = 0;
+    g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL;
+
+    g_ptr_array_add(regions, region("mem1", 64 * mib, 0x1000000, 0x1000000, 0x1000000 + 64 * mib,
+                                    "rw-p"));
+    g_ptr_array_add(regions, region("pc.ram", 512 * mib, 0x7f0000000000, 0x7f0000000000,
+                                    0x7f0000000000 + 512 * mib, "rw-p"));
+    assert_true(sp_guest_pick_ram_vma(regions, 512 * mib, &s, &e, NULL));
+    assert_true(s == 0x7f0000000000 && e == 0x7f0000000000 + 512 * mib);
+    /* A backend of that size that was not placed does not count. */
+    s = e = 0;
+    g_ptr_array_add(regions, region("dimm0", 512 * mib, 0, 0, 0, ""));
+    assert_true(sp_guest_pick_ram_vma(regions, 512 * mib, &s, &e, NULL));
+    assert_true(s == 0x7f0000000000);
+    /* The address inside a VMA that is not the RAM's own. */
+    g_autoptr(GPtrArray) inside = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_region_free);
+    g_ptr_array_add(inside, region("mem1", 64 * mib, 0x1000000 + 4096, 0x1000000,
+                                   0x1000000 + 64 * mib, "rw-p"));
+    assert_false(sp_guest_pick_ram_vma(inside, 64 * mib, &s, &e, &e1));
+    assert_non_null(strstr(e1->message, "not a VMA of its own"));
+    /* Nothing placed of that size. */
+    g_autoptr(GPtrArray) none = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_region_free);
+    g_ptr_array_add(none, region("pc.ram", 512 * mib, 0, 0, 0, ""));
+    assert_false(sp_guest_pick_ram_vma(none, 512 * mib, &s, &e, &e2));
+    assert_non_null(strstr(e2->message, "no VMA holds the guest RAM"));
+    /* Two candidates by size: ambiguous. */
+    g_ptr_array_add(regions, region("mem2", 512 * mib, 0x7f8000000000, 0x7f8000000000,
+                                    0x7f8000000000 + 512 * mib, "rw-p"));
+    assert_false(sp_guest_pick_ram_vma(regions, 512 * mib, &s, &e, &e3));
+    assert_non_null(strstr(e3->message, "2 memory backends"));
+}
+
 static void
 test_ksm_stat(void **state)
 {
@@ -543,6 +602,7 @@ main(void)
         cmocka_unit_test(test_parse_numa_maps),
         cmocka_unit_test(test_regions_numa),
         cmocka_unit_test(test_regions_gone),
+        cmocka_unit_test(test_ram_vma),
         cmocka_unit_test(test_ksm_stat),
         cmocka_unit_test(test_cmdline_uuid),
         cmocka_unit_test(test_find_qemu_owner),
