@@ -64,7 +64,6 @@ sp_exp_parse_vmrss(const char *text)
     return sp_proc_parse_meminfo(text, "VmRSS", &bytes, NULL) ? bytes / 1024 : 0;
 }
 
-
 static void
 sp_exp_add_setting(GArray *a, SpKsmKey key, gint64 value)
 {
