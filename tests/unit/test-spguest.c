@@ -533,6 +533,37 @@ test_libvirt_domain_refused(void **state)
     assert_true(sp_libvirt_undefine(dom, NULL));
 }
 
+/* A defined domain as an SpGuest (the experiment's clones): its name, the
+ * pid it was given, and QMP through libvirt, which the test driver cannot
+ * do: loading its regions fails with libvirt's message, and the guest
+ * outlives its domain handle (it holds its own reference). */
+static void
+test_libvirt_domain_guest(void **state)
+{
+    g_autoptr(SpLibvirt) lv = sp_libvirt_open("test:///default", NULL);
+    g_autoptr(SpLibvirtDomain) dom = NULL;
+    g_autoptr(SpGuest) guest = NULL;
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent");
+    g_autoptr(GError) error = NULL;
+
+    assert_non_null(lv);
+    dom = sp_libvirt_define_xml(lv, lv_domain_xml, &error);
+    if (!dom)
+        fail_msg("%s", error->message);
+    assert_true(sp_libvirt_start(dom, &error));
+    guest = sp_libvirt_domain_get_guest(dom, 4242, &error);
+    if (!guest)
+        fail_msg("%s", error->message);
+    assert_string_equal(sp_guest_get_name(guest), "sp-lv-1");
+    assert_int_equal(sp_guest_get_pid(guest), 4242);
+    assert_true(sp_libvirt_destroy(dom, NULL));
+    assert_true(sp_libvirt_undefine(dom, NULL));
+    g_clear_pointer(&dom, sp_libvirt_domain_free);
+    assert_false(sp_guest_load_regions(guest, host, &error));
+    assert_true(error && *error->message);
+    assert_non_null(strstr(error->message, "sp-lv-1"));
+}
+
 /* A connection: an unknown URI is a CONNECT error naming it; a reconnect
  * to the same URI; once that fails, calls say "not connected". */
 static void
@@ -610,6 +641,7 @@ main(void)
         cmocka_unit_test(test_open_qemu_live),
         cmocka_unit_test(test_libvirt_domain_life),
         cmocka_unit_test(test_libvirt_domain_refused),
+        cmocka_unit_test(test_libvirt_domain_guest),
         cmocka_unit_test(test_libvirt_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
