@@ -865,6 +865,50 @@ test_run_unmerge_check(void **state)
     runner_free(r);
 }
 
+static gboolean
+interrupt_cb(gpointer data)
+{
+    sp_experiment_interrupt(data);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean
+flag_cb(gpointer data)
+{
+    *(gboolean *)data = TRUE;
+    return G_SOURCE_REMOVE;
+}
+
+/* While it waits (here for an unmerge that never ends), the runner
+ * iterates its own context, where a caller's source (a signal handler's)
+ * can interrupt it, and never the caller's default context. */
+static void
+test_run_own_context(void **state)
+{
+    Runner *r = runner_new(NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GSource) stop = g_timeout_source_new(300);
+    gboolean caller_dispatched = FALSE;
+    guint idle;
+
+    sp_test_write(r->sysfs, "kernel/mm/ksm/pages_shared", "1\n");
+    sp_test_write(r->sysfs, "kernel/mm/ksm/pages_sharing", "1\n");
+    runner_mark_knobs(r);
+    r->opt.force_unmerge = TRUE;
+    r->exp = sp_experiment_new(r->plan, r->host, &r->opt);
+    sp_experiment_set_progress_func(r->exp, runner_progress, r);
+    g_source_set_callback(stop, interrupt_cb, r->exp, NULL);
+    g_source_attach(stop, sp_experiment_get_context(r->exp));
+    idle = g_idle_add(flag_cb, &caller_dispatched);
+    assert_false(sp_experiment_run(r->exp, &error));
+    assert_true(g_error_matches(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_INTERRUPTED));
+    assert_true(r->reached_reset);
+    assert_true(knob_written(r, "run"));
+    assert_false(caller_dispatched);
+    g_source_remove(idle);
+    runner_free(r);
+}
+
 /* Relative --output and overlay_dir (the CLI's default output is relative)
  * are journalled as absolute paths: the journal of a running experiment
  * must read back, or `clean` and a second `run` could not see it. */
@@ -915,6 +959,7 @@ main(void)
         cmocka_unit_test(test_run_dirs),
         cmocka_unit_test(test_run_unmerge_check),
         cmocka_unit_test(test_run_relative_paths),
+        cmocka_unit_test(test_run_own_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
