@@ -417,8 +417,12 @@ sp_exp_find_ram(SpExperiment *exp, SpExpRun *run, GError **error)
         guest = sp_libvirt_domain_get_guest(sp_exp_dom(exp, i), g->pid, &local);
         if (!guest || !sp_guest_load_regions(guest, exp->host, &local) ||
             !sp_guest_get_ram_vma(guest, size, &g->ram_start, &g->ram_end, &local)) {
+            /* SpGuest may have named the guest already: once is enough. */
+            g_autofree char *named = g_strdup_printf("guest %s: ", g->name);
+            const char *why = g_str_has_prefix(local->message, named)
+                ? local->message + strlen(named) : local->message;
             g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_GUEST,
-                        "guest %s (QEMU pid %d): %s", g->name, (int)g->pid, local->message);
+                        "guest %s (QEMU pid %d): %s", g->name, (int)g->pid, why);
             return FALSE;
         }
     }

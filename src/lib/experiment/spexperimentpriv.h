@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * spexperimentpriv.h: the experiment runner's pure helpers, for unit tests
+ * spexperimentpriv.h: the pure helpers of the experiment runner
+ * (spexperiment.c) and of its clones (spclones.c), for unit tests
  */
 #pragma once
 
