@@ -79,6 +79,10 @@ const SpGuestRegion *sp_guest_find_region(const SpGuest *guest, const char *id);
 /* The host address ranges of the RAM backends found (SpScanRange): what to
  * scan for this guest.  Empty if none was placed. */
 GArray *sp_guest_get_ram_ranges(const SpGuest *guest);
+/* The guest RAM as one host VMA of its own of exactly @size bytes (the only
+ * backend of that size, placed): what a census of the guest's RAM covers. */
+gboolean sp_guest_get_ram_vma(const SpGuest *guest, guint64 size, guint64 *start,
+                              guint64 *end, GError **error);
 /* Totals over the regions: RAM bytes, regions, regions the kernel scans. */
 void sp_guest_get_summary(const SpGuest *guest, guint64 *ram, guint *n_regions,
                           guint *n_marked);

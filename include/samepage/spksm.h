@@ -133,5 +133,8 @@ gboolean sp_ksm_snapshot(const SpHost *host, SpKsmState *snapshot, GError **erro
 GArray *sp_ksm_restore_plan(const SpKsmState *snapshot, const SpKsmState *current);
 gboolean sp_ksm_restore(const SpHost *host, const SpKsmState *snapshot, GArray **done,
                         GError **error);
+/* run=2 (unmerge every page), then sp_ksm_restore(). */
+gboolean sp_ksm_unmerge_and_restore(const SpHost *host, const SpKsmState *snapshot,
+                                    GArray **done, GError **error);
 
 G_END_DECLS

@@ -97,6 +97,7 @@ gboolean sp_libvirt_get_state(SpLibvirtDomain *dom, SpLibvirtState *state, int *
 char *sp_libvirt_agent_command(SpLibvirtDomain *dom, const char *json, int timeout_s,
                                GError **error);
 char *sp_libvirt_hmp_command(SpLibvirtDomain *dom, const char *command, GError **error);
+SpGuest *sp_libvirt_domain_get_guest(SpLibvirtDomain *dom, pid_t pid, GError **error);
 
 gboolean sp_libvirt_uri_is_remote(const char *uri);
 gboolean sp_libvirt_set_ksm(SpLibvirt *lv, const SpKsmSetting *settings, gsize n,

@@ -249,7 +249,8 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     SpExperimentOptions opt = { 0 };
     SpCliExperiment c = { 0 };
     SpCliSignal sigs[] = { { &c, "SIGINT" }, { &c, "SIGTERM" }, { &c, "SIGHUP" } };
-    guint sig[3];
+    static const int signums[] = { SIGINT, SIGTERM, SIGHUP };
+    GSource *sig[3];
     gboolean ok;
     int rc;
 
@@ -313,9 +314,12 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     c.exp = exp;
     c.tty = isatty(STDERR_FILENO);
     sp_experiment_set_progress_func(exp, sp_cli_experiment_progress, &c);
-    sig[0] = g_unix_signal_add(SIGINT, sp_cli_experiment_signal, &sigs[0]);
-    sig[1] = g_unix_signal_add(SIGTERM, sp_cli_experiment_signal, &sigs[1]);
-    sig[2] = g_unix_signal_add(SIGHUP, sp_cli_experiment_signal, &sigs[2]);
+    /* The runner iterates its own context while it waits: the handlers go there. */
+    for (gsize i = 0; i < G_N_ELEMENTS(sig); i++) {
+        sig[i] = g_unix_signal_source_new(signums[i]);
+        g_source_set_callback(sig[i], sp_cli_experiment_signal, &sigs[i], NULL);
+        g_source_attach(sig[i], sp_experiment_get_context(exp));
+    }
 
     sp_cli_print(stderr, "samepage: experiment \"%s\": VM counts", plan->name);
     for (guint i = 0; i < plan->vm_counts->len; i++)
@@ -324,8 +328,10 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
             plan->duration_s, output);
 
     ok = sp_experiment_run(exp, &error);
-    for (gsize i = 0; i < G_N_ELEMENTS(sig); i++)
-        g_source_remove(sig[i]);
+    for (gsize i = 0; i < G_N_ELEMENTS(sig); i++) {
+        g_source_destroy(sig[i]);
+        g_source_unref(sig[i]);
+    }
     if (c.line_open)
         fputc('\n', stderr);
     g_free(c.last_stage);

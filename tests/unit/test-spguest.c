@@ -66,6 +66,65 @@ test_regions_gone(void **state)
     assert_non_null(strstr(error->message, "4243"));
 }
 
+/* A backend as sp_guest_load_regions() leaves it: placed on the VMA
+ * [start, end) at @hva, or not placed (end 0). */
+static SpGuestRegion *
+region(const char *id, guint64 size, guint64 hva, guint64 start, guint64 end, const char *perms)
+{
+    SpGuestRegion *r = g_new0(SpGuestRegion, 1);
+
+    r->id = g_strdup(id);
+    r->size = size;
+    if (end) {
+        r->hva = hva;
+        r->vma = g_new0(SpVma, 1);
+        r->vma->start = start;
+        r->vma->end = end;
+        g_strlcpy(r->vma->perms, perms, sizeof(r->vma->perms));
+        r->vma->path = g_strdup("");
+        r->vma->vmflags = g_new0(char *, 1);
+    }
+    return r;
+}
+
+/* The guest RAM as one VMA of its own (what the experiment's census
+ * covers): the only placed backend of the guest's size, on exactly it. */
+static void
+test_ram_vma(void **state)
+{
+    g_autoptr(GPtrArray) regions = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_region_free);
+    guint64 mib = 1 << 20, s = 0, e = 0;
+    g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL;
+
+    g_ptr_array_add(regions, region("mem1", 64 * mib, 0x1000000, 0x1000000, 0x1000000 + 64 * mib,
+                                    "rw-p"));
+    g_ptr_array_add(regions, region("pc.ram", 512 * mib, 0x7f0000000000, 0x7f0000000000,
+                                    0x7f0000000000 + 512 * mib, "rw-p"));
+    assert_true(sp_guest_pick_ram_vma(regions, 512 * mib, &s, &e, NULL));
+    assert_true(s == 0x7f0000000000 && e == 0x7f0000000000 + 512 * mib);
+    /* A backend of that size that was not placed does not count. */
+    s = e = 0;
+    g_ptr_array_add(regions, region("dimm0", 512 * mib, 0, 0, 0, ""));
+    assert_true(sp_guest_pick_ram_vma(regions, 512 * mib, &s, &e, NULL));
+    assert_true(s == 0x7f0000000000);
+    /* The address inside a VMA that is not the RAM's own. */
+    g_autoptr(GPtrArray) inside = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_region_free);
+    g_ptr_array_add(inside, region("mem1", 64 * mib, 0x1000000 + 4096, 0x1000000,
+                                   0x1000000 + 64 * mib, "rw-p"));
+    assert_false(sp_guest_pick_ram_vma(inside, 64 * mib, &s, &e, &e1));
+    assert_non_null(strstr(e1->message, "not a VMA of its own"));
+    /* Nothing placed of that size. */
+    g_autoptr(GPtrArray) none = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_region_free);
+    g_ptr_array_add(none, region("pc.ram", 512 * mib, 0, 0, 0, ""));
+    assert_false(sp_guest_pick_ram_vma(none, 512 * mib, &s, &e, &e2));
+    assert_non_null(strstr(e2->message, "no VMA holds the guest RAM"));
+    /* Two candidates by size: ambiguous. */
+    g_ptr_array_add(regions, region("mem2", 512 * mib, 0x7f8000000000, 0x7f8000000000,
+                                    0x7f8000000000 + 512 * mib, "rw-p"));
+    assert_false(sp_guest_pick_ram_vma(regions, 512 * mib, &s, &e, &e3));
+    assert_non_null(strstr(e3->message, "2 memory backends"));
+}
+
 static void
 test_ksm_stat(void **state)
 {
@@ -591,6 +650,37 @@ test_libvirt_domain_refused(void **state)
     assert_true(sp_libvirt_undefine(dom, NULL));
 }
 
+/* A defined domain as an SpGuest (the experiment's clones): its name, the
+ * pid it was given, and QMP through libvirt, which the test driver cannot
+ * do: loading its regions fails with libvirt's message, and the guest
+ * outlives its domain handle (it holds its own reference). */
+static void
+test_libvirt_domain_guest(void **state)
+{
+    g_autoptr(SpLibvirt) lv = sp_libvirt_open("test:///default", NULL);
+    g_autoptr(SpLibvirtDomain) dom = NULL;
+    g_autoptr(SpGuest) guest = NULL;
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent");
+    g_autoptr(GError) error = NULL;
+
+    assert_non_null(lv);
+    dom = sp_libvirt_define_xml(lv, lv_domain_xml, &error);
+    if (!dom)
+        fail_msg("%s", error->message);
+    assert_true(sp_libvirt_start(dom, &error));
+    guest = sp_libvirt_domain_get_guest(dom, 4242, &error);
+    if (!guest)
+        fail_msg("%s", error->message);
+    assert_string_equal(sp_guest_get_name(guest), "sp-lv-1");
+    assert_int_equal(sp_guest_get_pid(guest), 4242);
+    assert_true(sp_libvirt_destroy(dom, NULL));
+    assert_true(sp_libvirt_undefine(dom, NULL));
+    g_clear_pointer(&dom, sp_libvirt_domain_free);
+    assert_false(sp_guest_load_regions(guest, host, &error));
+    assert_true(error && *error->message);
+    assert_non_null(strstr(error->message, "sp-lv-1"));
+}
+
 /* A connection: an unknown URI is a CONNECT error naming it; a reconnect
  * to the same URI; once that fails, calls say "not connected". */
 static void
@@ -695,6 +785,7 @@ main(void)
         cmocka_unit_test(test_parse_numa_maps),
         cmocka_unit_test(test_regions_numa),
         cmocka_unit_test(test_regions_gone),
+        cmocka_unit_test(test_ram_vma),
         cmocka_unit_test(test_ksm_stat),
         cmocka_unit_test(test_regions_json),
         cmocka_unit_test(test_open_qmp_socket),
@@ -705,6 +796,7 @@ main(void)
         cmocka_unit_test(test_open_qemu_live),
         cmocka_unit_test(test_libvirt_domain_life),
         cmocka_unit_test(test_libvirt_domain_refused),
+        cmocka_unit_test(test_libvirt_domain_guest),
         cmocka_unit_test(test_libvirt_connection),
         cmocka_unit_test(test_libvirt_open_guest),
     };

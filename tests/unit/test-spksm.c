@@ -620,6 +620,116 @@ test_unmerge_all_check(void **state)
     sp_test_remove_tree(proc);
 }
 
+/* An experiment's knobs put back after its run=2 (pages_shared 0): what
+ * SpKsm writes, and that the kernel takes each write in that order. */
+static SpKsmState
+after_state(gint64 run, gint64 pts, gint64 mps, gint64 adv)
+{
+    SpKsmState st = full_state();
+
+    st.entry[SP_KSM_RUN].value = run;
+    st.entry[SP_KSM_PAGES_TO_SCAN].value = pts;
+    st.entry[SP_KSM_MAX_PAGE_SHARING].value = mps;
+    st.entry[SP_KSM_ADVISOR_MODE].value = adv;
+    st.entry[SP_KSM_ADVISOR_MAX_CPU].value = 70;
+    st.entry[SP_KSM_ADVISOR_MAX_PAGES_TO_SCAN].value = 30000;
+    st.entry[SP_KSM_ADVISOR_TARGET_SCAN_TIME].value = 200;
+    st.entry[SP_KSM_STABLE_NODE_CHAINS_PRUNE_MILLISECS].value = 2000;
+    st.entry[SP_KSM_SMART_SCAN].value = 1;
+    st.entry[SP_KSM_PAGES_SHARED].value = 0;
+    return st;
+}
+
+static GArray *
+plan_settings(GArray *plan)
+{
+    GArray *a = g_array_new(FALSE, FALSE, sizeof(SpKsmSetting));
+
+    for (guint i = 0; i < plan->len; i++) {
+        const SpKsmRestoreStep *step = &g_array_index(plan, SpKsmRestoreStep, i);
+        SpKsmSetting s = { step->key, step->value };
+        assert_null(step->blocked);
+        g_array_append_val(a, s);
+    }
+    return a;
+}
+
+static void
+test_restore_after_unmerge(void **state)
+{
+    g_autoptr(GError) error = NULL;
+
+    /* The plan set pages_to_scan and max_page_sharing and the advisor off:
+     * max_page_sharing back, the advisor back (it sets pages_to_scan
+     * itself, so that is not written), run back last. */
+    SpKsmState orig = after_state(0, 100, 256, 1), after = after_state(2, 1000, 16, 0);
+    g_autoptr(GArray) restore = sp_ksm_restore_plan(&orig, &after);
+    g_autoptr(GArray) writes = plan_settings(restore);
+    assert_int_equal(restore->len, 3);
+    assert_int_equal(g_array_index(restore, SpKsmRestoreStep, 0).key, SP_KSM_MAX_PAGE_SHARING);
+    assert_int_equal(g_array_index(restore, SpKsmRestoreStep, 1).key, SP_KSM_ADVISOR_MODE);
+    assert_int_equal(g_array_index(restore, SpKsmRestoreStep, 2).key, SP_KSM_RUN);
+    assert_int_equal(g_array_index(restore, SpKsmRestoreStep, 2).value, 0);
+    if (!sp_ksm_validate(&after, (SpKsmSetting *)writes->data, writes->len, &error))
+        fail_msg("%s", error->message);
+
+    /* The other way round: the experiment turned the advisor on. */
+    SpKsmState o2 = after_state(1, 100, 256, 0), a2 = after_state(2, 500, 256, 1);
+    g_autoptr(GArray) r2 = sp_ksm_restore_plan(&o2, &a2);
+    g_autoptr(GArray) w2 = plan_settings(r2);
+    assert_int_equal(g_array_index(r2, SpKsmRestoreStep, 0).key, SP_KSM_ADVISOR_MODE);
+    assert_true(sp_ksm_validate(&a2, (SpKsmSetting *)w2->data, w2->len, NULL));
+    /* Nothing changed but run: run back only. */
+    SpKsmState a3 = after_state(2, 100, 256, 0);
+    g_autoptr(GArray) r3 = sp_ksm_restore_plan(&o2, &a3);
+    assert_int_equal(r3->len, 1);
+    /* Original run=2: nothing at all. */
+    SpKsmState o4 = after_state(2, 100, 256, 0);
+    g_autoptr(GArray) r4 = sp_ksm_restore_plan(&o4, &o4);
+    assert_int_equal(r4->len, 0);
+}
+
+
+/*
+ * The plan turned the advisor on with advisor_min_pages_to_scan=1000, so the
+ * kernel set pages_to_scan to 1000: the user's own value.  Putting the
+ * advisor back to none makes the kernel reset pages_to_scan to 100, so it
+ * must be written again although it read equal before.
+ */
+static void
+test_unmerge_and_restore_advisor(void **state)
+{
+    g_autofree char *root = sp_test_tree_new("sysfs-6.18");
+    g_autoptr(SpHost) host = sp_host_new_with_roots(root, "/nonexistent-proc");
+    SpFakeKsm *k = sp_fake_ksm_new(host, root);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GArray) done = NULL;
+    SpKsmState orig;
+    SpKsmSetting plan[] = { { SP_KSM_ADVISOR_MIN_PAGES_TO_SCAN, 1000 },
+                            { SP_KSM_ADVISOR_MODE, 1 }, { SP_KSM_RUN, 1 } };
+
+    sp_test_write(root, "kernel/mm/ksm/pages_to_scan", "1000\n");
+    sp_test_write(root, "kernel/mm/ksm/run", "1\n");
+    assert_true(sp_ksm_read(host, &orig, &error));
+    assert_true(sp_ksm_apply(host, plan, G_N_ELEMENTS(plan), &error));
+    sp_test_write(root, "kernel/mm/ksm/pages_shared", "300\n");
+
+    if (!sp_ksm_unmerge_and_restore(host, &orig, &done, &error))
+        fail_msg("%s", error->message);
+    g_autofree char *pts = sp_test_read(root, "kernel/mm/ksm/pages_to_scan");
+    g_autofree char *adv = sp_test_read(root, "kernel/mm/ksm/advisor_mode");
+    g_autofree char *min = sp_test_read(root, "kernel/mm/ksm/advisor_min_pages_to_scan");
+    g_autofree char *run = sp_test_read(root, "kernel/mm/ksm/run");
+    assert_string_equal(pts, "1000");
+    assert_non_null(strstr(adv, "[none]"));
+    assert_string_equal(min, "500");
+    assert_string_equal(run, "1");
+    /* One unmerge (its own run=2), not one more for run. */
+    assert_int_equal(k->unmerges, 1);
+    sp_fake_ksm_free(k);
+    sp_test_remove_tree(root);
+}
+
 int
 main(void)
 {
@@ -639,6 +749,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_apply_rollback_advisor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_rollback_run2, setup, teardown),
         cmocka_unit_test(test_restore_plan),
+        cmocka_unit_test(test_restore_after_unmerge),
+        cmocka_unit_test(test_unmerge_and_restore_advisor),
         cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -537,6 +537,68 @@ sp_guest_load_regions(SpGuest *guest, const SpHost *host, GError **error)
 }
 
 /**
+ * sp_guest_pick_ram_vma:
+ * @regions: (element-type SpGuestRegion): as sp_guest_load_regions() left them
+ * @size: the guest's RAM in bytes
+ *
+ * The guest RAM as one host VMA of its own: the only backend of @size bytes
+ * that was placed, on a VMA of exactly that size.  What a census of the
+ * guest's RAM covers, so a VMA shared with anything else, or two backends
+ * that could each be it, is an error.
+ */
+gboolean
+sp_guest_pick_ram_vma(GPtrArray *regions, guint64 size, guint64 *start, guint64 *end,
+                      GError **error)
+{
+    const SpGuestRegion *only = NULL;
+    guint n = 0;
+
+    for (guint i = 0; i < regions->len; i++) {
+        const SpGuestRegion *r = g_ptr_array_index(regions, i);
+        if (r->vma && r->size == size) {
+            only = r;
+            n++;
+        }
+    }
+    if (n == 0) {
+        g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_REGION,
+                    "no VMA holds the guest RAM: none of its %u memory backends of %"
+                    G_GUINT64_FORMAT " MiB was placed", regions->len, size >> 20);
+        return FALSE;
+    }
+    if (n != 1) {
+        g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_REGION,
+                    "%u memory backends of %" G_GUINT64_FORMAT " MiB: cannot tell which holds "
+                    "guest RAM", n, size >> 20);
+        return FALSE;
+    }
+    if (only->vma->start != only->hva || only->vma->end - only->vma->start != size) {
+        g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_REGION,
+                    "guest RAM at 0x%" G_GINT64_MODIFIER "x is inside the VMA 0x%"
+                    G_GINT64_MODIFIER "x-0x%" G_GINT64_MODIFIER "x, not a VMA of its own of %"
+                    G_GUINT64_FORMAT " MiB", only->hva, only->vma->start, only->vma->end,
+                    size >> 20);
+        return FALSE;
+    }
+    *start = only->vma->start;
+    *end = only->vma->end;
+    return TRUE;
+}
+
+/**
+ * sp_guest_get_ram_vma:
+ * @size: the guest's RAM in bytes
+ *
+ * After sp_guest_load_regions(): sp_guest_pick_ram_vma() of its regions.
+ */
+gboolean
+sp_guest_get_ram_vma(const SpGuest *guest, guint64 size, guint64 *start, guint64 *end,
+                     GError **error)
+{
+    return sp_guest_pick_ram_vma(guest->regions, size, start, end, error);
+}
+
+/**
  * sp_guest_set_merge:
  * @region_id: a backend id, or NULL for every backend
  * @merge: mark mergeable (TRUE) or not

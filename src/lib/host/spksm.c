@@ -652,6 +652,38 @@ sp_ksm_restore(const SpHost *host, const SpKsmState *snapshot, GArray **done, GE
 }
 
 /**
+ * sp_ksm_unmerge_and_restore:
+ * @snapshot: from sp_ksm_snapshot()
+ * @done: (out) (optional) (transfer full) (element-type SpKsmSetting): the
+ *   writes of the restore
+ *
+ * Unmerges everything (run=2: the kernel does it before the write
+ * returns), which also lets merge_across_nodes and max_page_sharing
+ * change, then sp_ksm_restore(): every knob that differs, @snapshot's run
+ * last (a run=2 there stays "stopped", never a second unmerge).  For
+ * whoever changed the knobs and merged pages with them (an experiment) and
+ * puts the host back as it was.
+ */
+gboolean
+sp_ksm_unmerge_and_restore(const SpHost *host, const SpKsmState *snapshot, GArray **done,
+                           GError **error)
+{
+    SpKsmSetting unmerge = { SP_KSM_RUN, 2 };
+
+    if (done)
+        *done = NULL;
+    if (!sp_ksm_apply(host, &unmerge, 1, error)) {
+        g_prefix_error(error, "restoring the host's KSM settings: run=2: ");
+        return FALSE;
+    }
+    if (!sp_ksm_restore(host, snapshot, done, error)) {
+        g_prefix_error(error, "restoring the host's KSM settings: ");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/**
  * sp_ksm_unmerge_check:
  * @pages: the merged pages that come back as copies (pages_sharing for
  *   run=2; a process's ksm_merging_pages when it is unmarked)
