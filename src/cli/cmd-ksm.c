@@ -156,15 +156,17 @@ sp_cli_predict_sharing(const SpHost *host, GArray *pids, gboolean man)
     sopt.passes = 1;
     sopt.interval_ms = 0;
     sopt.want_nodes = TRUE;
-    g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
-    for (guint i = 0; i < pids->len; i++)
-        sp_scan_add_pid(scan, g_array_index(pids, pid_t, i), NULL);
-    if (!sp_scan_run(scan, &error))
-        return -1;
+    /* A process that cannot be read (gone, say) is left out. */
+    g_autofree SpEstimateTarget *targets = g_new0(SpEstimateTarget, pids->len);
+    for (guint i = 0; i < pids->len; i++) {
+        targets[i].pid = g_array_index(pids, pid_t, i);
+        targets[i].optional = TRUE;
+    }
     if (!sp_estimate_options_from_host(&eopt, host, NULL))
         sp_estimate_options_init(&eopt);
     eopt.merge_across_nodes = man;
-    g_autoptr(SpEstimate) est = sp_estimate_run(scan, &eopt, &error);
+    g_autoptr(SpEstimate) est = sp_estimate_targets(host, targets, pids->len, &sopt, &eopt, NULL,
+                                                    &error);
     return est ? (gint64)sp_estimate_get_counters(est)->pages_sharing : -1;
 }
 

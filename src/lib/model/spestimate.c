@@ -44,6 +44,7 @@
 #include "samepage/spestimate.h"
 #include "samepage/spksm.h"
 #include "samepage/spproc.h"
+#include "spscanpriv.h"
 
 G_DEFINE_QUARK(sp-estimate-error-quark, sp_estimate_error)
 
@@ -87,18 +88,104 @@ sp_estimate_options_init(SpEstimateOptions *opt)
     opt->max_passes = 64;
 }
 
+/* ------------------------------------------------------------------ profiles */
+
 /*
- * The kernel profile from the release: 6.11 moved the checksum gate before
- * the stable-tree search (d58a361b0350); smart_scan exists since 6.7.
+ * The kernel behaviours the model follows, by release: 6.11 moved the
+ * checksum gate before the stable-tree search (d58a361b0350); since 6.12 a
+ * THP split maps the zero-filled subpages to the shared zero page
+ * (b1f202060afe).  The one table of them: --kernel-profile, the running
+ * kernel's profile and the help texts all come from here.
  */
-static gboolean
-sp_release_at_least(const char *release, guint major, guint minor)
+static const SpEstimateProfile sp_estimate_profiles[] = {
+    { "6.6", 6, 6, FALSE, FALSE, "stable search first" },
+    { "6.11", 6, 11, TRUE, FALSE, "checksum first" },
+    { "6.12", 6, 12, TRUE, TRUE, "and THP splits free zero subpages" },
+};
+
+/**
+ * sp_estimate_get_profiles:
+ * @n: (out): how many
+ *
+ * Returns: (array length=n): the kernel profiles, oldest first.
+ */
+const SpEstimateProfile *
+sp_estimate_get_profiles(guint *n)
 {
+    *n = G_N_ELEMENTS(sp_estimate_profiles);
+    return sp_estimate_profiles;
+}
+
+/**
+ * sp_estimate_profile_find:
+ * @name: "6.6", "6.11" or "6.12"
+ *
+ * Returns: (nullable): the profile of that name, or NULL.
+ */
+const SpEstimateProfile *
+sp_estimate_profile_find(const char *name)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(sp_estimate_profiles); i++) {
+        if (g_str_equal(sp_estimate_profiles[i].name, name))
+            return &sp_estimate_profiles[i];
+    }
+    return NULL;
+}
+
+/**
+ * sp_estimate_profile_for_release:
+ * @release: a kernel release, "6.12.5-amd64" say
+ *
+ * Returns: the newest profile whose first release is not after @release;
+ * the oldest for an older kernel, the newest for a release that cannot be
+ * read (a current kernel is assumed).
+ */
+const SpEstimateProfile *
+sp_estimate_profile_for_release(const char *release)
+{
+    const gsize n = G_N_ELEMENTS(sp_estimate_profiles);
+    const SpEstimateProfile *best = &sp_estimate_profiles[0];
     guint ma = 0, mi = 0;
 
-    if (!sp_proc_release_version(release, &ma, &mi))
-        return TRUE;    /* unknown: assume a current kernel */
-    return ma > major || (ma == major && mi >= minor);
+    if (!release || !sp_proc_release_version(release, &ma, &mi))
+        return &sp_estimate_profiles[n - 1];
+    for (gsize i = 0; i < n; i++) {
+        const SpEstimateProfile *p = &sp_estimate_profiles[i];
+        if (ma > p->major || (ma == p->major && mi >= p->minor))
+            best = p;
+    }
+    return best;
+}
+
+/**
+ * sp_estimate_profile_names:
+ *
+ * Returns: (transfer full): the names as a sentence: "6.6, 6.11 or 6.12".
+ */
+char *
+sp_estimate_profile_names(void)
+{
+    GString *s = g_string_new(NULL);
+    const gsize n = G_N_ELEMENTS(sp_estimate_profiles);
+
+    for (gsize i = 0; i < n; i++) {
+        if (i > 0)
+            g_string_append(s, i + 1 == n ? " or " : ", ");
+        g_string_append(s, sp_estimate_profiles[i].name);
+    }
+    return g_string_free(s, FALSE);
+}
+
+/**
+ * sp_estimate_options_set_profile:
+ *
+ * Predict for the kernel behaviours of @profile.
+ */
+void
+sp_estimate_options_set_profile(SpEstimateOptions *opt, const SpEstimateProfile *profile)
+{
+    opt->model.checksum_first = profile->checksum_first;
+    opt->thp_zero_remap = profile->thp_zero_remap;
 }
 
 /**
@@ -126,10 +213,8 @@ sp_estimate_options_from_host(SpEstimateOptions *opt, const SpHost *host, GError
     opt->merge_across_nodes = !st.entry[SP_KSM_MERGE_ACROSS_NODES].supported ||
         st.entry[SP_KSM_MERGE_ACROSS_NODES].value;
     release = sp_proc_read_osrelease(host, NULL);
-    if (release) {
-        opt->model.checksum_first = sp_release_at_least(release, 6, 11);
-        opt->thp_zero_remap = sp_release_at_least(release, 6, 12);
-    }
+    if (release)
+        sp_estimate_options_set_profile(opt, sp_estimate_profile_for_release(release));
     return TRUE;
 }
 
@@ -598,6 +683,185 @@ sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error)
         est->thp_zero_remapped;
     est->saved_nonzero = est->counters.pages_sharing - est->counters.pages_sharing_zero;
     return g_steal_pointer(&est);
+}
+
+/* ------------------------------------------------------------------ targets */
+
+/*
+ * The one entry for "estimate these processes": the CLI's estimate, doctor
+ * and ksm numa, the experiment runner and the agent all scan their targets
+ * and run the estimate through it, the agent in a worker thread.
+ */
+
+/* Adds @t to @scan; errors of a guest name it. */
+static gboolean
+sp_estimate_add_target(SpScan *scan, const SpEstimateTarget *t, GError **error)
+{
+    GError *local = NULL;
+    gboolean ok;
+
+    if (t->image) {
+        ok = sp_scan_add_image(scan, t->image, &local);
+    } else if (t->guest && t->n_ranges == 0) {
+        /* A guest is scanned over its RAM only, never its whole QEMU. */
+        g_set_error_literal(&local, SP_ESTIMATE_ERROR, SP_ESTIMATE_ERROR_INVALID,
+                            "no RAM backend was found in its memory map");
+        ok = FALSE;
+    } else if (t->n_ranges > 0) {
+        ok = sp_scan_add_pid_ranges(scan, t->pid, t->ranges, t->n_ranges, &local);
+    } else {
+        ok = sp_scan_add_pid(scan, t->pid, &local);
+    }
+    if (!ok) {
+        if (t->guest)
+            g_prefix_error(&local, "guest %s: ", t->guest);
+        g_propagate_error(error, local);
+        return FALSE;
+    }
+    if (t->label)
+        sp_scan_set_label(scan, sp_scan_get_n_sources(scan) - 1, t->label);
+    return TRUE;
+}
+
+static SpEstimate *
+sp_estimate_targets_do(const SpHost *host, const SpEstimateTarget *targets, guint n_targets,
+                       const SpScanOptions *scan_opt, const SpEstimateOptions *opt,
+                       GCancellable *cancellable, GError **error)
+{
+    g_autoptr(SpScan) scan = sp_scan_new(host, scan_opt);
+
+    for (guint i = 0; i < n_targets; i++) {
+        const SpEstimateTarget *t = &targets[i];
+        g_autoptr(GError) local = NULL;
+
+        if (!sp_estimate_add_target(scan, t, &local)) {
+            if (t->optional && !t->image && local->domain == SP_SCAN_ERROR) {
+                g_debug("left out of the estimate: %s", local->message);
+                continue;
+            }
+            g_propagate_error(error, g_steal_pointer(&local));
+            return NULL;
+        }
+    }
+    if (!sp_scan_drive(scan, cancellable, error) ||
+        g_cancellable_set_error_if_cancelled(cancellable, error))
+        return NULL;
+    return sp_estimate_run(scan, opt, error);
+}
+
+/**
+ * sp_estimate_targets:
+ * @host: where the processes are
+ * @targets: (array length=n_targets): what to scan, in this order (the
+ *   order of the estimate's processes)
+ * @scan_opt: how to scan (mode, passes, interval, nodes)
+ * @opt: the KSM settings to predict for
+ * @cancellable: (nullable): stops the scan (G_IO_ERROR_CANCELLED)
+ *
+ * Scans the targets and runs the estimate.  It blocks, waiting
+ * @scan_opt->interval_ms between passes: for command-line tools; a main
+ * loop calls sp_estimate_targets_async().  A target that cannot be added
+ * fails the whole (a guest's error names it), unless it is optional: then
+ * it is left out.
+ *
+ * Returns: (transfer full): the estimate, or NULL with @error set.
+ */
+SpEstimate *
+sp_estimate_targets(const SpHost *host, const SpEstimateTarget *targets, guint n_targets,
+                    const SpScanOptions *scan_opt, const SpEstimateOptions *opt,
+                    GCancellable *cancellable, GError **error)
+{
+    return sp_estimate_targets_do(host, targets, n_targets, scan_opt, opt, cancellable, error);
+}
+
+/* The async variant's own copy of its arguments. */
+typedef struct {
+    const SpHost *host;
+    SpEstimateTarget *targets;
+    guint n_targets;
+    SpScanOptions scan_opt;
+    SpEstimateOptions opt;
+} SpEstimateJob;
+
+static void
+sp_estimate_job_free(gpointer data)
+{
+    SpEstimateJob *job = data;
+
+    for (guint i = 0; i < job->n_targets; i++) {
+        SpEstimateTarget *t = &job->targets[i];
+        g_free((char *)t->image);
+        g_free((char *)t->guest);
+        g_free((char *)t->label);
+        g_free((SpScanRange *)t->ranges);
+    }
+    g_free(job->targets);
+    g_free(job);
+}
+
+static void
+sp_estimate_targets_thread(GTask *task, gpointer source, gpointer data,
+                           GCancellable *cancellable)
+{
+    SpEstimateJob *job = data;
+    GError *error = NULL;
+    SpEstimate *est = sp_estimate_targets_do(job->host, job->targets, job->n_targets,
+                                             &job->scan_opt, &job->opt, cancellable, &error);
+
+    if (est)
+        g_task_return_pointer(task, est, (GDestroyNotify)sp_estimate_free);
+    else
+        g_task_return_error(task, error);
+}
+
+/**
+ * sp_estimate_targets_async:
+ * @callback: called in the caller's thread-default main context
+ *
+ * sp_estimate_targets() in a worker thread (GTask): the caller's main loop
+ * runs on while the targets are scanned and modelled.  The targets and
+ * options are copied; @host must live until @callback has run.
+ */
+void
+sp_estimate_targets_async(const SpHost *host, const SpEstimateTarget *targets, guint n_targets,
+                          const SpScanOptions *scan_opt, const SpEstimateOptions *opt,
+                          GCancellable *cancellable, GAsyncReadyCallback callback,
+                          gpointer user_data)
+{
+    g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
+    SpEstimateJob *job = g_new0(SpEstimateJob, 1);
+
+    job->host = host;
+    job->n_targets = n_targets;
+    job->targets = g_new0(SpEstimateTarget, MAX(n_targets, 1));
+    for (guint i = 0; i < n_targets; i++) {
+        const SpEstimateTarget *t = &targets[i];
+        SpEstimateTarget *c = &job->targets[i];
+        *c = *t;
+        c->image = g_strdup(t->image);
+        c->guest = g_strdup(t->guest);
+        c->label = g_strdup(t->label);
+        c->ranges = t->n_ranges ? g_memdup2(t->ranges, t->n_ranges * sizeof(SpScanRange)) : NULL;
+    }
+    job->scan_opt = *scan_opt;
+    job->opt = *opt;
+    g_task_set_source_tag(task, sp_estimate_targets_async);
+    g_task_set_task_data(task, job, sp_estimate_job_free);
+    g_task_run_in_thread(task, sp_estimate_targets_thread);
+}
+
+/**
+ * sp_estimate_targets_finish:
+ *
+ * Returns: (transfer full): the estimate, or NULL with @error set.
+ */
+SpEstimate *
+sp_estimate_targets_finish(GAsyncResult *result, GError **error)
+{
+    g_return_val_if_fail(g_task_is_valid(result, NULL), NULL);
+    g_return_val_if_fail(g_task_get_source_tag(G_TASK(result)) == sp_estimate_targets_async,
+                         NULL);
+    return g_task_propagate_pointer(G_TASK(result), error);
 }
 
 const SpModelCounters *

@@ -757,7 +757,7 @@ sp_scan_wait_until(gint64 ready_time, GCancellable *cancellable)
 
 /* Steps until done, waiting between passes; a cancelled @cancellable ends
  * the scan with G_IO_ERROR_CANCELLED. */
-static gboolean
+gboolean
 sp_scan_drive(SpScan *scan, GCancellable *cancellable, GError **error)
 {
     gboolean done = FALSE;

@@ -140,6 +140,9 @@ struct _SpScan {
 };
 
 /* spscan.c */
+/* Steps until done, waiting between passes in this thread (the blocking
+ * sp_scan_run(), worker threads); cancelled: G_IO_ERROR_CANCELLED. */
+gboolean sp_scan_drive(SpScan *scan, GCancellable *cancellable, GError **error);
 void sp_source_mark_partial(SpScan *scan, SpSource *src, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 void sp_scan_note_state(SpScan *scan);
 void sp_scan_reserve(SpScan *scan, gsize cap);
