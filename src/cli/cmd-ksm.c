@@ -189,6 +189,64 @@ typedef struct {
 } SpCliNumaSignal;
 
 static gboolean
+sp_cli_numa_timeout(gpointer data)
+{
+    *(gboolean *)data = TRUE;
+    return G_SOURCE_REMOVE;
+}
+
+/* Waits @ms, running the default main context meanwhile (so that the
+ * signal handlers run and may cancel); FALSE at once when @cancel is
+ * cancelled. */
+static gboolean
+sp_cli_numa_wait(guint ms, GCancellable *cancel)
+{
+    gboolean fired = FALSE;
+    GSource *timeout = g_timeout_source_new(ms);
+
+    g_source_set_callback(timeout, sp_cli_numa_timeout, &fired, NULL);
+    g_source_attach(timeout, NULL);
+    while (!fired && !g_cancellable_is_cancelled(cancel))
+        g_main_context_iteration(NULL, TRUE);
+    g_source_destroy(timeout);
+    g_source_unref(timeout);
+    return !g_cancellable_is_cancelled(cancel);
+}
+
+/*
+ * The switch's steps one after the other, SP_NUMA_STEP_MS apart while the
+ * kernel unmerges, showing pages_shared; a signal (@cancel cancelled) stops
+ * it at the next step and restores KSM (sp_numa_switch_abort()).  The run=2
+ * write itself is not cut short: the kernel unmerges before it returns.
+ * This loop is the CLI's: the library's steps never wait.
+ */
+static gboolean
+sp_cli_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_s,
+                   gboolean *shown, GCancellable *cancel, SpNumaPlan *plan, GError **error)
+{
+    g_autoptr(SpNumaSwitch) sw = sp_numa_switch_new(host, want, force, timeout_s, error);
+    gboolean done = FALSE;
+
+    if (!sw)
+        return FALSE;
+    *plan = *sp_numa_switch_get_plan(sw);
+    while (!done) {
+        gint64 shared;
+        double el;
+        if (g_cancellable_is_cancelled(cancel))
+            return sp_numa_switch_abort(sw, error);
+        if (!sp_numa_switch_step(sw, &done, &shared, &el, error))
+            return FALSE;
+        if (shared >= 0)
+            sp_cli_numa_progress(shared, el, shown);
+        /* still unmerging: pages_shared is not 0 yet */
+        if (!done && shared != 0)
+            sp_cli_numa_wait(SP_NUMA_STEP_MS, cancel);
+    }
+    return TRUE;
+}
+
+static gboolean
 sp_cli_numa_signal(gpointer data)
 {
     const SpCliNumaSignal *sig = data;
@@ -277,8 +335,7 @@ sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
                     g_unix_signal_add(SIGTERM, sp_cli_numa_signal, &sigs[1]),
                     g_unix_signal_add(SIGHUP, sp_cli_numa_signal, &sigs[2]) };
     gboolean shown = FALSE;
-    gboolean ok = sp_numa_switch(host, want, force, timeout, sp_cli_numa_progress, &shown, cancel,
-                                 &plan, &error);
+    gboolean ok = sp_cli_numa_switch(host, want, force, timeout, &shown, cancel, &plan, &error);
     for (gsize i = 0; i < G_N_ELEMENTS(sig); i++)
         g_source_remove(sig[i]);
     if (shown)
