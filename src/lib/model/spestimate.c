@@ -744,7 +744,7 @@ sp_estimate_targets_do(const SpHost *host, const SpEstimateTarget *targets, guin
         }
     }
     if (!sp_scan_drive(scan, cancellable, error) ||
-        g_cancellable_set_error_if_cancelled(cancellable, error))
+        (cancellable && g_cancellable_set_error_if_cancelled(cancellable, error)))
         return NULL;
     return sp_estimate_run(scan, opt, error);
 }

@@ -747,7 +747,7 @@ sp_scan_wait_until(gint64 ready_time, GCancellable *cancellable)
 
     for (;;) {
         gint64 left = ready_time - g_get_monotonic_time();
-        if (left <= 0 || g_cancellable_is_cancelled(cancellable))
+        if (left <= 0 || (cancellable && g_cancellable_is_cancelled(cancellable)))
             break;
         g_poll(n ? &pfd : NULL, n, (gint)MIN((left + 999) / 1000, G_MAXINT));
     }
@@ -765,7 +765,7 @@ sp_scan_drive(SpScan *scan, GCancellable *cancellable, GError **error)
     while (!done) {
         gint64 ready = 0;
 
-        if (g_cancellable_set_error_if_cancelled(cancellable, error)) {
+        if (cancellable && g_cancellable_set_error_if_cancelled(cancellable, error)) {
             scan->phase = SP_SCAN_PHASE_FAILED;
             return FALSE;
         }
