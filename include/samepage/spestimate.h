@@ -118,6 +118,7 @@ guint64 sp_estimate_get_unmerged_pages(const SpEstimate *est);
 SpScanZeroMethod sp_estimate_get_zero_method(const SpEstimate *est, const char **reason);
 guint sp_estimate_get_passes(const SpEstimate *est, gboolean *converged);
 gboolean sp_estimate_is_partial(const SpEstimate *est);
+double sp_estimate_get_cpu_seconds(const SpEstimate *est);
 guint64 sp_estimate_get_state_bytes(const SpEstimate *est);
 json_object *sp_estimate_to_json(const SpEstimate *est);
 

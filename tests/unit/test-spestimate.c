@@ -970,6 +970,11 @@ test_targets_images(void **state)
     assert_defaults(est);
     assert_string_equal(sp_estimate_get_process(est, 0)->label, "first");
     assert_string_equal(sp_estimate_get_process(est, 1)->label, "image-1.raw");
+    /* 5120 pages read, hashed and modelled cost some CPU; the plain
+     * sp_estimate_run() does not measure it */
+    assert_true(sp_estimate_get_cpu_seconds(est) > 0);
+    g_autoptr(SpEstimate) plain = estimate_images(f, &opt, FALSE);
+    assert_true(sp_estimate_get_cpu_seconds(plain) == 0);
 
     /* An image that cannot be read fails the whole, optional or not. */
     SpEstimateTarget bad[] = { { .image = f->img[0] },
@@ -1036,6 +1041,7 @@ test_targets_async(void **state)
     sp_scan_options_init(&sopt);
     sopt.passes = 2;
     sopt.interval_ms = 300;
+    t0 = g_get_monotonic_time();
     {
         g_autofree char *label = g_strdup("copied");
         SpEstimateTarget t[] = { { .image = f->img[0], .label = label },
@@ -1050,6 +1056,10 @@ test_targets_async(void **state)
     assert_true(a.ticks >= 10);
     assert_defaults(a.est);
     assert_string_equal(sp_estimate_get_process(a.est, 0)->label, "copied");
+    /* the worker's CPU, not the 300 ms it waited between the passes */
+    assert_true(sp_estimate_get_cpu_seconds(a.est) > 0);
+    double wall = (g_get_monotonic_time() - t0) / 1e6;
+    assert_true(sp_estimate_get_cpu_seconds(a.est) < wall - 0.25);
     sp_estimate_free(a.est);
 
     /* Cancelled while it waits between passes (an hour apart). */

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "samepage/spestimate.h"
 #include "samepage/spksm.h"
@@ -76,6 +77,7 @@ struct _SpEstimate {
     guint64 unmerged_pages;
     SpScanZeroMethod zero_method;
     char *zero_reason;
+    double cpu_s;                  /* thread CPU of sp_estimate_targets(), or 0 */
 };
 
 
@@ -693,6 +695,16 @@ sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error)
  * and run the estimate through it, the agent in a worker thread.
  */
 
+/* CPU seconds of the calling thread (a worker's own, for the agent's budget). */
+static double
+sp_thread_cpu_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 /* Adds @t to @scan; errors of a guest name it. */
 static gboolean
 sp_estimate_add_target(SpScan *scan, const SpEstimateTarget *t, GError **error)
@@ -729,6 +741,8 @@ sp_estimate_targets_do(const SpHost *host, const SpEstimateTarget *targets, guin
                        GCancellable *cancellable, GError **error)
 {
     g_autoptr(SpScan) scan = sp_scan_new(host, scan_opt);
+    double t0 = sp_thread_cpu_s();
+    SpEstimate *est;
 
     for (guint i = 0; i < n_targets; i++) {
         const SpEstimateTarget *t = &targets[i];
@@ -746,7 +760,10 @@ sp_estimate_targets_do(const SpHost *host, const SpEstimateTarget *targets, guin
     if (!sp_scan_drive(scan, cancellable, error) ||
         (cancellable && g_cancellable_set_error_if_cancelled(cancellable, error)))
         return NULL;
-    return sp_estimate_run(scan, opt, error);
+    est = sp_estimate_run(scan, opt, error);
+    if (est)
+        est->cpu_s = sp_thread_cpu_s() - t0;
+    return est;
 }
 
 /**
@@ -981,6 +998,19 @@ guint64
 sp_estimate_get_state_bytes(const SpEstimate *est)
 {
     return est->state_bytes;
+}
+
+/**
+ * sp_estimate_get_cpu_seconds:
+ *
+ * The CPU time the scan and the model took in the thread that ran them
+ * (sp_estimate_targets(), or the worker of sp_estimate_targets_async()),
+ * the cost an agent keeps within its budget; 0 for sp_estimate_run().
+ */
+double
+sp_estimate_get_cpu_seconds(const SpEstimate *est)
+{
+    return est->cpu_s;
 }
 
 gboolean
