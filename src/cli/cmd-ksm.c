@@ -128,15 +128,17 @@ sp_cli_predict_sharing(const SpHost *host, GArray *pids, gboolean man)
     sopt.passes = 1;
     sopt.interval_ms = 0;
     sopt.want_nodes = TRUE;
-    g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
-    for (guint i = 0; i < pids->len; i++)
-        sp_scan_add_pid(scan, g_array_index(pids, pid_t, i), NULL);
-    if (!sp_scan_run(scan, &error))
-        return -1;
+    /* A process that cannot be read (gone, say) is left out. */
+    g_autofree SpEstimateTarget *targets = g_new0(SpEstimateTarget, pids->len);
+    for (guint i = 0; i < pids->len; i++) {
+        targets[i].pid = g_array_index(pids, pid_t, i);
+        targets[i].optional = TRUE;
+    }
     if (!sp_estimate_options_from_host(&eopt, host, NULL))
         sp_estimate_options_init(&eopt);
     eopt.merge_across_nodes = man;
-    g_autoptr(SpEstimate) est = sp_estimate_run(scan, &eopt, &error);
+    g_autoptr(SpEstimate) est = sp_estimate_targets(host, targets, pids->len, &sopt, &eopt, NULL,
+                                                    &error);
     return est ? (gint64)sp_estimate_get_counters(est)->pages_sharing : -1;
 }
 
@@ -157,6 +159,64 @@ typedef struct {
     const char *name;
     const char **caught;   /* the first signal's name */
 } SpCliNumaSignal;
+
+static gboolean
+sp_cli_numa_timeout(gpointer data)
+{
+    *(gboolean *)data = TRUE;
+    return G_SOURCE_REMOVE;
+}
+
+/* Waits @ms, running the default main context meanwhile (so that the
+ * signal handlers run and may cancel); FALSE at once when @cancel is
+ * cancelled. */
+static gboolean
+sp_cli_numa_wait(guint ms, GCancellable *cancel)
+{
+    gboolean fired = FALSE;
+    GSource *timeout = g_timeout_source_new(ms);
+
+    g_source_set_callback(timeout, sp_cli_numa_timeout, &fired, NULL);
+    g_source_attach(timeout, NULL);
+    while (!fired && !g_cancellable_is_cancelled(cancel))
+        g_main_context_iteration(NULL, TRUE);
+    g_source_destroy(timeout);
+    g_source_unref(timeout);
+    return !g_cancellable_is_cancelled(cancel);
+}
+
+/*
+ * The switch's steps one after the other, SP_NUMA_STEP_MS apart while the
+ * kernel unmerges, showing pages_shared; a signal (@cancel cancelled) stops
+ * it at the next step and restores KSM (sp_numa_switch_abort()).  The run=2
+ * write itself is not cut short: the kernel unmerges before it returns.
+ * This loop is the CLI's: the library's steps never wait.
+ */
+static gboolean
+sp_cli_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_s,
+                   gboolean *shown, GCancellable *cancel, SpNumaPlan *plan, GError **error)
+{
+    g_autoptr(SpNumaSwitch) sw = sp_numa_switch_new(host, want, force, timeout_s, error);
+    gboolean done = FALSE;
+
+    if (!sw)
+        return FALSE;
+    *plan = *sp_numa_switch_get_plan(sw);
+    while (!done) {
+        gint64 shared;
+        double el;
+        if (g_cancellable_is_cancelled(cancel))
+            return sp_numa_switch_abort(sw, error);
+        if (!sp_numa_switch_step(sw, &done, &shared, &el, error))
+            return FALSE;
+        if (shared >= 0)
+            sp_cli_numa_progress(shared, el, shown);
+        /* still unmerging: pages_shared is not 0 yet */
+        if (!done && shared != 0)
+            sp_cli_numa_wait(SP_NUMA_STEP_MS, cancel);
+    }
+    return TRUE;
+}
 
 static gboolean
 sp_cli_numa_signal(gpointer data)
@@ -247,8 +307,7 @@ sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
                     g_unix_signal_add(SIGTERM, sp_cli_numa_signal, &sigs[1]),
                     g_unix_signal_add(SIGHUP, sp_cli_numa_signal, &sigs[2]) };
     gboolean shown = FALSE;
-    gboolean ok = sp_numa_switch(host, want, force, timeout, sp_cli_numa_progress, &shown, cancel,
-                                 &plan, &error);
+    gboolean ok = sp_cli_numa_switch(host, want, force, timeout, &shown, cancel, &plan, &error);
     for (gsize i = 0; i < G_N_ELEMENTS(sig); i++)
         g_source_remove(sig[i]);
     if (shown)

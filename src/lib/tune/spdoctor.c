@@ -370,14 +370,12 @@ sp_doctor_estimate(const SpHost *host, SpGuest *g, SpDoctorGuest *dg, GError **e
     sopt.mode = SP_SCAN_WHAT_IF;       /* as if marked: what marking would give */
     sopt.passes = 2;
     sopt.interval_ms = 500;
-    g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
-    if (!sp_scan_add_pid_ranges(scan, sp_guest_get_pid(g), (const SpScanRange *)ram->data,
-                                ram->len, error) ||
-        !sp_scan_run(scan, error))
-        return FALSE;
     if (!sp_estimate_options_from_host(&eopt, host, NULL))
         sp_estimate_options_init(&eopt);
-    g_autoptr(SpEstimate) est = sp_estimate_run(scan, &eopt, error);
+    SpEstimateTarget t = { .pid = sp_guest_get_pid(g),
+                           .ranges = (const SpScanRange *)(void *)ram->data,
+                           .n_ranges = ram->len };
+    g_autoptr(SpEstimate) est = sp_estimate_targets(host, &t, 1, &sopt, &eopt, NULL, error);
     if (!est)
         return FALSE;
     const SpEstimateProcess *p = sp_estimate_get_process(est, 0);
