@@ -502,7 +502,6 @@ sp_exp_predict(SpExperiment *exp, SpExpRun *run, double t, SpExpPrediction *p, G
 {
     SpScanOptions sopt;
     SpEstimateOptions eopt;
-    g_autoptr(SpScan) scan = NULL;
     g_autoptr(SpEstimate) est = NULL;
     gint64 t0 = g_get_monotonic_time();
     const SpModelCounters *c;
@@ -514,17 +513,15 @@ sp_exp_predict(SpExperiment *exp, SpExpRun *run, double t, SpExpPrediction *p, G
     sopt.passes = 2;
     sopt.interval_ms = 1000;
     sopt.want_nodes = !eopt.merge_across_nodes;
-    scan = sp_scan_new(exp->host, &sopt);
+    g_autofree SpScanRange *ram = g_new0(SpScanRange, run->n_vms);
+    g_autofree SpEstimateTarget *targets = g_new0(SpEstimateTarget, run->n_vms);
     for (guint i = 0; i < run->n_vms; i++) {
         const SpExpGuestInfo *g = &g_array_index(run->guests, SpExpGuestInfo, i);
-        if (!sp_scan_add_pid_range(scan, g->pid, g->ram_start, g->ram_end, error)) {
-            g_prefix_error(error, "guest %s: ", g->name);
-            return FALSE;
-        }
+        ram[i] = (SpScanRange){ .start = g->ram_start, .end = g->ram_end };
+        targets[i] = (SpEstimateTarget){ .pid = g->pid, .guest = g->name,
+                                         .ranges = &ram[i], .n_ranges = 1 };
     }
-    if (!sp_scan_run(scan, error))
-        return FALSE;
-    est = sp_estimate_run(scan, &eopt, error);
+    est = sp_estimate_targets(exp->host, targets, run->n_vms, &sopt, &eopt, NULL, error);
     if (!est)
         return FALSE;
     c = sp_estimate_get_counters(est);
