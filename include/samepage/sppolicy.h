@@ -72,4 +72,16 @@ gboolean sp_policy_merge_from_string(const char *s, SpPolicyMerge *out);
 /* TRUE if @s is a valid trust group name: [A-Za-z0-9_.-]{1,64}. */
 gboolean sp_policy_group_valid(const char *s);
 
+/**
+ * sp_policy_decide:
+ * @p: a guest's policy
+ * @merge_default: the configuration's [policy] merge, for guests without one
+ * @reason: (out) (transfer full) (optional): why, one phrase for the log
+ *
+ * Whether the guest's RAM should be mergeable, before trust groups: its
+ * policy, else the default; <nosharepages/> wins over merge=yes and the
+ * default, merge=required wins over <nosharepages/>.
+ */
+gboolean sp_policy_decide(const SpDomainPolicy *p, gboolean merge_default, char **reason);
+
 G_END_DECLS

@@ -284,6 +284,47 @@ test_merge_strings(void **state)
     assert_false(sp_policy_group_valid(NULL));
 }
 
+static SpDomainPolicy
+policy(SpPolicyMerge merge, gboolean nosharepages)
+{
+    SpDomainPolicy p = { .name = (char *)"g", .merge = merge, .nosharepages = nosharepages };
+    return p;
+}
+
+/* The per-guest decision: every merge value, with and without
+ * <nosharepages/>, under both defaults. */
+static void
+test_decide(void **state)
+{
+    static const struct {
+        SpPolicyMerge merge;
+        gboolean nosharepages, merge_default, want;
+        const char *reason;
+    } cases[] = {
+        { SP_POLICY_MERGE_UNSET, FALSE, TRUE, TRUE, "[policy] merge = yes" },
+        { SP_POLICY_MERGE_UNSET, FALSE, FALSE, FALSE, "[policy] merge = no" },
+        { SP_POLICY_MERGE_UNSET, TRUE, TRUE, FALSE, "<nosharepages/>" },
+        { SP_POLICY_MERGE_YES, FALSE, FALSE, TRUE, "policy merge=yes" },
+        { SP_POLICY_MERGE_YES, TRUE, TRUE, FALSE, "merge=required would" },
+        { SP_POLICY_MERGE_NO, FALSE, TRUE, FALSE, "policy merge=no" },
+        { SP_POLICY_MERGE_NO, TRUE, TRUE, FALSE, "policy merge=no" },
+        { SP_POLICY_MERGE_REQUIRED, FALSE, FALSE, TRUE, "policy merge=required" },
+        { SP_POLICY_MERGE_REQUIRED, TRUE, FALSE, TRUE, "overrides <nosharepages/>" },
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        SpDomainPolicy p = policy(cases[i].merge, cases[i].nosharepages);
+        g_autofree char *reason = NULL;
+        gboolean got = sp_policy_decide(&p, cases[i].merge_default, &reason);
+
+        if (got != cases[i].want || !strstr(reason, cases[i].reason))
+            print_error("case %u: %d \"%s\"\n", i, got, reason);
+        assert_int_equal(got, cases[i].want);
+        assert_non_null(strstr(reason, cases[i].reason));
+        assert_int_equal(sp_policy_decide(&p, cases[i].merge_default, NULL), got);
+    }
+}
+
 int
 main(void)
 {
@@ -300,6 +341,7 @@ main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_merge_strings),
+        cmocka_unit_test(test_decide),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

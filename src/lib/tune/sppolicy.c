@@ -248,3 +248,44 @@ sp_domain_policy_from_xml(const char *xml, GError **error)
         return NULL;
     return g_steal_pointer(&p);
 }
+
+gboolean
+sp_policy_decide(const SpDomainPolicy *p, gboolean merge_default, char **reason)
+{
+    gboolean merge;
+    char *why;
+
+    switch (p->merge) {
+    case SP_POLICY_MERGE_REQUIRED:
+        merge = TRUE;
+        why = g_strdup(p->nosharepages
+                       ? "policy merge=required (overrides <nosharepages/>)"
+                       : "policy merge=required");
+        break;
+    case SP_POLICY_MERGE_YES:
+        merge = !p->nosharepages;
+        why = g_strdup(p->nosharepages
+                       ? "<nosharepages/> in the domain XML (policy merge=yes does not "
+                         "override it; merge=required would)"
+                       : "policy merge=yes");
+        break;
+    case SP_POLICY_MERGE_NO:
+        merge = FALSE;
+        why = g_strdup("policy merge=no");
+        break;
+    case SP_POLICY_MERGE_UNSET:
+    default:
+        merge = merge_default && !p->nosharepages;
+        if (p->nosharepages)
+            why = g_strdup("<nosharepages/> in the domain XML and no samepage policy");
+        else
+            why = g_strdup_printf("no samepage policy in the metadata: [policy] merge = %s",
+                                  merge_default ? "yes" : "no");
+        break;
+    }
+    if (reason)
+        *reason = why;
+    else
+        g_free(why);
+    return merge;
+}
