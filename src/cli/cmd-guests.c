@@ -93,6 +93,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     g_autoptr(GError) error = NULL;
     g_auto(GStrv) names = NULL;
     g_autoptr(json_object) arr = json_object_new_array();
+    g_autoptr(json_object) daemon = NULL;   /* samepaged's guests, when it runs */
     int rc;
 
     g_option_context_set_summary(ctx, "Running QEMU guests: pid, RAM, regions marked mergeable, "
@@ -105,6 +106,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("list: %s", error->message);
         return SP_EXIT_FAILURE;
     }
+    daemon = sp_cli_daemon_guests();
     if (!json)
         sp_cli_print(stdout, "%-20s %8s %9s %8s %13s %11s\n", "DOMAIN", "PID", "RAM MiB", "MARKED",
                "MERGING MiB", "PROFIT MiB");
@@ -131,6 +133,12 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
             json_object_object_add(o, "regions", json_object_new_int(nr));
             json_object_object_add(o, "regions_marked", json_object_new_int(nm));
             json_object_object_add(o, "ksm_stat", sp_cli_ksm_stat_json(&k));
+            for (size_t i = 0; daemon && i < json_object_array_length(daemon); i++) {
+                json_object *dg = json_object_array_get_idx(daemon, i), *dn = NULL;
+                if (json_object_object_get_ex(dg, "domain", &dn) &&
+                    g_str_equal(json_object_get_string(dn), *n))
+                    json_object_object_add(o, "samepaged", json_object_get(dg));
+            }
             json_object_array_add(arr, o);
         } else {
             g_autofree char *marked = g_strdup_printf("%u/%u", nm, nr);
@@ -140,6 +148,8 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     }
     if (json)
         sp_cli_print_json(arr);
+    else if (daemon)
+        sp_cli_print_daemon_view(daemon);
     return SP_EXIT_OK;
 }
 
