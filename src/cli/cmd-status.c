@@ -117,8 +117,8 @@ sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
                      str_of(ksm, "run", "?"), str_of(ksm, "pages_to_scan", "?"),
                      str_of(ksm, "sleep_millisecs", "?"), str_of(ksm, "pages_sharing", "?"));
     sp_cli_print(stdout, "trust: %s\n", str_of(trust, "reason", "-"));
-    sp_cli_print(stdout, "model: %s estimates, %s CPU-s (budget %s%% of a CPU)\n",
-                 str_of(model, "estimates", "0"), str_of(model, "cpu_seconds", "0"),
+    sp_cli_print(stdout, "model: %s estimates, %.2f CPU-s (budget %s%% of a CPU)\n",
+                 str_of(model, "estimates", "0"), g_ascii_strtod(str_of(model, "cpu_seconds", "0"), NULL),
                  str_of(model, "max_cpu_percent", "?"));
     sp_cli_print_daemon_guests(guests);
     return SP_EXIT_OK;
