@@ -90,8 +90,10 @@ full_snapshot(void)
 static void
 assert_contains(const char *text, const char *want)
 {
-    if (!strstr(text, want))
-        { g_file_set_contents("/tmp/spmetrics-fail.txt", text, -1, NULL); fail_msg("missing from the rendered text (in /tmp/spmetrics-fail.txt): %s", want); }
+    if (!strstr(text, want)) {
+        print_message("--- rendered text ---\n%s--- end ---\n", text);
+        fail_msg("missing from the rendered text: %s", want);
+    }
 }
 
 static void
