@@ -196,6 +196,11 @@ main(int argc, char **argv)
             goto out_ksm;
         }
     }
+    if (!oneshot && !sd_metrics_start(d, &error)) {
+        g_critical("%s", error->message);
+        d->exit_code = 1;
+        goto out_ksm;
+    }
     if (!sd_libvirt_connect(d, &error)) {
         if (oneshot) {
             g_critical("self-check: libvirt: %s", error->message);
@@ -232,6 +237,7 @@ main(int argc, char **argv)
         g_main_context_iteration(NULL, TRUE);
 
 out_ksm:
+    sd_metrics_stop(d);
     sd_control_stop(d->control);
     sd_ksm_exit(d);
 out_guests:

@@ -88,6 +88,11 @@ struct _SdDaemon {
     guint n_estimates;
 
     SdControl *control;
+
+    /* metrics */
+    struct _SpMetricsServer *metrics_server;
+    guint metrics_timer;
+    gboolean metrics_textfile_failed;
 };
 
 /* sd-guests.c */
@@ -111,6 +116,11 @@ json_object *sd_ksm_to_json(SdDaemon *d);
 /* sd-model.c */
 void sd_model_schedule(SdDaemon *d);
 json_object *sd_model_to_json(SdDaemon *d);
+
+/* sd-metrics.c */
+gboolean sd_metrics_start(SdDaemon *d, GError **error);
+void sd_metrics_stop(SdDaemon *d);
+void sd_metrics_write_textfile(SdDaemon *d);
 
 /* sd-control.c */
 SdControl *sd_control_start(SdDaemon *d, GError **error);

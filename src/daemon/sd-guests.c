@@ -311,6 +311,7 @@ sd_job_done(GObject *source, GAsyncResult *res, gpointer user_data)
                       j->merge ? "mergeable" : "not mergeable", g->reason);
         }
         g->started_us = 0;
+        sd_metrics_write_textfile(d);
     }
     sd_jobs_next(d);
 }
@@ -453,6 +454,7 @@ sd_guest_stopped(SdDaemon *d, const char *name, const char *how)
     if (!g_hash_table_remove(d->guests, name))
         return;
     g_message("guest %s: stopped (%s)", name, how);
+    sd_metrics_write_textfile(d);
     sd_guests_redecide(d);
     sd_model_schedule(d);
 }
