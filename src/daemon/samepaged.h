@@ -31,6 +31,8 @@ typedef struct {
     GArray *ram;                    /* SpScanRange */
     int numa_node;
     gboolean mergeable_now;         /* every RAM region has mg in smaps */
+    struct _SpGuest *handle;        /* kept between jobs: QMP through libvirt */
+    gint64 regions_at_us;           /* when handle's regions were read */
     /* decision */
     gboolean decided;
     gboolean target;

@@ -33,6 +33,10 @@ typedef struct {
     char *name;
     gboolean merge;                 /* MARK */
     gboolean dry_run;
+    SpGuest *handle;                /* the guest's, lent for the job */
+    gboolean regions_fresh;         /* handle's regions were read just before */
+    gint64 regions_at_us;
+    gint64 begun_us;
     /* shared, read-only while the job runs */
     SpLibvirt *lv;
     SpHost *host;
@@ -57,6 +61,7 @@ sd_job_free(SdJob *j)
     g_free(j->policy_error);
     if (j->ram)
         g_array_unref(j->ram);
+    sp_guest_free(j->handle);
     g_free(j);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SdJob, sd_job_free)
@@ -86,6 +91,7 @@ sd_guest_free(SdGuest *g)
         g_array_unref(g->ram);
     g_free(g->reason);
     g_free(g->last_error);
+    sp_guest_free(g->handle);
     g_free(g);
 }
 
@@ -152,26 +158,33 @@ sd_job_inspect(SdJob *j, GError **error)
 {
     g_autofree char *xml = sp_libvirt_get_xml(j->lv, j->name, error);
     g_autoptr(GError) perr = NULL;
-    g_autoptr(SpGuest) g = NULL;
 
     if (!xml)
         return FALSE;
     j->policy = sp_domain_policy_from_xml(xml, &perr);
     if (!j->policy)
         j->policy_error = g_strdup(perr->message);
-    g = sp_libvirt_get_guest(j->lv, j->host, j->name, error);
-    if (!g || !sp_guest_load_regions(g, j->host, error))
+    if (!j->handle)
+        j->handle = sp_libvirt_get_guest(j->lv, j->host, j->name, error);
+    if (!j->handle || !sp_guest_load_regions(j->handle, j->host, error))
         return FALSE;
-    sd_job_read_regions(j, g);
+    j->regions_at_us = g_get_monotonic_time();
+    sd_job_read_regions(j, j->handle);
     return TRUE;
 }
 
 static gboolean
 sd_job_mark(SdJob *j, GError **error)
 {
-    g_autoptr(SpGuest) g = sp_libvirt_get_guest(j->lv, j->host, j->name, error);
+    SpGuest *g;
 
-    if (!g || !sp_guest_load_regions(g, j->host, error))
+    if (!j->handle) {
+        j->handle = sp_libvirt_get_guest(j->lv, j->host, j->name, error);
+        j->regions_fresh = FALSE;
+    }
+    g = j->handle;
+    /* Right after an inspection the regions just read still hold. */
+    if (!g || (!j->regions_fresh && !sp_guest_load_regions(g, j->host, error)))
         return FALSE;
     sd_job_read_regions(j, g);
     if (j->mergeable_now == j->merge || j->dry_run)
@@ -187,6 +200,7 @@ sd_job_mark(SdJob *j, GError **error)
     if (!sp_guest_set_merge(g, j->host, NULL, j->merge, error))
         return FALSE;
     j->changed = TRUE;
+    j->regions_at_us = g_get_monotonic_time();
     sd_job_read_regions(j, g);
     return TRUE;
 }
@@ -237,6 +251,9 @@ sd_job_done(GObject *source, GAsyncResult *res, gpointer user_data)
 
     d->job_running = FALSE;
     g_task_propagate_boolean(task, &error);
+    g_debug("guest %s: %s job took %.3f s%s", j->name, j->kind == JOB_INSPECT ? "inspect" : "mark",
+            (g_get_monotonic_time() - j->begun_us) / 1e6,
+            j->regions_fresh ? " (regions of the inspection reused)" : "");
     g = g_hash_table_lookup(d->guests, j->name);
     if (!g) {
         /* Stopped while the job ran; sd_guest_stopped() said so. */
@@ -267,6 +284,10 @@ sd_job_done(GObject *source, GAsyncResult *res, gpointer user_data)
         return;
     }
     g_clear_pointer(&g->last_error, g_free);
+    sp_guest_free(g->handle);
+    g->handle = g_steal_pointer(&j->handle);
+    if (j->regions_at_us)
+        g->regions_at_us = j->regions_at_us;
     g->pid = j->pid;
     if (g->ram)
         g_array_unref(g->ram);
@@ -335,7 +356,14 @@ sd_jobs_next(SdDaemon *d)
     j->lv = d->lv;
     j->host = d->host;
     j->dry_run = d->dry_run;
+    {
+        SdGuest *g = g_hash_table_lookup(d->guests, j->name);
+        j->handle = g_steal_pointer(&g->handle);
+        j->regions_fresh = j->handle &&
+                           g_get_monotonic_time() - g->regions_at_us < 2 * G_USEC_PER_SEC;
+    }
     d->job_running = TRUE;
+    j->begun_us = g_get_monotonic_time();
     task = g_task_new(NULL, NULL, sd_job_done, d);
     g_task_set_task_data(task, j, (GDestroyNotify)sd_job_free);
     g_task_run_in_thread(task, sd_job_thread);
@@ -485,6 +513,8 @@ sd_guests_refresh_all(SdDaemon *d, const char *why)
     for (guint i = 0; names[i]; i++) {
         SdGuest *g = sd_guest_get(d, names[i], NULL);
         g->decided = FALSE;
+        /* A handle of the previous connection (or QEMU) is no use. */
+        g_clear_pointer(&g->handle, sp_guest_free);
         if (!g->job_queued)
             sd_job_queue(d, g, JOB_INSPECT, FALSE);
     }

@@ -13,7 +13,10 @@
 
 SAMEPAGED=$SP_TOP_BUILDDIR/src/daemon/samepaged
 [ -x "$SAMEPAGED" ] || sp_fail "$SAMEPAGED is not built"
-command -v python3 >/dev/null || sp_skip "python3 is not installed"
+PY=/usr/bin/python3
+[ -x $PY ] || sp_skip "python3 is not installed"
+$PY -c 'import prometheus_client' 2>/dev/null \
+    || sp_skip "python3-prometheus-client is not installed (build-aux/setup installs it)"
 
 sp_ksm_save
 sp_guest_image
@@ -36,6 +39,8 @@ sp_log "bad value refused: $(cat "$err")"
 
 # 2. The daemon, with a knob to apply at start (a value nobody uses).
 pts_before=$(sp_ksm pages_to_scan)
+port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$SP_TEST_TMP/metrics"
 cat > "$conf" <<CONF
 [libvirt]
 uri = qemu:///system
@@ -43,6 +48,9 @@ uri = qemu:///system
 merge = yes
 [daemon]
 socket = $sock
+[metrics]
+listen = 127.0.0.1:$port
+textfile = $SP_TEST_TMP/metrics/samepage.prom
 [ksm]
 pages_to_scan = 321
 restore_at_exit = yes
@@ -105,7 +113,7 @@ start_and_wait sp-d2 true
 [ "$(mg_in_smaps sp-d2)" = yes ] || sp_fail "sp-d2 (merge=required): smaps lacks mg"
 gfield sp-d2 reason | grep -q "overrides <nosharepages/>" || sp_fail "sp-d2: reason does not say why"
 sp_log "smaps: sp-d1 mg=$(mg_in_smaps sp-d1), sp-d2 mg=$(mg_in_smaps sp-d2)"
-grep -E "guest sp-d[12]: (decision|unmarked|marked)" "$log" | sed 's/^/# log: /'
+grep -E "guest sp-d[12]: (decision|unmarked|marked|.* job took)" "$log" | sed 's/^/# log: /'
 
 # 4. samepage status --json, and the text form.
 st=$(status) || sp_fail "samepage status --json failed"
@@ -114,9 +122,35 @@ jq -e '.ok == true and .format == 1 and .controller.mode == "static"
        and .daemon.connected == true' <<<"$st" >/dev/null || sp_fail "status: $st"
 "$SAMEPAGE" status --socket "$sock" | sed 's/^/# /'
 
-# 5. Garbage, an oversized request, an unknown one: error replies; the
+# 5. Metrics: scraped over HTTP and from the textfile, parsed with
+# prometheus_client; marking per guest; KSM figures as sysfs has them
+# (run=0 here: they do not move).
+scrape=$SP_TEST_TMP/scrape.json
+$PY -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' \
+    "http://127.0.0.1:$port/metrics" | $PY "$SP_TOP_SRCDIR/tests/unit/prom-parse.py" > "$scrape" \
+    || sp_fail "GET /metrics did not parse"
+metric() {   # NAME [DOMAIN]
+    jq -r --arg n "$1" --arg d "${2:-}" '.families[].samples[] | select(.name == $n)
+        | select($d == "" or .labels.domain == $d) | .value | floor' "$scrape"
+}
+[ "$(metric samepage_guest_mergeable sp-d1)" = 0 ] || sp_fail "metrics: sp-d1 mergeable is $(metric samepage_guest_mergeable sp-d1)"
+[ "$(metric samepage_guest_mergeable sp-d2)" = 1 ] || sp_fail "metrics: sp-d2 mergeable is $(metric samepage_guest_mergeable sp-d2)"
+uuid2=$($SP_VIRSH domuuid sp-d2)
+jq -e --arg u "$uuid2" '[.families[].samples[] | select(.name == "samepage_guest_mergeable" and .labels.uuid == $u)] | length == 1' \
+    "$scrape" >/dev/null || sp_fail "metrics: no samepage_guest_mergeable with uuid $uuid2"
+[ "$(metric samepage_ksm_pages_sharing)" = "$(sp_ksm pages_sharing)" ] \
+    || sp_fail "metrics: pages_sharing $(metric samepage_ksm_pages_sharing), sysfs $(sp_ksm pages_sharing)"
+$PY "$SP_TOP_SRCDIR/tests/unit/prom-parse.py" < "$SP_TEST_TMP/metrics/samepage.prom" >/dev/null \
+    || sp_fail "the textfile does not parse"
+grep -q '^samepage_guest_mergeable{domain="sp-d2"' "$SP_TEST_TMP/metrics/samepage.prom" \
+    || sp_fail "the textfile lacks sp-d2"
+sp_log "metrics: $(jq '[.families[].samples[]] | length' "$scrape") samples; excerpt:"
+grep -E '^samepage_(guest_mergeable|guest_predicted|ksm_pages_sharing|guests_mergeable)' \
+    "$SP_TEST_TMP/metrics/samepage.prom" | sed 's/^/#   /'
+
+# 6. Garbage, an oversized request, an unknown one: error replies; the
 # daemon keeps answering.
-python3 - "$sock" <<'PY' || sp_fail "socket: bad input not answered as expected"
+$PY - "$sock" <<'PY' || sp_fail "socket: bad input not answered as expected"
 import json, socket, sys
 def ask(data):
     s = socket.socket(socket.AF_UNIX)
@@ -144,7 +178,7 @@ PY
 kill -0 "$sdpid" || sp_fail "samepaged died on bad input"
 status >/dev/null || sp_fail "samepaged stopped answering after bad input"
 
-# 6. libvirtd killed and restarted: reconnect, policy applied again.
+# 7. libvirtd killed and restarted: reconnect, policy applied again.
 if [ -n "${_sp_libvirtd:-}" ]; then
     t0=$EPOCHREALTIME
     kill -TERM "$_sp_libvirtd"
@@ -153,6 +187,10 @@ if [ -n "${_sp_libvirtd:-}" ]; then
     grep -q "libvirt connection to .* closed" "$log" || sp_fail "samepaged did not see libvirtd go"
     [ "$(status | jq -r .daemon.connected)" = false ] || sp_fail "status still says connected"
     sp_libvirtd_start
+    # Exit actions run last-in first-out: the guests must go before this
+    # libvirtd is stopped, so register their removal again after it.
+    sp_at_exit "_sp_libvirt_remove sp-d1"
+    sp_at_exit "_sp_libvirt_remove sp-d2"
     for _ in $(seq 300); do
         [ "$(status | jq -r .daemon.reconnects)" = 1 ] && [ "$(status | jq -r .daemon.jobs_pending)" = 0 ] && break
         sleep 0.1
@@ -168,7 +206,7 @@ else
     sp_log "libvirtd restart skipped: this test uses a libvirtd it did not start"
 fi
 
-# 7. A guest that dies right after its start: a clear line, still running.
+# 8. A guest that dies right after its start: a clear line, still running.
 $SP_VIRSH destroy sp-d1 >/dev/null
 $SP_VIRSH start sp-d1 >/dev/null && $SP_VIRSH destroy sp-d1 >/dev/null
 sleep 2
@@ -178,7 +216,7 @@ status >/dev/null || sp_fail "samepaged stopped answering"
 [ "$(status | jq '[.guests[] | select(.domain == "sp-d1")] | length')" = 0 ] \
     || sp_fail "sp-d1 is stopped but still listed"
 
-# 8. SIGTERM: clean exit, the knob it set restored.
+# 9. SIGTERM: clean exit, the knob it set restored.
 kill -TERM "$sdpid"
 for _ in $(seq 100); do kill -0 "$sdpid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$sdpid" 2>/dev/null && sp_fail "samepaged did not exit on SIGTERM"
@@ -188,4 +226,5 @@ grep -q "AddressSanitizer\|runtime error" "$log" && { cat "$log"; sp_fail "sanit
 [ "$(sp_ksm pages_to_scan)" = "$pts_before" ] || sp_fail "pages_to_scan not restored ($(sp_ksm pages_to_scan))"
 [ -e "$sock" ] && sp_fail "the socket was left behind"
 sp_log "SIGTERM: exit 0, pages_to_scan restored to $pts_before"
+$SP_VIRSH destroy sp-d2 >/dev/null || sp_fail "virsh destroy sp-d2 failed"
 echo "PASS: samepaged"
