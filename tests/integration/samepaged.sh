@@ -122,6 +122,39 @@ jq -e '.ok == true and .format == 1 and .controller.mode == "static"
        and .daemon.connected == true' <<<"$st" >/dev/null || sp_fail "status: $st"
 "$SAMEPAGE" status --socket "$sock" | sed 's/^/# /'
 
+# 4b. Trust groups: sp-d1 now wants to merge, in group beta; sp-d2
+# (merge=required) holds alpha, so beta waits.  The reload request makes
+# samepaged read every running guest's policy again.
+$SP_VIRSH metadata sp-d1 urn:samepage:policy:1 --key sp --live \
+    --set '<policy merge="yes" group="beta"/>' >/dev/null || sp_fail "virsh metadata failed"
+$PY - "$sock" <<'PY' || sp_fail "reload request failed"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(20); s.connect(sys.argv[1])
+s.sendall(b'{"request":"reload"}\n')
+r = json.loads(s.makefile().readline())
+assert r == {"ok": True}, r
+PY
+for _ in $(seq 200); do
+    [ "$(gfield sp-d1 group)" = beta ] && [ "$(status | jq .daemon.jobs_pending)" = 0 ] && break
+    sleep 0.05
+done
+[ "$(gfield sp-d1 group)" = beta ] || sp_fail "sp-d1's new policy was not read on reload"
+[ "$(gfield sp-d1 mergeable)" = false ] && [ "$(gfield sp-d1 marked)" = false ] \
+    || sp_fail "sp-d1 (group beta) made mergeable next to alpha's merge=required guest"
+gfield sp-d1 reason | grep -q "trust group beta" || sp_fail "sp-d1: reason: $(gfield sp-d1 reason)"
+[ "$(mg_in_smaps sp-d1)" = no ] || sp_fail "sp-d1: smaps shows mg"
+sp_log "trust: $(status | jq -r .trust.reason)"
+sp_log "guest sp-d1: $(gfield sp-d1 reason)"
+
+# 4c. --oneshot --dry-run next to the daemon: the same view, nothing changed.
+"$SAMEPAGED" --config "$conf" --oneshot --dry-run >"$SP_TEST_TMP/oneshot.json" 2>"$err" \
+    || sp_fail "samepaged --oneshot --dry-run failed: $(cat "$err")"
+[ "$(jq -r '.[] | select(.domain == "sp-d2") | .mergeable' "$SP_TEST_TMP/oneshot.json")" = true ] \
+    && [ "$(jq -r '.[] | select(.domain == "sp-d1") | .mergeable' "$SP_TEST_TMP/oneshot.json")" = false ] \
+    || sp_fail "--oneshot: $(cat "$SP_TEST_TMP/oneshot.json")"
+[ "$(sp_ksm pages_to_scan)" = 321 ] || sp_fail "--oneshot --dry-run changed pages_to_scan"
+sp_log "--oneshot --dry-run: $(jq -c '[.[] | {domain, mergeable, marked}]' "$SP_TEST_TMP/oneshot.json")"
+
 # 5. Metrics: scraped over HTTP and from the textfile, parsed with
 # prometheus_client; marking per guest; KSM figures as sysfs has them
 # (run=0 here: they do not move).
@@ -215,6 +248,19 @@ grep -E "guest sp-d1: (stopped|no longer)" "$log" | tail -2 | sed 's/^/# log: /'
 status >/dev/null || sp_fail "samepaged stopped answering"
 [ "$(status | jq '[.guests[] | select(.domain == "sp-d1")] | length')" = 0 ] \
     || sp_fail "sp-d1 is stopped but still listed"
+# The same, deterministic: the hook's "started" for a guest that is gone
+# by the time samepaged looks at it.
+$PY - "$sock" <<'PY' || sp_fail "hook request failed"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(20); s.connect(sys.argv[1])
+s.sendall(b'{"request":"hook","domain":"sp-d1","uuid":"","operation":"started","phase":"begin"}\n')
+r = json.loads(s.makefile().readline())
+assert r == {"ok": True}, r
+PY
+for _ in $(seq 100); do grep -q "guest sp-d1: stopped before its policy could be applied" "$log" && break; sleep 0.1; done
+grep "guest sp-d1: stopped before its policy could be applied" "$log" | sed 's/^/# log: /' | grep . \
+    || sp_fail "no clear line for a guest gone before its marking"
+kill -0 "$sdpid" && status >/dev/null || sp_fail "samepaged stopped after a guest vanished"
 
 # 9. SIGTERM: clean exit, the knob it set restored.
 kill -TERM "$sdpid"
