@@ -71,15 +71,18 @@ sd_reload(SdDaemon *d, GError **error)
     sp_config_free(d->cfg);
     d->cfg = g_steal_pointer(&cfg);
     g_message("reload: %s read", d->config_path);
-    if (new_uri && !d->job_running) {
-        g_autoptr(GError) lverr = NULL;
-        sp_libvirt_free(g_steal_pointer(&d->lv));
+    if (new_uri) {
+        /* The reconnection loop opens the new URI once no job holds the
+         * old connection, then applies the policy to what runs there. */
+        g_message("reload: [libvirt] uri is now %s: reconnecting", d->cfg->libvirt_uri);
+        if (d->lv)
+            sp_libvirt_unwatch(d->lv);
         d->connected = FALSE;
-        if (!sd_libvirt_connect(d, &lverr))
-            g_warning("reload: %s", lverr->message);
-    }
-    if (d->connected)
+        d->disconnected_us = g_get_monotonic_time();
+        sd_libvirt_retry(d);
+    } else if (d->connected) {
         sd_guests_refresh_all(d, "reload");
+    }
     return TRUE;
 }
 

@@ -541,6 +541,8 @@ static gboolean sd_reconnect_tick(gpointer user_data);
 gboolean
 sd_libvirt_connect(SdDaemon *d, GError **error)
 {
+    if (d->lv && g_strcmp0(sp_libvirt_get_uri(d->lv), d->cfg->libvirt_uri) != 0)
+        g_clear_pointer(&d->lv, sp_libvirt_free);      /* the URI changed on reload */
     if (!d->lv) {
         d->lv = sp_libvirt_open(d->cfg->libvirt_uri, error);
         if (!d->lv)
