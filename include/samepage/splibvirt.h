@@ -56,6 +56,10 @@ const char *sp_libvirt_get_uri(const SpLibvirt *lv);
 GStrv sp_libvirt_list_running(SpLibvirt *lv, GError **error);
 SpGuest *sp_libvirt_get_guest(SpLibvirt *lv, const SpHost *host, const char *name,
                               GError **error);
+/* sp_libvirt_get_guest() on *@lv, opened on @uri first if NULL (the caller
+ * frees it): for a caller that may need no connection at all. */
+SpGuest *sp_libvirt_open_guest(SpLibvirt **lv, const char *uri, const SpHost *host,
+                               const char *name, GError **error);
 gboolean sp_libvirt_has_nosharepages(SpLibvirt *lv, const char *name, gboolean *nosharepages,
                                      GError **error);
 
@@ -93,6 +97,7 @@ gboolean sp_libvirt_get_state(SpLibvirtDomain *dom, SpLibvirtState *state, int *
 char *sp_libvirt_agent_command(SpLibvirtDomain *dom, const char *json, int timeout_s,
                                GError **error);
 char *sp_libvirt_hmp_command(SpLibvirtDomain *dom, const char *command, GError **error);
+SpGuest *sp_libvirt_domain_get_guest(SpLibvirtDomain *dom, pid_t pid, GError **error);
 
 gboolean sp_libvirt_uri_is_remote(const char *uri);
 

@@ -17,27 +17,6 @@
 #include "samepage/spnuma.h"
 #include "samepage/spestimate.h"
 
-static json_object *
-sp_cli_ksm_to_json(const SpKsmState *state)
-{
-    json_object *obj = json_object_new_object();
-
-    for (guint i = 0; i < SP_KSM_N_KEYS; i++) {
-        const SpKsmKeyInfo *info = sp_ksm_key_info(i);
-        const SpKsmEntry *e = &state->entry[i];
-        json_object *v = NULL;
-
-        if (e->supported) {
-            if (info->type == SP_KSM_TYPE_ENUM)
-                v = json_object_new_string(info->choices[e->value]);
-            else
-                v = json_object_new_int64(e->value);
-        }
-        json_object_object_add(obj, info->name, v);
-    }
-    return obj;
-}
-
 static void
 sp_cli_ksm_print_table(const SpKsmState *state)
 {
@@ -105,39 +84,32 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
     }
     /* run=2 unmerges every merged page on the host, whoever merged it. */
     if (sp_ksm_settings_unmerge(settings, argc) && before.entry[SP_KSM_PAGES_SHARING].value > 0) {
-        gint64 sharing = before.entry[SP_KSM_PAGES_SHARING].value;
-        guint64 avail = sp_host_mem_available(host), need = 0;
-        if (!force && !sp_ksm_unmerge_check(sharing, sysconf(_SC_PAGESIZE), avail, &need, &error)) {
+        guint64 bytes, avail;
+        if (!sp_ksm_unmerge_all_check(host, &before, &bytes, &avail, &error) && !force) {
             sp_cli_error("ksm set: run=2: %s", error->message);
             return SP_EXIT_FAILURE;
         }
+        g_clear_error(&error);
         fprintf(stderr, "samepage: warning: run=2 unmerges the %" G_GINT64_FORMAT " pages merged "
                 "on this host (every process's, %.1f MiB of copies; MemAvailable %.1f MiB)\n",
-                sharing, (double)sharing * sysconf(_SC_PAGESIZE) / 1048576.0,
-                avail / 1048576.0);
+                before.entry[SP_KSM_PAGES_SHARING].value, bytes / 1048576.0, avail / 1048576.0);
     }
     if (!sp_ksm_apply(host, settings, argc, &error) ||
         !sp_ksm_read(host, &after, &error)) {
         sp_cli_error("ksm set: %s", error->message);
         return SP_EXIT_FAILURE;
     }
-    g_autoptr(json_object) arr = json_object_new_array();
+    if (json) {
+        g_autoptr(json_object) arr = sp_ksm_changes_to_json(settings, argc, &before, &after);
+        sp_cli_print_json(arr);
+        return SP_EXIT_OK;
+    }
     for (int i = 0; i < argc; i++) {
         SpKsmKey k = settings[i].key;
         g_autofree char *was = sp_ksm_format_value(k, before.entry[k].value);
         g_autofree char *now = sp_ksm_format_value(k, after.entry[k].value);
-        if (json) {
-            json_object *o = json_object_new_object();
-            json_object_object_add(o, "key", json_object_new_string(sp_ksm_key_info(k)->name));
-            json_object_object_add(o, "before", json_object_new_string(was));
-            json_object_object_add(o, "after", json_object_new_string(now));
-            json_object_array_add(arr, o);
-        } else {
-            sp_cli_print(stdout, "%s: %s -> %s\n", sp_ksm_key_info(k)->name, was, now);
-        }
+        sp_cli_print(stdout, "%s: %s -> %s\n", sp_ksm_key_info(k)->name, was, now);
     }
-    if (json)
-        sp_cli_print_json(arr);
     return SP_EXIT_OK;
 }
 
@@ -338,7 +310,7 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_FAILURE;
     }
     if (json) {
-        g_autoptr(json_object) obj = sp_cli_ksm_to_json(&state);
+        g_autoptr(json_object) obj = sp_ksm_state_to_json(&state);
         sp_cli_print_json(obj);
     } else {
         sp_cli_ksm_print_table(&state);

@@ -189,14 +189,9 @@ sd_job_mark(SdJob *j, GError **error)
     sd_job_read_regions(j, g);
     if (j->mergeable_now == j->merge || j->dry_run)
         return TRUE;
-    if (!j->merge) {
-        /* Unmarking unmerges: the rule `samepage mark --off` follows. */
-        SpKsmStat k = { 0 };
-        if (!sp_ksm_stat_read(j->host, j->pid, &k, error) ||
-            !sp_ksm_unmerge_check(k.ksm_merging_pages, sysconf(_SC_PAGESIZE),
-                                  sp_host_mem_available(j->host), NULL, error))
-            return FALSE;
-    }
+    /* Unmarking unmerges: the rule `samepage mark --off` follows. */
+    if (!j->merge && !sp_guest_unmerge_check(g, j->host, error))
+        return FALSE;
     if (!sp_guest_set_merge(g, j->host, NULL, j->merge, error))
         return FALSE;
     j->changed = TRUE;

@@ -505,6 +505,22 @@ static const SpQmpTransportOps sp_libvirt_qmp_ops = {
     .free = sp_libvirt_qmp_free,
 };
 
+/* An SpGuest named @name on QMP through @dom (its reference is taken over). */
+static SpGuest *
+sp_libvirt_guest_new(virDomainPtr dom, const char *name, pid_t pid, GError **error)
+{
+    SpLibvirtQmp *t = g_new0(SpLibvirtQmp, 1);
+    SpQmp *qmp;
+
+    t->parent.ops = &sp_libvirt_qmp_ops;
+    t->parent.name = g_strdup_printf("domain %s", name);
+    t->dom = dom;
+    qmp = sp_qmp_new(&t->parent, 0, error);
+    if (!qmp)
+        return NULL;
+    return sp_guest_new(name, pid, qmp);
+}
+
 /* ------------------------------------------------------------- pid */
 
 /**
@@ -767,8 +783,6 @@ sp_libvirt_get_guest(SpLibvirt *lv, const SpHost *host, const char *name, GError
 {
     virDomainPtr dom = sp_libvirt_lookup(lv, name, TRUE, error);
     char uuid[VIR_UUID_STRING_BUFLEN];
-    SpLibvirtQmp *t;
-    SpQmp *qmp;
     pid_t pid;
 
     if (!dom)
@@ -784,14 +798,41 @@ sp_libvirt_get_guest(SpLibvirt *lv, const SpHost *host, const char *name, GError
         virDomainFree(dom);
         return NULL;
     }
-    t = g_new0(SpLibvirtQmp, 1);
-    t->parent.ops = &sp_libvirt_qmp_ops;
-    t->parent.name = g_strdup_printf("domain %s", name);
-    t->dom = dom;
-    qmp = sp_qmp_new(&t->parent, 0, error);
-    if (!qmp)
+    return sp_libvirt_guest_new(dom, name, pid, error);
+}
+
+/**
+ * sp_libvirt_domain_get_guest:
+ * @pid: its QEMU process, found before (sp_libvirt_open_qemu())
+ *
+ * The running domain as an SpGuest, as sp_libvirt_get_guest(), for a
+ * caller that holds the domain and knows its QEMU already.
+ */
+SpGuest *
+sp_libvirt_domain_get_guest(SpLibvirtDomain *dom, pid_t pid, GError **error)
+{
+    if (virDomainRef(dom->dom) < 0) {
+        sp_libvirt_fail(error);
         return NULL;
-    return sp_guest_new(name, pid, qmp);
+    }
+    return sp_libvirt_guest_new(dom->dom, dom->name, pid, error);
+}
+
+/**
+ * sp_libvirt_open_guest:
+ * @lv: (inout): the connection; opened on @uri when NULL, and left open
+ * @uri: (nullable): libvirt's URI, NULL for the default
+ *
+ * Returns: the domain's guest, or NULL with the connection's or
+ * sp_libvirt_get_guest()'s error.
+ */
+SpGuest *
+sp_libvirt_open_guest(SpLibvirt **lv, const char *uri, const SpHost *host, const char *name,
+                      GError **error)
+{
+    if (!*lv && !(*lv = sp_libvirt_open(uri, error)))
+        return NULL;
+    return sp_libvirt_get_guest(*lv, host, name, error);
 }
 
 /**
