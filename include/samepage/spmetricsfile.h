@@ -12,7 +12,7 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
@@ -35,5 +35,12 @@ typedef enum {
  * name ends in ".prom".  Writes SP_METRICS_TEXTFILE_HEADER then @text, mode
  * 0644. */
 gboolean sp_metrics_textfile_write(const char *path, const char *text, GError **error);
+
+/* The same in a worker thread (fsync may take a while on a busy disk), for
+ * a caller on a main loop; @callback runs on the thread-default context. */
+void sp_metrics_textfile_write_async(const char *path, const char *text,
+                                     GCancellable *cancellable, GAsyncReadyCallback callback,
+                                     gpointer user_data);
+gboolean sp_metrics_textfile_write_finish(GAsyncResult *result, GError **error);
 
 G_END_DECLS

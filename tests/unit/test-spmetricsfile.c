@@ -230,6 +230,47 @@ test_not_written_by_us(void **state)
     assert_string_equal(list, "samepage.prom");
 }
 
+typedef struct {
+    GMainLoop *loop;
+    gboolean ok;
+    GError *error;
+} AsyncResult;
+
+static void
+written(GObject *source, GAsyncResult *res, gpointer data)
+{
+    AsyncResult *r = data;
+
+    (void)source;
+    r->ok = sp_metrics_textfile_write_finish(res, &r->error);
+    g_main_loop_quit(r->loop);
+}
+
+/* The thread variant: the same file, the same refusals, on a main loop. */
+static void
+test_async(void **state)
+{
+    const char *dir = *state;
+    g_autofree char *target = g_build_filename(dir, "samepage.prom", NULL);
+    g_autofree char *text = NULL;
+    g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+    AsyncResult r = { .loop = loop };
+
+    sp_metrics_textfile_write_async(dir, TEXT, NULL, written, &r);
+    g_main_loop_run(loop);
+    assert_true(r.ok);
+    assert_null(r.error);
+    text = contents(target);
+    assert_string_equal(text, SP_METRICS_TEXTFILE_HEADER TEXT);
+
+    assert_int_equal(chmod(dir, 0777), 0);
+    sp_metrics_textfile_write_async(dir, TEXT, NULL, written, &r);
+    g_main_loop_run(loop);
+    assert_false(r.ok);
+    assert_true(g_error_matches(r.error, SP_METRICS_FILE_ERROR, SP_METRICS_FILE_ERROR_UNSAFE));
+    g_clear_error(&r.error);
+}
+
 int
 main(void)
 {
@@ -241,6 +282,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_symlink_target, setup, teardown),
         cmocka_unit_test_setup_teardown(test_special_targets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_written_by_us, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,9 +60,11 @@ client_thread(gpointer data)
     return NULL;
 }
 
-/* Sends @request to the server from another thread while the loop runs. */
+/* Sends @request to the server from another thread while the loop runs;
+ * a client error fails the test unless @error is given. */
 static char *
-fetch(SpMetricsServer *server, const char *request, gsize len, gint64 *elapsed_us)
+fetch_full(SpMetricsServer *server, const char *request, gsize len, gint64 *elapsed_us,
+           GError **error)
 {
     g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
     SpClient c = { .loop = loop, .port = sp_metrics_server_get_port(server),
@@ -72,7 +74,9 @@ fetch(SpMetricsServer *server, const char *request, gsize len, gint64 *elapsed_u
 
     g_main_loop_run(loop);
     g_thread_join(t);
-    if (c.error)
+    if (c.error && error)
+        g_propagate_error(error, c.error);
+    else if (c.error)
         fail_msg("client: %s", c.error->message);
     if (elapsed_us)
         *elapsed_us = c.elapsed_us;
@@ -80,9 +84,21 @@ fetch(SpMetricsServer *server, const char *request, gsize len, gint64 *elapsed_u
 }
 
 static char *
+fetch(SpMetricsServer *server, const char *request, gsize len, gint64 *elapsed_us)
+{
+    return fetch_full(server, request, len, elapsed_us, NULL);
+}
+
+static char *
 get(SpMetricsServer *server, const char *request)
 {
     return fetch(server, request, strlen(request), NULL);
+}
+
+static char *
+get_timed(SpMetricsServer *server, const char *request, gint64 *elapsed_us)
+{
+    return fetch(server, request, strlen(request), elapsed_us);
 }
 
 typedef struct {
@@ -288,6 +304,51 @@ test_idle_timeout(void **state)
     stop(s, &r);
 }
 
+/* Idle connections do not hold up a scrape (nothing blocks the loop), and
+ * past SP_METRICS_MAX_CLIENTS open ones a new connection is closed at once
+ * rather than queued. */
+static void
+test_busy(void **state)
+{
+    SpRenderState r = { 0 };
+    SpMetricsServer *s = start(&r);
+    g_autoptr(GSocketClient) client = g_socket_client_new();
+    GSocketConnection *idle[SP_METRICS_MAX_CLIENTS];
+    g_autofree char *first = NULL, *refused = NULL;
+    g_autoptr(GError) error = NULL;
+    gint64 us = 0;
+
+    (void)state;
+    for (guint i = 0; i < SP_METRICS_MAX_CLIENTS; i++) {
+        g_autoptr(GError) cerr = NULL;
+
+        idle[i] = g_socket_client_connect_to_host(client, "127.0.0.1",
+                                                  sp_metrics_server_get_port(s), NULL, &cerr);
+        assert_non_null(idle[i]);
+        for (int k = 0; k < 5; k++) {
+            g_main_context_iteration(NULL, FALSE);
+            g_usleep(1000);
+        }
+        if (i == 0) {
+            /* one silent client: a scrape is answered at once all the same */
+            first = get_timed(s, "GET /metrics HTTP/1.1\r\n\r\n", &us);
+            assert_status(first, "HTTP/1.1 200 OK\r\n");
+            print_message("scrape beside an idle connection: %.1f ms\n", us / 1000.0);
+            assert_true(us < 1000 * 1000);
+        }
+    }
+    /* closed at once: EOF, or a reset if the request was still unread */
+    refused = fetch_full(s, "GET /metrics HTTP/1.1\r\n\r\n", 25, &us, &error);
+    print_message("connection %u: closed after %.1f ms (%s)\n", SP_METRICS_MAX_CLIENTS + 1,
+                  us / 1000.0, error ? error->message : "EOF");
+    assert_string_equal(refused, "");
+    assert_true(us < 1000 * 1000);
+    assert_int_equal(r.calls, 1);
+    for (guint i = 0; i < SP_METRICS_MAX_CLIENTS; i++)
+        g_object_unref(idle[i]);
+    stop(s, &r);
+}
+
 /* Freeing the server with a connection open drops it cleanly. */
 static void
 test_free_with_client(void **state)
@@ -390,6 +451,7 @@ main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_busy),
         cmocka_unit_test(test_free_with_client),
         cmocka_unit_test(test_port_taken),
     };

@@ -214,3 +214,57 @@ out:
     close_fd(&dfd);
     return ok;
 }
+
+/* ---------------------------------------------------------------- async */
+
+typedef struct {
+    char *path;
+    char *text;
+} SpTextfileJob;
+
+static void
+textfile_job_free(gpointer data)
+{
+    SpTextfileJob *job = data;
+
+    g_free(job->path);
+    g_free(job->text);
+    g_free(job);
+}
+
+static void
+textfile_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+    SpTextfileJob *job = data;
+    GError *error = NULL;
+
+    (void)source;
+    (void)cancellable;
+    if (g_task_return_error_if_cancelled(task))
+        return;
+    if (sp_metrics_textfile_write(job->path, job->text, &error))
+        g_task_return_boolean(task, TRUE);
+    else
+        g_task_return_error(task, error);
+}
+
+void
+sp_metrics_textfile_write_async(const char *path, const char *text, GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data)
+{
+    g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
+    SpTextfileJob *job = g_new0(SpTextfileJob, 1);
+
+    job->path = g_strdup(path);
+    job->text = g_strdup(text);
+    g_task_set_source_tag(task, sp_metrics_textfile_write_async);
+    g_task_set_task_data(task, job, textfile_job_free);
+    g_task_run_in_thread(task, textfile_thread);
+}
+
+gboolean
+sp_metrics_textfile_write_finish(GAsyncResult *result, GError **error)
+{
+    g_return_val_if_fail(g_task_is_valid(result, NULL), FALSE);
+    return g_task_propagate_boolean(G_TASK(result), error);
+}
