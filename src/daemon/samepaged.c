@@ -236,7 +236,7 @@ main(int argc, char **argv)
     }
     /* Jobs in flight finish first: they hold the libvirt connection. */
     d->quitting = TRUE;
-    while (d->job_running || d->estimate_running)
+    while (d->job_running || d->estimate_running || d->metrics_writing)
         g_main_context_iteration(NULL, TRUE);
 
 out_ksm:

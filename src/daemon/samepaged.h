@@ -95,6 +95,8 @@ struct _SdDaemon {
     struct _SpMetricsServer *metrics_server;
     guint metrics_timer;
     gboolean metrics_textfile_failed;
+    gboolean metrics_writing;       /* a textfile write runs in a worker */
+    gboolean metrics_again;
 };
 
 /* sd-guests.c */

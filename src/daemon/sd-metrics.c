@@ -92,22 +92,42 @@ sd_metrics_render(gpointer user_data)
     return sp_metrics_render(snap);
 }
 
-void
-sd_metrics_write_textfile(SdDaemon *d)
+static void
+sd_metrics_written(GObject *source, GAsyncResult *res, gpointer user_data)
 {
+    SdDaemon *d = user_data;
     g_autoptr(GError) error = NULL;
-    g_autofree char *text = NULL;
 
-    if (!d->cfg->metrics_textfile)
-        return;
-    text = sd_metrics_render(d);
-    if (!sp_metrics_textfile_write(d->cfg->metrics_textfile, text, &error)) {
+    d->metrics_writing = FALSE;
+    if (!sp_metrics_textfile_write_finish(res, &error)) {
         if (!d->metrics_textfile_failed)
             g_warning("metrics: %s", error->message);
         d->metrics_textfile_failed = TRUE;
     } else {
         d->metrics_textfile_failed = FALSE;
     }
+    if (d->metrics_again) {
+        d->metrics_again = FALSE;
+        sd_metrics_write_textfile(d);
+    }
+}
+
+/* Rendered on the loop, written (fsync, rename) in a worker; one write at
+ * a time, a request meanwhile makes one more. */
+void
+sd_metrics_write_textfile(SdDaemon *d)
+{
+    g_autofree char *text = NULL;
+
+    if (!d->cfg->metrics_textfile || d->quitting)
+        return;
+    if (d->metrics_writing) {
+        d->metrics_again = TRUE;
+        return;
+    }
+    text = sd_metrics_render(d);
+    d->metrics_writing = TRUE;
+    sp_metrics_textfile_write_async(d->cfg->metrics_textfile, text, NULL, sd_metrics_written, d);
 }
 
 static gboolean
