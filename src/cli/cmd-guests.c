@@ -216,6 +216,7 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("mark: %s", error->message);
         return SP_EXIT_FAILURE;
     }
+    sp_cli_warn_daemon("mark", name);
     regions = sp_guest_get_regions(g);
     g_autoptr(json_object) arr = json_object_new_array();
     for (guint i = 0; i < regions->len; i++) {

@@ -148,3 +148,17 @@ sp_cli_print_daemon_view(json_object *guests)
     sp_cli_print(stdout, "\nsamepaged's view (policy, trust groups, marking):\n");
     sp_cli_print_daemon_guests(guests);
 }
+
+/* A state-changing command on a host where samepaged runs: say that the
+ * daemon's policy will apply again. */
+void
+sp_cli_warn_daemon(const char *command, const char *guest)
+{
+    g_autoptr(json_object) guests = sp_cli_daemon_guests();
+
+    if (guests)
+        sp_cli_print(stderr, "samepage: warning: %s: samepaged runs here and applies each "
+                             "guest's policy; it will set %s as its policy says again at the "
+                             "guest's next start, a reload or a libvirtd restart "
+                             "(samepage status)\n", command, guest);
+}
