@@ -284,6 +284,30 @@ test_merge_strings(void **state)
     assert_false(sp_policy_group_valid(NULL));
 }
 
+/* The samples in tests/data/policy (also the fuzz seeds). */
+static void
+test_data_files(void **state)
+{
+    g_autofree char *p1 = sp_test_data_path("policy/domain-required-nosharepages.xml");
+    g_autofree char *p2 = sp_test_data_path("policy/domain-plain.xml");
+    g_autofree char *x1 = NULL, *x2 = NULL;
+    g_autoptr(SpDomainPolicy) a = NULL;
+    g_autoptr(SpDomainPolicy) b = NULL;
+
+    assert_true(g_file_get_contents(p1, &x1, NULL, NULL));
+    assert_true(g_file_get_contents(p2, &x2, NULL, NULL));
+    a = parse_ok(x1);
+    b = parse_ok(x2);
+    assert_string_equal(a->name, "db1");
+    assert_int_equal(a->merge, SP_POLICY_MERGE_REQUIRED);
+    assert_string_equal(a->group, "tenant-a");
+    assert_true(a->nosharepages);
+    assert_string_equal(b->name, "web1");
+    assert_string_equal(b->uuid, "568280eb-21a8-4c3f-b61f-a404b93f0944");
+    assert_int_equal(b->merge, SP_POLICY_MERGE_UNSET);
+    assert_false(b->nosharepages);
+}
+
 static SpDomainPolicy
 policy(SpPolicyMerge merge, gboolean nosharepages)
 {
@@ -342,6 +366,7 @@ main(void)
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_merge_strings),
         cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_data_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
