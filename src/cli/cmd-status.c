@@ -16,7 +16,10 @@ static json_object *
 sp_cli_agent_request(const char *socket_path, const char *what, GError **error)
 {
     g_autoptr(SpHost) host = sp_host_new_from_env();
-    g_autofree char *path = socket_path ? g_strdup(socket_path) : sp_agent_default_socket(host);
+    const char *env = g_getenv("SAMEPAGE_SOCKET");
+    g_autofree char *path = socket_path ? g_strdup(socket_path)
+                          : env && *env ? g_strdup(env)
+                                        : sp_agent_default_socket(host);
     g_autoptr(json_object) req = json_object_new_object();
 
     json_object_object_add(req, "request", json_object_new_string(what));
@@ -70,7 +73,8 @@ sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
     GOptionEntry entries[] = {
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print samepaged's JSON reply", NULL },
         { "socket", 0, 0, G_OPTION_ARG_FILENAME, &socket_path,
-          "samepaged's control socket (default RUNDIR/samepage/samepaged.sock)", "PATH" },
+          "samepaged's control socket (default $SAMEPAGE_SOCKET, else "
+          "RUNDIR/samepage/samepaged.sock)", "PATH" },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("- what samepaged is doing");

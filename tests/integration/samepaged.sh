@@ -122,6 +122,13 @@ jq -e '.ok == true and .format == 1 and .controller.mode == "static"
        and .daemon.connected == true' <<<"$st" >/dev/null || sp_fail "status: $st"
 "$SAMEPAGE" status --socket "$sock" | sed 's/^/# /'
 
+# samepage list shows samepaged's view (the socket from $SAMEPAGE_SOCKET).
+SAMEPAGE_SOCKET=$sock "$SAMEPAGE" list --json > "$SP_TEST_TMP/list.json" || sp_fail "samepage list failed"
+[ "$(jq -r '.[] | select(.domain == "sp-d2") | .samepaged.mergeable' "$SP_TEST_TMP/list.json")" = true ] \
+    && [ "$(jq -r '.[] | select(.domain == "sp-d1") | .samepaged.reason' "$SP_TEST_TMP/list.json")" = "policy merge=no" ] \
+    || sp_fail "samepage list --json lacks samepaged's view: $(cat "$SP_TEST_TMP/list.json")"
+SAMEPAGE_SOCKET=$sock "$SAMEPAGE" list | sed 's/^/# /'
+
 # 4b. Trust groups: sp-d1 now wants to merge, in group beta; sp-d2
 # (merge=required) holds alpha, so beta waits.  The reload request makes
 # samepaged read every running guest's policy again.
