@@ -27,6 +27,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     g_autoptr(GError) error = NULL;
     g_auto(GStrv) names = NULL;
     g_autoptr(json_object) arr = json_object_new_array();
+    g_autoptr(json_object) daemon = NULL;   /* samepaged's guests, when it runs */
     int rc;
 
     g_option_context_set_summary(ctx, "Running QEMU guests: pid, RAM, regions marked mergeable, "
@@ -39,6 +40,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("list: %s", error->message);
         return SP_EXIT_FAILURE;
     }
+    daemon = sp_cli_daemon_guests();
     if (!json)
         sp_cli_print(stdout, "%-20s %8s %9s %8s %13s %11s\n", "DOMAIN", "PID", "RAM MiB", "MARKED",
                "MERGING MiB", "PROFIT MiB");
@@ -57,7 +59,14 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
             continue;
         }
         if (json) {
-            json_object_array_add(arr, sp_guest_summary_to_json(g, &k));
+            json_object *o = sp_guest_summary_to_json(g, &k);
+            for (size_t i = 0; daemon && i < json_object_array_length(daemon); i++) {
+                json_object *dg = json_object_array_get_idx(daemon, i), *dn = NULL;
+                if (json_object_object_get_ex(dg, "domain", &dn) &&
+                    g_str_equal(json_object_get_string(dn), *n))
+                    json_object_object_add(o, "samepaged", json_object_get(dg));
+            }
+            json_object_array_add(arr, o);
         } else {
             sp_guest_get_summary(g, &ram, &nr, &nm);
             g_autofree char *marked = g_strdup_printf("%u/%u", nm, nr);
@@ -67,6 +76,8 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     }
     if (json)
         sp_cli_print_json(arr);
+    else if (daemon)
+        sp_cli_print_daemon_view(daemon);
     return SP_EXIT_OK;
 }
 
@@ -205,6 +216,7 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("mark: %s", error->message);
         return SP_EXIT_FAILURE;
     }
+    sp_cli_warn_daemon("mark", name);
     regions = sp_guest_get_regions(g);
     g_autoptr(json_object) arr = json_object_new_array();
     for (guint i = 0; i < regions->len; i++) {
