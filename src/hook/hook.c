@@ -18,6 +18,7 @@
 
 #include "samepage/spjson.h"
 #include "hook.h"
+#include "samepage/spagent.h"
 
 G_DEFINE_QUARK(sp-hook-error-quark, sp_hook_error)
 
@@ -93,7 +94,7 @@ sp_hook_parse_reply(const char *line, char **error)
 }
 
 char *
-sp_hook_socket_path(const char *env_socket, GKeyFile *config, const char *env_rundir)
+sp_hook_socket_path(const char *env_socket, GKeyFile *config, const SpHost *host)
 {
     g_autofree char *from_config = NULL;
 
@@ -106,8 +107,7 @@ sp_hook_socket_path(const char *env_socket, GKeyFile *config, const char *env_ru
         if (*from_config)
             return g_steal_pointer(&from_config);
     }
-    return g_build_filename(env_rundir && *env_rundir ? env_rundir : "/run",
-                            "samepage", "samepaged.sock", NULL);
+    return sp_agent_default_socket(host);
 }
 
 int

@@ -16,6 +16,8 @@
 
 #include <glib.h>
 
+#include "samepage/sphost.h"
+
 #include "samepage/sppolicy.h"
 
 G_BEGIN_DECLS
@@ -55,9 +57,9 @@ gboolean sp_hook_parse_reply(const char *line, char **error);
 
 /* The control socket: $SAMEPAGE_SOCKET (@env_socket), else [daemon] socket
  * of the configuration (@config, may be NULL), else
- * RUNDIR/samepage/samepaged.sock with RUNDIR $SAMEPAGE_RUNDIR (@env_rundir)
- * or /run. */
-char *sp_hook_socket_path(const char *env_socket, GKeyFile *config, const char *env_rundir);
+ * samepaged's default (sp_agent_default_socket(): @host's run root, /run
+ * unless $SAMEPAGE_RUNDIR replaced it). */
+char *sp_hook_socket_path(const char *env_socket, GKeyFile *config, const SpHost *host);
 
 /* The exit status (0 or 1) once samepaged was tried; @message (may be set
  * with status 0 too) is one line for stderr, which libvirtd logs.

@@ -31,6 +31,7 @@ main(int argc, char **argv)
     gint64 deadline = g_get_monotonic_time() + SP_HOOK_TIMEOUT_MS * G_TIME_SPAN_MILLISECOND;
     const char *domain, *operation, *phase, *config_file;
     g_autoptr(GKeyFile) config = NULL;
+    g_autoptr(SpHost) host = NULL;
     g_autoptr(SpDomainPolicy) policy = NULL;
     g_autoptr(GError) policy_error = NULL;
     g_autoptr(GError) daemon_error = NULL;
@@ -66,8 +67,8 @@ main(int argc, char **argv)
     config = g_key_file_new();
     if (!g_key_file_load_from_file(config, config_file, G_KEY_FILE_NONE, NULL))
         g_clear_pointer(&config, g_key_file_unref);   /* absent or unreadable: defaults */
-    socket_path = sp_hook_socket_path(g_getenv("SAMEPAGE_SOCKET"), config,
-                                      g_getenv("SAMEPAGE_RUNDIR"));
+    host = sp_host_new_from_env();      /* $SAMEPAGE_RUNDIR replaces /run */
+    socket_path = sp_hook_socket_path(g_getenv("SAMEPAGE_SOCKET"), config, host);
 
     if (action.forward) {
         line = sp_hook_request_line(domain, policy ? policy->uuid : NULL, operation, phase);

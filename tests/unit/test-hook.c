@@ -146,17 +146,20 @@ test_socket_path(void **state)
     assert_true(g_key_file_load_from_data(with, "[daemon]\nsocket = /srv/sp.sock \n", -1, 0, NULL));
     assert_true(g_key_file_load_from_data(without, "[metrics]\nlisten=127.0.0.1:1\n", -1, 0, NULL));
     assert_true(g_key_file_load_from_data(empty, "[daemon]\nsocket=\n", -1, 0, NULL));
-    a = sp_hook_socket_path("/tmp/env.sock", with, "/tmp/run");
+    g_autoptr(SpHost) run = sp_host_new();
+    g_autoptr(SpHost) plain = sp_host_new();
+    sp_host_set_run_root(run, "/tmp/run");
+    a = sp_hook_socket_path("/tmp/env.sock", with, run);
     assert_string_equal(a, "/tmp/env.sock");
-    b = sp_hook_socket_path(NULL, with, "/tmp/run");
+    b = sp_hook_socket_path(NULL, with, run);
     assert_string_equal(b, "/srv/sp.sock");
-    c = sp_hook_socket_path("", without, "/tmp/run");
+    c = sp_hook_socket_path("", without, run);
     assert_string_equal(c, "/tmp/run/samepage/samepaged.sock");
-    d = sp_hook_socket_path(NULL, NULL, NULL);
+    d = sp_hook_socket_path(NULL, NULL, plain);
     assert_string_equal(d, "/run/samepage/samepaged.sock");
-    e = sp_hook_socket_path(NULL, empty, "");
+    e = sp_hook_socket_path(NULL, empty, plain);
     assert_string_equal(e, "/run/samepage/samepaged.sock");
-    f = sp_hook_socket_path(NULL, without, NULL);
+    f = sp_hook_socket_path(NULL, without, plain);
     assert_string_equal(f, "/run/samepage/samepaged.sock");
 }
 
