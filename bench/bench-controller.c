@@ -14,9 +14,11 @@
  *        arrival   the same processes started one after another,
  *                  --arrival-interval seconds apart, the controller
  *                  running from before the first;
- *   3. the library's estimate (SpScan + SpEstimate over the dupmem pids)
- *      predicts pages_sharing, and the prediction goes to the controller
- *      (after every arrival too), as samepaged's background model does;
+ *   3. the library's estimate (SpScan + SpEstimate over every process
+ *      registered with KSM: the dupmem pids, and whatever else runs here,
+ *      since ksmd scans it all) predicts pages_sharing, and the prediction
+ *      goes to the controller (after every arrival too), as samepaged's
+ *      background model does;
  *   4. the controller runs (the same SpController samepaged hosts, on this
  *      program's main loop) until pages_sharing reaches 90% of the
  *      prediction, then for a steady window of --steady seconds; the
@@ -71,6 +73,7 @@ typedef struct {
     char *note;
     guint64 predicted;
     guint64 registered;
+    guint64 others;             /* of those, pages of processes not the workload's */
     double t90;                 /* < 0: not reached */
     double cpu90;
     double steady_s;            /* length of the steady window measured */
@@ -103,6 +106,8 @@ typedef struct {
     gboolean interrupted;
     pid_t ksmd;
     double clk_tck;
+    gboolean log;               /* every decision to stderr */
+    double t0;
 } Bench;
 
 static double
@@ -264,13 +269,16 @@ kill_children(Bench *b)
     g_array_set_size(b->children, 0);
 }
 
-/* The model's pages_sharing for the dupmem processes alive, and the
- * present pages it covered. */
+/* The model's pages_sharing for every process registered with KSM (the
+ * workload's, and whatever else runs here: ksmd scans them all, and so
+ * does samepaged's model), and the present pages it covered; @others gets
+ * the pages of processes that are not the workload's. */
 static gboolean
-predict(Bench *b, guint64 *sharing, guint64 *registered, GError **error)
+predict(Bench *b, guint64 *sharing, guint64 *registered, guint64 *others, GError **error)
 {
     g_autoptr(SpScan) scan = NULL;
     g_autoptr(SpEstimate) est = NULL;
+    g_autoptr(GArray) pids = NULL;
     SpEstimateOptions eopt;
     SpScanOptions sopt;
 
@@ -283,6 +291,16 @@ predict(Bench *b, guint64 *sharing, guint64 *registered, GError **error)
         if (!sp_scan_add_pid(scan, g_array_index(b->children, pid_t, i), error))
             return FALSE;
     }
+    sp_control_registered_pages(b->host, &pids);
+    for (guint i = 0; i < pids->len; i++) {
+        pid_t pid = g_array_index(pids, pid_t, i);
+        gboolean ours = FALSE;
+        for (guint j = 0; j < b->children->len; j++)
+            ours = ours || g_array_index(b->children, pid_t, j) == pid;
+        /* someone else's: it may exit meanwhile */
+        if (!ours && !sp_scan_add_pid(scan, pid, NULL))
+            continue;
+    }
     if (!sp_scan_run(scan, error))
         return FALSE;
     est = sp_estimate_run(scan, &eopt, error);
@@ -290,6 +308,15 @@ predict(Bench *b, guint64 *sharing, guint64 *registered, GError **error)
         return FALSE;
     *sharing = sp_estimate_get_counters(est)->pages_sharing;
     *registered = sp_estimate_get_present_pages(est);
+    *others = 0;
+    for (guint i = 0; i < sp_estimate_get_n_processes(est); i++) {
+        const SpEstimateProcess *p = sp_estimate_get_process(est, i);
+        gboolean ours = FALSE;
+        for (guint j = 0; j < b->children->len; j++)
+            ours = ours || g_array_index(b->children, pid_t, j) == p->pid;
+        if (!ours)
+            *others += p->present_pages;
+    }
     return TRUE;
 }
 
@@ -327,6 +354,24 @@ baseline_start(Bench *b, GError **error)
 /* ------------------------------------------------------------ one row */
 
 static void
+on_decision(SpController *c, gpointer data)
+{
+    const Bench *b = data;
+    const SpControlDecision *d = sp_controller_get_decision(c);
+    const SpControlSnapshot *s = sp_controller_get_snapshot(c);
+
+    if (!b->log)
+        return;
+    if (!d) {
+        fprintf(stderr, "bench: %7.1f s: %s\n", now_s() - b->t0, sp_controller_get_error(c));
+        return;
+    }
+    fprintf(stderr, "bench: %7.1f s: %s, sharing %" G_GUINT64_FORMAT ", ksmd %.1f%%: %s\n",
+            now_s() - b->t0, sp_control_phase_name(d->phase), s->pages_sharing,
+            d->ksmd_cpu_pct, d->reason);
+}
+
+static void
 run_row(Bench *b, Workload wl, const Row *row, Result *r)
 {
     g_autoptr(GError) error = NULL;
@@ -356,11 +401,12 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
                 goto out;
         }
         started = b->processes;
-        if (!predict(b, &r->predicted, &r->registered, &error))
+        if (!predict(b, &r->predicted, &r->registered, &r->others, &error))
             goto out;
     }
 
     t0 = now_s();
+    b->t0 = t0;
     cpu0 = ksmd_cpu(b);
     if (row->baseline) {
         if (!baseline_start(b, &error))
@@ -371,6 +417,7 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
         cfg.mode = row->mode;
         cfg.max_ksmd_cpu_pct = b->max_cpu;
         c = sp_controller_new(b->host, &cfg);
+        sp_controller_set_notify(c, on_decision, b);
         if (r->predicted)
             sp_controller_set_prediction(c, r->predicted, r->registered);
         if (!sp_controller_start(c, NULL, &error))
@@ -387,7 +434,7 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
                 goto out;
             started++;
             next_arrival += b->arrival_interval;
-            if (!predict(b, &r->predicted, &r->registered, &error))
+            if (!predict(b, &r->predicted, &r->registered, &r->others, &error))
                 goto out;
             if (c) {
                 sp_controller_guest_started(c);
@@ -462,14 +509,19 @@ out:
 static void
 print_table(Bench *b, Workload wl, const Row *rows, const Result *res, guint n)
 {
-    guint64 pred = 0;
+    guint64 pred = 0, others = 0;
 
-    for (guint i = 0; i < n; i++)
+    for (guint i = 0; i < n; i++) {
         pred = MAX(pred, res[i].predicted);
+        others = MAX(others, res[i].others);
+    }
     printf("\nworkload %s: %u dupmem x %u MiB (%s), predicted pages_sharing %" G_GUINT64_FORMAT
            ", steady window %u s, budget %.0f%% of a CPU\n", wl_names[wl], b->processes, b->mib,
            wl == WL_ARRIVAL ? "one every arrival interval" : "started together", pred, b->steady,
            b->max_cpu);
+    if (others)
+        printf("other processes registered with KSM here: up to %" G_GUINT64_FORMAT " present "
+               "pages (in the prediction and in ksmd's work)\n", others);
     printf("%-16s %9s %11s %11s %8s %14s %7s %9s  %s\n", "mode", "90% at s", "CPU-s to 90",
            "steady CPU-s", "steady %", "final sharing", "% pred", "peak CPU%", "note");
     for (guint i = 0; i < n; i++) {
@@ -486,7 +538,8 @@ print_table(Bench *b, Workload wl, const Row *rows, const Result *res, guint n)
                                                : g_strdup("-");
 
         printf("%-16s %9s %11s %11s %8s %14" G_GUINT64_FORMAT " %7s %9s  %s\n", rows[i].label,
-               t90, c90, sc, sp, r->final_sharing, pp, pk, r->note ? r->note : "");
+               t90, c90, sc, sp, r->final_sharing, pp, pk,
+               r->note ? r->note : r->ran ? "" : "not run");
     }
     fflush(stdout);
 }
@@ -537,6 +590,7 @@ main(int argc, char **argv)
           "kernel-advisor,samepage)", "LIST" },
         { "workloads", 0, 0, G_OPTION_ARG_STRING, &workloads,
           "held-out,arrival (both)", "LIST" },
+        { "log", 0, 0, G_OPTION_ARG_NONE, &b.log, "print every decision to stderr", NULL },
         { "dupmem", 0, 0, G_OPTION_ARG_FILENAME, &dupmem,
           "the workload program (the build's tests/integration/dupmem)", "PATH" },
         { NULL },
