@@ -377,6 +377,7 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
     g_autoptr(GError) error = NULL;
     g_autoptr(SpController) c = NULL;
     g_autoptr(GArray) samples = g_array_new(FALSE, FALSE, sizeof(Sample));
+    g_autofree char *off_reason = NULL;
     double t0, cpu0, next_arrival = 0, steady_end = 0, off_since = -1;
     guint started = 0;
 
@@ -473,10 +474,13 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
         /* the law turned KSM off (and nothing left on): it stays off */
         if (r->t90 < 0 && c && sp_controller_get_decision(c) &&
             sp_controller_get_decision(c)->run == 0 && ksm_get(b, SP_KSM_RUN) != 1) {
-            if (off_since < 0)
+            if (off_since < 0) {
                 off_since = s.t;
+                g_free(off_reason);
+                off_reason = g_strdup(sp_controller_get_decision(c)->reason);
+            }
             if (s.t - off_since >= 10) {
-                r->note = g_strdup_printf("KSM off: %s", sp_controller_get_decision(c)->reason);
+                r->note = g_strdup_printf("KSM off: %s", off_reason);
                 break;
             }
         } else {
@@ -522,8 +526,9 @@ print_table(Bench *b, Workload wl, const Row *rows, const Result *res, guint n)
     if (others)
         printf("other processes registered with KSM here: up to %" G_GUINT64_FORMAT " present "
                "pages (in the prediction and in ksmd's work)\n", others);
-    printf("%-16s %9s %11s %11s %8s %14s %7s %9s  %s\n", "mode", "90% at s", "CPU-s to 90",
-           "steady CPU-s", "steady %", "final sharing", "% pred", "peak CPU%", "note");
+    printf("%-16s %9s %11s %11s %8s %10s %10s %7s %9s  %s\n", "mode", "90% at s",
+           "CPU-s to 90", "steady CPU-s", "steady %", "predicted", "final", "% pred",
+           "peak CPU%", "note");
     for (guint i = 0; i < n; i++) {
         const Result *r = &res[i];
         g_autofree char *t90 = r->t90 >= 0 ? g_strdup_printf("%.1f", r->t90) : g_strdup("-");
@@ -537,8 +542,9 @@ print_table(Bench *b, Workload wl, const Row *rows, const Result *res, guint n)
         g_autofree char *pk = r->peak_pct >= 0 ? g_strdup_printf("%.1f", r->peak_pct)
                                                : g_strdup("-");
 
-        printf("%-16s %9s %11s %11s %8s %14" G_GUINT64_FORMAT " %7s %9s  %s\n", rows[i].label,
-               t90, c90, sc, sp, r->final_sharing, pp, pk,
+        printf("%-16s %9s %11s %11s %8s %10" G_GUINT64_FORMAT " %10" G_GUINT64_FORMAT
+               " %7s %9s  %s\n", rows[i].label, t90, c90, sc, sp, r->predicted,
+               r->final_sharing, pp, pk,
                r->note ? r->note : r->ran ? "" : "not run");
     }
     fflush(stdout);
