@@ -108,6 +108,8 @@ typedef struct {
     double clk_tck;
     gboolean log;               /* every decision to stderr */
     double t0;
+    int phase;                  /* of the last decision; -1 before the first */
+    char *phase_reason;         /* the reason of the decision that entered it */
 } Bench;
 
 static double
@@ -356,10 +358,15 @@ baseline_start(Bench *b, GError **error)
 static void
 on_decision(SpController *c, gpointer data)
 {
-    const Bench *b = data;
+    Bench *b = data;
     const SpControlDecision *d = sp_controller_get_decision(c);
     const SpControlSnapshot *s = sp_controller_get_snapshot(c);
 
+    if (d && (int)d->phase != b->phase) {
+        b->phase = (int)d->phase;
+        g_free(b->phase_reason);
+        b->phase_reason = g_strdup(d->reason);
+    }
     if (!b->log)
         return;
     if (!d) {
@@ -377,7 +384,6 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
     g_autoptr(GError) error = NULL;
     g_autoptr(SpController) c = NULL;
     g_autoptr(GArray) samples = g_array_new(FALSE, FALSE, sizeof(Sample));
-    g_autofree char *off_reason = NULL;
     double t0, cpu0, next_arrival = 0, steady_end = 0, off_since = -1;
     guint started = 0;
 
@@ -418,6 +424,7 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
         cfg.mode = row->mode;
         cfg.max_ksmd_cpu_pct = b->max_cpu;
         c = sp_controller_new(b->host, &cfg);
+        b->phase = -1;
         sp_controller_set_notify(c, on_decision, b);
         if (r->predicted)
             sp_controller_set_prediction(c, r->predicted, r->registered);
@@ -474,13 +481,10 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
         /* the law turned KSM off (and nothing left on): it stays off */
         if (r->t90 < 0 && c && sp_controller_get_decision(c) &&
             sp_controller_get_decision(c)->run == 0 && ksm_get(b, SP_KSM_RUN) != 1) {
-            if (off_since < 0) {
+            if (off_since < 0)
                 off_since = s.t;
-                g_free(off_reason);
-                off_reason = g_strdup(sp_controller_get_decision(c)->reason);
-            }
             if (s.t - off_since >= 10) {
-                r->note = g_strdup_printf("KSM off: %s", off_reason);
+                r->note = g_strdup_printf("KSM off: %s", b->phase_reason);
                 break;
             }
         } else {
@@ -691,5 +695,6 @@ main(int argc, char **argv)
     sp_host_free(b.host);
     g_free(b.tmpdir);
     g_free(b.dupmem);
+    g_free(b.phase_reason);
     return b.interrupted ? 130 : status;
 }
