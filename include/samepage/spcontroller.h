@@ -11,8 +11,8 @@
  *     never turning KSM off unless the controller turned it on;
  *   - SpController runs gather -> decide -> apply on a GMainContext every
  *     decision.next_s seconds, keeps the last decision for status and
- *     metrics, takes the model's predictions from its owner, and restores
- *     the knobs it found when it stops.
+ *     metrics, takes the model's predictions from its owner, and puts the
+ *     knobs it wrote back as it found them when it stops.
  */
 #pragma once
 

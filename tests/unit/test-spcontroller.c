@@ -701,9 +701,10 @@ test_loop_dry_run(void **state)
     fake_free(&f);
 }
 
-/* The knobs that cannot come back (EBUSY with pages shared) are named. */
+/* stop() puts back what the controller wrote; what someone else changed
+ * since stays theirs; a knob that cannot come back is named. */
 static void
-test_stop_restore_fails(void **state)
+test_stop_keeps_others_changes(void **state)
 {
     SpControlConfig cfg;
     g_autoptr(SpController) c = NULL;
@@ -713,18 +714,68 @@ test_stop_restore_fails(void **state)
     (void)state;
     fake_new(&f);
     sp_control_config_init(&cfg);
+    cfg.mode = SP_CONTROL_STATIC;
+    cfg.static_sleep_ms = 50;
     c = sp_controller_new(f.host, &cfg);
     sp_controller_set_clock(c, fake_clock, &clk);
     assert_true(sp_controller_start(c, NULL, NULL));
-    /* meanwhile someone changed max_page_sharing and pages got merged */
+    assert_true(sp_controller_tick(c, NULL));
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "pages_to_scan"), 1000);
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "sleep_millisecs"), 50);
+    /* meanwhile someone set sleep_millisecs (written by the controller) and
+     * max_page_sharing (never written by it), and pages got merged */
+    sp_fake_ksm_put(f.kernel, "sleep_millisecs", "70\n");
     sp_fake_ksm_put(f.kernel, "max_page_sharing", "512\n");
     sp_fake_ksm_put(f.kernel, "pages_shared", "10\n");
+    assert_true(sp_controller_stop(c, NULL));
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "pages_to_scan"), 100);
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "run"), 0);
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "sleep_millisecs"), 70);
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "max_page_sharing"), 512);
+
+    /* again; now the kernel refuses to take pages_to_scan back */
+    assert_true(sp_controller_start(c, NULL, NULL));
+    assert_true(sp_controller_tick(c, NULL));
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "pages_to_scan"), 1000);
+    f.kernel->fail_key = "pages_to_scan";
     {
         g_autoptr(GError) error = NULL;
         assert_false(sp_controller_stop(c, &error));
         assert_error_has(error, SP_CONTROLLER_ERROR, SP_CONTROLLER_ERROR_RESTORE,
-                         "max_page_sharing=256");
+                         "pages_to_scan=100");
     }
+    /* the rest came back all the same */
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "run"), 0);
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "sleep_millisecs"), 70);
+    fake_free(&f);
+}
+
+/* kernel-advisor: the advisor goes off at stop, and pages_to_scan (which
+ * the kernel set when it came on) goes back too. */
+static void
+test_stop_advisor(void **state)
+{
+    SpControlConfig cfg;
+    g_autoptr(SpController) c = NULL;
+    Clock clk = { 0.0, 0 };
+    Fake f;
+
+    (void)state;
+    fake_new(&f);
+    sp_fake_ksm_put(f.kernel, "pages_to_scan", "321\n");
+    sp_control_config_init(&cfg);
+    cfg.mode = SP_CONTROL_KERNEL_ADVISOR;
+    c = sp_controller_new(f.host, &cfg);
+    sp_controller_set_clock(c, fake_clock, &clk);
+    assert_true(sp_controller_start(c, NULL, NULL));
+    assert_true(sp_controller_tick(c, NULL));
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "advisor_mode"), 1);
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "pages_to_scan"), 500);
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "run"), 1);
+    assert_true(sp_controller_stop(c, NULL));
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "advisor_mode"), 0);
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "pages_to_scan"), 321);
+    assert_int_equal(sp_fake_ksm_get(f.kernel, "run"), 0);
     fake_free(&f);
 }
 
@@ -742,7 +793,8 @@ main(void)
         cmocka_unit_test(test_loop),
         cmocka_unit_test(test_loop_ownership_and_free),
         cmocka_unit_test(test_loop_dry_run),
-        cmocka_unit_test(test_stop_restore_fails),
+        cmocka_unit_test(test_stop_keeps_others_changes),
+        cmocka_unit_test(test_stop_advisor),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,8 @@
  * nothing, only what changed, never stopping a ksmd it did not start),
  * keeps the decision for status and metrics, tells the owner, and
  * schedules the next tick decision.next_s seconds later (1 s .. 300 s).
+ * stop() puts back the knobs it wrote, as found at start, unless someone
+ * else changed them since (theirs, then).
  * A tick that fails (KSM unreadable, a write refused) keeps the error for
  * status and tries again 15 s later.  A new prediction or a guest start
  * brings the next tick forward to now.
@@ -44,6 +46,8 @@ struct _SpController {
     SpKsmState found;              /* the knobs when the controller started */
     gboolean own_run;              /* it turned ksmd on */
     gboolean dry_run;
+    gboolean wrote[SP_KSM_N_KEYS]; /* knobs it wrote, and the last value of each */
+    gint64 written[SP_KSM_N_KEYS];
 
     gboolean have_decision;
     SpControlSnapshot snap;
@@ -266,6 +270,10 @@ sp_controller_tick(SpController *c, GError **error)
              sp_control_writes(&now, &d, own, &w, &local);
     } else {
         ok = sp_control_apply(c->host, &d, &c->own_run, &w, &local);
+        for (gsize i = 0; ok && i < w.n_settings; i++) {
+            c->wrote[w.settings[i].key] = TRUE;
+            c->written[w.settings[i].key] = w.settings[i].value;
+        }
     }
     c->snap = snap;
     c->decision = d;
@@ -300,19 +308,31 @@ sp_controller_on_timer(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
+/* Whether @key is still as the controller left it: written by it, and not
+ * changed by anyone since.  pages_to_scan also counts as its own when the
+ * advisor_mode it wrote is still there (the kernel set pages_to_scan). */
+static gboolean
+sp_controller_owns(const SpController *c, const SpKsmState *now, SpKsmKey key)
+{
+    if (c->wrote[key] && now->entry[key].value == c->written[key])
+        return TRUE;
+    return key == SP_KSM_PAGES_TO_SCAN && sp_controller_owns(c, now, SP_KSM_ADVISOR_MODE);
+}
+
 /**
  * sp_controller_stop:
  *
- * No more ticks; every KSM knob goes back to what start() found
- * (sp_ksm_restore(): with pages merged, merge_across_nodes and
- * max_page_sharing cannot, and the error names them).  ksmd found stopped
- * is stopped again (run=0: the merged pages stay merged); found running, it
- * keeps running.
+ * No more ticks; the knobs the controller wrote go back to what start()
+ * found (sp_ksm_restore()), those someone else changed since stay theirs.
+ * ksmd the controller turned on is stopped again (run=0: the merged pages
+ * stay merged); found running, it keeps running.  The error names the
+ * knobs that could not be restored.
  */
 gboolean
 sp_controller_stop(SpController *c, GError **error)
 {
     g_autoptr(GError) local = NULL;
+    SpKsmState now, want;
 
     if (c->timer) {
         g_source_destroy(c->timer);
@@ -322,12 +342,25 @@ sp_controller_stop(SpController *c, GError **error)
     c->running = FALSE;
     if (!c->have_found || c->dry_run)
         return TRUE;
-    if (!sp_ksm_restore(c->host, &c->found, NULL, &local)) {
+    if (!sp_ksm_read(c->host, &now, &local)) {
         g_set_error(error, SP_CONTROLLER_ERROR, SP_CONTROLLER_ERROR_RESTORE,
                     "cannot restore the KSM knobs found at start: %s", local->message);
         return FALSE;
     }
+    want = c->found;
+    for (guint k = 0; k < SP_KSM_N_KEYS; k++) {
+        if (sp_ksm_key_info(k)->writable && !sp_controller_owns(c, &now, k))
+            want.entry[k] = now.entry[k];
+    }
+    if (!sp_ksm_restore(c->host, &want, NULL, &local)) {
+        g_set_error(error, SP_CONTROLLER_ERROR, SP_CONTROLLER_ERROR_RESTORE,
+                    "cannot restore the KSM knobs found at start: %s", local->message);
+        return FALSE;
+    }
+    /* a later start() finds the knobs afresh */
     c->own_run = FALSE;
+    c->have_found = FALSE;
+    memset(c->wrote, 0, sizeof(c->wrote));
     return TRUE;
 }
 
