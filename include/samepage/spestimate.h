@@ -9,7 +9,7 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 #include "samepage/spjson.h"
 
 #include "samepage/spmodel.h"
@@ -58,12 +58,51 @@ typedef struct {
 
 typedef struct _SpEstimate SpEstimate;
 
+/* A kernel profile: the kernel behaviours the model follows (spestimate.c
+ * has the one table of them). */
+typedef struct {
+    const char *name;              /* "6.6", "6.11", "6.12" */
+    guint major, minor;            /* the first release that behaves so */
+    gboolean checksum_first;       /* the checksum gate comes before the stable search */
+    gboolean thp_zero_remap;       /* a THP split maps zero-filled subpages to the zero page */
+    const char *summary;           /* what it changes, for help texts */
+} SpEstimateProfile;
+
+const SpEstimateProfile *sp_estimate_get_profiles(guint *n);
+const SpEstimateProfile *sp_estimate_profile_find(const char *name);
+const SpEstimateProfile *sp_estimate_profile_for_release(const char *release);
+char *sp_estimate_profile_names(void);
+
 void sp_estimate_options_init(SpEstimateOptions *opt);
+void sp_estimate_options_set_profile(SpEstimateOptions *opt, const SpEstimateProfile *profile);
 gboolean sp_estimate_options_from_host(SpEstimateOptions *opt, const SpHost *host,
                                        GError **error);
 SpEstimate *sp_estimate_run(SpScan *scan, const SpEstimateOptions *opt, GError **error);
 void sp_estimate_free(SpEstimate *est);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpEstimate, sp_estimate_free)
+
+/* What to estimate: a process (all it has KSM would scan, or the parts in
+ * @ranges), a guest (its QEMU over its RAM ranges) or an image file. */
+typedef struct {
+    pid_t pid;                     /* the process; unused for an image */
+    const char *image;             /* or a raw memory image file */
+    const char *guest;             /* a guest's name: its errors say "guest NAME: " and it
+                                    * needs RAM ranges; NULL for a plain process */
+    const char *label;             /* its name in the results; NULL: "pid N (comm)" */
+    const SpScanRange *ranges;     /* n_ranges of them; none: every VMA the scan takes */
+    gsize n_ranges;
+    gboolean optional;             /* a process that cannot be read is left out */
+} SpEstimateTarget;
+
+SpEstimate *sp_estimate_targets(const SpHost *host, const SpEstimateTarget *targets,
+                                guint n_targets, const SpScanOptions *scan_opt,
+                                const SpEstimateOptions *opt, GCancellable *cancellable,
+                                GError **error);
+void sp_estimate_targets_async(const SpHost *host, const SpEstimateTarget *targets,
+                               guint n_targets, const SpScanOptions *scan_opt,
+                               const SpEstimateOptions *opt, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data);
+SpEstimate *sp_estimate_targets_finish(GAsyncResult *result, GError **error);
 
 const SpModelCounters *sp_estimate_get_counters(const SpEstimate *est);
 guint sp_estimate_get_n_processes(const SpEstimate *est);
@@ -79,6 +118,7 @@ guint64 sp_estimate_get_unmerged_pages(const SpEstimate *est);
 SpScanZeroMethod sp_estimate_get_zero_method(const SpEstimate *est, const char **reason);
 guint sp_estimate_get_passes(const SpEstimate *est, gboolean *converged);
 gboolean sp_estimate_is_partial(const SpEstimate *est);
+double sp_estimate_get_cpu_seconds(const SpEstimate *est);
 guint64 sp_estimate_get_state_bytes(const SpEstimate *est);
 json_object *sp_estimate_to_json(const SpEstimate *est);
 

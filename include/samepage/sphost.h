@@ -2,8 +2,8 @@
 /*
  * sphost.h: the host context
  *
- * Every access to /sys, /proc and /run goes through an SpHost, which
- * carries their roots: "/sys", "/proc" and "/run" in production,
+ * Every access to /sys, /proc, /run and /var/log goes through an SpHost,
+ * which carries their roots: "/sys", "/proc", "/run" and "/var/log" in production,
  * directories of a fake tree in tests.  The library keeps no other global state.
  */
 #pragma once
@@ -32,10 +32,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpHost, sp_host_free)
 const char *sp_host_get_sysfs_root(const SpHost *host);
 const char *sp_host_get_procfs_root(const SpHost *host);
 void sp_host_set_run_root(SpHost *host, const char *run_root);
+void sp_host_set_log_root(SpHost *host, const char *log_root);
 
 char *sp_host_sysfs_path(const SpHost *host, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 char *sp_host_procfs_path(const SpHost *host, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 char *sp_host_run_path(const SpHost *host, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+char *sp_host_log_path(const SpHost *host, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 gboolean sp_host_read_file(const char *path, char **contents, GError **error);
 gboolean sp_host_write_file(const char *path, const char *value, GError **error);

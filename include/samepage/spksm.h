@@ -11,6 +11,7 @@
 #include <glib.h>
 
 #include "samepage/sphost.h"
+#include "samepage/spjson.h"
 
 G_BEGIN_DECLS
 
@@ -97,6 +98,13 @@ char *sp_ksm_format_value(SpKsmKey key, gint64 value);
 gboolean sp_ksm_parse_setting(const char *text, SpKsmSetting *setting, GError **error);
 
 gboolean sp_ksm_read(const SpHost *host, SpKsmState *state, GError **error);
+/* Every key under its sysfs name: a number, an enum's choice, or null when
+ * the kernel lacks it (`samepage ksm --json`). */
+json_object *sp_ksm_state_to_json(const SpKsmState *state);
+/* What a write changed: [{"key", "before", "after"}] for each setting, the
+ * values as sp_ksm_format_value() gives them (`samepage ksm set --json`). */
+json_object *sp_ksm_changes_to_json(const SpKsmSetting *settings, gsize n_settings,
+                                    const SpKsmState *before, const SpKsmState *after);
 gboolean sp_ksm_validate(const SpKsmState *current, const SpKsmSetting *settings,
                          gsize n_settings, GError **error);
 gboolean sp_ksm_apply(const SpHost *host, const SpKsmSetting *settings,
@@ -107,6 +115,11 @@ gboolean sp_ksm_apply(const SpHost *host, const SpKsmSetting *settings,
  * @page_size + 10%.  The bytes wanted go to @need. */
 gboolean sp_ksm_unmerge_check(gint64 pages, guint64 page_size, guint64 mem_available,
                               guint64 *need, GError **error);
+/* The rule for run=2 on this host: @state's pages_sharing come back as
+ * copies.  Their bytes (pages x the page size) and the host's MemAvailable
+ * go to @bytes and @mem_available, whatever the answer. */
+gboolean sp_ksm_unmerge_all_check(const SpHost *host, const SpKsmState *state, guint64 *bytes,
+                                  guint64 *mem_available, GError **error);
 /* Whether @settings write run=2 (unmerge every page on the host). */
 gboolean sp_ksm_settings_unmerge(const SpKsmSetting *settings, gsize n_settings);
 /* One write of a restore, in the order sp_ksm_restore() makes them. */
@@ -120,5 +133,8 @@ gboolean sp_ksm_snapshot(const SpHost *host, SpKsmState *snapshot, GError **erro
 GArray *sp_ksm_restore_plan(const SpKsmState *snapshot, const SpKsmState *current);
 gboolean sp_ksm_restore(const SpHost *host, const SpKsmState *snapshot, GArray **done,
                         GError **error);
+/* run=2 (unmerge every page), then sp_ksm_restore(). */
+gboolean sp_ksm_unmerge_and_restore(const SpHost *host, const SpKsmState *snapshot,
+                                    GArray **done, GError **error);
 
 G_END_DECLS

@@ -56,6 +56,10 @@ const char *sp_libvirt_get_uri(const SpLibvirt *lv);
 GStrv sp_libvirt_list_running(SpLibvirt *lv, GError **error);
 SpGuest *sp_libvirt_get_guest(SpLibvirt *lv, const SpHost *host, const char *name,
                               GError **error);
+/* sp_libvirt_get_guest() on *@lv, opened on @uri first if NULL (the caller
+ * frees it): for a caller that may need no connection at all. */
+SpGuest *sp_libvirt_open_guest(SpLibvirt **lv, const char *uri, const SpHost *host,
+                               const char *name, GError **error);
 gboolean sp_libvirt_has_nosharepages(SpLibvirt *lv, const char *name, gboolean *nosharepages,
                                      GError **error);
 
@@ -93,8 +97,47 @@ gboolean sp_libvirt_get_state(SpLibvirtDomain *dom, SpLibvirtState *state, int *
 char *sp_libvirt_agent_command(SpLibvirtDomain *dom, const char *json, int timeout_s,
                                GError **error);
 char *sp_libvirt_hmp_command(SpLibvirtDomain *dom, const char *command, GError **error);
+SpGuest *sp_libvirt_domain_get_guest(SpLibvirtDomain *dom, pid_t pid, GError **error);
 
 gboolean sp_libvirt_uri_is_remote(const char *uri);
+
+/* ------------------------------------------------- events (samepaged) */
+
+/**
+ * sp_libvirt_event_loop_init:
+ *
+ * Drives libvirt's events from the GLib main loop (libvirt-glib); call it
+ * once, before sp_libvirt_open(), in a program that runs a GMainLoop on
+ * the default context.
+ */
+void sp_libvirt_event_loop_init(void);
+
+typedef enum {
+    SP_LIBVIRT_EVENT_STARTED,
+    SP_LIBVIRT_EVENT_STOPPED,
+    SP_LIBVIRT_EVENT_OTHER,     /* suspended, resumed, defined ... */
+} SpLibvirtEvent;
+
+typedef void (*SpLibvirtLifecycleFunc)(const char *name, const char *uuid, SpLibvirtEvent event,
+                                       gpointer user_data);
+/* The connection closed (libvirtd stopped, keepalive timeout); @reason is
+ * one word: "error", "eof", "keepalive", "client". */
+typedef void (*SpLibvirtClosedFunc)(const char *reason, gpointer user_data);
+
+/**
+ * sp_libvirt_watch:
+ *
+ * Calls @lifecycle for every domain lifecycle event and @closed when the
+ * connection drops (with keepalive probes every 5 s), from the main loop.
+ * After sp_libvirt_reconnect() call it again.  sp_libvirt_unwatch(), a
+ * reconnect and sp_libvirt_free() remove the callbacks.
+ */
+gboolean sp_libvirt_watch(SpLibvirt *lv, SpLibvirtLifecycleFunc lifecycle,
+                          SpLibvirtClosedFunc closed, gpointer user_data, GError **error);
+void sp_libvirt_unwatch(SpLibvirt *lv);
+
+/* The domain's live XML (virDomainGetXMLDesc), as a GLib string. */
+char *sp_libvirt_get_xml(SpLibvirt *lv, const char *name, GError **error);
 gboolean sp_libvirt_set_ksm(SpLibvirt *lv, const SpKsmSetting *settings, gsize n,
                             GError **error);
 

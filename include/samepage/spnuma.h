@@ -23,7 +23,7 @@ typedef enum {
     SP_NUMA_ERROR_UNSUPPORTED,     /* no merge_across_nodes (kernel without NUMA) */
     SP_NUMA_ERROR_MEMORY,          /* not enough free memory for the unmerge */
     SP_NUMA_ERROR_TIMEOUT,         /* pages_shared did not reach 0 */
-    SP_NUMA_ERROR_INTERRUPTED,     /* the cancellable was cancelled (a signal) */
+    SP_NUMA_ERROR_INTERRUPTED,     /* aborted (sp_numa_switch_abort(): a signal, say) */
     SP_NUMA_ERROR_FAILED,
 } SpNumaErrorCode;
 
@@ -37,9 +37,8 @@ typedef struct {
 gboolean sp_numa_plan(const SpKsmState *state, guint64 mem_available, gboolean want,
                       gboolean force, SpNumaPlan *plan, GError **error);
 
-typedef void (*SpNumaProgress)(gint64 pages_shared, double elapsed_s, gpointer user_data);
-
-/* The switch as steps a main loop drives (see spnuma.c). */
+/* The switch as steps the caller drives, SP_NUMA_STEP_MS apart while
+ * unmerging (see spnuma.c); none of them sleeps. */
 #define SP_NUMA_STEP_MS 500
 typedef struct _SpNumaSwitch SpNumaSwitch;
 
@@ -51,11 +50,5 @@ const SpNumaPlan *sp_numa_switch_get_plan(const SpNumaSwitch *sw);
 gboolean sp_numa_switch_step(SpNumaSwitch *sw, gboolean *done, gint64 *pages_shared,
                              double *elapsed_s, GError **error);
 gboolean sp_numa_switch_abort(SpNumaSwitch *sw, GError **error);
-
-/* The steps in a blocking loop, for command-line tools. */
-gboolean sp_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_s,
-                        SpNumaProgress progress, gpointer user_data, GCancellable *cancellable,
-                        SpNumaPlan *plan, GError **error);
-
 
 G_END_DECLS

@@ -14,9 +14,9 @@
  *    greeting, the ids and the events; SpQmp only builds the command and
  *    checks the reply.
  *
- * Every command goes through sp_qmp_execute(); the typed commands below are
- * thin wrappers around it and around the parsers, which take json-c objects
- * or strings and can be tested on their own.  One SpQmp serves one thread
+ * Every command goes through sp_qmp_execute(); the typed commands
+ * (spqmpcmd.h) are thin wrappers around it and around their parsers, which
+ * take json-c objects or strings and can be tested on their own.  One SpQmp serves one thread
  * at a time; traffic is logged with g_debug() in the domain "samepage-qmp".
  */
 #pragma once
@@ -132,50 +132,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpQmpEvent, sp_qmp_event_free)
 void sp_qmp_set_record_events(SpQmp *qmp, gboolean record);
 GPtrArray *sp_qmp_take_events(SpQmp *qmp);
 
-/* ---------------------------------------------------------------- typed commands */
-
-typedef struct {
-    char *id;                   /* NULL if the backend has none */
-    guint64 size;               /* bytes */
-    gboolean merge;             /* what QEMU believes; see below */
-    gboolean dump;
-    gboolean prealloc;
-    gboolean has_share;         /* share: QEMU >= 6.1 */
-    gboolean share;
-    gboolean has_reserve;       /* reserve: QEMU >= 6.1, Linux */
-    gboolean reserve;
-    GArray *host_nodes;         /* of guint */
-    char *policy;               /* "default", "preferred", "bind", "interleave" */
-} SpQmpMemdev;
-
-void sp_qmp_memdev_free(SpQmpMemdev *memdev);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpQmpMemdev, sp_qmp_memdev_free)
-
-typedef struct {
-    char *name;
-    char *type;                 /* "bool", "child<memory-backend-ram>", ... */
-    char *description;          /* NULL if absent */
-} SpQmpProperty;
-
-void sp_qmp_property_free(SpQmpProperty *property);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpQmpProperty, sp_qmp_property_free)
-
-GPtrArray *sp_qmp_query_memdev(SpQmp *qmp, GError **error);
-GPtrArray *sp_qmp_qom_list(SpQmp *qmp, const char *path, GError **error);
-gboolean sp_qmp_qom_get_bool(SpQmp *qmp, const char *path, const char *property,
-                             gboolean *value, GError **error);
-gboolean sp_qmp_qom_set_bool(SpQmp *qmp, const char *path, const char *property,
-                             gboolean value, GError **error);
-char *sp_qmp_hmp(SpQmp *qmp, const char *command_line, GError **error);
-gboolean sp_qmp_gpa2hva(SpQmp *qmp, guint64 gpa, char **region, guint64 *hva,
-                        GError **error);
-
 /* ---------------------------------------------------------------- parsers */
 
 json_object *sp_qmp_parse_reply(const char *text, GError **error);
-GPtrArray *sp_qmp_parse_memdevs(json_object *result, GError **error);
-GPtrArray *sp_qmp_parse_properties(json_object *result, GError **error);
-gboolean sp_qmp_parse_gpa2hva(const char *text, guint64 *gpa, char **region, guint64 *hva,
-                              GError **error);
 
 G_END_DECLS
+
+/* The typed commands and their parsers (for the callers that used to find
+ * them here). */
+#include "samepage/spqmpcmd.h"

@@ -20,12 +20,19 @@
 
 #include <glib.h>
 
-#include "samepage/spexperiment.h"
 #include "samepage/sphost.h"
 #include "samepage/spjson.h"
 #include "samepage/spplan.h"
+#include "samepage/spresults.h"
 
 G_BEGIN_DECLS
+
+#define SP_REPORT_ERROR (sp_report_error_quark())
+GQuark sp_report_error_quark(void);
+
+typedef enum {
+    SP_REPORT_ERROR_WRITE,          /* a file or directory could not be written */
+} SpReportErrorCode;
 
 typedef struct {
     const char *uri;
@@ -49,7 +56,6 @@ void sp_report_info_clear(SpReportInfo *info);
 
 char *sp_report_samples_csv(const SpExpRun *run);
 char *sp_report_guests_csv(const SpExpRun *run);
-json_object *sp_report_run_json(const SpExpRun *run);
 char *sp_report_summary_csv(GPtrArray *runs);
 GPtrArray *sp_report_conclusions(const SpPlan *plan, GPtrArray *runs);
 json_object *sp_report_results_json(const SpReportInfo *info, const SpPlan *plan,

@@ -10,11 +10,16 @@
  * whose hash matches an earlier page's is compared with it byte for byte
  * (sp_scan_get_reps()).  Several passes, some time apart, tell which pages
  * change.
+ *
+ * A scan runs in one of three ways: sp_scan_run() blocks until the last
+ * pass (command-line tools); sp_scan_step() does a bounded part and says
+ * when to call again, for a main loop to drive; sp_scan_run_async() runs it
+ * in a worker thread (GTask) and calls back.
  */
 #pragma once
 
 #include <sys/types.h>
-#include <glib.h>
+#include <gio/gio.h>
 
 #include "samepage/sphost.h"
 
@@ -124,6 +129,10 @@ gboolean sp_scan_add_pid_ranges(SpScan *scan, pid_t pid, const SpScanRange *rang
 gboolean sp_scan_add_image(SpScan *scan, const char *path, GError **error);
 void sp_scan_set_label(SpScan *scan, guint i, const char *label);
 gboolean sp_scan_run(SpScan *scan, GError **error);
+gboolean sp_scan_step(SpScan *scan, gboolean *done, gint64 *ready_time, GError **error);
+void sp_scan_run_async(SpScan *scan, GCancellable *cancellable, GAsyncReadyCallback callback,
+                       gpointer user_data);
+gboolean sp_scan_run_finish(SpScan *scan, GAsyncResult *result, GError **error);
 
 guint sp_scan_get_n_sources(const SpScan *scan);
 const SpScanSource *sp_scan_get_source(const SpScan *scan, guint i);

@@ -41,6 +41,10 @@ int sp_cli_regions(const SpCliGlobal *global, int argc, char **argv);
 int sp_cli_mark(const SpCliGlobal *global, int argc, char **argv);
 int sp_cli_doctor(const SpCliGlobal *global, int argc, char **argv);
 int sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv);
+int sp_cli_status(const SpCliGlobal *global, int argc, char **argv);
+json_object *sp_cli_daemon_guests(void);
+void sp_cli_print_daemon_view(json_object *guests);
+void sp_cli_warn_daemon(const char *command, const char *guest);
 
 SpGuest *sp_cli_open_guest(const SpCliGlobal *global, SpLibvirt **lv, const SpHost *host,
                            const char *name, const char *qmp_socket, GError **error);

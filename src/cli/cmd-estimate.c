@@ -108,6 +108,23 @@ sp_cli_estimate_print(const SpEstimate *est, const SpScanOptions *sopt)
     }
 }
 
+/* --kernel-profile's help: SpEstimate's table of kernel profiles. */
+static char *
+sp_cli_profile_help(void)
+{
+    guint n;
+    const SpEstimateProfile *kp = sp_estimate_get_profiles(&n);
+    GString *s = g_string_new(NULL);
+
+    for (guint i = 0; i < n; i++) {
+        if (i > 0)
+            g_string_append(s, i + 1 == n ? " or " : ", ");
+        g_string_append_printf(s, "%s (%s)", kp[i].name, kp[i].summary);
+    }
+    g_string_append(s, "; default: the running kernel");
+    return g_string_free(s, FALSE);
+}
+
 int
 sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
 {
@@ -119,6 +136,7 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     gdouble interval = 1.0;
     gboolean what_if = FALSE, json = FALSE, all = FALSE;
     g_auto(GStrv) qmps = NULL;
+    g_autofree char *profile_help = sp_cli_profile_help();
     GOptionEntry entries[] = {
         { "all", 'a', 0, G_OPTION_ARG_NONE, &all, "every running libvirt domain", NULL },
         { "qmp", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &qmps, "a bare QEMU's QMP socket (repeat)", "SOCKET" },
@@ -130,9 +148,7 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         { "use-zero-pages", 0, 0, G_OPTION_ARG_STRING, &uzp, "0 or 1 (default: the kernel's)", "0|1" },
         { "max-page-sharing", 0, 0, G_OPTION_ARG_STRING, &max_sharing_text, "default: the kernel's", "N" },
         { "smart-scan", 0, 0, G_OPTION_ARG_STRING, &smart, "0 or 1 (default: the kernel's)", "0|1" },
-        { "kernel-profile", 0, 0, G_OPTION_ARG_STRING, &profile,
-          "6.6 (stable search first), 6.11 (checksum first) or 6.12 (and THP splits free zero "
-          "subpages); default: the running kernel", "VER" },
+        { "kernel-profile", 0, 0, G_OPTION_ARG_STRING, &profile, profile_help, "VER" },
         { "passes", 0, 0, G_OPTION_ARG_STRING, &passes_text, "read passes to detect changing pages (default 2)", "N" },
         { "interval", 0, 0, G_OPTION_ARG_STRING, &interval_text, "seconds between passes (default 1)", "SECONDS" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON (figures under their sysfs names)", NULL },
@@ -144,7 +160,9 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     g_auto(GStrv) domains = NULL;
     g_autoptr(SpHost) host = sp_host_new_from_env();
     g_autoptr(GError) error = NULL;
-    g_autoptr(SpScan) scan = NULL;
+    g_autoptr(GArray) targets = g_array_new(FALSE, TRUE, sizeof(SpEstimateTarget));
+    g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
+    g_autoptr(GPtrArray) keep_labels = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(SpEstimate) est = NULL;
     SpEstimateOptions eopt;
     SpScanOptions sopt;
@@ -229,19 +247,13 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     if (max_sharing_text)
         eopt.model.max_page_sharing = (guint)max_sharing;
     if (profile) {
-        if (g_str_equal(profile, "6.6")) {
-            eopt.model.checksum_first = FALSE;
-            eopt.thp_zero_remap = FALSE;
-        } else if (g_str_equal(profile, "6.11")) {
-            eopt.model.checksum_first = TRUE;
-            eopt.thp_zero_remap = FALSE;
-        } else if (g_str_equal(profile, "6.12")) {
-            eopt.model.checksum_first = TRUE;
-            eopt.thp_zero_remap = TRUE;
-        } else {
-            sp_cli_error("estimate: --kernel-profile must be 6.6, 6.11 or 6.12, not '%s'", profile);
+        const SpEstimateProfile *kp = sp_estimate_profile_find(profile);
+        if (!kp) {
+            g_autofree char *names = sp_estimate_profile_names();
+            sp_cli_error("estimate: --kernel-profile must be %s, not '%s'", names, profile);
             return SP_EXIT_USAGE;
         }
+        sp_estimate_options_set_profile(&eopt, kp);
     }
 
     sp_scan_options_init(&sopt);
@@ -249,27 +261,18 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     sopt.passes = (guint)passes;
     sopt.interval_ms = (guint)(interval * 1000.0);
     sopt.want_nodes = !eopt.merge_across_nodes;
-    scan = sp_scan_new(host, &sopt);
     /* A guest is scanned over its RAM backends' mappings, nothing else of
      * its QEMU process (ROMs and the like carry mg too). */
     for (guint i = 0; i < guests->len; i++) {
         SpGuest *g = g_ptr_array_index(guests, i);
-        g_autoptr(GArray) ram = sp_guest_get_ram_ranges(g);
-        if (ram->len == 0) {
-            sp_cli_error("estimate: guest %s: no RAM backend was found in its memory map",
-                         sp_guest_get_name(g));
-            return SP_EXIT_FAILURE;
-        }
-        if (!sp_scan_add_pid_ranges(scan, sp_guest_get_pid(g), (const SpScanRange *)ram->data,
-                                    ram->len, &error)) {
-            sp_cli_error("estimate: guest %s: %s", sp_guest_get_name(g), error->message);
-            return SP_EXIT_FAILURE;
-        }
-        {
-            g_autofree char *label = g_strdup_printf("%s (pid %d)", sp_guest_get_name(g),
-                                                     (int)sp_guest_get_pid(g));
-            sp_scan_set_label(scan, sp_scan_get_n_sources(scan) - 1, label);
-        }
+        GArray *ram = sp_guest_get_ram_ranges(g);
+        SpEstimateTarget t = { .pid = sp_guest_get_pid(g), .guest = sp_guest_get_name(g),
+                               .ranges = (const SpScanRange *)(void *)ram->data,
+                               .n_ranges = ram->len };
+        t.label = g_strdup_printf("%s (pid %d)", sp_guest_get_name(g), (int)sp_guest_get_pid(g));
+        g_ptr_array_add(keep, ram);
+        g_ptr_array_add(keep_labels, (char *)t.label);
+        g_array_append_val(targets, t);
     }
     for (char **p = pids; p && *p; p++) {
         gint64 pid;
@@ -277,22 +280,15 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
             sp_cli_error("estimate: --pid '%s' is not a process id", *p);
             return SP_EXIT_USAGE;
         }
-        if (!sp_scan_add_pid(scan, (pid_t)pid, &error)) {
-            sp_cli_error("estimate: %s", error->message);
-            return SP_EXIT_FAILURE;
-        }
+        SpEstimateTarget t = { .pid = (pid_t)pid };
+        g_array_append_val(targets, t);
     }
     for (char **p = images; p && *p; p++) {
-        if (!sp_scan_add_image(scan, *p, &error)) {
-            sp_cli_error("estimate: %s", error->message);
-            return SP_EXIT_FAILURE;
-        }
+        SpEstimateTarget t = { .image = *p };
+        g_array_append_val(targets, t);
     }
-    if (!sp_scan_run(scan, &error)) {
-        sp_cli_error("estimate: %s", error->message);
-        return SP_EXIT_FAILURE;
-    }
-    est = sp_estimate_run(scan, &eopt, &error);
+    est = sp_estimate_targets(host, (const SpEstimateTarget *)(void *)targets->data, targets->len,
+                              &sopt, &eopt, NULL, &error);
     if (!est) {
         sp_cli_error("estimate: %s", error->message);
         return SP_EXIT_FAILURE;

@@ -188,23 +188,21 @@ sp_cli_experiment_check_unmerge(const SpHost *host, gboolean force)
     g_autoptr(GError) error = NULL;
     SpKsmState st;
     gint64 sharing;
-    guint64 avail;
+    guint64 bytes, avail;
 
     if (!sp_ksm_read(host, &st, &error))
         return TRUE;        /* the runner's own setup check reports it */
     sharing = st.entry[SP_KSM_PAGES_SHARING].value;
     if (sharing <= 0)
         return TRUE;
-    avail = sp_host_mem_available(host);
-    if (!force && !sp_ksm_unmerge_check(sharing, sysconf(_SC_PAGESIZE), avail, NULL, &error)) {
+    if (!sp_ksm_unmerge_all_check(host, &st, &bytes, &avail, &error) && !force) {
         sp_cli_error("experiment: resetting KSM (run=2) would unmerge the pages other processes "
                      "on this host have merged: %s", error->message);
         return FALSE;
     }
     fprintf(stderr, "samepage: warning: other processes on this host have %" G_GINT64_FORMAT
             " merged pages (%.1f MiB of copies, MemAvailable %.1f MiB): every run's KSM reset "
-            "(run=2) unmerges them\n", sharing,
-            (double)sharing * sysconf(_SC_PAGESIZE) / 1048576.0, avail / 1048576.0);
+            "(run=2) unmerges them\n", sharing, bytes / 1048576.0, avail / 1048576.0);
     return TRUE;
 }
 
@@ -251,7 +249,8 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     SpExperimentOptions opt = { 0 };
     SpCliExperiment c = { 0 };
     SpCliSignal sigs[] = { { &c, "SIGINT" }, { &c, "SIGTERM" }, { &c, "SIGHUP" } };
-    guint sig[3];
+    static const int signums[] = { SIGINT, SIGTERM, SIGHUP };
+    GSource *sig[3];
     gboolean ok;
     int rc;
 
@@ -315,9 +314,12 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     c.exp = exp;
     c.tty = isatty(STDERR_FILENO);
     sp_experiment_set_progress_func(exp, sp_cli_experiment_progress, &c);
-    sig[0] = g_unix_signal_add(SIGINT, sp_cli_experiment_signal, &sigs[0]);
-    sig[1] = g_unix_signal_add(SIGTERM, sp_cli_experiment_signal, &sigs[1]);
-    sig[2] = g_unix_signal_add(SIGHUP, sp_cli_experiment_signal, &sigs[2]);
+    /* The runner iterates its own context while it waits: the handlers go there. */
+    for (gsize i = 0; i < G_N_ELEMENTS(sig); i++) {
+        sig[i] = g_unix_signal_source_new(signums[i]);
+        g_source_set_callback(sig[i], sp_cli_experiment_signal, &sigs[i], NULL);
+        g_source_attach(sig[i], sp_experiment_get_context(exp));
+    }
 
     sp_cli_print(stderr, "samepage: experiment \"%s\": VM counts", plan->name);
     for (guint i = 0; i < plan->vm_counts->len; i++)
@@ -326,8 +328,10 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
             plan->duration_s, output);
 
     ok = sp_experiment_run(exp, &error);
-    for (gsize i = 0; i < G_N_ELEMENTS(sig); i++)
-        g_source_remove(sig[i]);
+    for (gsize i = 0; i < G_N_ELEMENTS(sig); i++) {
+        g_source_destroy(sig[i]);
+        g_source_unref(sig[i]);
+    }
     if (c.line_open)
         fputc('\n', stderr);
     g_free(c.last_stage);

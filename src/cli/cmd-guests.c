@@ -7,77 +7,11 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "samepage/spnuma.h"
 
 #define MIB(bytes) ((double)(bytes) / (1024.0 * 1024.0))
-
-static json_object *
-sp_cli_region_json(const SpGuestRegion *r)
-{
-    json_object *o = json_object_new_object();
-
-    json_object_object_add(o, "id", json_object_new_string(r->id));
-    json_object_object_add(o, "size", json_object_new_int64((gint64)r->size));
-    json_object_object_add(o, "merge", json_object_new_boolean(r->merge));
-    json_object_object_add(o, "share", json_object_new_boolean(r->share));
-    json_object_object_add(o, "policy", r->policy ? json_object_new_string(r->policy) : NULL);
-    json_object *hn = json_object_new_array();
-    for (guint i = 0; r->host_nodes && i < r->host_nodes->len; i++)
-        json_object_array_add(hn, json_object_new_int(g_array_index(r->host_nodes, guint16, i)));
-    json_object_object_add(o, "host_nodes", hn);
-    if (!r->vma) {
-        json_object_object_add(o, "hva", NULL);
-        return o;
-    }
-    g_autofree char *hva = g_strdup_printf("0x%" PRIx64, r->vma->start);
-    g_autofree char *end = g_strdup_printf("0x%" PRIx64, r->vma->end);
-    g_autofree char *flags = g_strjoinv(" ", r->vma->vmflags);
-    json_object_object_add(o, "hva", json_object_new_string(hva));
-    json_object_object_add(o, "hva_end", json_object_new_string(end));
-    json_object_object_add(o, "vmflags", json_object_new_string(flags));
-    json_object_object_add(o, "mergeable", json_object_new_boolean(r->vma_mergeable));
-    json_object_object_add(o, "backing", json_object_new_string(sp_backing_to_string(r->backing)));
-    json_object_object_add(o, "rss_kb", json_object_new_int64(r->vma->rss_kb));
-    json_object_object_add(o, "anon_huge_kb", json_object_new_int64(r->vma->anon_huge_kb));
-    json_object_object_add(o, "ksm_kb", json_object_new_int64(r->vma->ksm_kb));
-    json_object_object_add(o, "swap_kb", json_object_new_int64(r->vma->swap_kb));
-    json_object_object_add(o, "locked_kb", json_object_new_int64(r->vma->locked_kb));
-    json_object *np = json_object_new_array();
-    for (guint i = 0; r->node_pages && i < r->node_pages->len; i++)
-        json_object_array_add(np, json_object_new_int64(g_array_index(r->node_pages, guint64, i)));
-    json_object_object_add(o, "node_pages", np);
-    return o;
-}
-
-static json_object *
-sp_cli_ksm_stat_json(const SpKsmStat *k)
-{
-    json_object *o = json_object_new_object();
-
-    json_object_object_add(o, "ksm_rmap_items", json_object_new_int64(k->ksm_rmap_items));
-    json_object_object_add(o, "ksm_zero_pages", json_object_new_int64(k->ksm_zero_pages));
-    json_object_object_add(o, "ksm_merging_pages", json_object_new_int64(k->ksm_merging_pages));
-    json_object_object_add(o, "ksm_process_profit", json_object_new_int64(k->ksm_process_profit));
-    return o;
-}
-
-static void
-sp_cli_guest_summary(const SpGuest *g, guint64 *ram, guint *n_regions, guint *n_marked)
-{
-    GPtrArray *regions = sp_guest_get_regions(g);
-
-    *ram = 0;
-    *n_regions = regions->len;
-    *n_marked = 0;
-    for (guint i = 0; i < regions->len; i++) {
-        const SpGuestRegion *r = g_ptr_array_index(regions, i);
-        *ram += r->size;
-        *n_marked += r->vma && r->vma_mergeable;
-    }
-}
 
 int
 sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
@@ -93,6 +27,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     g_autoptr(GError) error = NULL;
     g_auto(GStrv) names = NULL;
     g_autoptr(json_object) arr = json_object_new_array();
+    g_autoptr(json_object) daemon = NULL;   /* samepaged's guests, when it runs */
     int rc;
 
     g_option_context_set_summary(ctx, "Running QEMU guests: pid, RAM, regions marked mergeable, "
@@ -105,6 +40,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("list: %s", error->message);
         return SP_EXIT_FAILURE;
     }
+    daemon = sp_cli_daemon_guests();
     if (!json)
         sp_cli_print(stdout, "%-20s %8s %9s %8s %13s %11s\n", "DOMAIN", "PID", "RAM MiB", "MARKED",
                "MERGING MiB", "PROFIT MiB");
@@ -122,17 +58,17 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
                 sp_cli_print(stdout, "%-20s %s\n", *n, gerr->message);
             continue;
         }
-        sp_cli_guest_summary(g, &ram, &nr, &nm);
         if (json) {
-            json_object *o = json_object_new_object();
-            json_object_object_add(o, "domain", json_object_new_string(*n));
-            json_object_object_add(o, "pid", json_object_new_int(sp_guest_get_pid(g)));
-            json_object_object_add(o, "ram", json_object_new_int64((gint64)ram));
-            json_object_object_add(o, "regions", json_object_new_int(nr));
-            json_object_object_add(o, "regions_marked", json_object_new_int(nm));
-            json_object_object_add(o, "ksm_stat", sp_cli_ksm_stat_json(&k));
+            json_object *o = sp_guest_summary_to_json(g, &k);
+            for (size_t i = 0; daemon && i < json_object_array_length(daemon); i++) {
+                json_object *dg = json_object_array_get_idx(daemon, i), *dn = NULL;
+                if (json_object_object_get_ex(dg, "domain", &dn) &&
+                    g_str_equal(json_object_get_string(dn), *n))
+                    json_object_object_add(o, "samepaged", json_object_get(dg));
+            }
             json_object_array_add(arr, o);
         } else {
+            sp_guest_get_summary(g, &ram, &nr, &nm);
             g_autofree char *marked = g_strdup_printf("%u/%u", nm, nr);
             sp_cli_print(stdout, "%-20s %8d %9.0f %8s %13.1f %11.1f\n", *n, sp_guest_get_pid(g), MIB(ram),
                    marked, MIB(k.ksm_merging_pages * 4096.0), MIB(k.ksm_process_profit));
@@ -140,6 +76,8 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     }
     if (json)
         sp_cli_print_json(arr);
+    else if (daemon)
+        sp_cli_print_daemon_view(daemon);
     return SP_EXIT_OK;
 }
 
@@ -178,14 +116,7 @@ sp_cli_regions(const SpCliGlobal *global, int argc, char **argv)
     }
     GPtrArray *regions = sp_guest_get_regions(g);
     if (json) {
-        g_autoptr(json_object) o = json_object_new_object();
-        json_object *arr = json_object_new_array();
-        json_object_object_add(o, "domain", json_object_new_string(sp_guest_get_name(g)));
-        json_object_object_add(o, "pid", json_object_new_int(sp_guest_get_pid(g)));
-        for (guint i = 0; i < regions->len; i++)
-            json_object_array_add(arr, sp_cli_region_json(g_ptr_array_index(regions, i)));
-        json_object_object_add(o, "regions", arr);
-        json_object_object_add(o, "ksm_stat", sp_cli_ksm_stat_json(&k));
+        g_autoptr(json_object) o = sp_guest_regions_to_json(g, &k);
         sp_cli_print_json(o);
         return SP_EXIT_OK;
     }
@@ -271,18 +202,10 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
             return SP_EXIT_FAILURE;
         }
     }
-    if (off && !force) {
-        SpKsmStat k = { 0 };
-        if (!sp_ksm_stat_read(host, sp_guest_get_pid(g), &k, &error)) {
-            sp_cli_error("mark: %s", error->message);
-            return SP_EXIT_FAILURE;
-        }
-        /* The unmerge rule shared with ksm set run=2, ksm numa and experiments. */
-        if (!sp_ksm_unmerge_check(k.ksm_merging_pages, sysconf(_SC_PAGESIZE),
-                                  sp_host_mem_available(host), NULL, &error)) {
-            sp_cli_error("mark: guest %s: %s", name, error->message);
-            return SP_EXIT_FAILURE;
-        }
+    /* The unmerge rule shared with ksm set run=2, ksm numa and experiments. */
+    if (off && !force && !sp_guest_unmerge_check(g, host, &error)) {
+        sp_cli_error("mark: %s", error->message);
+        return SP_EXIT_FAILURE;
     }
     GPtrArray *regions = sp_guest_get_regions(g);
     for (guint i = 0; i < regions->len; i++) {
@@ -293,6 +216,7 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("mark: %s", error->message);
         return SP_EXIT_FAILURE;
     }
+    sp_cli_warn_daemon("mark", name);
     regions = sp_guest_get_regions(g);
     g_autoptr(json_object) arr = json_object_new_array();
     for (guint i = 0; i < regions->len; i++) {

@@ -17,27 +17,6 @@
 #include "samepage/spnuma.h"
 #include "samepage/spestimate.h"
 
-static json_object *
-sp_cli_ksm_to_json(const SpKsmState *state)
-{
-    json_object *obj = json_object_new_object();
-
-    for (guint i = 0; i < SP_KSM_N_KEYS; i++) {
-        const SpKsmKeyInfo *info = sp_ksm_key_info(i);
-        const SpKsmEntry *e = &state->entry[i];
-        json_object *v = NULL;
-
-        if (e->supported) {
-            if (info->type == SP_KSM_TYPE_ENUM)
-                v = json_object_new_string(info->choices[e->value]);
-            else
-                v = json_object_new_int64(e->value);
-        }
-        json_object_object_add(obj, info->name, v);
-    }
-    return obj;
-}
-
 static void
 sp_cli_ksm_print_table(const SpKsmState *state)
 {
@@ -105,39 +84,32 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
     }
     /* run=2 unmerges every merged page on the host, whoever merged it. */
     if (sp_ksm_settings_unmerge(settings, argc) && before.entry[SP_KSM_PAGES_SHARING].value > 0) {
-        gint64 sharing = before.entry[SP_KSM_PAGES_SHARING].value;
-        guint64 avail = sp_host_mem_available(host), need = 0;
-        if (!force && !sp_ksm_unmerge_check(sharing, sysconf(_SC_PAGESIZE), avail, &need, &error)) {
+        guint64 bytes, avail;
+        if (!sp_ksm_unmerge_all_check(host, &before, &bytes, &avail, &error) && !force) {
             sp_cli_error("ksm set: run=2: %s", error->message);
             return SP_EXIT_FAILURE;
         }
+        g_clear_error(&error);
         fprintf(stderr, "samepage: warning: run=2 unmerges the %" G_GINT64_FORMAT " pages merged "
                 "on this host (every process's, %.1f MiB of copies; MemAvailable %.1f MiB)\n",
-                sharing, (double)sharing * sysconf(_SC_PAGESIZE) / 1048576.0,
-                avail / 1048576.0);
+                before.entry[SP_KSM_PAGES_SHARING].value, bytes / 1048576.0, avail / 1048576.0);
     }
     if (!sp_ksm_apply(host, settings, argc, &error) ||
         !sp_ksm_read(host, &after, &error)) {
         sp_cli_error("ksm set: %s", error->message);
         return SP_EXIT_FAILURE;
     }
-    g_autoptr(json_object) arr = json_object_new_array();
+    if (json) {
+        g_autoptr(json_object) arr = sp_ksm_changes_to_json(settings, argc, &before, &after);
+        sp_cli_print_json(arr);
+        return SP_EXIT_OK;
+    }
     for (int i = 0; i < argc; i++) {
         SpKsmKey k = settings[i].key;
         g_autofree char *was = sp_ksm_format_value(k, before.entry[k].value);
         g_autofree char *now = sp_ksm_format_value(k, after.entry[k].value);
-        if (json) {
-            json_object *o = json_object_new_object();
-            json_object_object_add(o, "key", json_object_new_string(sp_ksm_key_info(k)->name));
-            json_object_object_add(o, "before", json_object_new_string(was));
-            json_object_object_add(o, "after", json_object_new_string(now));
-            json_object_array_add(arr, o);
-        } else {
-            sp_cli_print(stdout, "%s: %s -> %s\n", sp_ksm_key_info(k)->name, was, now);
-        }
+        sp_cli_print(stdout, "%s: %s -> %s\n", sp_ksm_key_info(k)->name, was, now);
     }
-    if (json)
-        sp_cli_print_json(arr);
     return SP_EXIT_OK;
 }
 
@@ -156,15 +128,17 @@ sp_cli_predict_sharing(const SpHost *host, GArray *pids, gboolean man)
     sopt.passes = 1;
     sopt.interval_ms = 0;
     sopt.want_nodes = TRUE;
-    g_autoptr(SpScan) scan = sp_scan_new(host, &sopt);
-    for (guint i = 0; i < pids->len; i++)
-        sp_scan_add_pid(scan, g_array_index(pids, pid_t, i), NULL);
-    if (!sp_scan_run(scan, &error))
-        return -1;
+    /* A process that cannot be read (gone, say) is left out. */
+    g_autofree SpEstimateTarget *targets = g_new0(SpEstimateTarget, pids->len);
+    for (guint i = 0; i < pids->len; i++) {
+        targets[i].pid = g_array_index(pids, pid_t, i);
+        targets[i].optional = TRUE;
+    }
     if (!sp_estimate_options_from_host(&eopt, host, NULL))
         sp_estimate_options_init(&eopt);
     eopt.merge_across_nodes = man;
-    g_autoptr(SpEstimate) est = sp_estimate_run(scan, &eopt, &error);
+    g_autoptr(SpEstimate) est = sp_estimate_targets(host, targets, pids->len, &sopt, &eopt, NULL,
+                                                    &error);
     return est ? (gint64)sp_estimate_get_counters(est)->pages_sharing : -1;
 }
 
@@ -185,6 +159,64 @@ typedef struct {
     const char *name;
     const char **caught;   /* the first signal's name */
 } SpCliNumaSignal;
+
+static gboolean
+sp_cli_numa_timeout(gpointer data)
+{
+    *(gboolean *)data = TRUE;
+    return G_SOURCE_REMOVE;
+}
+
+/* Waits @ms, running the default main context meanwhile (so that the
+ * signal handlers run and may cancel); FALSE at once when @cancel is
+ * cancelled. */
+static gboolean
+sp_cli_numa_wait(guint ms, GCancellable *cancel)
+{
+    gboolean fired = FALSE;
+    GSource *timeout = g_timeout_source_new(ms);
+
+    g_source_set_callback(timeout, sp_cli_numa_timeout, &fired, NULL);
+    g_source_attach(timeout, NULL);
+    while (!fired && !g_cancellable_is_cancelled(cancel))
+        g_main_context_iteration(NULL, TRUE);
+    g_source_destroy(timeout);
+    g_source_unref(timeout);
+    return !g_cancellable_is_cancelled(cancel);
+}
+
+/*
+ * The switch's steps one after the other, SP_NUMA_STEP_MS apart while the
+ * kernel unmerges, showing pages_shared; a signal (@cancel cancelled) stops
+ * it at the next step and restores KSM (sp_numa_switch_abort()).  The run=2
+ * write itself is not cut short: the kernel unmerges before it returns.
+ * This loop is the CLI's: the library's steps never wait.
+ */
+static gboolean
+sp_cli_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_s,
+                   gboolean *shown, GCancellable *cancel, SpNumaPlan *plan, GError **error)
+{
+    g_autoptr(SpNumaSwitch) sw = sp_numa_switch_new(host, want, force, timeout_s, error);
+    gboolean done = FALSE;
+
+    if (!sw)
+        return FALSE;
+    *plan = *sp_numa_switch_get_plan(sw);
+    while (!done) {
+        gint64 shared;
+        double el;
+        if (g_cancellable_is_cancelled(cancel))
+            return sp_numa_switch_abort(sw, error);
+        if (!sp_numa_switch_step(sw, &done, &shared, &el, error))
+            return FALSE;
+        if (shared >= 0)
+            sp_cli_numa_progress(shared, el, shown);
+        /* still unmerging: pages_shared is not 0 yet */
+        if (!done && shared != 0)
+            sp_cli_numa_wait(SP_NUMA_STEP_MS, cancel);
+    }
+    return TRUE;
+}
 
 static gboolean
 sp_cli_numa_signal(gpointer data)
@@ -275,8 +307,7 @@ sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
                     g_unix_signal_add(SIGTERM, sp_cli_numa_signal, &sigs[1]),
                     g_unix_signal_add(SIGHUP, sp_cli_numa_signal, &sigs[2]) };
     gboolean shown = FALSE;
-    gboolean ok = sp_numa_switch(host, want, force, timeout, sp_cli_numa_progress, &shown, cancel,
-                                 &plan, &error);
+    gboolean ok = sp_cli_numa_switch(host, want, force, timeout, &shown, cancel, &plan, &error);
     for (gsize i = 0; i < G_N_ELEMENTS(sig); i++)
         g_source_remove(sig[i]);
     if (shown)
@@ -338,7 +369,7 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_FAILURE;
     }
     if (json) {
-        g_autoptr(json_object) obj = sp_cli_ksm_to_json(&state);
+        g_autoptr(json_object) obj = sp_ksm_state_to_json(&state);
         sp_cli_print_json(obj);
     } else {
         sp_cli_ksm_print_table(&state);

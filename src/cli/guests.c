@@ -15,22 +15,7 @@ SpGuest *
 sp_cli_open_guest(const SpCliGlobal *global, SpLibvirt **lv, const SpHost *host,
                   const char *name, const char *qmp_socket, GError **error)
 {
-    if (qmp_socket) {
-        SpQmp *qmp = sp_qmp_connect_unix(qmp_socket, 0, error);
-        pid_t pid;
-
-        if (!qmp)
-            return NULL;
-        pid = sp_qmp_get_peer_pid(qmp);
-        if (pid <= 0) {
-            g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_PROCESS,
-                        "%s: cannot tell which process serves this socket", qmp_socket);
-            sp_qmp_free(qmp);
-            return NULL;
-        }
-        return sp_guest_new(qmp_socket, pid, qmp);
-    }
-    if (!*lv && !(*lv = sp_libvirt_open(global->uri, error)))
-        return NULL;
-    return sp_libvirt_get_guest(*lv, host, name, error);
+    if (qmp_socket)
+        return sp_guest_open_qmp_socket(qmp_socket, error);
+    return sp_libvirt_open_guest(lv, global->uri, host, name, error);
 }

@@ -31,6 +31,8 @@ static const SpCliCommand sp_cli_commands[] = {
       "why guests do not merge, with the evidence and the fix", sp_cli_doctor },
     { "experiment", "run PLAN [--output DIR] [--json] [--force] | clean [--dry-run]",
       "start N cloned guests, measure sharing against VM count, plot and report", sp_cli_experiment },
+    { "status", "[--json] [--socket PATH]", "what samepaged, the host agent, is doing",
+      sp_cli_status },
     { "help", "[COMMAND]", "show the commands, or one command's options", sp_cli_help },
 };
 

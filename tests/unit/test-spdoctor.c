@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <unistd.h>
+
 #include "samepage/spdoctor.h"
 #include "sptest.h"
+#include "spqmpreplay.h"
 
 static const SpFinding *
 find(GPtrArray *f, const char *code)
@@ -190,6 +193,217 @@ test_merged_below_model(void **state)
     assert_null(find(h, "merged-below-model"));
 }
 
+/* The JSON of findings: every field, in the order `samepage doctor --json`
+ * prints them; the errors counted. */
+static void
+test_findings_json(void **state)
+{
+    SpKsmState ksm = ksm_state(0, 100, 20);
+    SpDoctorHost h = { .ksm_available = TRUE, .ksm = ksm };
+    g_autoptr(GPtrArray) f = sp_doctor_host(&h);
+    g_autoptr(json_object) arr = NULL;
+    g_autoptr(GPtrArray) none = g_ptr_array_new();
+    g_autoptr(json_object) empty = sp_doctor_findings_to_json(none);
+
+    assert_int_equal(f->len, 1);
+    arr = sp_doctor_findings_to_json(f);
+    assert_int_equal(json_object_array_length(arr), 1);
+    assert_string_equal(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN),
+                        "[{\"severity\":\"error\",\"subject\":\"host\",\"code\":\"ksm-stopped\","
+                        "\"message\":\"KSM is not running\",\"evidence\":\"run=0 (stopped)\","
+                        "\"fix\":\"samepage ksm set run=1\"}]");
+    assert_int_equal(sp_doctor_count_errors(f), 1);
+
+    /* A warning and an info are not errors; an empty list is an empty array. */
+    ((SpFinding *)g_ptr_array_index(f, 0))->severity = SP_FINDING_WARNING;
+    assert_int_equal(sp_doctor_count_errors(f), 0);
+    g_autoptr(json_object) one = sp_finding_to_json(g_ptr_array_index(f, 0));
+    assert_string_equal(json_object_get_string(json_object_object_get(one, "severity")), "warning");
+    assert_int_equal(json_object_array_length(empty), 0);
+    assert_int_equal(sp_doctor_count_errors(none), 0);
+}
+
+static void
+make_link(const char *dir, const char *name, const char *target)
+{
+    g_autofree char *path = g_build_filename(dir, name, NULL);
+    assert_int_equal(g_mkdir_with_parents(dir, 0755), 0);
+    assert_int_equal(symlink(target, path), 0);
+}
+
+/* VFIO: a /proc/PID/fd link into /dev/vfio, on a fake /proc. */
+static void
+test_has_vfio(void **state)
+{
+    g_autofree char *proc = g_dir_make_tmp("samepage-test-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", proc);
+    g_autofree char *fd = g_build_filename(proc, "4242", "fd", NULL);
+
+    assert_false(sp_doctor_has_vfio(host, 4242));       /* no such process */
+    make_link(fd, "0", "/dev/null");
+    make_link(fd, "1", "anon_inode:[eventfd]");
+    make_link(fd, "3", "/srv/dev/vfio/1");           /* not /dev */
+    assert_false(sp_doctor_has_vfio(host, 4242));
+    make_link(fd, "17", "/dev/vfio/12");
+    assert_true(sp_doctor_has_vfio(host, 4242));
+    assert_false(sp_doctor_has_vfio(host, 4243));
+    sp_test_remove_tree(proc);
+}
+
+/* The snapshot of a guest placed from a QMP transcript on a fake /proc
+ * (tests/data/proc/guest-numa) and a fake KSM sysfs. */
+static void
+test_snapshot(void **state)
+{
+    g_autofree char *proc = sp_test_tree_new("proc/guest-numa");
+    g_autofree char *sys = sp_test_tree_new("sysfs-6.18");
+    g_autoptr(SpHost) host = sp_host_new_with_roots(sys, proc);
+    g_autoptr(SpHost) no_ksm = sp_host_new_with_roots("/nonexistent", proc);
+    g_autoptr(GPtrArray) guests = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_free);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *fd = g_build_filename(proc, "4242", "fd", NULL);
+    SpGuest *g = sp_guest_new("g1", 4242, replay_qmp("qmp/query-memdev-numa.txt"));
+    SpDoctorHost dh;
+    SpDoctorGuest dg;
+
+    g_ptr_array_add(guests, g);
+    assert_true(sp_guest_load_regions(g, host, &error));
+    sp_test_write(sys, "kernel/mm/ksm/run", "1\n");
+    sp_doctor_host_snapshot(host, guests, &dh);
+    assert_true(dh.ksm_available);
+    assert_int_equal(dh.ksm.entry[SP_KSM_RUN].value, 1);
+    /* Rss of both backends' VMAs (both carry mg), in 4 KiB pages. */
+    assert_int_equal(dh.candidate_pages, (8192 + 131072) / 4);
+
+    assert_true(sp_doctor_guest_snapshot(host, NULL, g, &dh, FALSE, &dg, &error));
+    assert_string_equal(dg.name, "g1");
+    assert_ptr_equal(dg.regions, sp_guest_get_regions(g));
+    assert_ptr_equal(dg.ksm, &dh.ksm);
+    assert_false(dg.vfio);
+    assert_false(dg.nosharepages);
+    assert_false(dg.estimated);
+    assert_int_equal(dg.kernel_merging_pages, 10496);      /* its ksm_stat */
+
+    /* Device assignment, and a ksm_stat gone: unknown, not 0. */
+    make_link(fd, "9", "/dev/vfio/vfio");
+    g_autofree char *ks = g_build_filename(proc, "4242", "ksm_stat", NULL);
+    assert_int_equal(g_unlink(ks), 0);
+    assert_true(sp_doctor_guest_snapshot(host, NULL, g, &dh, FALSE, &dg, &error));
+    assert_true(dg.vfio);
+    assert_int_equal(dg.kernel_merging_pages, -1);
+
+    /* No KSM: the host says so, and the guest has no KSM state. */
+    sp_doctor_host_snapshot(no_ksm, guests, &dh);
+    assert_false(dh.ksm_available);
+    assert_int_equal(dh.candidate_pages, (8192 + 131072) / 4);
+    assert_true(sp_doctor_guest_snapshot(no_ksm, NULL, g, &dh, FALSE, &dg, &error));
+    assert_null(dg.ksm);
+
+    /* The estimate reads the guest's memory: the fake /proc has none, and
+     * the error names the guest. */
+    assert_false(sp_doctor_guest_snapshot(host, NULL, g, &dh, TRUE, &dg, &error));
+    assert_non_null(error);
+    assert_true(g_str_has_prefix(error->message, "guest g1: "));
+    assert_false(dg.estimated);
+
+    sp_test_remove_tree(proc);
+    sp_test_remove_tree(sys);
+}
+
+static const SpFinding *
+find_at(GPtrArray *f, guint i, const char *subject, const char *code)
+{
+    assert_true(i < f->len);
+    const SpFinding *x = g_ptr_array_index(f, i);
+    if (!g_str_equal(x->subject, subject) || !g_str_equal(x->code, code))
+        fail_msg("finding %u: expected %s/%s, got %s/%s", i, subject, code, x->subject, x->code);
+    return x;
+}
+
+static void
+collect(const SpFinding *f, gpointer data)
+{
+    g_ptr_array_add(data, (gpointer)f);
+}
+
+/* The whole examination on libvirt's test driver, whose running domain
+ * "test" has no QEMU process here: an unreadable guest is a finding; a QMP
+ * socket that cannot be read is an error, after the findings so far. */
+static void
+test_examine(void **state)
+{
+    g_autofree char *sys = sp_test_tree_new("sysfs-6.18");
+    g_autoptr(SpHost) host = sp_host_new_with_roots(sys, "/nonexistent-proc");
+
+    {   /* every running domain */
+        g_autoptr(SpLibvirt) lv = NULL;
+        g_autoptr(GPtrArray) f = g_ptr_array_new_with_free_func((GDestroyNotify)sp_finding_free);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GPtrArray) told = g_ptr_array_new();
+        SpDoctorRequest req = { .uri = "test:///default", .estimate = TRUE,
+                                .found = collect, .found_data = told };
+
+        if (!sp_doctor_examine(host, &lv, &req, f, &error))
+            fail_msg("%s", error->message);
+        /* found() saw each finding, in order. */
+        assert_int_equal(told->len, f->len);
+        for (guint i = 0; i < f->len; i++)
+            assert_ptr_equal(g_ptr_array_index(told, i), g_ptr_array_index(f, i));
+        assert_non_null(lv);
+        assert_int_equal(f->len, 2);
+        const SpFinding *u = find_at(f, 0, "test", "unreadable");
+        assert_int_equal(u->severity, SP_FINDING_ERROR);
+        assert_true(*u->evidence);
+        find_at(f, 1, "host", "ksm-stopped");               /* run=0 in the tree */
+    }
+    {   /* named domains, on a connection opened when needed */
+        g_autoptr(SpLibvirt) lv = NULL;
+        g_autoptr(GPtrArray) f = g_ptr_array_new_with_free_func((GDestroyNotify)sp_finding_free);
+        g_autoptr(GError) error = NULL;
+        const char *const names[] = { "nosuch", "test", NULL };
+        SpDoctorRequest req = { .uri = "test:///default", .domains = names };
+
+        sp_test_write(sys, "kernel/mm/ksm/run", "1\n");
+        assert_true(sp_doctor_examine(host, &lv, &req, f, &error));
+        assert_int_equal(f->len, 2);
+        assert_non_null(strstr(find_at(f, 0, "nosuch", "unreadable")->evidence, "nosuch"));
+        find_at(f, 1, "test", "unreadable");
+        assert_int_equal(sp_doctor_count_errors(f), 2);
+    }
+    {   /* no libvirt: the host alone, with a finding saying so */
+        g_autoptr(SpLibvirt) lv = NULL;
+        g_autoptr(GPtrArray) f = g_ptr_array_new_with_free_func((GDestroyNotify)sp_finding_free);
+        g_autoptr(GError) error = NULL;
+        SpDoctorRequest req = { .uri = "test:///nonexistent/samepage-no-such.xml" };
+
+        sp_test_write(sys, "kernel/mm/ksm/run", "0\n");
+        assert_true(sp_doctor_examine(host, &lv, &req, f, &error));
+        assert_int_equal(f->len, 2);
+        const SpFinding *n = find_at(f, 0, "host", "no-libvirt");
+        assert_int_equal(n->severity, SP_FINDING_INFO);
+        assert_true(*n->evidence);
+        find_at(f, 1, "host", "ksm-stopped");
+    }
+    {   /* a QMP socket nothing serves */
+        g_autoptr(SpLibvirt) lv = NULL;
+        g_autoptr(GPtrArray) f = g_ptr_array_new_with_free_func((GDestroyNotify)sp_finding_free);
+        g_autoptr(GError) error = NULL;
+        const char *const names[] = { "nosuch", NULL };
+        const char *const qmps[] = { "/nonexistent/samepage-qmp.sock", NULL };
+        g_autoptr(GPtrArray) told = g_ptr_array_new();
+        SpDoctorRequest req = { .uri = "test:///default", .domains = names, .qmp_sockets = qmps,
+                                .found = collect, .found_data = told };
+
+        assert_false(sp_doctor_examine(host, &lv, &req, f, &error));
+        assert_int_equal(told->len, 1);         /* told before the failure */
+        assert_non_null(error);
+        assert_non_null(strstr(error->message, "/nonexistent/samepage-qmp.sock"));
+        assert_int_equal(f->len, 1);
+        find_at(f, 0, "nosuch", "unreadable");
+    }
+    sp_test_remove_tree(sys);
+}
+
 int
 main(void)
 {
@@ -197,6 +411,10 @@ main(void)
         cmocka_unit_test(test_host),
         cmocka_unit_test(test_guest_rules),
         cmocka_unit_test(test_merged_below_model),
+        cmocka_unit_test(test_findings_json),
+        cmocka_unit_test(test_has_vfio),
+        cmocka_unit_test(test_snapshot),
+        cmocka_unit_test(test_examine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -866,6 +866,278 @@ test_live_child_grows(void **state)
     munmap(mem, n * SP_PAGE_SIZE);
 }
 
+/* ------------------------------------------------------------ the targets entry */
+
+/* The one table of kernel profiles: by name, by release, in help texts. */
+static void
+test_profiles(void **state)
+{
+    static const struct {
+        const char *release;
+        const char *profile;
+    } cases[] = {
+        { "5.15.0-91-generic", "6.6" },     /* older than every profile: the oldest */
+        { "6.6.0", "6.6" },
+        { "6.10.14-amd64", "6.6" },
+        { "6.11.0-rc1", "6.11" },
+        { "6.11.11", "6.11" },
+        { "6.12.5-amd64", "6.12" },
+        { "6.18.1", "6.12" },
+        { "7.0.0", "6.12" },
+        { "not a release", "6.12" },        /* unreadable: a current kernel */
+        { "", "6.12" },
+    };
+    g_autofree char *names = sp_estimate_profile_names();
+    const SpEstimateProfile *kp;
+    SpEstimateOptions opt;
+    guint n;
+
+    (void)state;
+    kp = sp_estimate_get_profiles(&n);
+    assert_int_equal(n, 3);
+    assert_string_equal(names, "6.6, 6.11 or 6.12");
+    for (guint i = 0; i < n; i++)
+        assert_ptr_equal(sp_estimate_profile_find(kp[i].name), &kp[i]);
+    assert_null(sp_estimate_profile_find("6.7"));
+    assert_null(sp_estimate_profile_find(""));
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const SpEstimateProfile *got = sp_estimate_profile_for_release(cases[i].release);
+        if (!g_str_equal(got->name, cases[i].profile))
+            fail_msg("release '%s': profile %s, not %s", cases[i].release, got->name,
+                     cases[i].profile);
+    }
+    assert_string_equal(sp_estimate_profile_for_release(NULL)->name, "6.12");
+
+    /* What each profile sets. */
+    sp_estimate_options_init(&opt);
+    sp_estimate_options_set_profile(&opt, sp_estimate_profile_find("6.6"));
+    assert_false(opt.model.checksum_first);
+    assert_false(opt.thp_zero_remap);
+    sp_estimate_options_set_profile(&opt, sp_estimate_profile_find("6.11"));
+    assert_true(opt.model.checksum_first);
+    assert_false(opt.thp_zero_remap);
+    sp_estimate_options_set_profile(&opt, sp_estimate_profile_find("6.12"));
+    assert_true(opt.model.checksum_first);
+    assert_true(opt.thp_zero_remap);
+}
+
+/* The host's profile comes from the running kernel's release (a fake tree). */
+static void
+test_profile_from_host(void **state)
+{
+    g_autofree char *sys = sp_test_tree_new("sysfs-6.18");
+    g_autofree char *proc = g_dir_make_tmp("samepage-proc-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots(sys, proc);
+    g_autoptr(GError) error = NULL;
+    SpEstimateOptions opt;
+
+    (void)state;
+    g_autofree char *kernel = g_build_filename(proc, "sys", "kernel", NULL);
+    assert_int_equal(g_mkdir_with_parents(kernel, 0755), 0);
+    sp_test_write(proc, "sys/kernel/osrelease", "6.11.3-amd64\n");
+    assert_true(sp_estimate_options_from_host(&opt, host, &error));
+    assert_true(opt.model.checksum_first);
+    assert_false(opt.thp_zero_remap);
+    sp_test_write(proc, "sys/kernel/osrelease", "6.8.0\n");
+    assert_true(sp_estimate_options_from_host(&opt, host, &error));
+    assert_false(opt.model.checksum_first);
+    assert_false(opt.thp_zero_remap);
+    sp_test_remove_tree(sys);
+    sp_test_remove_tree(proc);
+}
+
+/* The entry over two images gives what the scan and the estimate give
+ * when called one after the other; the labels are the targets'. */
+static void
+test_targets_images(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent");
+    g_autoptr(GError) error = NULL;
+    SpEstimateOptions opt;
+    SpScanOptions sopt;
+    SpEstimateTarget t[] = {
+        { .image = f->img[0], .label = "first" },
+        { .image = f->img[1] },
+    };
+
+    (void)state;
+    sp_estimate_options_init(&opt);
+    sp_scan_options_init(&sopt);
+    sopt.interval_ms = 0;
+    g_autoptr(SpEstimate) est = sp_estimate_targets(host, t, 2, &sopt, &opt, NULL, &error);
+    assert_non_null(est);
+    assert_defaults(est);
+    assert_string_equal(sp_estimate_get_process(est, 0)->label, "first");
+    assert_string_equal(sp_estimate_get_process(est, 1)->label, "image-1.raw");
+    /* 5120 pages read, hashed and modelled cost some CPU; the plain
+     * sp_estimate_run() does not measure it */
+    assert_true(sp_estimate_get_cpu_seconds(est) > 0);
+    g_autoptr(SpEstimate) plain = estimate_images(f, &opt, FALSE);
+    assert_true(sp_estimate_get_cpu_seconds(plain) == 0);
+
+    /* An image that cannot be read fails the whole, optional or not. */
+    SpEstimateTarget bad[] = { { .image = f->img[0] },
+                               { .image = "/nonexistent/ram.raw", .optional = TRUE } };
+    assert_null(sp_estimate_targets(host, bad, 2, &sopt, &opt, NULL, &error));
+    assert_true(g_error_matches(error, SP_SCAN_ERROR, SP_SCAN_ERROR_IMAGE));
+    assert_non_null(strstr(error->message, "/nonexistent/ram.raw"));
+    g_clear_error(&error);
+    /* No targets: nothing to scan. */
+    assert_null(sp_estimate_targets(host, NULL, 0, &sopt, &opt, NULL, &error));
+    assert_true(g_error_matches(error, SP_SCAN_ERROR, SP_SCAN_ERROR_INVALID));
+}
+
+typedef struct {
+    GMainLoop *loop;
+    SpEstimate *est;
+    GError *error;
+    guint ticks;
+} AsyncEstimate;
+
+static void
+async_estimate_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+    AsyncEstimate *a = data;
+
+    a->est = sp_estimate_targets_finish(res, &a->error);
+    g_main_loop_quit(a->loop);
+}
+
+static gboolean
+async_estimate_tick(gpointer data)
+{
+    ((AsyncEstimate *)data)->ticks++;
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+async_estimate_cancel(gpointer data)
+{
+    g_cancellable_cancel(data);
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * In the background, as the agent will call it: the caller's main loop
+ * runs on meanwhile (a 10 ms timer ticks through the 300 ms between the
+ * passes), the targets may go once the call returns (they are copied), the
+ * figures are the same; a cancelled estimate ends at once.
+ */
+static void
+test_targets_async(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent");
+    g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+    g_autoptr(GCancellable) cancel = g_cancellable_new();
+    SpEstimateOptions opt;
+    SpScanOptions sopt;
+    AsyncEstimate a = { loop, NULL, NULL, 0 };
+    guint tick;
+    gint64 t0;
+
+    sp_estimate_options_init(&opt);
+    sp_scan_options_init(&sopt);
+    sopt.passes = 2;
+    sopt.interval_ms = 300;
+    t0 = g_get_monotonic_time();
+    {
+        g_autofree char *label = g_strdup("copied");
+        SpEstimateTarget t[] = { { .image = f->img[0], .label = label },
+                                 { .image = f->img[1] } };
+        sp_estimate_targets_async(host, t, 2, &sopt, &opt, NULL, async_estimate_done, &a);
+    }
+    tick = g_timeout_add(10, async_estimate_tick, &a);
+    g_main_loop_run(loop);
+    g_source_remove(tick);
+    assert_null(a.error);
+    assert_non_null(a.est);
+    assert_true(a.ticks >= 10);
+    assert_defaults(a.est);
+    assert_string_equal(sp_estimate_get_process(a.est, 0)->label, "copied");
+    /* the worker's CPU, not the 300 ms it waited between the passes */
+    assert_true(sp_estimate_get_cpu_seconds(a.est) > 0);
+    double wall = (g_get_monotonic_time() - t0) / 1e6;
+    assert_true(sp_estimate_get_cpu_seconds(a.est) < wall - 0.25);
+    sp_estimate_free(a.est);
+
+    /* Cancelled while it waits between passes (an hour apart). */
+    AsyncEstimate c = { loop, NULL, NULL, 0 };
+    SpEstimateTarget t[] = { { .image = f->img[0] } };
+    sopt.interval_ms = 3600 * 1000;
+    t0 = g_get_monotonic_time();
+    g_timeout_add(100, async_estimate_cancel, cancel);
+    sp_estimate_targets_async(host, t, 1, &sopt, &opt, cancel, async_estimate_done, &c);
+    g_main_loop_run(loop);
+    assert_null(c.est);
+    assert_true(g_error_matches(c.error, G_IO_ERROR, G_IO_ERROR_CANCELLED));
+    assert_true(g_get_monotonic_time() - t0 < 10 * G_USEC_PER_SEC);
+    g_clear_error(&c.error);
+}
+
+/*
+ * Processes and guests: a guest is scanned over its RAM ranges and its
+ * errors name it; a guest without RAM ranges is refused; a process that
+ * is gone fails the whole unless it is optional, then it is left out.
+ */
+static void
+test_targets_processes(void **state)
+{
+    const gsize n = 64;
+    LiveChild lc, gone;
+
+    (void)state;
+    live_child_start(&gone, 4, fill_distinct, FALSE);
+    pid_t dead = gone.pid;
+    live_child_stop(&gone);
+    live_child_start(&lc, n, fill_live_child, FALSE);
+    g_autoptr(SpHost) host = sp_host_new();
+    g_autoptr(GError) error = NULL;
+    SpScanOptions sopt;
+    SpEstimateOptions eopt;
+    live_scan_options(&sopt);
+    sp_estimate_options_init(&eopt);
+    guint64 lo = (guintptr)lc.mem;
+    SpScanRange ram = { lo, lo + n * SP_PAGE_SIZE };
+    {
+        /* skips the test where our own child cannot be read */
+        g_autoptr(SpScan) probe = sp_scan_new(host, &sopt);
+        live_child_add(&lc, probe, &ram, 1);
+    }
+
+    SpEstimateTarget t[] = {
+        { .pid = lc.pid, .guest = "web1", .label = "web1 (pid)", .ranges = &ram, .n_ranges = 1 },
+        { .pid = dead, .optional = TRUE },
+    };
+    g_autoptr(SpEstimate) est = sp_estimate_targets(host, t, 2, &sopt, &eopt, NULL, &error);
+    assert_non_null(est);
+    assert_int_equal(sp_estimate_get_n_processes(est), 1);
+    assert_string_equal(sp_estimate_get_process(est, 0)->label, "web1 (pid)");
+    assert_int_equal(sp_estimate_get_process(est, 0)->present_pages, 40);
+    assert_int_equal(sp_estimate_get_counters(est)->pages_sharing, 8 + 3);
+
+    /* Not optional: the whole fails, naming the pid. */
+    g_autofree char *pidstr = g_strdup_printf("pid %d", (int)dead);
+    t[1].optional = FALSE;
+    assert_null(sp_estimate_targets(host, t, 2, &sopt, &eopt, NULL, &error));
+    assert_true(g_error_matches(error, SP_SCAN_ERROR, SP_SCAN_ERROR_NO_PROCESS));
+    assert_non_null(strstr(error->message, pidstr));
+    g_clear_error(&error);
+    /* A guest's error names the guest. */
+    SpEstimateTarget g = { .pid = dead, .guest = "db2", .ranges = &ram, .n_ranges = 1 };
+    assert_null(sp_estimate_targets(host, &g, 1, &sopt, &eopt, NULL, &error));
+    assert_true(g_str_has_prefix(error->message, "guest db2: "));
+    g_clear_error(&error);
+    /* A guest without RAM ranges is not scanned whole. */
+    SpEstimateTarget noram = { .pid = lc.pid, .guest = "web1" };
+    assert_null(sp_estimate_targets(host, &noram, 1, &sopt, &eopt, NULL, &error));
+    assert_true(g_error_matches(error, SP_ESTIMATE_ERROR, SP_ESTIMATE_ERROR_INVALID));
+    assert_string_equal(error->message,
+                        "guest web1: no RAM backend was found in its memory map");
+    live_child_stop(&lc);
+}
+
 int
 main(void)
 {
@@ -882,6 +1154,11 @@ main(void)
         cmocka_unit_test(test_pid_ranges),
         cmocka_unit_test(test_live_child_far),
         cmocka_unit_test(test_live_child_grows),
+        cmocka_unit_test(test_profiles),
+        cmocka_unit_test(test_profile_from_host),
+        cmocka_unit_test_setup_teardown(test_targets_images, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_targets_async, setup, teardown),
+        cmocka_unit_test(test_targets_processes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,6 @@
 #include "samepage/spproc.h"
 #include "samepage/spreport.h"
 #include "../../src/lib/experiment/spexperimentpriv.h"
-#include "spfakeksm.h"
 #include "sptest.h"
 
 #define P(pfn) (SP_PM_PRESENT | (guint64)(pfn))
@@ -198,45 +197,6 @@ test_template(void **state)
     assert_null(strstr(full, "@NAME@"));
 }
 
-static SpVma *
-vma(guint64 start, guint64 end, const char *perms, const char *path)
-{
-    SpVma *v = g_new0(SpVma, 1);
-    v->start = start;
-    v->end = end;
-    g_strlcpy(v->perms, perms, sizeof(v->perms));
-    v->path = g_strdup(path);
-    v->vmflags = g_new0(char *, 1);
-    return v;
-}
-
-static void
-test_pick_ram(void **state)
-{
-    g_autoptr(GPtrArray) vmas = g_ptr_array_new_with_free_func((GDestroyNotify)sp_vma_free);
-    guint64 mib = 1 << 20, s = 0, e = 0;
-    g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL;
-
-    g_ptr_array_add(vmas, vma(0x1000000, 0x1000000 + 64 * mib, "rw-p", ""));
-    g_ptr_array_add(vmas, vma(0x7f0000000000, 0x7f0000000000 + 512 * mib, "rw-p", ""));
-    g_ptr_array_add(vmas, vma(0x7f4000000000, 0x7f4000000000 + 512 * mib, "rw-s", "/memfd:x"));
-
-    assert_true(sp_exp_pick_ram_vma(vmas, 0x7f0000000000, 512 * mib, &s, &e, NULL));
-    assert_true(s == 0x7f0000000000 && e == 0x7f0000000000 + 512 * mib);
-    /* Without gpa2hva: the only private anonymous VMA of that size. */
-    s = e = 0;
-    assert_true(sp_exp_pick_ram_vma(vmas, 0, 512 * mib, &s, &e, NULL));
-    assert_true(s == 0x7f0000000000);
-    /* The address inside a VMA that is not the RAM's own. */
-    assert_false(sp_exp_pick_ram_vma(vmas, 0x1000000 + 4096, 64 * mib, &s, &e, &e1));
-    assert_non_null(strstr(e1->message, "not a VMA of its own"));
-    assert_false(sp_exp_pick_ram_vma(vmas, 0x10, 512 * mib, &s, &e, &e2));
-    /* Two candidates by size: ambiguous. */
-    g_ptr_array_add(vmas, vma(0x7f8000000000, 0x7f8000000000 + 512 * mib, "rw-p", ""));
-    assert_false(sp_exp_pick_ram_vma(vmas, 0, 512 * mib, &s, &e, &e3));
-    assert_non_null(strstr(e3->message, "2 private anonymous"));
-}
-
 static SpKsmState
 state_with(gint64 run, gint64 pts, gint64 mps, gint64 adv)
 {
@@ -267,9 +227,7 @@ test_ksm_orders(void **state)
     g_autoptr(SpPlan) plan = sp_plan_parse("[plan]\nvm_counts=1\n[ksm]\npages_to_scan=1000\n"
                                            "max_page_sharing=16\n", -1, "p", NULL, &error);
     SpKsmState host = state_with(0, 100, 256, 1);
-    SpKsmState after;
     g_autoptr(GArray) set = NULL;
-    g_autoptr(GArray) restore = NULL;
 
     assert_non_null(plan);
     /* advisor on: advisor_mode=none goes first; then the plan's knobs. */
@@ -280,76 +238,6 @@ test_ksm_orders(void **state)
     /* After run=2 (pages_shared 0) the kernel takes them. */
     host.entry[SP_KSM_PAGES_SHARED].value = 0;
     assert_true(sp_ksm_validate(&host, (SpKsmSetting *)set->data, set->len, NULL));
-
-    /* Restore (after run=2): pages_to_scan and max_page_sharing back, the
-     * advisor after pages_to_scan, run back last. */
-    after = state_with(2, 1000, 16, 0);
-    after.entry[SP_KSM_PAGES_SHARED].value = 0;
-    SpKsmState orig = state_with(0, 100, 256, 1);
-    restore = sp_exp_ksm_restore_settings(&orig, &after);
-    assert_int_equal(restore->len, 4);
-    assert_int_equal(g_array_index(restore, SpKsmSetting, 0).key, SP_KSM_PAGES_TO_SCAN);
-    assert_int_equal(g_array_index(restore, SpKsmSetting, 2).key, SP_KSM_ADVISOR_MODE);
-    assert_int_equal(g_array_index(restore, SpKsmSetting, 3).key, SP_KSM_RUN);
-    assert_int_equal(g_array_index(restore, SpKsmSetting, 3).value, 0);
-    if (!sp_ksm_validate(&after, (SpKsmSetting *)restore->data, restore->len, &error))
-        fail_msg("%s", error->message);
-
-    /* The other way round: the experiment turned the advisor on. */
-    g_autoptr(GArray) r2 = NULL;
-    SpKsmState o2 = state_with(1, 100, 256, 0), a2 = state_with(2, 500, 256, 1);
-    a2.entry[SP_KSM_PAGES_SHARED].value = 0;
-    r2 = sp_exp_ksm_restore_settings(&o2, &a2);
-    assert_int_equal(g_array_index(r2, SpKsmSetting, 0).key, SP_KSM_ADVISOR_MODE);
-    assert_true(sp_ksm_validate(&a2, (SpKsmSetting *)r2->data, r2->len, NULL));
-    /* Nothing changed but run: run back only. */
-    SpKsmState a3 = state_with(2, 100, 256, 0);
-    g_autoptr(GArray) r3 = sp_exp_ksm_restore_settings(&o2, &a3);
-    assert_int_equal(r3->len, 1);
-    /* Original run=2: nothing at all. */
-    SpKsmState o4 = state_with(2, 100, 256, 0);
-    g_autoptr(GArray) r4 = sp_exp_ksm_restore_settings(&o4, &o4);
-    assert_int_equal(r4->len, 0);
-}
-
-/*
- * The plan turned the advisor on with advisor_min_pages_to_scan=1000, so the
- * kernel set pages_to_scan to 1000: the user's own value.  Putting the
- * advisor back to none makes the kernel reset pages_to_scan to 100, so it
- * must be written again although it read equal before.
- */
-static void
-test_ksm_put_back_advisor(void **state)
-{
-    g_autofree char *root = sp_test_tree_new("sysfs-6.18");
-    g_autoptr(SpHost) host = sp_host_new_with_roots(root, "/nonexistent-proc");
-    SpFakeKsm *k = sp_fake_ksm_new(host, root);
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GArray) done = NULL;
-    SpKsmState orig;
-    SpKsmSetting plan[] = { { SP_KSM_ADVISOR_MIN_PAGES_TO_SCAN, 1000 },
-                            { SP_KSM_ADVISOR_MODE, 1 }, { SP_KSM_RUN, 1 } };
-
-    sp_test_write(root, "kernel/mm/ksm/pages_to_scan", "1000\n");
-    sp_test_write(root, "kernel/mm/ksm/run", "1\n");
-    assert_true(sp_ksm_read(host, &orig, &error));
-    assert_true(sp_ksm_apply(host, plan, G_N_ELEMENTS(plan), &error));
-    sp_test_write(root, "kernel/mm/ksm/pages_shared", "300\n");
-
-    if (!sp_exp_ksm_put_back(host, &orig, &done, &error))
-        fail_msg("%s", error->message);
-    g_autofree char *pts = sp_test_read(root, "kernel/mm/ksm/pages_to_scan");
-    g_autofree char *adv = sp_test_read(root, "kernel/mm/ksm/advisor_mode");
-    g_autofree char *min = sp_test_read(root, "kernel/mm/ksm/advisor_min_pages_to_scan");
-    g_autofree char *run = sp_test_read(root, "kernel/mm/ksm/run");
-    assert_string_equal(pts, "1000");
-    assert_non_null(strstr(adv, "[none]"));
-    assert_string_equal(min, "500");
-    assert_string_equal(run, "1");
-    /* One unmerge (the put-back's own run=2), not one more for run. */
-    assert_int_equal(k->unmerges, 1);
-    sp_fake_ksm_free(k);
-    sp_test_remove_tree(root);
 }
 
 static void
@@ -977,6 +865,50 @@ test_run_unmerge_check(void **state)
     runner_free(r);
 }
 
+static gboolean
+interrupt_cb(gpointer data)
+{
+    sp_experiment_interrupt(data);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean
+flag_cb(gpointer data)
+{
+    *(gboolean *)data = TRUE;
+    return G_SOURCE_REMOVE;
+}
+
+/* While it waits (here for an unmerge that never ends), the runner
+ * iterates its own context, where a caller's source (a signal handler's)
+ * can interrupt it, and never the caller's default context. */
+static void
+test_run_own_context(void **state)
+{
+    Runner *r = runner_new(NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GSource) stop = g_timeout_source_new(300);
+    gboolean caller_dispatched = FALSE;
+    guint idle;
+
+    sp_test_write(r->sysfs, "kernel/mm/ksm/pages_shared", "1\n");
+    sp_test_write(r->sysfs, "kernel/mm/ksm/pages_sharing", "1\n");
+    runner_mark_knobs(r);
+    r->opt.force_unmerge = TRUE;
+    r->exp = sp_experiment_new(r->plan, r->host, &r->opt);
+    sp_experiment_set_progress_func(r->exp, runner_progress, r);
+    g_source_set_callback(stop, interrupt_cb, r->exp, NULL);
+    g_source_attach(stop, sp_experiment_get_context(r->exp));
+    idle = g_idle_add(flag_cb, &caller_dispatched);
+    assert_false(sp_experiment_run(r->exp, &error));
+    assert_true(g_error_matches(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_INTERRUPTED));
+    assert_true(r->reached_reset);
+    assert_true(knob_written(r, "run"));
+    assert_false(caller_dispatched);
+    g_source_remove(idle);
+    runner_free(r);
+}
+
 /* Relative --output and overlay_dir (the CLI's default output is relative)
  * are journalled as absolute paths: the journal of a running experiment
  * must read back, or `clean` and a second `run` could not see it. */
@@ -1016,9 +948,7 @@ main(void)
         cmocka_unit_test(test_proc_parsers),
         cmocka_unit_test(test_cmdline_uuid),
         cmocka_unit_test(test_template),
-        cmocka_unit_test(test_pick_ram),
         cmocka_unit_test(test_ksm_orders),
-        cmocka_unit_test(test_ksm_put_back_advisor),
         cmocka_unit_test(test_disturbed),
         cmocka_unit_test(test_domain_name),
         cmocka_unit_test(test_derive_and_steady),
@@ -1029,6 +959,7 @@ main(void)
         cmocka_unit_test(test_run_dirs),
         cmocka_unit_test(test_run_unmerge_check),
         cmocka_unit_test(test_run_relative_paths),
+        cmocka_unit_test(test_run_own_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

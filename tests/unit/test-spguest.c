@@ -7,94 +7,17 @@
 #include "config.h"
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "samepage/spguest.h"
+#include "samepage/spksm.h"
 #include "samepage/splibvirt.h"
 #include "../../src/lib/guest/spguestpriv.h"
 #include "sptest.h"
-
-/* A "command" transport that answers from a transcript (C:/S: lines): each
- * command must equal, ignoring "id", the next recorded one. */
-typedef struct {
-    SpQmpTransport parent;
-    GPtrArray *lines;
-    guint next;
-} Replay;
-
-static gboolean
-same_command(const char *a, const char *b)
-{
-    g_autoptr(json_object) ja = json_tokener_parse(a);
-    g_autoptr(json_object) jb = json_tokener_parse(b);
-
-    if (!ja || !jb)
-        return FALSE;
-    json_object_object_del(ja, "id");
-    json_object_object_del(jb, "id");
-    return json_object_equal(ja, jb);
-}
-
-static char *
-replay_command(SpQmpTransport *self, const char *command, gint64 deadline, GError **error)
-{
-    Replay *r = (Replay *)self;
-
-    for (; r->next < r->lines->len; r->next++) {
-        const char *l = g_ptr_array_index(r->lines, r->next);
-        if (!g_str_has_prefix(l, "C: "))
-            continue;
-        if (!same_command(l + 3, command))
-            break;
-        r->next++;
-        for (; r->next < r->lines->len; r->next++) {
-            const char *s = g_ptr_array_index(r->lines, r->next);
-            if (g_str_has_prefix(s, "S: ") && !strstr(s, "\"event\"")) {
-                r->next++;
-                return g_strdup(s + 3);
-            }
-        }
-    }
-    g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "unexpected command %s", command);
-    return NULL;
-}
-
-static void
-replay_free(SpQmpTransport *self)
-{
-    Replay *r = (Replay *)self;
-    g_ptr_array_unref(r->lines);
-    g_free(r->parent.name);
-    g_free(r);
-}
-
-static const SpQmpTransportOps replay_ops = { .command = replay_command, .free = replay_free };
-
-static SpQmp *
-replay_qmp(const char *transcript)
-{
-    g_autofree char *path = sp_test_data_path(transcript);
-    g_autofree char *text = NULL;
-    Replay *r = g_new0(Replay, 1);
-    g_autoptr(GError) error = NULL;
-    SpQmp *qmp;
-
-    assert_true(g_file_get_contents(path, &text, NULL, NULL));
-    r->lines = g_ptr_array_new_with_free_func(g_free);
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-    for (char **l = lines; *l; l++) {
-        /* qmp_capabilities is the socket client's business, not ours. */
-        if (strstr(*l, "qmp_capabilities"))
-            continue;
-        g_ptr_array_add(r->lines, g_strdup(*l));
-    }
-    r->parent.ops = &replay_ops;
-    r->parent.name = g_strdup("replay");
-    qmp = sp_qmp_new(&r->parent, 1000, &error);
-    assert_non_null(qmp);
-    return qmp;
-}
+#include "spqmpreplay.h"
 
 static void
 test_regions_numa(void **state)
@@ -143,6 +66,65 @@ test_regions_gone(void **state)
     assert_non_null(strstr(error->message, "4243"));
 }
 
+/* A backend as sp_guest_load_regions() leaves it: placed on the VMA
+ * [start, end) at @hva, or not placed (end 0). */
+static SpGuestRegion *
+region(const char *id, guint64 size, guint64 hva, guint64 start, guint64 end, const char *perms)
+{
+    SpGuestRegion *r = g_new0(SpGuestRegion, 1);
+
+    r->id = g_strdup(id);
+    r->size = size;
+    if (end) {
+        r->hva = hva;
+        r->vma = g_new0(SpVma, 1);
+        r->vma->start = start;
+        r->vma->end = end;
+        g_strlcpy(r->vma->perms, perms, sizeof(r->vma->perms));
+        r->vma->path = g_strdup("");
+        r->vma->vmflags = g_new0(char *, 1);
+    }
+    return r;
+}
+
+/* The guest RAM as one VMA of its own (what the experiment's census
+ * covers): the only placed backend of the guest's size, on exactly it. */
+static void
+test_ram_vma(void **state)
+{
+    g_autoptr(GPtrArray) regions = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_region_free);
+    guint64 mib = 1 << 20, s = 0, e = 0;
+    g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL;
+
+    g_ptr_array_add(regions, region("mem1", 64 * mib, 0x1000000, 0x1000000, 0x1000000 + 64 * mib,
+                                    "rw-p"));
+    g_ptr_array_add(regions, region("pc.ram", 512 * mib, 0x7f0000000000, 0x7f0000000000,
+                                    0x7f0000000000 + 512 * mib, "rw-p"));
+    assert_true(sp_guest_pick_ram_vma(regions, 512 * mib, &s, &e, NULL));
+    assert_true(s == 0x7f0000000000 && e == 0x7f0000000000 + 512 * mib);
+    /* A backend of that size that was not placed does not count. */
+    s = e = 0;
+    g_ptr_array_add(regions, region("dimm0", 512 * mib, 0, 0, 0, ""));
+    assert_true(sp_guest_pick_ram_vma(regions, 512 * mib, &s, &e, NULL));
+    assert_true(s == 0x7f0000000000);
+    /* The address inside a VMA that is not the RAM's own. */
+    g_autoptr(GPtrArray) inside = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_region_free);
+    g_ptr_array_add(inside, region("mem1", 64 * mib, 0x1000000 + 4096, 0x1000000,
+                                   0x1000000 + 64 * mib, "rw-p"));
+    assert_false(sp_guest_pick_ram_vma(inside, 64 * mib, &s, &e, &e1));
+    assert_non_null(strstr(e1->message, "not a VMA of its own"));
+    /* Nothing placed of that size. */
+    g_autoptr(GPtrArray) none = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_region_free);
+    g_ptr_array_add(none, region("pc.ram", 512 * mib, 0, 0, 0, ""));
+    assert_false(sp_guest_pick_ram_vma(none, 512 * mib, &s, &e, &e2));
+    assert_non_null(strstr(e2->message, "no VMA holds the guest RAM"));
+    /* Two candidates by size: ambiguous. */
+    g_ptr_array_add(regions, region("mem2", 512 * mib, 0x7f8000000000, 0x7f8000000000,
+                                    0x7f8000000000 + 512 * mib, "rw-p"));
+    assert_false(sp_guest_pick_ram_vma(regions, 512 * mib, &s, &e, &e3));
+    assert_non_null(strstr(e3->message, "2 memory backends"));
+}
+
 static void
 test_ksm_stat(void **state)
 {
@@ -173,6 +155,200 @@ test_ksm_stat(void **state)
     }
     assert_false(sp_ksm_stat_read(host, 999, &k, &error));
     assert_true(g_error_matches(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_PROCESS));
+}
+
+/* The JSON of `samepage regions --json` and `samepage list --json` for the
+ * guest of tests/data/proc/guest-numa: every field from QMP, smaps and
+ * numa_maps, in the order printed. */
+static void
+test_regions_json(void **state)
+{
+    g_autofree char *proc = sp_test_data_path("proc/guest-numa");
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", proc);
+    g_autoptr(SpGuest) g = sp_guest_new("g1", 4242, replay_qmp("qmp/query-memdev-numa.txt"));
+    g_autoptr(GError) error = NULL;
+    SpKsmStat k;
+    guint64 ram;
+    guint nr, nm;
+
+    assert_true(sp_guest_load_regions(g, host, &error));
+    assert_true(sp_ksm_stat_read(host, 4242, &k, &error));
+    g_autoptr(json_object) o = sp_guest_regions_to_json(g, &k);
+    g_autoptr(json_object) node0 = sp_guest_region_to_json(sp_guest_find_region(g, "ram-node0"));
+    assert_string_equal(json_object_to_json_string_ext(node0, JSON_C_TO_STRING_PLAIN),
+        "{\"id\":\"ram-node0\",\"size\":536870912,\"merge\":true,\"share\":false,"
+        "\"policy\":\"default\",\"host_nodes\":[],\"hva\":\"0x7fb32be00000\","
+        "\"hva_end\":\"0x7fb34be00000\",\"vmflags\":\"rd wr mr mw me dc ac hg mg\","
+        "\"mergeable\":true,\"backing\":\"anonymous\",\"rss_kb\":131072,"
+        "\"anon_huge_kb\":65536,\"ksm_kb\":40960,\"swap_kb\":0,\"locked_kb\":0,"
+        "\"node_pages\":[30000,2768]}");
+    assert_string_equal(json_object_get_string(json_object_object_get(o, "domain")), "g1");
+    assert_int_equal(json_object_get_int(json_object_object_get(o, "pid")), 4242);
+    json_object *regions = json_object_object_get(o, "regions");
+    assert_int_equal(json_object_array_length(regions), 2);
+    for (guint i = 0; i < 2; i++) {
+        json_object *r = json_object_array_get_idx(regions, i);
+        const SpGuestRegion *want = g_ptr_array_index(sp_guest_get_regions(g), i);
+        assert_string_equal(json_object_get_string(json_object_object_get(r, "id")), want->id);
+    }
+    assert_string_equal(json_object_to_json_string_ext(json_object_object_get(o, "ksm_stat"),
+                                                       JSON_C_TO_STRING_PLAIN),
+                        "{\"ksm_rmap_items\":34816,\"ksm_zero_pages\":12,"
+                        "\"ksm_merging_pages\":10496,\"ksm_process_profit\":40763392}");
+
+    /* A backend with no host mapping found: hva null, nothing of a VMA. */
+    SpGuestRegion lone = { .id = (char *)"dimm1", .size = 1 << 20, .merge = TRUE };
+    g_autoptr(json_object) l = sp_guest_region_to_json(&lone);
+    assert_string_equal(json_object_to_json_string_ext(l, JSON_C_TO_STRING_PLAIN),
+                        "{\"id\":\"dimm1\",\"size\":1048576,\"merge\":true,\"share\":false,"
+                        "\"policy\":null,\"host_nodes\":[],\"hva\":null}");
+
+    /* list: 576 MiB in two backends, both scanned by the kernel. */
+    sp_guest_get_summary(g, &ram, &nr, &nm);
+    assert_int_equal(ram, 576ULL << 20);
+    assert_int_equal(nr, 2);
+    assert_int_equal(nm, 2);
+    g_autoptr(json_object) sum = sp_guest_summary_to_json(g, &k);
+    assert_string_equal(json_object_to_json_string_ext(sum, JSON_C_TO_STRING_PLAIN),
+                        "{\"domain\":\"g1\",\"pid\":4242,\"ram\":603979776,\"regions\":2,"
+                        "\"regions_marked\":2,\"ksm_stat\":{\"ksm_rmap_items\":34816,"
+                        "\"ksm_zero_pages\":12,\"ksm_merging_pages\":10496,"
+                        "\"ksm_process_profit\":40763392}}");
+
+    /* Before its regions are loaded a guest has none. */
+    g_autoptr(SpGuest) empty = sp_guest_new("g0", 1, NULL);
+    sp_guest_get_summary(empty, &ram, &nr, &nm);
+    assert_int_equal(ram, 0);
+    assert_int_equal(nr, 0);
+    g_autoptr(json_object) eo = sp_guest_regions_to_json(empty, &k);
+    assert_int_equal(json_object_array_length(json_object_object_get(eo, "regions")), 0);
+}
+
+/* A one-connection QMP server on a socket: greeting, then one reply. */
+typedef struct {
+    char *dir;
+    char *path;
+    int fd;
+} QmpServer;
+
+static gpointer
+qmp_server_thread(gpointer data)
+{
+    QmpServer *s = data;
+    int c = accept(s->fd, NULL, NULL);
+    char buf[512];
+    const char *greeting = "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, "
+                           "\"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\r\n";
+    const char *reply = "{\"return\": {}}\r\n";
+    gsize got = 0;
+
+    if (c < 0)
+        return NULL;
+    if (write(c, greeting, strlen(greeting)) < 0)
+        goto out;
+    /* Wait for qmp_capabilities (one line), answer it. */
+    while (got < sizeof(buf) - 1) {
+        gssize n = read(c, buf + got, sizeof(buf) - 1 - got);
+        if (n <= 0)
+            goto out;
+        got += n;
+        if (memchr(buf, '\n', got))
+            break;
+    }
+    if (write(c, reply, strlen(reply)) < 0)
+        goto out;
+    /* Stay open until the client closes. */
+    while (read(c, buf, sizeof(buf)) > 0)
+        ;
+out:
+    close(c);
+    return NULL;
+}
+
+static void
+test_open_qmp_socket(void **state)
+{
+    QmpServer s = { 0 };
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    g_autoptr(GError) error = NULL;
+    GThread *t;
+
+    s.dir = g_dir_make_tmp("samepage-test-XXXXXX", NULL);
+    s.path = g_build_filename(s.dir, "qmp.sock", NULL);
+    g_strlcpy(addr.sun_path, s.path, sizeof(addr.sun_path));
+    s.fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(s.fd >= 0);
+    assert_int_equal(bind(s.fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    assert_int_equal(listen(s.fd, 1), 0);
+    t = g_thread_new("fake-qmp", qmp_server_thread, &s);
+
+    /* The peer is this very process: the guest is named by the socket. */
+    SpGuest *g = sp_guest_open_qmp_socket(s.path, &error);
+    if (!g)
+        fail_msg("%s", error->message);
+    assert_string_equal(sp_guest_get_name(g), s.path);
+    assert_int_equal(sp_guest_get_pid(g), getpid());
+    assert_non_null(sp_guest_get_qmp(g));
+    assert_int_equal(sp_guest_get_regions(g)->len, 0);
+    sp_guest_free(g);
+    g_thread_join(t);
+    close(s.fd);
+
+    /* Nothing listens any more: QMP's error, naming the socket. */
+    assert_null(sp_guest_open_qmp_socket(s.path, &error));
+    assert_true(g_error_matches(error, SP_QMP_ERROR, SP_QMP_ERROR_CONNECT));
+    assert_non_null(strstr(error->message, s.path));
+    sp_test_remove_tree(s.dir);
+    g_free(s.path);
+    g_free(s.dir);
+}
+
+/* Unmarking a guest: its ksm_merging_pages (10496 in the fake ksm_stat)
+ * plus 10% must fit in MemAvailable. */
+static void
+test_unmerge_check(void **state)
+{
+    g_autofree char *proc = sp_test_tree_new("proc/guest-numa");
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", proc);
+    g_autoptr(SpGuest) g = sp_guest_new("g1", 4242, NULL);
+    g_autoptr(SpGuest) gone = sp_guest_new("g2", 4243, NULL);
+    guint64 need = 10496ULL * sysconf(_SC_PAGESIZE);
+    g_autofree char *short_of = NULL, *enough = NULL;
+
+    need += need / 10;
+    short_of = g_strdup_printf("MemTotal: 99999999 kB\nMemAvailable: %" G_GUINT64_FORMAT " kB\n",
+                               need / 1024 - 1);
+    enough = g_strdup_printf("MemTotal: 99999999 kB\nMemAvailable: %" G_GUINT64_FORMAT " kB\n",
+                             need / 1024 + 1);
+    {   /* no meminfo: MemAvailable unknown, nothing merged may be unmerged */
+        g_autoptr(GError) error = NULL;
+        assert_false(sp_guest_unmerge_check(g, host, &error));
+        assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_MEMORY));
+        assert_true(g_str_has_prefix(error->message, "guest g1: unmerging 10496 merged pages"));
+    }
+    sp_test_write(proc, "meminfo", short_of);
+    {
+        g_autoptr(GError) error = NULL;
+        assert_false(sp_guest_unmerge_check(g, host, &error));
+        assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_MEMORY));
+    }
+    sp_test_write(proc, "meminfo", enough);
+    {
+        g_autoptr(GError) error = NULL;
+        assert_true(sp_guest_unmerge_check(g, host, &error));
+        assert_null(error);
+        /* The process is gone: ksm_stat's error. */
+        assert_false(sp_guest_unmerge_check(gone, host, &error));
+        assert_true(g_error_matches(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_PROCESS));
+    }
+    /* Nothing merged: nothing to cover, whatever the memory. */
+    sp_test_write(proc, "meminfo", "MemTotal: 1 kB\nMemAvailable: 0 kB\n");
+    sp_test_write(proc, "4242/ksm_stat", "ksm_rmap_items 0\nksm_merging_pages 0\n");
+    {
+        g_autoptr(GError) error = NULL;
+        assert_true(sp_guest_unmerge_check(g, host, &error));
+    }
+    sp_test_remove_tree(proc);
 }
 
 static void
@@ -474,6 +650,37 @@ test_libvirt_domain_refused(void **state)
     assert_true(sp_libvirt_undefine(dom, NULL));
 }
 
+/* A defined domain as an SpGuest (the experiment's clones): its name, the
+ * pid it was given, and QMP through libvirt, which the test driver cannot
+ * do: loading its regions fails with libvirt's message, and the guest
+ * outlives its domain handle (it holds its own reference). */
+static void
+test_libvirt_domain_guest(void **state)
+{
+    g_autoptr(SpLibvirt) lv = sp_libvirt_open("test:///default", NULL);
+    g_autoptr(SpLibvirtDomain) dom = NULL;
+    g_autoptr(SpGuest) guest = NULL;
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent");
+    g_autoptr(GError) error = NULL;
+
+    assert_non_null(lv);
+    dom = sp_libvirt_define_xml(lv, lv_domain_xml, &error);
+    if (!dom)
+        fail_msg("%s", error->message);
+    assert_true(sp_libvirt_start(dom, &error));
+    guest = sp_libvirt_domain_get_guest(dom, 4242, &error);
+    if (!guest)
+        fail_msg("%s", error->message);
+    assert_string_equal(sp_guest_get_name(guest), "sp-lv-1");
+    assert_int_equal(sp_guest_get_pid(guest), 4242);
+    assert_true(sp_libvirt_destroy(dom, NULL));
+    assert_true(sp_libvirt_undefine(dom, NULL));
+    g_clear_pointer(&dom, sp_libvirt_domain_free);
+    assert_false(sp_guest_load_regions(guest, host, &error));
+    assert_true(error && *error->message);
+    assert_non_null(strstr(error->message, "sp-lv-1"));
+}
+
 /* A connection: an unknown URI is a CONNECT error naming it; a reconnect
  * to the same URI; once that fails, calls say "not connected". */
 static void
@@ -536,6 +743,41 @@ test_libvirt_connection(void **state)
     assert_string_equal(sp_libvirt_domain_get_uuid(dom), LV_UUID);
 }
 
+/* A guest by domain name on a connection opened the first time it is needed
+ * (libvirt's test driver: its domain "test" runs no QEMU here). */
+static void
+test_libvirt_open_guest(void **state)
+{
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent-proc");
+    g_autoptr(SpLibvirt) lv = NULL;
+    g_autoptr(SpLibvirt) none = NULL;
+    SpLibvirt *first;
+
+    {
+        g_autoptr(GError) error = NULL;
+        assert_null(sp_libvirt_open_guest(&lv, "test:///default", host, "test", &error));
+        assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_PID));
+        assert_non_null(strstr(error->message, "'test'"));
+        assert_non_null(lv);
+        assert_string_equal(sp_libvirt_get_uri(lv), "test:///default");
+    }
+    first = lv;
+    {   /* the same connection again; a domain it does not know */
+        g_autoptr(GError) error = NULL;
+        assert_null(sp_libvirt_open_guest(&lv, "test:///default", host, "sp-no-such", &error));
+        assert_true(g_error_matches(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_NO_DOMAIN));
+        assert_ptr_equal(lv, first);
+    }
+    {   /* no connection: the connection's error, and still none */
+        g_autoptr(GError) error = NULL;
+        assert_null(sp_libvirt_open_guest(&none, "test:///nonexistent/samepage-none.xml", host,
+                                          "test", &error));
+        assert_non_null(error);
+        assert_true(error->domain == SP_LIBVIRT_ERROR);
+        assert_null(none);
+    }
+}
+
 int
 main(void)
 {
@@ -543,14 +785,20 @@ main(void)
         cmocka_unit_test(test_parse_numa_maps),
         cmocka_unit_test(test_regions_numa),
         cmocka_unit_test(test_regions_gone),
+        cmocka_unit_test(test_ram_vma),
         cmocka_unit_test(test_ksm_stat),
+        cmocka_unit_test(test_regions_json),
+        cmocka_unit_test(test_open_qmp_socket),
+        cmocka_unit_test(test_unmerge_check),
         cmocka_unit_test(test_cmdline_uuid),
         cmocka_unit_test(test_find_qemu_owner),
         cmocka_unit_test(test_find_qemu_two),
         cmocka_unit_test(test_open_qemu_live),
         cmocka_unit_test(test_libvirt_domain_life),
         cmocka_unit_test(test_libvirt_domain_refused),
+        cmocka_unit_test(test_libvirt_domain_guest),
         cmocka_unit_test(test_libvirt_connection),
+        cmocka_unit_test(test_libvirt_open_guest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,6 +94,22 @@ test_run_root(void **state)
     assert_string_equal(c, "/x/run/libvirt");
 }
 
+/* libvirt's QEMU logs live under /var/log: a root tests redirect too. */
+static void
+test_log_root(void **state)
+{
+    g_autoptr(SpHost) host = sp_host_new();
+    g_autofree char *a = sp_host_log_path(host, "libvirt/qemu/%s.log", "g1");
+
+    assert_string_equal(a, "/var/log/libvirt/qemu/g1.log");
+    sp_host_set_log_root(host, "/tmp/fake/log");
+    g_autofree char *b = sp_host_log_path(host, "libvirt/qemu/%s.log", "g1");
+    assert_string_equal(b, "/tmp/fake/log/libvirt/qemu/g1.log");
+    /* The other roots stay where they were. */
+    g_autofree char *c = sp_host_run_path(host, "%s", "libvirt");
+    assert_string_equal(c, "/run/libvirt");
+}
+
 int
 main(void)
 {
@@ -102,6 +118,7 @@ main(void)
         cmocka_unit_test(test_production_roots),
         cmocka_unit_test(test_env_roots),
         cmocka_unit_test(test_run_root),
+        cmocka_unit_test(test_log_root),
         cmocka_unit_test(test_read_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

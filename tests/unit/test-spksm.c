@@ -512,6 +512,224 @@ test_snapshot_restore(void **state)
     sp_fake_ksm_free(k);
 }
 
+/* `samepage ksm --json`: every key under its sysfs name, in table order;
+ * an enum as its choice, a key the kernel lacks as null. */
+static void
+test_state_to_json(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    SpKsmState st;
+    guint i = 0;
+
+    sp_test_write(f->root, KSM "general_profit", "-4096\n");
+    sp_test_write(f->root, KSM "advisor_mode", "none [scan-time]\n");
+    g_autofree char *p = g_build_filename(f->root, KSM, "smart_scan", NULL);
+    assert_int_equal(g_unlink(p), 0);
+    assert_true(sp_ksm_read(f->host, &st, &error));
+    g_autoptr(json_object) o = sp_ksm_state_to_json(&st);
+    assert_int_equal(json_object_object_length(o), SP_KSM_N_KEYS);
+    json_object_object_foreach(o, key, val) {
+        assert_string_equal(key, sp_ksm_key_info(i)->name);
+        i++;
+        (void)val;
+    }
+    assert_int_equal(json_object_get_int64(json_object_object_get(o, "run")), 0);
+    assert_int_equal(json_object_get_int64(json_object_object_get(o, "pages_to_scan")), 100);
+    assert_int_equal(json_object_get_int64(json_object_object_get(o, "general_profit")), -4096);
+    assert_true(json_object_is_type(json_object_object_get(o, "advisor_mode"), json_type_string));
+    assert_string_equal(json_object_get_string(json_object_object_get(o, "advisor_mode")),
+                        "scan-time");
+    assert_true(json_object_object_get_ex(o, "smart_scan", NULL));
+    assert_null(json_object_object_get(o, "smart_scan"));
+    g_autofree char *text = g_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    assert_true(g_str_has_prefix(text, "{\"run\":0,\"pages_to_scan\":100,\"sleep_millisecs\":20,"));
+    assert_non_null(strstr(text, "\"smart_scan\":null,\"advisor_mode\":\"scan-time\","));
+}
+
+/* `samepage ksm set --json`: before and after of each key written, as text. */
+static void
+test_changes_to_json(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    SpKsmState before, after;
+    SpKsmSetting s[] = { setting("pages_to_scan=500"), setting("advisor_mode=none"),
+                         setting("run=1") };
+
+    sp_test_write(f->root, KSM "advisor_mode", "none [scan-time]\n");
+    assert_true(sp_ksm_read(f->host, &before, &error));
+    after = before;
+    after.entry[SP_KSM_PAGES_TO_SCAN].value = 500;
+    after.entry[SP_KSM_ADVISOR_MODE].value = 0;
+    after.entry[SP_KSM_RUN].value = 1;
+    g_autoptr(json_object) arr = sp_ksm_changes_to_json(s, G_N_ELEMENTS(s), &before, &after);
+    assert_string_equal(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN),
+                        "[{\"key\":\"pages_to_scan\",\"before\":\"100\",\"after\":\"500\"},"
+                        "{\"key\":\"advisor_mode\",\"before\":\"scan-time\",\"after\":\"none\"},"
+                        "{\"key\":\"run\",\"before\":\"0\",\"after\":\"1\"}]");
+    g_autoptr(json_object) none = sp_ksm_changes_to_json(s, 0, &before, &after);
+    assert_int_equal(json_object_array_length(none), 0);
+}
+
+/* run=2 on a fake host: pages_sharing x page size + 10% against its
+ * MemAvailable; the figures come back whatever the answer. */
+static void
+test_unmerge_all_check(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *proc = g_dir_make_tmp("samepage-test-XXXXXX", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots(f->root, proc);
+    guint64 page = sysconf(_SC_PAGESIZE), bytes = 0, avail = 1;
+    guint64 need = 1000 * page + 1000 * page / 10;
+    g_autofree char *short_of = g_strdup_printf("MemAvailable: %" G_GUINT64_FORMAT " kB\n",
+                                                need / 1024 - 1);
+    g_autofree char *enough = g_strdup_printf("MemAvailable: %" G_GUINT64_FORMAT " kB\n",
+                                              need / 1024 + 1);
+    SpKsmState st;
+
+    sp_test_write(f->root, KSM "pages_sharing", "1000\n");
+    assert_true(sp_ksm_read(host, &st, NULL));
+    {   /* no meminfo: MemAvailable 0 */
+        g_autoptr(GError) error = NULL;
+        assert_false(sp_ksm_unmerge_all_check(host, &st, &bytes, &avail, &error));
+        assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_MEMORY));
+        assert_int_equal(bytes, 1000 * page);
+        assert_int_equal(avail, 0);
+    }
+    sp_test_write(proc, "meminfo", short_of);
+    {
+        g_autoptr(GError) error = NULL;
+        assert_false(sp_ksm_unmerge_all_check(host, &st, &bytes, &avail, &error));
+        assert_true(g_error_matches(error, SP_KSM_ERROR, SP_KSM_ERROR_MEMORY));
+        assert_non_null(strstr(error->message, "1000 merged pages"));
+        assert_int_equal(avail, (need / 1024 - 1) * 1024);
+    }
+    sp_test_write(proc, "meminfo", enough);
+    {
+        g_autoptr(GError) error = NULL;
+        assert_true(sp_ksm_unmerge_all_check(host, &st, NULL, NULL, &error));
+        assert_null(error);
+    }
+    /* Nothing merged: nothing needed, even with no memory. */
+    sp_test_write(proc, "meminfo", "MemAvailable: 0 kB\n");
+    sp_test_write(f->root, KSM "pages_sharing", "0\n");
+    assert_true(sp_ksm_read(host, &st, NULL));
+    assert_true(sp_ksm_unmerge_all_check(host, &st, &bytes, &avail, NULL));
+    assert_int_equal(bytes, 0);
+    sp_test_remove_tree(proc);
+}
+
+/* An experiment's knobs put back after its run=2 (pages_shared 0): what
+ * SpKsm writes, and that the kernel takes each write in that order. */
+static SpKsmState
+after_state(gint64 run, gint64 pts, gint64 mps, gint64 adv)
+{
+    SpKsmState st = full_state();
+
+    st.entry[SP_KSM_RUN].value = run;
+    st.entry[SP_KSM_PAGES_TO_SCAN].value = pts;
+    st.entry[SP_KSM_MAX_PAGE_SHARING].value = mps;
+    st.entry[SP_KSM_ADVISOR_MODE].value = adv;
+    st.entry[SP_KSM_ADVISOR_MAX_CPU].value = 70;
+    st.entry[SP_KSM_ADVISOR_MAX_PAGES_TO_SCAN].value = 30000;
+    st.entry[SP_KSM_ADVISOR_TARGET_SCAN_TIME].value = 200;
+    st.entry[SP_KSM_STABLE_NODE_CHAINS_PRUNE_MILLISECS].value = 2000;
+    st.entry[SP_KSM_SMART_SCAN].value = 1;
+    st.entry[SP_KSM_PAGES_SHARED].value = 0;
+    return st;
+}
+
+static GArray *
+plan_settings(GArray *plan)
+{
+    GArray *a = g_array_new(FALSE, FALSE, sizeof(SpKsmSetting));
+
+    for (guint i = 0; i < plan->len; i++) {
+        const SpKsmRestoreStep *step = &g_array_index(plan, SpKsmRestoreStep, i);
+        SpKsmSetting s = { step->key, step->value };
+        assert_null(step->blocked);
+        g_array_append_val(a, s);
+    }
+    return a;
+}
+
+static void
+test_restore_after_unmerge(void **state)
+{
+    g_autoptr(GError) error = NULL;
+
+    /* The plan set pages_to_scan and max_page_sharing and the advisor off:
+     * max_page_sharing back, the advisor back (it sets pages_to_scan
+     * itself, so that is not written), run back last. */
+    SpKsmState orig = after_state(0, 100, 256, 1), after = after_state(2, 1000, 16, 0);
+    g_autoptr(GArray) restore = sp_ksm_restore_plan(&orig, &after);
+    g_autoptr(GArray) writes = plan_settings(restore);
+    assert_int_equal(restore->len, 3);
+    assert_int_equal(g_array_index(restore, SpKsmRestoreStep, 0).key, SP_KSM_MAX_PAGE_SHARING);
+    assert_int_equal(g_array_index(restore, SpKsmRestoreStep, 1).key, SP_KSM_ADVISOR_MODE);
+    assert_int_equal(g_array_index(restore, SpKsmRestoreStep, 2).key, SP_KSM_RUN);
+    assert_int_equal(g_array_index(restore, SpKsmRestoreStep, 2).value, 0);
+    if (!sp_ksm_validate(&after, (SpKsmSetting *)writes->data, writes->len, &error))
+        fail_msg("%s", error->message);
+
+    /* The other way round: the experiment turned the advisor on. */
+    SpKsmState o2 = after_state(1, 100, 256, 0), a2 = after_state(2, 500, 256, 1);
+    g_autoptr(GArray) r2 = sp_ksm_restore_plan(&o2, &a2);
+    g_autoptr(GArray) w2 = plan_settings(r2);
+    assert_int_equal(g_array_index(r2, SpKsmRestoreStep, 0).key, SP_KSM_ADVISOR_MODE);
+    assert_true(sp_ksm_validate(&a2, (SpKsmSetting *)w2->data, w2->len, NULL));
+    /* Nothing changed but run: run back only. */
+    SpKsmState a3 = after_state(2, 100, 256, 0);
+    g_autoptr(GArray) r3 = sp_ksm_restore_plan(&o2, &a3);
+    assert_int_equal(r3->len, 1);
+    /* Original run=2: nothing at all. */
+    SpKsmState o4 = after_state(2, 100, 256, 0);
+    g_autoptr(GArray) r4 = sp_ksm_restore_plan(&o4, &o4);
+    assert_int_equal(r4->len, 0);
+}
+
+
+/*
+ * The plan turned the advisor on with advisor_min_pages_to_scan=1000, so the
+ * kernel set pages_to_scan to 1000: the user's own value.  Putting the
+ * advisor back to none makes the kernel reset pages_to_scan to 100, so it
+ * must be written again although it read equal before.
+ */
+static void
+test_unmerge_and_restore_advisor(void **state)
+{
+    g_autofree char *root = sp_test_tree_new("sysfs-6.18");
+    g_autoptr(SpHost) host = sp_host_new_with_roots(root, "/nonexistent-proc");
+    SpFakeKsm *k = sp_fake_ksm_new(host, root);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GArray) done = NULL;
+    SpKsmState orig;
+    SpKsmSetting plan[] = { { SP_KSM_ADVISOR_MIN_PAGES_TO_SCAN, 1000 },
+                            { SP_KSM_ADVISOR_MODE, 1 }, { SP_KSM_RUN, 1 } };
+
+    sp_test_write(root, "kernel/mm/ksm/pages_to_scan", "1000\n");
+    sp_test_write(root, "kernel/mm/ksm/run", "1\n");
+    assert_true(sp_ksm_read(host, &orig, &error));
+    assert_true(sp_ksm_apply(host, plan, G_N_ELEMENTS(plan), &error));
+    sp_test_write(root, "kernel/mm/ksm/pages_shared", "300\n");
+
+    if (!sp_ksm_unmerge_and_restore(host, &orig, &done, &error))
+        fail_msg("%s", error->message);
+    g_autofree char *pts = sp_test_read(root, "kernel/mm/ksm/pages_to_scan");
+    g_autofree char *adv = sp_test_read(root, "kernel/mm/ksm/advisor_mode");
+    g_autofree char *min = sp_test_read(root, "kernel/mm/ksm/advisor_min_pages_to_scan");
+    g_autofree char *run = sp_test_read(root, "kernel/mm/ksm/run");
+    assert_string_equal(pts, "1000");
+    assert_non_null(strstr(adv, "[none]"));
+    assert_string_equal(min, "500");
+    assert_string_equal(run, "1");
+    /* One unmerge (its own run=2), not one more for run. */
+    assert_int_equal(k->unmerges, 1);
+    sp_fake_ksm_free(k);
+    sp_test_remove_tree(root);
+}
+
 int
 main(void)
 {
@@ -525,9 +743,14 @@ main(void)
         cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_fails_half_way, setup, teardown),
         cmocka_unit_test(test_unmerge_check),
+        cmocka_unit_test_setup_teardown(test_state_to_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changes_to_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unmerge_all_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_rollback_advisor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_rollback_run2, setup, teardown),
         cmocka_unit_test(test_restore_plan),
+        cmocka_unit_test(test_restore_after_unmerge),
+        cmocka_unit_test(test_unmerge_and_restore_advisor),
         cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -61,6 +61,95 @@ test_plan(void **unused)
     assert_true(g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_UNSUPPORTED));
 }
 
+/*
+ * The switch driven as the agent will drive it: a timer of the caller's
+ * main loop takes a step every SP_NUMA_STEP_MS, a cancelled @cancel (a
+ * signal handler's doing) aborts it, and nothing blocks in the library.
+ * Called as the blocking sp_numa_switch() of old was.
+ */
+typedef void (*Progress)(gint64 pages_shared, double elapsed_s, gpointer user_data);
+
+typedef struct {
+    SpNumaSwitch *sw;
+    GMainLoop *loop;
+    Progress progress;
+    gpointer data;
+    gboolean ok;
+    GError *error;
+} Drive;
+
+static gboolean
+drive_step(gpointer p)
+{
+    Drive *d = p;
+    gboolean done = FALSE;
+    gint64 shared;
+    double el;
+
+    if (!sp_numa_switch_step(d->sw, &done, &shared, &el, &d->error)) {
+        d->ok = FALSE;
+        g_main_loop_quit(d->loop);
+        return G_SOURCE_REMOVE;
+    }
+    if (shared >= 0 && d->progress)
+        d->progress(shared, el, d->data);
+    if (done) {
+        d->ok = TRUE;
+        g_main_loop_quit(d->loop);
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+drive_cancelled(GCancellable *cancel, gpointer p)
+{
+    Drive *d = p;
+
+    d->ok = sp_numa_switch_abort(d->sw, &d->error);
+    g_main_loop_quit(d->loop);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean
+run_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_s, Progress progress,
+           gpointer data, GCancellable *cancel, SpNumaPlan *plan, GError **error)
+{
+    g_autoptr(SpNumaSwitch) sw = sp_numa_switch_new(host, want, force, timeout_s, error);
+    g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+    GSource *timer, *cancelled = NULL;
+
+    if (!sw)
+        return FALSE;
+    *plan = *sp_numa_switch_get_plan(sw);
+    if (g_cancellable_is_cancelled(cancel))
+        return sp_numa_switch_abort(sw, error);
+    Drive d = { sw, loop, progress, data, FALSE, NULL };
+    if (!drive_step(&d)) {          /* the first step at once */
+        if (!d.ok)
+            g_propagate_error(error, d.error);
+        return d.ok;
+    }
+    timer = g_timeout_source_new(SP_NUMA_STEP_MS);
+    g_source_set_callback(timer, drive_step, &d, NULL);
+    g_source_attach(timer, NULL);
+    if (cancel) {
+        cancelled = g_cancellable_source_new(cancel);
+        g_source_set_callback(cancelled, G_SOURCE_FUNC(drive_cancelled), &d, NULL);
+        g_source_attach(cancelled, NULL);
+    }
+    g_main_loop_run(loop);
+    g_source_destroy(timer);
+    g_source_unref(timer);
+    if (cancelled) {
+        g_source_destroy(cancelled);
+        g_source_unref(cancelled);
+    }
+    if (!d.ok)
+        g_propagate_error(error, d.error);
+    return d.ok;
+}
+
 static void
 test_switch_fake(void **unused)
 {
@@ -73,7 +162,7 @@ test_switch_fake(void **unused)
     sp_test_write(proc, "meminfo", "MemTotal: 24000000 kB\nMemAvailable: 20000000 kB\n");
     sp_test_write(root, KSM "run", "1\n");
     /* Nothing shared: the switch goes through and run comes back to 1. */
-    assert_true(sp_numa_switch(host, FALSE, FALSE, 5, NULL, NULL, NULL, &plan, &error));
+    assert_true(run_switch(host, FALSE, FALSE, 5, NULL, NULL, NULL, &plan, &error));
     g_autofree char *man = sp_test_read(root, KSM "merge_across_nodes");
     g_autofree char *run = sp_test_read(root, KSM "run");
     assert_string_equal(man, "0");
@@ -83,7 +172,7 @@ test_switch_fake(void **unused)
      * wait times out, merge_across_nodes is untouched and run restored. */
     sp_test_write(root, KSM "pages_shared", "500\n");
     sp_test_write(root, KSM "pages_sharing", "900\n");
-    assert_false(sp_numa_switch(host, TRUE, FALSE, 1, NULL, NULL, NULL, &plan, &error));
+    assert_false(run_switch(host, TRUE, FALSE, 1, NULL, NULL, NULL, &plan, &error));
     assert_true(g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_TIMEOUT));
     assert_non_null(strstr(error->message, "pages_shared is still 500"));
     g_autofree char *man2 = sp_test_read(root, KSM "merge_across_nodes");
@@ -211,7 +300,7 @@ test_switch_interrupted(void **unused)
     sig = g_unix_signal_add(SIGHUP, on_sighup, &in);
 
     t0 = g_get_monotonic_time();
-    assert_false(sp_numa_switch(host, FALSE, FALSE, 60, interrupt_progress, &in, cancel, &plan,
+    assert_false(run_switch(host, FALSE, FALSE, 60, interrupt_progress, &in, cancel, &plan,
                                 &error));
     g_source_remove(sig);
     assert_true(in.caught);
@@ -231,7 +320,7 @@ test_switch_interrupted(void **unused)
     /* Cancelled before it starts: nothing is written at all. */
     g_clear_error(&error);
     g_string_truncate(k->log, 0);
-    assert_false(sp_numa_switch(host, FALSE, FALSE, 60, NULL, NULL, cancel, &plan, &error));
+    assert_false(run_switch(host, FALSE, FALSE, 60, NULL, NULL, cancel, &plan, &error));
     assert_true(g_error_matches(error, SP_NUMA_ERROR, SP_NUMA_ERROR_INTERRUPTED));
     assert_int_equal(k->log->len, 0);
 

@@ -25,6 +25,7 @@
 #include "sptest.h"
 #include "samepage/spestimate.h"
 #include "samepage/spscan.h"
+#include "../../src/lib/model/spscanpriv.h"
 
 #define N_PAGES 16
 #define PM_PRESENT (1ULL << 63)
@@ -291,6 +292,321 @@ test_estimate_shares_of_present(void **state)
     fixture_teardown(&fx);
 }
 
+/* ------------------------------------------------------------ driving a scan */
+
+/* One page of the fixture, by index, in the scan (or -1). */
+static gssize
+scan_index_of(SpScan *scan, const Fixture *fx, gsize page)
+{
+    for (gsize i = 0; i < sp_scan_get_n_pages(scan); i++) {
+        if (sp_scan_page_addr(scan, i) == (guint64)(guintptr)fx->mem + page * SP_PAGE_SIZE)
+            return (gssize)i;
+    }
+    return -1;
+}
+
+/*
+ * Driven by steps, as a main loop would: no step waits for the next pass;
+ * between passes a step says when it is due and does nothing before; a
+ * page changed meanwhile is found volatile, the others are not.
+ */
+static void
+test_step_between_passes(void **state)
+{
+    FakePage pages[N_PAGES];
+    Fixture fx;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpHost) host = NULL;
+    g_autoptr(SpScan) scan = NULL;
+    SpScanOptions opt;
+    SpScanStats before, after;
+    gboolean done = TRUE;
+    gint64 ready = -1, ready2 = -1, t0;
+    const guint8 *flags;
+
+    (void)state;
+    fill_pages(pages, 2);
+    fixture_setup(&fx, pages, TRUE);
+    host = sp_host_new_with_roots("/sys", fx.root);
+    sp_scan_options_init(&opt);
+    opt.passes = 2;
+    opt.interval_ms = 400;
+    scan = sp_scan_new(host, &opt);
+    assert_true(sp_scan_add_pid(scan, fx.pid, &error));
+
+    t0 = g_get_monotonic_time();
+    assert_true(sp_scan_step(scan, &done, &ready, &error));
+    /* the first pass (9 pages) is over; the second is due 400 ms later */
+    assert_false(done);
+    assert_int_equal(sp_scan_get_n_pages(scan), 9);
+    assert_true(ready >= t0 + 400 * 1000);
+    assert_true(g_get_monotonic_time() < ready);    /* it did not wait */
+    sp_scan_get_stats(scan, &before);
+
+    /* Too early: nothing read, the same time given again. */
+    assert_true(sp_scan_step(scan, &done, &ready2, &error));
+    assert_false(done);
+    assert_int_equal(ready2, ready);
+    sp_scan_get_stats(scan, &after);
+    assert_int_equal(after.pages_read, before.pages_read);
+
+    /* Page 0 changes before the second pass. */
+    memset(fx.mem, 'Z', SP_PAGE_SIZE);
+    while (g_get_monotonic_time() < ready)
+        g_usleep(10 * 1000);    /* the test waits; the library did not */
+    assert_true(sp_scan_step(scan, &done, &ready, &error));
+    assert_true(done);
+    assert_int_equal(ready, 0);
+    sp_scan_get_stats(scan, &after);
+    assert_int_equal(after.pages_read, before.pages_read + 9);
+
+    flags = sp_scan_get_flags(scan);
+    for (gsize page = 0; page < N_PAGES; page++) {
+        gssize i = scan_index_of(scan, &fx, page);
+        if (i < 0)
+            continue;
+        if (!!(flags[i] & SP_SCAN_PAGE_VOLATILE) != (page == 0))
+            fail_msg("page %zu: volatile %d", page, !!(flags[i] & SP_SCAN_PAGE_VOLATILE));
+    }
+    /* Done stays done. */
+    assert_true(sp_scan_step(scan, &done, NULL, &error));
+    assert_true(done);
+    fixture_teardown(&fx);
+}
+
+/* A raw image of @pages pages, all zeros except page i holding (i % 7). */
+static char *
+write_image(const char *dir, gsize pages)
+{
+    char *path = g_build_filename(dir, "ram.raw", NULL);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    guint8 page[SP_PAGE_SIZE];
+
+    assert_true(fd >= 0);
+    for (gsize i = 0; i < pages; i++) {
+        memset(page, (int)(i % 7), sizeof(page));
+        assert_int_equal(pwrite(fd, page, sizeof(page), (off_t)(i * SP_PAGE_SIZE)),
+                         sizeof(page));
+    }
+    close(fd);
+    return path;
+}
+
+/*
+ * A step is bounded: over 40 MiB (20 chunks) the first step reads at most
+ * SP_SCAN_STEP_CHUNKS chunks and asks to be called again at once; the
+ * steps together give what sp_scan_run() gives.
+ */
+static void
+test_step_bounded(void **state)
+{
+    const gsize n_pages = 20 * 512;
+    g_autofree char *dir = g_dir_make_tmp("samepage-scan-XXXXXX", NULL);
+    g_autofree char *image = write_image(dir, n_pages);
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpScan) stepped = NULL, whole = NULL;
+    SpScanOptions opt;
+    SpScanStats st;
+    gboolean done = FALSE;
+    gint64 ready = -1;
+    guint steps = 0;
+
+    (void)state;
+    sp_scan_options_init(&opt);
+    opt.passes = 2;
+    opt.interval_ms = 0;
+    stepped = sp_scan_new(host, &opt);
+    whole = sp_scan_new(host, &opt);
+    assert_true(sp_scan_add_image(stepped, image, &error));
+    assert_true(sp_scan_add_image(whole, image, &error));
+
+    /* pages read in chunks: all reads but the earlier pages read again to
+     * confirm a duplicate */
+#define CHUNK_READS(st) ((st).pages_read - (st).confirm_reads)
+    assert_true(sp_scan_step(stepped, &done, &ready, &error));
+    steps++;
+    assert_false(done);
+    assert_int_equal(ready, 0);
+    sp_scan_get_stats(stepped, &st);
+    assert_int_equal(CHUNK_READS(st), SP_SCAN_STEP_CHUNKS * SP_CHUNK_PAGES);
+    while (!done) {
+        guint64 was = CHUNK_READS(st);
+        assert_true(sp_scan_step(stepped, &done, &ready, &error));
+        sp_scan_get_stats(stepped, &st);
+        assert_true(CHUNK_READS(st) - was <= SP_SCAN_STEP_CHUNKS * SP_CHUNK_PAGES);
+        assert_true(++steps < 100);
+    }
+    assert_int_equal(CHUNK_READS(st), 2 * n_pages);
+    /* two passes of 20 chunks, 16 a step: 2 steps each */
+    assert_int_equal(steps, 4);
+
+    assert_true(sp_scan_run(whole, &error));
+    assert_int_equal(sp_scan_get_n_pages(stepped), n_pages);
+    assert_int_equal(sp_scan_get_n_pages(whole), n_pages);
+    assert_memory_equal(sp_scan_get_reps(stepped), sp_scan_get_reps(whole),
+                        n_pages * sizeof(guint32));
+    assert_memory_equal(sp_scan_get_flags(stepped), sp_scan_get_flags(whole), n_pages);
+    /* 7 contents: every page is its first page's of the same content */
+    for (gsize i = 0; i < n_pages; i++)
+        assert_int_equal(sp_scan_get_reps(stepped)[i], i % 7);
+    sp_test_remove_tree(dir);
+}
+
+/* Nothing to scan: the first step fails as sp_scan_run() does, and so does
+ * the async run. */
+typedef struct {
+    GMainLoop *loop;
+    SpScan *scan;
+    gboolean ok;
+    GError *error;
+    guint ticks;
+    guint8 *change;             /* a page to change while the scan waits */
+} AsyncRun;
+
+static void
+async_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+    AsyncRun *r = data;
+
+    assert_null(source);
+    r->ok = sp_scan_run_finish(r->scan, res, &r->error);
+    g_main_loop_quit(r->loop);
+}
+
+static gboolean
+async_tick(gpointer data)
+{
+    AsyncRun *r = data;
+
+    if (++r->ticks == 5 && r->change)
+        memset(r->change, 'Y', SP_PAGE_SIZE);
+    return G_SOURCE_CONTINUE;
+}
+
+static void
+test_step_nothing(void **state)
+{
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+    SpScanOptions opt;
+    gboolean done = TRUE;
+
+    (void)state;
+    sp_scan_options_init(&opt);
+    g_autoptr(SpScan) scan = sp_scan_new(host, &opt);
+    assert_false(sp_scan_step(scan, &done, NULL, &error));
+    assert_false(done);
+    assert_true(g_error_matches(error, SP_SCAN_ERROR, SP_SCAN_ERROR_INVALID));
+    assert_non_null(strstr(error->message, "nothing to scan"));
+
+    AsyncRun r = { loop, scan, TRUE, NULL, 0, NULL };
+    sp_scan_run_async(scan, NULL, async_done, &r);
+    g_main_loop_run(loop);
+    assert_false(r.ok);
+    assert_true(g_error_matches(r.error, SP_SCAN_ERROR, SP_SCAN_ERROR_INVALID));
+    g_clear_error(&r.error);
+}
+
+/*
+ * In a worker thread: the caller's main loop runs on (a 10 ms timer ticks)
+ * while the scan reads and waits between passes; a page the caller changes
+ * during the wait is volatile.
+ */
+static void
+test_run_async(void **state)
+{
+    FakePage pages[N_PAGES];
+    Fixture fx;
+    g_autoptr(SpHost) host = NULL;
+    g_autoptr(SpScan) scan = NULL;
+    g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+    g_autoptr(GError) error = NULL;
+    SpScanOptions opt;
+    guint tick;
+
+    (void)state;
+    fill_pages(pages, 2);
+    fixture_setup(&fx, pages, TRUE);
+    host = sp_host_new_with_roots("/sys", fx.root);
+    sp_scan_options_init(&opt);
+    opt.passes = 2;
+    opt.interval_ms = 300;
+    scan = sp_scan_new(host, &opt);
+    assert_true(sp_scan_add_pid(scan, fx.pid, &error));
+
+    AsyncRun r = { loop, scan, FALSE, NULL, 0, fx.mem + SP_PAGE_SIZE };
+    tick = g_timeout_add(10, async_tick, &r);
+    sp_scan_run_async(scan, NULL, async_done, &r);
+    g_main_loop_run(loop);
+    g_source_remove(tick);
+    assert_true(r.ok);
+    assert_null(r.error);
+    assert_true(r.ticks >= 10);             /* the loop ran during the 300 ms wait */
+    assert_int_equal(sp_scan_get_n_pages(scan), 9);
+    gssize i = scan_index_of(scan, &fx, 1);
+    assert_true(i >= 0);
+    assert_true(sp_scan_get_flags(scan)[i] & SP_SCAN_PAGE_VOLATILE);
+    i = scan_index_of(scan, &fx, 0);
+    assert_false(sp_scan_get_flags(scan)[i] & SP_SCAN_PAGE_VOLATILE);
+
+    /* Run once only. */
+    AsyncRun again = { loop, scan, TRUE, NULL, 0, NULL };
+    sp_scan_run_async(scan, NULL, async_done, &again);
+    g_main_loop_run(loop);
+    assert_false(again.ok);
+    assert_true(g_error_matches(again.error, SP_SCAN_ERROR, SP_SCAN_ERROR_INVALID));
+    g_clear_error(&again.error);
+    fixture_teardown(&fx);
+}
+
+static gboolean
+cancel_cb(gpointer data)
+{
+    g_cancellable_cancel(data);
+    return G_SOURCE_REMOVE;
+}
+
+/* Cancelled during a long wait between passes: it ends at once, cancelled,
+ * and the scan takes no more steps. */
+static void
+test_run_async_cancelled(void **state)
+{
+    FakePage pages[N_PAGES];
+    Fixture fx;
+    g_autoptr(SpHost) host = NULL;
+    g_autoptr(SpScan) scan = NULL;
+    g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+    g_autoptr(GCancellable) cancel = g_cancellable_new();
+    g_autoptr(GError) error = NULL;
+    SpScanOptions opt;
+    gboolean done;
+    gint64 t0;
+
+    (void)state;
+    fill_pages(pages, 2);
+    fixture_setup(&fx, pages, TRUE);
+    host = sp_host_new_with_roots("/sys", fx.root);
+    sp_scan_options_init(&opt);
+    opt.passes = 2;
+    opt.interval_ms = 600000;
+    scan = sp_scan_new(host, &opt);
+    assert_true(sp_scan_add_pid(scan, fx.pid, &error));
+
+    AsyncRun r = { loop, scan, TRUE, NULL, 0, NULL };
+    t0 = g_get_monotonic_time();
+    g_timeout_add(100, cancel_cb, cancel);
+    sp_scan_run_async(scan, cancel, async_done, &r);
+    g_main_loop_run(loop);
+    assert_false(r.ok);
+    assert_true(g_error_matches(r.error, G_IO_ERROR, G_IO_ERROR_CANCELLED));
+    assert_true(g_get_monotonic_time() - t0 < 10 * G_USEC_PER_SEC);
+    g_clear_error(&r.error);
+    assert_false(sp_scan_step(scan, &done, NULL, &error));
+    fixture_teardown(&fx);
+}
+
 int
 main(void)
 {
@@ -299,6 +615,11 @@ main(void)
         cmocka_unit_test(test_kind2_read_fault_private_page),
         cmocka_unit_test(test_kpageflags_unreadable),
         cmocka_unit_test(test_estimate_shares_of_present),
+        cmocka_unit_test(test_step_between_passes),
+        cmocka_unit_test(test_step_bounded),
+        cmocka_unit_test(test_step_nothing),
+        cmocka_unit_test(test_run_async),
+        cmocka_unit_test(test_run_async_cancelled),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,9 +37,8 @@
 #include <glib/gstdio.h>
 
 #include "samepage/spcleanup.h"
-#include "samepage/spexperiment.h"
+#include "samepage/spksm.h"
 #include "samepage/splibvirt.h"
-#include "spexperimentpriv.h"
 
 G_DEFINE_QUARK(sp-cleanup-error-quark, sp_cleanup_error)
 
@@ -324,7 +323,7 @@ sp_cleanup_ksm(SpCleanup *c, gboolean others_running)
         sp_cleanup_log(c, "would unmerge (run=2) and restore the KSM knobs:%s", knobs->str);
         return;
     }
-    if (!sp_exp_ksm_put_back(c->host, &c->j->ksm_before, &done, &local)) {
+    if (!sp_ksm_unmerge_and_restore(c->host, &c->j->ksm_before, &done, &local)) {
         sp_cleanup_left(c, "%s", local->message);
         return;
     }

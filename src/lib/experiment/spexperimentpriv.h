@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * spexperimentpriv.h: the experiment runner's pure helpers, for unit tests
+ * spexperimentpriv.h: the pure helpers of the experiment runner
+ * (spexperiment.c) and of its clones (spclones.c), for unit tests
  */
 #pragma once
 
@@ -17,17 +18,6 @@ guint64 sp_exp_parse_vmrss(const char *text);
  * @vars; a placeholder left over is an error. */
 char *sp_exp_fill_template(const char *tmpl, GHashTable *vars, GError **error);
 
-/* The guest RAM VMA among @vmas (SpVma): the one holding @hva (0: unknown)
- * of exactly @size bytes, else the only private anonymous VMA of that size. */
-gboolean sp_exp_pick_ram_vma(GPtrArray *vmas, guint64 hva, guint64 size,
-                             guint64 *start, guint64 *end, GError **error);
-
-/* The KSM writes that put @orig back over @cur (in a state after run=2), in
- * an order the kernel takes; may be empty. */
-GArray *sp_exp_ksm_restore_settings(const SpKsmState *orig, const SpKsmState *cur);
-/* run=2, then @orig's knobs where they differ; the writes made in @done. */
-gboolean sp_exp_ksm_put_back(const SpHost *host, const SpKsmState *orig, GArray **done,
-                             GError **error);
 /* The plan's KSM writes for a host in @cur (advisor_mode=none added when
  * pages_to_scan needs it). */
 GArray *sp_exp_ksm_plan_settings(const SpPlan *plan, const SpKsmState *cur);

@@ -23,7 +23,7 @@
 #include "samepage/spproc.h"
 #include "samepage/spreport.h"
 
-#define SP_MIB(pages) ((double)(pages) * 4096.0 / (1024.0 * 1024.0))
+G_DEFINE_QUARK(sp-report-error-quark, sp_report_error)
 
 void
 sp_report_info_init(SpReportInfo *info)
@@ -47,14 +47,6 @@ void
 sp_report_info_clear(SpReportInfo *info)
 {
     g_clear_pointer(&info->kernel, g_free);
-}
-
-static char *
-sp_report_time(gint64 us)
-{
-    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(us / G_USEC_PER_SEC);
-
-    return dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("?");
 }
 
 /* ---------------------------------------------------------------- samples */
@@ -118,7 +110,7 @@ static void
 sp_report_sample_columns(SpCsv *c, const SpExpSample *s)
 {
     SpExpDerived d;
-    g_autofree char *when = sp_report_time(s->wall_us);
+    g_autofree char *when = sp_exp_format_time(s->wall_us);
     const SpExpPrediction *p = &s->prediction;
 
     sp_exp_sample_derive(s, &d);
@@ -129,14 +121,14 @@ sp_report_sample_columns(SpCsv *c, const SpExpSample *s)
     sp_csv_f(c, "guests_cpu_pct", s->guests_cpu_pct, 1);
     sp_csv_f(c, "self_cpu_pct", s->self_cpu_pct, 1);
     /* The guests (census of their RAM) */
-    sp_csv_f(c, "denominator_mib", SP_MIB(d.denominator), 1);
+    sp_csv_f(c, "denominator_mib", SP_EXP_MIB(d.denominator), 1);
     sp_csv_f(c, "shared_pct", d.shared_pct, 2);
     sp_csv_f(c, "reclaimed_pct", d.reclaimed_pct, 2);
-    sp_csv_f(c, "saved_mib", SP_MIB(d.saved), 1);
-    sp_csv_f(c, "saved_zero_mib", SP_MIB(d.saved_zero), 1);
-    sp_csv_f(c, "saved_nonzero_mib", SP_MIB(d.saved_nonzero), 1);
-    sp_csv_f(c, "pred_saved_mib", p->valid ? SP_MIB(d.pred_saved) : 0, 1);
-    sp_csv_f(c, "pred_saved_zero_mib", p->valid ? SP_MIB(d.pred_saved_zero) : 0, 1);
+    sp_csv_f(c, "saved_mib", SP_EXP_MIB(d.saved), 1);
+    sp_csv_f(c, "saved_zero_mib", SP_EXP_MIB(d.saved_zero), 1);
+    sp_csv_f(c, "saved_nonzero_mib", SP_EXP_MIB(d.saved_nonzero), 1);
+    sp_csv_f(c, "pred_saved_mib", p->valid ? SP_EXP_MIB(d.pred_saved) : 0, 1);
+    sp_csv_f(c, "pred_saved_zero_mib", p->valid ? SP_EXP_MIB(d.pred_saved_zero) : 0, 1);
     sp_csv_u(c, "guest_pages_shared", d.shared);
     sp_csv_u(c, "guest_pages_sharing", d.sharing);
     sp_csv_u(c, "guest_pages_sharing_zero", d.sharing_zero);
@@ -224,223 +216,13 @@ sp_report_guests_csv(const SpExpRun *run)
     return g_string_free(s, FALSE);
 }
 
-/* ---------------------------------------------------------------- JSON */
+/* ---------------------------------------------------------------- summary */
 
 static void
 sp_json_set(json_object *o, const char *key, json_object *v)
 {
     json_object_object_add(o, key, v);
 }
-
-static json_object *
-sp_json_num(double v)
-{
-    /* Two decimals are plenty and keep the files readable. */
-    /* (no libm: the library does not link it) */
-    double r = v * 100.0;
-    r = (double)(gint64)(r >= 0 ? r + 0.5 : r - 0.5);
-    return json_object_new_double(r / 100.0);
-}
-
-static json_object *
-sp_report_prediction_json(const SpExpPrediction *p)
-{
-    json_object *o;
-
-    if (!p->valid)
-        return NULL;
-    o = json_object_new_object();
-    sp_json_set(o, "t", sp_json_num(p->t));
-    sp_json_set(o, "seconds", sp_json_num(p->seconds));
-    sp_json_set(o, "scanned_pages", json_object_new_int64(p->scanned_pages));
-    sp_json_set(o, "volatile_pages", json_object_new_int64(p->volatile_pages));
-    sp_json_set(o, "pages_shared", json_object_new_int64(p->pages_shared));
-    sp_json_set(o, "pages_sharing", json_object_new_int64(p->pages_sharing));
-    sp_json_set(o, "pages_shared_zero", json_object_new_int64(p->pages_shared_zero));
-    sp_json_set(o, "pages_sharing_zero", json_object_new_int64(p->pages_sharing_zero));
-    sp_json_set(o, "ksm_zero_pages", json_object_new_int64(p->ksm_zero_pages));
-    sp_json_set(o, "thp_zero_remapped", json_object_new_int64(p->thp_zero_remapped));
-    sp_json_set(o, "saved_zero", json_object_new_int64(p->saved_zero));
-    sp_json_set(o, "saved_nonzero", json_object_new_int64(p->saved_nonzero));
-    sp_json_set(o, "general_profit", json_object_new_int64(p->general_profit));
-    sp_json_set(o, "converged", json_object_new_boolean(p->converged));
-    sp_json_set(o, "partial", json_object_new_boolean(p->partial));
-    sp_json_set(o, "zero_freed_at", json_object_new_int64(p->zero_freed_at));
-    sp_json_set(o, "unmerged_pages", json_object_new_int64(p->unmerged_pages));
-    sp_json_set(o, "zero_page_from", json_object_new_string(p->zero_guessed ? "guessed"
-                                                                            : "kpageflags"));
-    return o;
-}
-
-static json_object *
-sp_report_census_json(const SpCensusRange *r)
-{
-    json_object *o = json_object_new_object();
-
-    sp_json_set(o, "resident_pages", json_object_new_int64(r->resident_pages));
-    sp_json_set(o, "zero_mapped_pages", json_object_new_int64(r->zero_mapped_pages));
-    sp_json_set(o, "swapped_pages", json_object_new_int64(r->swapped_pages));
-    sp_json_set(o, "thp_pages", json_object_new_int64(r->thp_pages));
-    sp_json_set(o, "ksm_pages", json_object_new_int64(r->ksm_pages));
-    sp_json_set(o, "ksm_zero_filled_pages", json_object_new_int64(r->ksm_zero_pages));
-    return o;
-}
-
-static json_object *
-sp_report_sample_json(const SpExpSample *s)
-{
-    json_object *o = json_object_new_object();
-    json_object *sys = json_object_new_object();
-    json_object *guests = json_object_new_array();
-    json_object *census = sp_report_census_json(&s->census.total);
-    SpExpDerived d;
-    g_autofree char *when = sp_report_time(s->wall_us);
-
-    sp_exp_sample_derive(s, &d);
-    sp_json_set(o, "t", sp_json_num(s->t));
-    sp_json_set(o, "time", json_object_new_string(when));
-    sp_json_set(o, "host_cpu_pct", sp_json_num(s->host_cpu_pct));
-    sp_json_set(o, "ksmd_cpu_pct", sp_json_num(s->ksmd_cpu_pct));
-    sp_json_set(o, "guests_cpu_pct", sp_json_num(s->guests_cpu_pct));
-    sp_json_set(o, "self_cpu_pct", sp_json_num(s->self_cpu_pct));
-    sp_json_set(o, "denominator_pages", json_object_new_int64(d.denominator));
-    sp_json_set(o, "shared_pct", sp_json_num(d.shared_pct));
-    sp_json_set(o, "reclaimed_pct", sp_json_num(d.reclaimed_pct));
-    sp_json_set(o, "guest_pages_shared", json_object_new_int64(d.shared));
-    sp_json_set(o, "guest_pages_sharing", json_object_new_int64(d.sharing));
-    sp_json_set(o, "guest_pages_sharing_zero", json_object_new_int64(d.sharing_zero));
-    sp_json_set(o, "zero_freed_pages", json_object_new_int64(s->zero_freed_pages));
-    sp_json_set(o, "saved_pages", json_object_new_int64(d.saved));
-    sp_json_set(o, "saved_zero_pages", json_object_new_int64(d.saved_zero));
-    sp_json_set(o, "saved_nonzero_pages", json_object_new_int64(d.saved_nonzero));
-    sp_json_set(o, "other_ksm_pages", json_object_new_int64(d.other_ksm_pages));
-    sp_json_set(o, "stat_ksm_merging_pages", json_object_new_int64(d.stat_merging));
-    sp_json_set(o, "stat_ksm_zero_pages", json_object_new_int64(d.stat_zero));
-    sp_json_set(census, "ksm_frames", json_object_new_int64(s->census.ksm_frames));
-    sp_json_set(census, "ksm_zero_frames", json_object_new_int64(s->census.ksm_zero_frames));
-    sp_json_set(o, "census", census);
-    for (guint k = 0; k < SP_KSM_N_KEYS; k++) {
-        const SpKsmKeyInfo *info = sp_ksm_key_info(k);
-        if (!s->ksm.entry[k].supported)
-            sp_json_set(sys, info->name, NULL);
-        else if (info->type == SP_KSM_TYPE_ENUM)
-            sp_json_set(sys, info->name, json_object_new_string(info->choices[s->ksm.entry[k].value]));
-        else
-            sp_json_set(sys, info->name, json_object_new_int64(s->ksm.entry[k].value));
-    }
-    sp_json_set(o, "sysfs", sys);
-    for (guint i = 0; s->guests && i < s->guests->len; i++) {
-        const SpExpGuestSample *g = &g_array_index(s->guests, SpExpGuestSample, i);
-        json_object *go = json_object_new_object();
-        sp_json_set(go, "pid", json_object_new_int(g->pid));
-        sp_json_set(go, "census", sp_report_census_json(&g->census));
-        sp_json_set(go, "ksm_rmap_items", json_object_new_int64(g->ksm_rmap_items));
-        sp_json_set(go, "ksm_merging_pages", json_object_new_int64(g->ksm_merging_pages));
-        sp_json_set(go, "ksm_zero_pages", json_object_new_int64(g->ksm_zero_pages));
-        sp_json_set(go, "ksm_process_profit", json_object_new_int64(g->ksm_process_profit));
-        sp_json_set(go, "vm_rss_kib", json_object_new_int64(g->vm_rss_kib));
-        json_object_array_add(guests, go);
-    }
-    sp_json_set(o, "guests", guests);
-    sp_json_set(o, "prediction", sp_report_prediction_json(&s->prediction));
-    sp_json_set(o, "prediction_fresh", json_object_new_boolean(s->fresh_prediction));
-    return o;
-}
-
-static json_object *
-sp_report_steady_json(const SpExpSteady *st)
-{
-    json_object *o;
-
-    if (!st->valid)
-        return NULL;
-    o = json_object_new_object();
-    sp_json_set(o, "samples", json_object_new_int(st->n_samples));
-    sp_json_set(o, "from_t", sp_json_num(st->from_t));
-    sp_json_set(o, "to_t", sp_json_num(st->to_t));
-    sp_json_set(o, "denominator_mib", sp_json_num(st->denominator_mib));
-    sp_json_set(o, "shared_pct", sp_json_num(st->shared_pct));
-    sp_json_set(o, "reclaimed_pct", sp_json_num(st->reclaimed_pct));
-    sp_json_set(o, "saved_mib", sp_json_num(st->saved_mib));
-    sp_json_set(o, "saved_zero_mib", sp_json_num(st->saved_zero_mib));
-    sp_json_set(o, "saved_nonzero_mib", sp_json_num(st->saved_nonzero_mib));
-    sp_json_set(o, "guest_pages_shared", sp_json_num(st->shared_pages));
-    sp_json_set(o, "guest_pages_sharing", sp_json_num(st->sharing_pages));
-    sp_json_set(o, "sys_pages_shared", sp_json_num(st->sys_pages_shared));
-    sp_json_set(o, "sys_pages_sharing", sp_json_num(st->sys_pages_sharing));
-    sp_json_set(o, "sys_pages_unshared", sp_json_num(st->sys_pages_unshared));
-    sp_json_set(o, "sys_pages_volatile", sp_json_num(st->sys_pages_volatile));
-    sp_json_set(o, "sys_general_profit_mib", sp_json_num(st->sys_general_profit_mib));
-    sp_json_set(o, "other_ksm_pages", sp_json_num(st->other_ksm_pages));
-    sp_json_set(o, "host_cpu_pct", sp_json_num(st->host_cpu_pct));
-    sp_json_set(o, "ksmd_cpu_pct", sp_json_num(st->ksmd_cpu_pct));
-    sp_json_set(o, "ksmd_cpu_peak_pct", sp_json_num(st->ksmd_cpu_peak_pct));
-    sp_json_set(o, "guests_cpu_pct", sp_json_num(st->guests_cpu_pct));
-    sp_json_set(o, "full_scans", json_object_new_int64(st->full_scans));
-    sp_json_set(o, "converged", json_object_new_boolean(st->converged));
-    sp_json_set(o, "converged_at", st->converged_at >= 0 ? sp_json_num(st->converged_at) : NULL);
-    sp_json_set(o, "pred_t0_saved_mib", sp_json_num(st->pred_t0_saved_mib));
-    sp_json_set(o, "pred_saved_mib", sp_json_num(st->pred_saved_mib));
-    sp_json_set(o, "pred_pages_sharing", sp_json_num(st->pred_sharing));
-    sp_json_set(o, "pred_error_pct", sp_json_num(st->pred_error_pct));
-    sp_json_set(o, "pred_error_max_pct", st->n_pred_checked ? sp_json_num(st->pred_error_max_pct)
-                                                            : NULL);
-    sp_json_set(o, "pred_checked", json_object_new_int(st->n_pred_checked));
-    sp_json_set(o, "pred_unmerged_pages", sp_json_num(st->pred_unmerged_pages));
-    sp_json_set(o, "volatile_pct", sp_json_num(st->volatile_pct));
-    sp_json_set(o, "volatile_peak_pct", sp_json_num(st->volatile_peak_pct));
-    sp_json_set(o, "volatile_peak_t", sp_json_num(st->volatile_peak_t));
-    return o;
-}
-
-static json_object *
-sp_report_run_head_json(const SpExpRun *run)
-{
-    json_object *o = json_object_new_object();
-
-    sp_json_set(o, "index", json_object_new_int(run->index));
-    sp_json_set(o, "vm_count", json_object_new_int(run->n_vms));
-    sp_json_set(o, "dir", run->dir ? json_object_new_string(run->dir) : NULL);
-    sp_json_set(o, "complete", json_object_new_boolean(run->complete));
-    sp_json_set(o, "incomplete_reason",
-                run->incomplete_reason ? json_object_new_string(run->incomplete_reason) : NULL);
-    sp_json_set(o, "disturbed", run->disturbed ? json_object_new_string(run->disturbed) : NULL);
-    sp_json_set(o, "boot_seconds", sp_json_num(run->boot_s));
-    sp_json_set(o, "samples", json_object_new_int(run->samples->len));
-    sp_json_set(o, "steady", sp_report_steady_json(&run->steady));
-    return o;
-}
-
-json_object *
-sp_report_run_json(const SpExpRun *run)
-{
-    json_object *o = sp_report_run_head_json(run);
-    json_object *guests = json_object_new_array();
-    json_object *samples = json_object_new_array();
-
-    for (guint i = 0; i < run->guests->len; i++) {
-        const SpExpGuestInfo *g = &g_array_index(run->guests, SpExpGuestInfo, i);
-        json_object *go = json_object_new_object();
-        g_autofree char *start = g_strdup_printf("0x%" G_GINT64_MODIFIER "x", g->ram_start);
-        sp_json_set(go, "name", json_object_new_string(g->name));
-        sp_json_set(go, "uuid", json_object_new_string(g->uuid));
-        sp_json_set(go, "mac", json_object_new_string(g->mac));
-        sp_json_set(go, "qemu_pid", json_object_new_int(g->pid));
-        sp_json_set(go, "ram_start", json_object_new_string(start));
-        sp_json_set(go, "ram_mib", json_object_new_int64((g->ram_end - g->ram_start) >> 20));
-        sp_json_set(go, "ready_seconds", sp_json_num(g->ready_s));
-        sp_json_set(go, "serial_log", json_object_new_string(g->serial_log));
-        json_object_array_add(guests, go);
-    }
-    sp_json_set(o, "guests", guests);
-    /* "samples" is the count in the head; the data goes under "data". */
-    for (guint i = 0; i < run->samples->len; i++)
-        json_object_array_add(samples, sp_report_sample_json(&g_array_index(run->samples, SpExpSample, i)));
-    sp_json_set(o, "data", samples);
-    return o;
-}
-
-/* ---------------------------------------------------------------- summary */
 
 static GPtrArray *sp_report_valid_runs(GPtrArray *runs);
 
@@ -704,7 +486,7 @@ sp_report_conclusions(const SpPlan *plan, GPtrArray *runs)
             g_ptr_array_add(c, g_strdup_printf(
                 "Outside the guests' RAM, KSM held up to %.0f pages (%.1f MiB) in the system-wide "
                 "figures (host processes, or guest pages also mapped elsewhere): they are left "
-                "out of every guest figure above.", other, SP_MIB(other)));
+                "out of every guest figure above.", other, SP_EXP_MIB(other)));
         else
             g_ptr_array_add(c, g_strdup("KSM merged nothing outside the guests' RAM: the "
                                         "system-wide figures are the guests' own."));
@@ -727,8 +509,8 @@ sp_report_results_json(const SpReportInfo *info, const SpPlan *plan, GPtrArray *
     json_object *ja = json_object_new_array();
     json_object *jc = json_object_new_array();
     g_autoptr(GPtrArray) conc = sp_report_conclusions(plan, runs);
-    g_autofree char *start = sp_report_time(info->wall_start);
-    g_autofree char *end = sp_report_time(info->wall_end);
+    g_autofree char *start = sp_exp_format_time(info->wall_start);
+    g_autofree char *end = sp_exp_format_time(info->wall_end);
 
     sp_json_set(o, "samepage", json_object_new_string(PACKAGE_VERSION));
     sp_json_set(o, "complete", json_object_new_boolean(info->complete));
@@ -747,9 +529,9 @@ sp_report_results_json(const SpReportInfo *info, const SpPlan *plan, GPtrArray *
     sp_json_set(o, "output_dir", info->output_dir ? json_object_new_string(info->output_dir) : NULL);
     sp_json_set(o, "started", json_object_new_string(start));
     sp_json_set(o, "finished", json_object_new_string(end));
-    sp_json_set(o, "elapsed_s", sp_json_num((info->wall_end - info->wall_start) / 1e6));
+    sp_json_set(o, "elapsed_s", sp_exp_json_number((info->wall_end - info->wall_start) / 1e6));
     for (guint i = 0; i < runs->len; i++)
-        json_object_array_add(ja, sp_report_run_head_json(g_ptr_array_index(runs, i)));
+        json_object_array_add(ja, sp_exp_run_head_json(g_ptr_array_index(runs, i)));
     sp_json_set(o, "runs", ja);
     for (guint i = 0; i < conc->len; i++)
         json_object_array_add(jc, json_object_new_string(g_ptr_array_index(conc, i)));
@@ -973,7 +755,7 @@ sp_report_markdown(const SpReportInfo *info, const SpPlan *plan, GPtrArray *runs
     GString *s = g_string_new(NULL);
     g_autofree char *ksm = sp_plan_describe_ksm(plan);
     g_autofree char *workload = sp_plan_describe_workload(plan);
-    g_autofree char *start = sp_report_time(info->wall_start);
+    g_autofree char *start = sp_exp_format_time(info->wall_start);
     g_autofree char *counts = NULL;
     g_autoptr(GPtrArray) conc = sp_report_conclusions(plan, runs);
     g_autoptr(GString) cs = g_string_new(NULL);
@@ -1095,7 +877,7 @@ sp_report_write_file(const char *dir, const char *name, const char *text, GError
     g_autoptr(GError) local = NULL;
 
     if (!g_file_set_contents(path, text, -1, &local)) {
-        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT, "%s", local->message);
+        g_set_error(error, SP_REPORT_ERROR, SP_REPORT_ERROR_WRITE, "%s", local->message);
         return FALSE;
     }
     return TRUE;
@@ -1115,7 +897,7 @@ sp_report_write_run(const SpExpRun *run, GError **error)
 {
     g_autofree char *samples = sp_report_samples_csv(run);
     g_autofree char *guests = sp_report_guests_csv(run);
-    g_autoptr(json_object) json = sp_report_run_json(run);
+    g_autoptr(json_object) json = sp_exp_run_json(run);
 
     return sp_report_write_file(run->dir, "samples.csv", samples, error) &&
         sp_report_write_file(run->dir, "guests.csv", guests, error) &&
@@ -1137,7 +919,7 @@ sp_report_write_all(const SpReportInfo *info, const SpPlan *plan, GPtrArray *run
         !sp_report_write_json(info->output_dir, "results.json", results, error))
         return FALSE;
     if (g_mkdir_with_parents(plotdir, 0755) < 0) {
-        g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_OUTPUT,
+        g_set_error(error, SP_REPORT_ERROR, SP_REPORT_ERROR_WRITE,
                     "cannot create %s: %s", plotdir, g_strerror(errno));
         return FALSE;
     }

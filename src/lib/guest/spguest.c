@@ -27,8 +27,10 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "samepage/spguest.h"
+#include "samepage/spksm.h"
 #include "spguestpriv.h"
 
 G_DEFINE_QUARK(sp-guest-error-quark, sp_guest_error)
@@ -88,6 +90,23 @@ sp_ksm_stat_read(const SpHost *host, pid_t pid, SpKsmStat *stat, GError **error)
     return TRUE;
 }
 
+/**
+ * sp_ksm_stat_to_json:
+ *
+ * The four counters of /proc/PID/ksm_stat every kernel with the file has.
+ */
+json_object *
+sp_ksm_stat_to_json(const SpKsmStat *k)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "ksm_rmap_items", json_object_new_int64(k->ksm_rmap_items));
+    json_object_object_add(o, "ksm_zero_pages", json_object_new_int64(k->ksm_zero_pages));
+    json_object_object_add(o, "ksm_merging_pages", json_object_new_int64(k->ksm_merging_pages));
+    json_object_object_add(o, "ksm_process_profit", json_object_new_int64(k->ksm_process_profit));
+    return o;
+}
+
 /* ------------------------------------------------------------- guest */
 
 void
@@ -119,6 +138,34 @@ sp_guest_new(const char *name, pid_t pid, SpQmp *qmp)
     guest->qmp = qmp;
     guest->regions = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_region_free);
     return guest;
+}
+
+/**
+ * sp_guest_open_qmp_socket:
+ * @path: the QMP socket of a QEMU started without libvirt
+ *
+ * Connects samepage's own QMP client; the QEMU process is the socket's peer
+ * (its credentials), and the guest is named by @path.
+ *
+ * Returns: the guest (no regions loaded yet), or NULL with SpQmp's error,
+ * or SP_GUEST_ERROR_NO_PROCESS if the peer's pid cannot be told.
+ */
+SpGuest *
+sp_guest_open_qmp_socket(const char *path, GError **error)
+{
+    SpQmp *qmp = sp_qmp_connect_unix(path, 0, error);
+    pid_t pid;
+
+    if (!qmp)
+        return NULL;
+    pid = sp_qmp_get_peer_pid(qmp);
+    if (pid <= 0) {
+        g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_PROCESS,
+                    "%s: cannot tell which process serves this socket", path);
+        sp_qmp_free(qmp);
+        return NULL;
+    }
+    return sp_guest_new(path, pid, qmp);
 }
 
 void
@@ -155,6 +202,142 @@ GPtrArray *
 sp_guest_get_regions(const SpGuest *guest)
 {
     return guest->regions;
+}
+
+/**
+ * sp_guest_get_summary:
+ * @ram: (out): the regions' sizes added up, in bytes
+ * @n_regions: (out): the RAM backends
+ * @n_marked: (out): those whose host VMA the kernel scans (VmFlags mg)
+ */
+void
+sp_guest_get_summary(const SpGuest *guest, guint64 *ram, guint *n_regions, guint *n_marked)
+{
+    *ram = 0;
+    *n_regions = guest->regions->len;
+    *n_marked = 0;
+    for (guint i = 0; i < guest->regions->len; i++) {
+        const SpGuestRegion *r = g_ptr_array_index(guest->regions, i);
+        *ram += r->size;
+        *n_marked += r->vma && r->vma_mergeable;
+    }
+}
+
+/**
+ * sp_guest_unmerge_check:
+ *
+ * The unmerge rule (sp_ksm_unmerge_check()) for unmarking @guest: its
+ * ksm_merging_pages come back as copies, with the host's page size, against
+ * the host's MemAvailable.
+ *
+ * Returns: FALSE with SP_KSM_ERROR_MEMORY, the message starting "guest
+ * NAME: ", if MemAvailable does not cover them; or sp_ksm_stat_read()'s
+ * error.
+ */
+gboolean
+sp_guest_unmerge_check(const SpGuest *guest, const SpHost *host, GError **error)
+{
+    SpKsmStat k = { 0 };
+
+    if (!sp_ksm_stat_read(host, guest->pid, &k, error))
+        return FALSE;
+    if (!sp_ksm_unmerge_check(k.ksm_merging_pages, sysconf(_SC_PAGESIZE),
+                              sp_host_mem_available(host), NULL, error)) {
+        g_prefix_error(error, "guest %s: ", guest->name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/**
+ * sp_guest_region_to_json:
+ *
+ * What QEMU says of the backend (id, size, merge, share, policy,
+ * host_nodes), then, if it was placed, its host VMA: addresses as "0x..."
+ * strings, VmFlags, backing, the smaps sizes in kB and the pages per node;
+ * "hva" is null for a backend with no host mapping found.
+ */
+json_object *
+sp_guest_region_to_json(const SpGuestRegion *r)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "id", json_object_new_string(r->id));
+    json_object_object_add(o, "size", json_object_new_int64((gint64)r->size));
+    json_object_object_add(o, "merge", json_object_new_boolean(r->merge));
+    json_object_object_add(o, "share", json_object_new_boolean(r->share));
+    json_object_object_add(o, "policy", r->policy ? json_object_new_string(r->policy) : NULL);
+    json_object *hn = json_object_new_array();
+    for (guint i = 0; r->host_nodes && i < r->host_nodes->len; i++)
+        json_object_array_add(hn, json_object_new_int(g_array_index(r->host_nodes, guint16, i)));
+    json_object_object_add(o, "host_nodes", hn);
+    if (!r->vma) {
+        json_object_object_add(o, "hva", NULL);
+        return o;
+    }
+    g_autofree char *hva = g_strdup_printf("0x%" PRIx64, r->vma->start);
+    g_autofree char *end = g_strdup_printf("0x%" PRIx64, r->vma->end);
+    g_autofree char *flags = g_strjoinv(" ", r->vma->vmflags);
+    json_object_object_add(o, "hva", json_object_new_string(hva));
+    json_object_object_add(o, "hva_end", json_object_new_string(end));
+    json_object_object_add(o, "vmflags", json_object_new_string(flags));
+    json_object_object_add(o, "mergeable", json_object_new_boolean(r->vma_mergeable));
+    json_object_object_add(o, "backing", json_object_new_string(sp_backing_to_string(r->backing)));
+    json_object_object_add(o, "rss_kb", json_object_new_int64(r->vma->rss_kb));
+    json_object_object_add(o, "anon_huge_kb", json_object_new_int64(r->vma->anon_huge_kb));
+    json_object_object_add(o, "ksm_kb", json_object_new_int64(r->vma->ksm_kb));
+    json_object_object_add(o, "swap_kb", json_object_new_int64(r->vma->swap_kb));
+    json_object_object_add(o, "locked_kb", json_object_new_int64(r->vma->locked_kb));
+    json_object *np = json_object_new_array();
+    for (guint i = 0; r->node_pages && i < r->node_pages->len; i++)
+        json_object_array_add(np, json_object_new_int64(g_array_index(r->node_pages, guint64, i)));
+    json_object_object_add(o, "node_pages", np);
+    return o;
+}
+
+/**
+ * sp_guest_regions_to_json:
+ * @stat: the guest's ksm_stat (sp_ksm_stat_read())
+ *
+ * {"domain", "pid", "regions": [sp_guest_region_to_json()...], "ksm_stat"}
+ */
+json_object *
+sp_guest_regions_to_json(const SpGuest *guest, const SpKsmStat *stat)
+{
+    json_object *o = json_object_new_object();
+    json_object *arr = json_object_new_array();
+
+    json_object_object_add(o, "domain", json_object_new_string(guest->name));
+    json_object_object_add(o, "pid", json_object_new_int(guest->pid));
+    for (guint i = 0; i < guest->regions->len; i++)
+        json_object_array_add(arr, sp_guest_region_to_json(g_ptr_array_index(guest->regions, i)));
+    json_object_object_add(o, "regions", arr);
+    json_object_object_add(o, "ksm_stat", sp_ksm_stat_to_json(stat));
+    return o;
+}
+
+/**
+ * sp_guest_summary_to_json:
+ * @stat: the guest's ksm_stat (sp_ksm_stat_read())
+ *
+ * {"domain", "pid", "ram", "regions", "regions_marked", "ksm_stat"}: the
+ * counts of sp_guest_get_summary().
+ */
+json_object *
+sp_guest_summary_to_json(const SpGuest *guest, const SpKsmStat *stat)
+{
+    json_object *o = json_object_new_object();
+    guint64 ram;
+    guint nr, nm;
+
+    sp_guest_get_summary(guest, &ram, &nr, &nm);
+    json_object_object_add(o, "domain", json_object_new_string(guest->name));
+    json_object_object_add(o, "pid", json_object_new_int(guest->pid));
+    json_object_object_add(o, "ram", json_object_new_int64((gint64)ram));
+    json_object_object_add(o, "regions", json_object_new_int(nr));
+    json_object_object_add(o, "regions_marked", json_object_new_int(nm));
+    json_object_object_add(o, "ksm_stat", sp_ksm_stat_to_json(stat));
+    return o;
 }
 
 GArray *
@@ -351,6 +534,68 @@ sp_guest_load_regions(SpGuest *guest, const SpHost *host, GError **error)
         g_ptr_array_add(guest->regions, r);
     }
     return TRUE;
+}
+
+/**
+ * sp_guest_pick_ram_vma:
+ * @regions: (element-type SpGuestRegion): as sp_guest_load_regions() left them
+ * @size: the guest's RAM in bytes
+ *
+ * The guest RAM as one host VMA of its own: the only backend of @size bytes
+ * that was placed, on a VMA of exactly that size.  What a census of the
+ * guest's RAM covers, so a VMA shared with anything else, or two backends
+ * that could each be it, is an error.
+ */
+gboolean
+sp_guest_pick_ram_vma(GPtrArray *regions, guint64 size, guint64 *start, guint64 *end,
+                      GError **error)
+{
+    const SpGuestRegion *only = NULL;
+    guint n = 0;
+
+    for (guint i = 0; i < regions->len; i++) {
+        const SpGuestRegion *r = g_ptr_array_index(regions, i);
+        if (r->vma && r->size == size) {
+            only = r;
+            n++;
+        }
+    }
+    if (n == 0) {
+        g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_REGION,
+                    "no VMA holds the guest RAM: none of its %u memory backends of %"
+                    G_GUINT64_FORMAT " MiB was placed", regions->len, size >> 20);
+        return FALSE;
+    }
+    if (n != 1) {
+        g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_REGION,
+                    "%u memory backends of %" G_GUINT64_FORMAT " MiB: cannot tell which holds "
+                    "guest RAM", n, size >> 20);
+        return FALSE;
+    }
+    if (only->vma->start != only->hva || only->vma->end - only->vma->start != size) {
+        g_set_error(error, SP_GUEST_ERROR, SP_GUEST_ERROR_NO_REGION,
+                    "guest RAM at 0x%" G_GINT64_MODIFIER "x is inside the VMA 0x%"
+                    G_GINT64_MODIFIER "x-0x%" G_GINT64_MODIFIER "x, not a VMA of its own of %"
+                    G_GUINT64_FORMAT " MiB", only->hva, only->vma->start, only->vma->end,
+                    size >> 20);
+        return FALSE;
+    }
+    *start = only->vma->start;
+    *end = only->vma->end;
+    return TRUE;
+}
+
+/**
+ * sp_guest_get_ram_vma:
+ * @size: the guest's RAM in bytes
+ *
+ * After sp_guest_load_regions(): sp_guest_pick_ram_vma() of its regions.
+ */
+gboolean
+sp_guest_get_ram_vma(const SpGuest *guest, guint64 size, guint64 *start, guint64 *end,
+                     GError **error)
+{
+    return sp_guest_pick_ram_vma(guest->regions, size, start, end, error);
 }
 
 /**

@@ -12,4 +12,8 @@ G_BEGIN_DECLS
  * at @start, as guint64; empty if there is no such line. */
 GArray *sp_guest_parse_numa_maps(const char *numa_maps, guint64 start);
 
+/* sp_guest_get_ram_vma() over @regions (SpGuestRegion). */
+gboolean sp_guest_pick_ram_vma(GPtrArray *regions, guint64 size, guint64 *start, guint64 *end,
+                               GError **error);
+
 G_END_DECLS

@@ -25,6 +25,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
+#include <libvirt-glib/libvirt-glib.h>
 #include <pwd.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +37,12 @@ G_DEFINE_QUARK(sp-libvirt-error-quark, sp_libvirt_error)
 struct _SpLibvirt {
     virConnectPtr conn;
     char *uri;
+    /* sp_libvirt_watch() */
+    int lifecycle_id;           /* -1: none */
+    gboolean close_registered;
+    SpLibvirtLifecycleFunc lifecycle;
+    SpLibvirtClosedFunc closed;
+    gpointer user_data;
 };
 
 /* The one reader of libvirt's (per-thread) last error. */
@@ -112,6 +119,7 @@ sp_libvirt_open(const char *uri, GError **error)
     lv = g_new0(SpLibvirt, 1);
     lv->conn = conn;
     lv->uri = g_strdup(uri);
+    lv->lifecycle_id = -1;
     return lv;
 }
 
@@ -137,6 +145,7 @@ sp_libvirt_is_alive(SpLibvirt *lv)
 gboolean
 sp_libvirt_reconnect(SpLibvirt *lv, GError **error)
 {
+    sp_libvirt_unwatch(lv);
     if (lv->conn)
         virConnectClose(lv->conn);
     lv->conn = sp_libvirt_connect(lv->uri, error);
@@ -158,6 +167,7 @@ sp_libvirt_free(SpLibvirt *lv)
 {
     if (!lv)
         return;
+    sp_libvirt_unwatch(lv);
     if (lv->conn)
         virConnectClose(lv->conn);
     g_free(lv->uri);
@@ -495,6 +505,22 @@ static const SpQmpTransportOps sp_libvirt_qmp_ops = {
     .free = sp_libvirt_qmp_free,
 };
 
+/* An SpGuest named @name on QMP through @dom (its reference is taken over). */
+static SpGuest *
+sp_libvirt_guest_new(virDomainPtr dom, const char *name, pid_t pid, GError **error)
+{
+    SpLibvirtQmp *t = g_new0(SpLibvirtQmp, 1);
+    SpQmp *qmp;
+
+    t->parent.ops = &sp_libvirt_qmp_ops;
+    t->parent.name = g_strdup_printf("domain %s", name);
+    t->dom = dom;
+    qmp = sp_qmp_new(&t->parent, 0, error);
+    if (!qmp)
+        return NULL;
+    return sp_guest_new(name, pid, qmp);
+}
+
 /* ------------------------------------------------------------- pid */
 
 /**
@@ -757,8 +783,6 @@ sp_libvirt_get_guest(SpLibvirt *lv, const SpHost *host, const char *name, GError
 {
     virDomainPtr dom = sp_libvirt_lookup(lv, name, TRUE, error);
     char uuid[VIR_UUID_STRING_BUFLEN];
-    SpLibvirtQmp *t;
-    SpQmp *qmp;
     pid_t pid;
 
     if (!dom)
@@ -774,14 +798,41 @@ sp_libvirt_get_guest(SpLibvirt *lv, const SpHost *host, const char *name, GError
         virDomainFree(dom);
         return NULL;
     }
-    t = g_new0(SpLibvirtQmp, 1);
-    t->parent.ops = &sp_libvirt_qmp_ops;
-    t->parent.name = g_strdup_printf("domain %s", name);
-    t->dom = dom;
-    qmp = sp_qmp_new(&t->parent, 0, error);
-    if (!qmp)
+    return sp_libvirt_guest_new(dom, name, pid, error);
+}
+
+/**
+ * sp_libvirt_domain_get_guest:
+ * @pid: its QEMU process, found before (sp_libvirt_open_qemu())
+ *
+ * The running domain as an SpGuest, as sp_libvirt_get_guest(), for a
+ * caller that holds the domain and knows its QEMU already.
+ */
+SpGuest *
+sp_libvirt_domain_get_guest(SpLibvirtDomain *dom, pid_t pid, GError **error)
+{
+    if (virDomainRef(dom->dom) < 0) {
+        sp_libvirt_fail(error);
         return NULL;
-    return sp_guest_new(name, pid, qmp);
+    }
+    return sp_libvirt_guest_new(dom->dom, dom->name, pid, error);
+}
+
+/**
+ * sp_libvirt_open_guest:
+ * @lv: (inout): the connection; opened on @uri when NULL, and left open
+ * @uri: (nullable): libvirt's URI, NULL for the default
+ *
+ * Returns: the domain's guest, or NULL with the connection's or
+ * sp_libvirt_get_guest()'s error.
+ */
+SpGuest *
+sp_libvirt_open_guest(SpLibvirt **lv, const char *uri, const SpHost *host, const char *name,
+                      GError **error)
+{
+    if (!*lv && !(*lv = sp_libvirt_open(uri, error)))
+        return NULL;
+    return sp_libvirt_get_guest(*lv, host, name, error);
 }
 
 /**
@@ -872,4 +923,137 @@ sp_libvirt_set_ksm(SpLibvirt *lv, const SpKsmSetting *settings, gsize n, GError 
         return FALSE;
     }
     return TRUE;
+}
+
+/* ------------------------------------------------------------- events */
+
+void
+sp_libvirt_event_loop_init(void)
+{
+    static gsize done;
+
+    if (g_once_init_enter(&done)) {
+        gvir_event_register();
+        g_once_init_leave(&done, 1);
+    }
+}
+
+static int
+sp_libvirt_on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
+                        void *opaque)
+{
+    SpLibvirt *lv = opaque;
+    char uuid[VIR_UUID_STRING_BUFLEN] = "";
+    const char *name = virDomainGetName(dom);
+    SpLibvirtEvent ev;
+
+    switch (event) {
+    case VIR_DOMAIN_EVENT_STARTED:
+        ev = SP_LIBVIRT_EVENT_STARTED;
+        break;
+    case VIR_DOMAIN_EVENT_STOPPED:
+        ev = SP_LIBVIRT_EVENT_STOPPED;
+        break;
+    default:
+        ev = SP_LIBVIRT_EVENT_OTHER;
+        break;
+    }
+    if (virDomainGetUUIDString(dom, uuid) < 0)
+        uuid[0] = '\0';
+    if (lv->lifecycle && name)
+        lv->lifecycle(name, uuid, ev, lv->user_data);
+    return 0;
+}
+
+static void
+sp_libvirt_on_close(virConnectPtr conn, int reason, void *opaque)
+{
+    SpLibvirt *lv = opaque;
+    const char *why;
+
+    switch (reason) {
+    case VIR_CONNECT_CLOSE_REASON_EOF:
+        why = "eof";
+        break;
+    case VIR_CONNECT_CLOSE_REASON_KEEPALIVE:
+        why = "keepalive";
+        break;
+    case VIR_CONNECT_CLOSE_REASON_CLIENT:
+        why = "client";
+        break;
+    default:
+        why = "error";
+        break;
+    }
+    if (lv->closed)
+        lv->closed(why, lv->user_data);
+}
+
+gboolean
+sp_libvirt_watch(SpLibvirt *lv, SpLibvirtLifecycleFunc lifecycle, SpLibvirtClosedFunc closed,
+                 gpointer user_data, GError **error)
+{
+    if (!sp_libvirt_check_conn(lv, error))
+        return FALSE;
+    sp_libvirt_unwatch(lv);
+    lv->lifecycle = lifecycle;
+    lv->closed = closed;
+    lv->user_data = user_data;
+    lv->lifecycle_id = virConnectDomainEventRegisterAny(
+        lv->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+        VIR_DOMAIN_EVENT_CALLBACK(sp_libvirt_on_lifecycle), lv, NULL);
+    if (lv->lifecycle_id < 0) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_FAILED,
+                    "%s: cannot register for domain events: %s", lv->uri,
+                    sp_libvirt_last_error());
+        return FALSE;
+    }
+    if (virConnectRegisterCloseCallback(lv->conn, sp_libvirt_on_close, lv, NULL) < 0) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_FAILED,
+                    "%s: cannot register a close callback: %s", lv->uri,
+                    sp_libvirt_last_error());
+        sp_libvirt_unwatch(lv);
+        return FALSE;
+    }
+    lv->close_registered = TRUE;
+    /* A local connection sees libvirtd go (EOF); keepalive also catches a
+     * hung one.  Not every driver has keepalive (qemu:///session over a
+     * direct socket does); its absence is not an error. */
+    virConnectSetKeepAlive(lv->conn, 5, 3);
+    return TRUE;
+}
+
+void
+sp_libvirt_unwatch(SpLibvirt *lv)
+{
+    if (!lv->conn)
+        return;
+    if (lv->lifecycle_id >= 0)
+        virConnectDomainEventDeregisterAny(lv->conn, lv->lifecycle_id);
+    lv->lifecycle_id = -1;
+    if (lv->close_registered)
+        virConnectUnregisterCloseCallback(lv->conn, sp_libvirt_on_close);
+    lv->close_registered = FALSE;
+    lv->lifecycle = NULL;
+    lv->closed = NULL;
+}
+
+char *
+sp_libvirt_get_xml(SpLibvirt *lv, const char *name, GError **error)
+{
+    virDomainPtr dom = sp_libvirt_lookup(lv, name, FALSE, error);
+    char *xml, *copy;
+
+    if (!dom)
+        return NULL;
+    xml = virDomainGetXMLDesc(dom, 0);
+    virDomainFree(dom);
+    if (!xml) {
+        g_set_error(error, SP_LIBVIRT_ERROR, sp_libvirt_last_code(), "domain '%s': %s", name,
+                    sp_libvirt_last_error());
+        return NULL;
+    }
+    copy = g_strdup(xml);
+    free(xml);
+    return copy;
 }

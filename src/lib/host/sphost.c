@@ -2,8 +2,9 @@
 /*
  * sphost.c: the host context (sysfs and procfs roots)
  *
- * This is the only file that spells the production paths of sysfs, procfs
- * and /run (where libvirt keeps its QEMU pid files).  Tests hand the
+ * This is the only file that spells the production paths of sysfs, procfs,
+ * /run (where libvirt keeps its QEMU pid files) and /var/log (where it
+ * keeps their logs).  Tests hand the
  * library a fake tree instead.
  */
 #include "config.h"
@@ -23,11 +24,13 @@
 #define SP_SYSFS_ROOT "/sys"
 #define SP_PROCFS_ROOT "/proc"
 #define SP_RUN_ROOT "/run"
+#define SP_LOG_ROOT "/var/log"
 
 struct _SpHost {
     char *sysfs_root;
     char *procfs_root;
     char *run_root;
+    char *log_root;
     SpHostWriteFunc write_func;      /* tests: a fake kernel; NULL: the file */
     gpointer write_data;
 };
@@ -50,6 +53,7 @@ sp_host_new_with_roots(const char *sysfs_root, const char *procfs_root)
     host->sysfs_root = g_strdup(sysfs_root);
     host->procfs_root = g_strdup(procfs_root);
     host->run_root = g_strdup(SP_RUN_ROOT);
+    host->log_root = g_strdup(SP_LOG_ROOT);
     return host;
 }
 
@@ -96,6 +100,17 @@ sp_host_set_run_root(SpHost *host, const char *run_root)
     host->run_root = g_strdup(run_root);
 }
 
+/**
+ * sp_host_set_log_root:
+ * @log_root: directory that plays the part of /var/log (libvirt's QEMU logs)
+ */
+void
+sp_host_set_log_root(SpHost *host, const char *log_root)
+{
+    g_free(host->log_root);
+    host->log_root = g_strdup(log_root);
+}
+
 void
 sp_host_free(SpHost *host)
 {
@@ -104,6 +119,7 @@ sp_host_free(SpHost *host)
     g_free(host->sysfs_root);
     g_free(host->procfs_root);
     g_free(host->run_root);
+    g_free(host->log_root);
     g_free(host);
 }
 
@@ -147,6 +163,18 @@ sp_host_run_path(const SpHost *host, const char *fmt, ...)
 
     va_start(ap, fmt);
     path = sp_host_build(host->run_root, fmt, ap);
+    va_end(ap);
+    return path;
+}
+
+char *
+sp_host_log_path(const SpHost *host, const char *fmt, ...)
+{
+    va_list ap;
+    char *path;
+
+    va_start(ap, fmt);
+    path = sp_host_build(host->log_root, fmt, ap);
     va_end(ap);
     return path;
 }

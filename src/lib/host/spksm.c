@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "samepage/spksm.h"
 
@@ -196,6 +197,59 @@ sp_ksm_format_value(SpKsmKey key, gint64 value)
     if (info->type == SP_KSM_TYPE_ENUM)
         return g_strdup(info->choices[value]);
     return g_strdup_printf("%" G_GINT64_FORMAT, value);
+}
+
+/**
+ * sp_ksm_state_to_json:
+ *
+ * Every key, knobs then figures, under its sysfs name: an integer, an
+ * enum's choice as a string, or null for a key this kernel lacks.
+ */
+json_object *
+sp_ksm_state_to_json(const SpKsmState *state)
+{
+    json_object *obj = json_object_new_object();
+
+    for (guint i = 0; i < SP_KSM_N_KEYS; i++) {
+        const SpKsmKeyInfo *info = sp_ksm_key_info(i);
+        const SpKsmEntry *e = &state->entry[i];
+        json_object *v = NULL;
+
+        if (e->supported) {
+            if (info->type == SP_KSM_TYPE_ENUM)
+                v = json_object_new_string(info->choices[e->value]);
+            else
+                v = json_object_new_int64(e->value);
+        }
+        json_object_object_add(obj, info->name, v);
+    }
+    return obj;
+}
+
+/**
+ * sp_ksm_changes_to_json:
+ *
+ * One {"key", "before", "after"} per setting, in the order given; the
+ * values are the keys' text (sp_ksm_format_value()) in @before and @after.
+ */
+json_object *
+sp_ksm_changes_to_json(const SpKsmSetting *settings, gsize n_settings,
+                       const SpKsmState *before, const SpKsmState *after)
+{
+    json_object *arr = json_object_new_array();
+
+    for (gsize i = 0; i < n_settings; i++) {
+        SpKsmKey k = settings[i].key;
+        g_autofree char *was = sp_ksm_format_value(k, before->entry[k].value);
+        g_autofree char *now = sp_ksm_format_value(k, after->entry[k].value);
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "key", json_object_new_string(sp_ksm_key_info(k)->name));
+        json_object_object_add(o, "before", json_object_new_string(was));
+        json_object_object_add(o, "after", json_object_new_string(now));
+        json_object_array_add(arr, o);
+    }
+    return arr;
 }
 
 /**
@@ -598,6 +652,38 @@ sp_ksm_restore(const SpHost *host, const SpKsmState *snapshot, GArray **done, GE
 }
 
 /**
+ * sp_ksm_unmerge_and_restore:
+ * @snapshot: from sp_ksm_snapshot()
+ * @done: (out) (optional) (transfer full) (element-type SpKsmSetting): the
+ *   writes of the restore
+ *
+ * Unmerges everything (run=2: the kernel does it before the write
+ * returns), which also lets merge_across_nodes and max_page_sharing
+ * change, then sp_ksm_restore(): every knob that differs, @snapshot's run
+ * last (a run=2 there stays "stopped", never a second unmerge).  For
+ * whoever changed the knobs and merged pages with them (an experiment) and
+ * puts the host back as it was.
+ */
+gboolean
+sp_ksm_unmerge_and_restore(const SpHost *host, const SpKsmState *snapshot, GArray **done,
+                           GError **error)
+{
+    SpKsmSetting unmerge = { SP_KSM_RUN, 2 };
+
+    if (done)
+        *done = NULL;
+    if (!sp_ksm_apply(host, &unmerge, 1, error)) {
+        g_prefix_error(error, "restoring the host's KSM settings: run=2: ");
+        return FALSE;
+    }
+    if (!sp_ksm_restore(host, snapshot, done, error)) {
+        g_prefix_error(error, "restoring the host's KSM settings: ");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/**
  * sp_ksm_unmerge_check:
  * @pages: the merged pages that come back as copies (pages_sharing for
  *   run=2; a process's ksm_merging_pages when it is unmarked)
@@ -637,6 +723,31 @@ sp_ksm_unmerge_check(gint64 pages, guint64 page_size, guint64 mem_available, gui
         return FALSE;
     }
     return TRUE;
+}
+
+/**
+ * sp_ksm_unmerge_all_check:
+ * @state: the KSM state now (its pages_sharing)
+ * @bytes: (out) (optional): pages_sharing x the page size
+ * @mem_available: (out) (optional): the host's MemAvailable in bytes
+ *
+ * sp_ksm_unmerge_check() for run=2, which unmerges every merged page on the
+ * host, with this host's page size and MemAvailable.  The figures are set
+ * even when the check fails, for a caller that goes on when forced.
+ */
+gboolean
+sp_ksm_unmerge_all_check(const SpHost *host, const SpKsmState *state, guint64 *bytes,
+                         guint64 *mem_available, GError **error)
+{
+    gint64 sharing = MAX(state->entry[SP_KSM_PAGES_SHARING].value, 0);
+    long page_size = sysconf(_SC_PAGESIZE);
+    guint64 avail = sp_host_mem_available(host);
+
+    if (bytes)
+        *bytes = (guint64)sharing * (guint64)page_size;
+    if (mem_available)
+        *mem_available = avail;
+    return sp_ksm_unmerge_check(sharing, page_size, avail, NULL, error);
 }
 
 gboolean

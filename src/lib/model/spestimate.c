@@ -44,6 +44,7 @@
 #include "samepage/spestimate.h"
 #include "samepage/spksm.h"
 #include "samepage/spproc.h"
+#include "spestimatepriv.h"
 
 G_DEFINE_QUARK(sp-estimate-error-quark, sp_estimate_error)
 
@@ -75,6 +76,7 @@ struct _SpEstimate {
     guint64 unmerged_pages;
     SpScanZeroMethod zero_method;
     char *zero_reason;
+    double cpu_s;                  /* thread CPU of sp_estimate_targets(), or 0 */
 };
 
 
@@ -87,18 +89,104 @@ sp_estimate_options_init(SpEstimateOptions *opt)
     opt->max_passes = 64;
 }
 
+/* ------------------------------------------------------------------ profiles */
+
 /*
- * The kernel profile from the release: 6.11 moved the checksum gate before
- * the stable-tree search (d58a361b0350); smart_scan exists since 6.7.
+ * The kernel behaviours the model follows, by release: 6.11 moved the
+ * checksum gate before the stable-tree search (d58a361b0350); since 6.12 a
+ * THP split maps the zero-filled subpages to the shared zero page
+ * (b1f202060afe).  The one table of them: --kernel-profile, the running
+ * kernel's profile and the help texts all come from here.
  */
-static gboolean
-sp_release_at_least(const char *release, guint major, guint minor)
+static const SpEstimateProfile sp_estimate_profiles[] = {
+    { "6.6", 6, 6, FALSE, FALSE, "stable search first" },
+    { "6.11", 6, 11, TRUE, FALSE, "checksum first" },
+    { "6.12", 6, 12, TRUE, TRUE, "and THP splits free zero subpages" },
+};
+
+/**
+ * sp_estimate_get_profiles:
+ * @n: (out): how many
+ *
+ * Returns: (array length=n): the kernel profiles, oldest first.
+ */
+const SpEstimateProfile *
+sp_estimate_get_profiles(guint *n)
 {
+    *n = G_N_ELEMENTS(sp_estimate_profiles);
+    return sp_estimate_profiles;
+}
+
+/**
+ * sp_estimate_profile_find:
+ * @name: "6.6", "6.11" or "6.12"
+ *
+ * Returns: (nullable): the profile of that name, or NULL.
+ */
+const SpEstimateProfile *
+sp_estimate_profile_find(const char *name)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(sp_estimate_profiles); i++) {
+        if (g_str_equal(sp_estimate_profiles[i].name, name))
+            return &sp_estimate_profiles[i];
+    }
+    return NULL;
+}
+
+/**
+ * sp_estimate_profile_for_release:
+ * @release: a kernel release, "6.12.5-amd64" say
+ *
+ * Returns: the newest profile whose first release is not after @release;
+ * the oldest for an older kernel, the newest for a release that cannot be
+ * read (a current kernel is assumed).
+ */
+const SpEstimateProfile *
+sp_estimate_profile_for_release(const char *release)
+{
+    const gsize n = G_N_ELEMENTS(sp_estimate_profiles);
+    const SpEstimateProfile *best = &sp_estimate_profiles[0];
     guint ma = 0, mi = 0;
 
-    if (!sp_proc_release_version(release, &ma, &mi))
-        return TRUE;    /* unknown: assume a current kernel */
-    return ma > major || (ma == major && mi >= minor);
+    if (!release || !sp_proc_release_version(release, &ma, &mi))
+        return &sp_estimate_profiles[n - 1];
+    for (gsize i = 0; i < n; i++) {
+        const SpEstimateProfile *p = &sp_estimate_profiles[i];
+        if (ma > p->major || (ma == p->major && mi >= p->minor))
+            best = p;
+    }
+    return best;
+}
+
+/**
+ * sp_estimate_profile_names:
+ *
+ * Returns: (transfer full): the names as a sentence: "6.6, 6.11 or 6.12".
+ */
+char *
+sp_estimate_profile_names(void)
+{
+    GString *s = g_string_new(NULL);
+    const gsize n = G_N_ELEMENTS(sp_estimate_profiles);
+
+    for (gsize i = 0; i < n; i++) {
+        if (i > 0)
+            g_string_append(s, i + 1 == n ? " or " : ", ");
+        g_string_append(s, sp_estimate_profiles[i].name);
+    }
+    return g_string_free(s, FALSE);
+}
+
+/**
+ * sp_estimate_options_set_profile:
+ *
+ * Predict for the kernel behaviours of @profile.
+ */
+void
+sp_estimate_options_set_profile(SpEstimateOptions *opt, const SpEstimateProfile *profile)
+{
+    opt->model.checksum_first = profile->checksum_first;
+    opt->thp_zero_remap = profile->thp_zero_remap;
 }
 
 /**
@@ -126,10 +214,8 @@ sp_estimate_options_from_host(SpEstimateOptions *opt, const SpHost *host, GError
     opt->merge_across_nodes = !st.entry[SP_KSM_MERGE_ACROSS_NODES].supported ||
         st.entry[SP_KSM_MERGE_ACROSS_NODES].value;
     release = sp_proc_read_osrelease(host, NULL);
-    if (release) {
-        opt->model.checksum_first = sp_release_at_least(release, 6, 11);
-        opt->thp_zero_remap = sp_release_at_least(release, 6, 12);
-    }
+    if (release)
+        sp_estimate_options_set_profile(opt, sp_estimate_profile_for_release(release));
     return TRUE;
 }
 
@@ -717,6 +803,26 @@ guint64
 sp_estimate_get_state_bytes(const SpEstimate *est)
 {
     return est->state_bytes;
+}
+
+/* For sp_estimate_targets(): what its thread spent (spestimatepriv.h). */
+void
+sp_estimate_set_cpu_seconds(SpEstimate *est, double cpu_s)
+{
+    est->cpu_s = cpu_s;
+}
+
+/**
+ * sp_estimate_get_cpu_seconds:
+ *
+ * The CPU time the scan and the model took in the thread that ran them
+ * (sp_estimate_targets(), or the worker of sp_estimate_targets_async()),
+ * the cost an agent keeps within its budget; 0 for sp_estimate_run().
+ */
+double
+sp_estimate_get_cpu_seconds(const SpEstimate *est)
+{
+    return est->cpu_s;
 }
 
 gboolean

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * spdoctor.c: the rules of `samepage doctor`
+ * spdoctor.c: `samepage doctor`: its snapshot, its rules, its findings
  *
  * Host: KSM built, running, and fast enough that a full pass over the
  * candidate pages takes under SP_DOCTOR_SLOW_SCAN_S (a pass takes
@@ -11,6 +11,11 @@
  * never scanned: vma_ksm_compatible()), not pinned (mlock, VFIO: pinned
  * pages fail write_protect_page()'s refcount check), not mostly volatile,
  * and with duplicates the model can find.
+ *
+ * The rules are pure functions of a snapshot.  The snapshot is read at the
+ * end of this file (sp_doctor_examine() and its parts): guests opened
+ * through SpLibvirt or a QMP socket, KSM's state, ksm_stat, VFIO
+ * descriptors and, if asked, the model's estimate of each guest's RAM.
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepage-doctor"
@@ -19,6 +24,7 @@
 #include <string.h>
 
 #include "samepage/spdoctor.h"
+#include "samepage/spestimate.h"
 
 void
 sp_finding_free(SpFinding *f)
@@ -247,4 +253,275 @@ sp_doctor_guest(const SpDoctorGuest *g)
                n_ok == 1 ? "" : "s");
     }
     return out;
+}
+
+/* ------------------------------------------------------------ JSON */
+
+/**
+ * sp_finding_to_json:
+ *
+ * {"severity", "subject", "code", "message", "evidence", "fix"}, all strings.
+ */
+json_object *
+sp_finding_to_json(const SpFinding *f)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "severity",
+                           json_object_new_string(sp_finding_severity_to_string(f->severity)));
+    json_object_object_add(o, "subject", json_object_new_string(f->subject));
+    json_object_object_add(o, "code", json_object_new_string(f->code));
+    json_object_object_add(o, "message", json_object_new_string(f->message));
+    json_object_object_add(o, "evidence", json_object_new_string(f->evidence));
+    json_object_object_add(o, "fix", json_object_new_string(f->fix));
+    return o;
+}
+
+/**
+ * sp_doctor_findings_to_json:
+ * @findings: (element-type SpFinding)
+ *
+ * Returns: an array of sp_finding_to_json(), in order.
+ */
+json_object *
+sp_doctor_findings_to_json(const GPtrArray *findings)
+{
+    json_object *arr = json_object_new_array();
+
+    for (guint i = 0; i < findings->len; i++)
+        json_object_array_add(arr, sp_finding_to_json(g_ptr_array_index(findings, i)));
+    return arr;
+}
+
+guint
+sp_doctor_count_errors(const GPtrArray *findings)
+{
+    guint n = 0;
+
+    for (guint i = 0; i < findings->len; i++)
+        n += ((const SpFinding *)g_ptr_array_index(findings, i))->severity == SP_FINDING_ERROR;
+    return n;
+}
+
+/* -------------------------------------------------------- snapshot
+ *
+ * Reading what the rules above judge: the host's KSM state, and per guest
+ * its regions (QMP and smaps), ksm_stat, VFIO descriptors, the libvirt
+ * opt-out and, if asked, the model's estimate of its RAM.
+ */
+
+/**
+ * sp_doctor_has_vfio:
+ *
+ * Whether one of /proc/PID/fd links to /dev/vfio (a device assigned to the
+ * guest: its RAM is pinned).  FALSE when the directory cannot be read.
+ */
+gboolean
+sp_doctor_has_vfio(const SpHost *host, pid_t pid)
+{
+    g_autofree char *dir = sp_host_procfs_path(host, "%d/fd", (int)pid);
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+
+    while (d && (name = g_dir_read_name(d))) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        g_autofree char *target = g_file_read_link(path, NULL);
+        if (target && g_str_has_prefix(target, "/dev/vfio"))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/**
+ * sp_doctor_host_snapshot:
+ * @guests: (element-type SpGuest): with their regions loaded
+ *
+ * KSM's state (ksm_available FALSE if it cannot be read) and the candidate
+ * pages: the resident 4 KiB pages of every region the kernel scans.
+ */
+void
+sp_doctor_host_snapshot(const SpHost *host, const GPtrArray *guests, SpDoctorHost *dh)
+{
+    memset(dh, 0, sizeof(*dh));
+    dh->ksm_available = sp_ksm_read(host, &dh->ksm, NULL);
+    for (guint i = 0; i < guests->len; i++) {
+        GPtrArray *regions = sp_guest_get_regions(g_ptr_array_index(guests, i));
+        for (guint r = 0; regions && r < regions->len; r++) {
+            const SpGuestRegion *reg = g_ptr_array_index(regions, r);
+            if (reg->vma && reg->vma_mergeable)
+                dh->candidate_pages += reg->vma->rss_kb / 4;
+        }
+    }
+}
+
+/* The model's figures for one guest: its RAM backends scanned as if marked
+ * (what marking would give), then estimated with the host's KSM settings.
+ * A guest with no placed backend is left unestimated. */
+static gboolean
+sp_doctor_estimate(const SpHost *host, SpGuest *g, SpDoctorGuest *dg, GError **error)
+{
+    g_autoptr(GArray) ram = sp_guest_get_ram_ranges(g);
+    SpScanOptions sopt;
+    SpEstimateOptions eopt;
+
+    if (ram->len == 0)
+        return TRUE;
+    sp_scan_options_init(&sopt);
+    sopt.mode = SP_SCAN_WHAT_IF;       /* as if marked: what marking would give */
+    sopt.passes = 2;
+    sopt.interval_ms = 500;
+    if (!sp_estimate_options_from_host(&eopt, host, NULL))
+        sp_estimate_options_init(&eopt);
+    SpEstimateTarget t = { .pid = sp_guest_get_pid(g),
+                           .ranges = (const SpScanRange *)(void *)ram->data,
+                           .n_ranges = ram->len };
+    g_autoptr(SpEstimate) est = sp_estimate_targets(host, &t, 1, &sopt, &eopt, NULL, error);
+    if (!est)
+        return FALSE;
+    const SpEstimateProcess *p = sp_estimate_get_process(est, 0);
+    dg->estimated = TRUE;
+    dg->scanned_pages = p->scanned_pages;
+    dg->volatile_pages = p->volatile_pages;
+    dg->saved_pages = sp_estimate_get_saved_zero(est) + sp_estimate_get_saved_nonzero(est);
+    dg->model_merging_pages = p->ksm.ksm_merging_pages;
+    dg->model_unmerged_pages = p->unmerged_pages;
+    return TRUE;
+}
+
+/**
+ * sp_doctor_guest_snapshot:
+ * @lv: (nullable): the connection the guest came from; NULL for a bare
+ *   QEMU (no <nosharepages/> to look at)
+ * @guest: regions loaded
+ * @dh: the host snapshot (sp_doctor_host_snapshot())
+ *
+ * Returns: FALSE if libvirt cannot say whether the domain opts out, or the
+ * estimate fails (the message then names the guest).
+ */
+gboolean
+sp_doctor_guest_snapshot(const SpHost *host, SpLibvirt *lv, SpGuest *guest,
+                         const SpDoctorHost *dh, gboolean estimate, SpDoctorGuest *dg,
+                         GError **error)
+{
+    SpKsmStat ks;
+
+    memset(dg, 0, sizeof(*dg));
+    dg->name = sp_guest_get_name(guest);
+    dg->regions = sp_guest_get_regions(guest);
+    dg->vfio = sp_doctor_has_vfio(host, sp_guest_get_pid(guest));
+    dg->ksm = dh->ksm_available ? &dh->ksm : NULL;
+    dg->kernel_merging_pages = sp_ksm_stat_read(host, sp_guest_get_pid(guest), &ks, NULL) &&
+        ks.present ? ks.ksm_merging_pages : -1;
+    if (lv && !sp_libvirt_has_nosharepages(lv, dg->name, &dg->nosharepages, error))
+        return FALSE;
+    if (estimate && !sp_doctor_estimate(host, guest, dg, error)) {
+        g_prefix_error(error, "guest %s: ", dg->name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static GPtrArray *
+sp_doctor_one_finding(SpFindingSeverity sev, const char *subject, const char *code,
+                      const char *message, const char *evidence, const char *fix)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sp_finding_free);
+    SpFinding *f = g_new0(SpFinding, 1);
+
+    f->severity = sev;
+    f->subject = g_strdup(subject);
+    f->code = g_strdup(code);
+    f->message = g_strdup(message);
+    f->evidence = g_strdup(evidence);
+    f->fix = g_strdup(fix);
+    g_ptr_array_add(out, f);
+    return out;
+}
+
+/* Moves @more's findings to the end of @findings, telling @req's found(). */
+static void
+sp_doctor_append(const SpDoctorRequest *req, GPtrArray *findings, GPtrArray *more)
+{
+    for (guint i = 0; i < more->len; i++) {
+        SpFinding *f = g_steal_pointer(&more->pdata[i]);
+        g_ptr_array_add(findings, f);
+        if (req->found)
+            req->found(f, req->found_data);
+    }
+    g_ptr_array_unref(more);
+}
+
+/**
+ * sp_doctor_examine:
+ * @lv: (inout): the libvirt connection, opened on @req->uri if NULL and needed
+ * @findings: (element-type SpFinding): where the findings are appended; it
+ *   must free them (sp_finding_free)
+ *
+ * Opens the guests (named domains, or every running one; then the QMP
+ * sockets), reads the snapshot and appends the host's findings, then each
+ * guest's.  A domain that cannot be read is an "unreadable" finding and the
+ * others go on; without libvirt (and no guest named) the host alone is
+ * examined, with a "no-libvirt" finding.
+ */
+gboolean
+sp_doctor_examine(const SpHost *host, SpLibvirt **lv, const SpDoctorRequest *req,
+                  GPtrArray *findings, GError **error)
+{
+    g_autoptr(GPtrArray) guests = g_ptr_array_new_with_free_func((GDestroyNotify)sp_guest_free);
+    g_autoptr(GArray) from_libvirt = g_array_new(FALSE, FALSE, sizeof(gboolean));
+    g_auto(GStrv) names = NULL;
+    g_autoptr(GError) local = NULL;
+    SpDoctorHost dh;
+
+    if (req->domains) {
+        names = g_strdupv((char **)req->domains);
+    } else if (!req->qmp_sockets) {
+        if ((!*lv && !(*lv = sp_libvirt_open(req->uri, &local))) ||
+            !(names = sp_libvirt_list_running(*lv, &local))) {
+            /* No libvirt: the host can still be examined. */
+            sp_doctor_append(req, findings,
+                             sp_doctor_one_finding(SP_FINDING_INFO, "host", "no-libvirt",
+                                                   "guests were not examined", local->message,
+                                                   "start libvirtd, or name QEMU sockets "
+                                                   "with --qmp"));
+            g_clear_error(&local);
+        }
+    }
+    for (char **n = names; n && *n; n++) {
+        SpGuest *g = sp_libvirt_open_guest(lv, req->uri, host, *n, &local);
+        if (!g || !sp_guest_load_regions(g, host, &local)) {
+            /* A guest that cannot be read is a finding; the others go on. */
+            sp_doctor_append(req, findings,
+                             sp_doctor_one_finding(SP_FINDING_ERROR, *n, "unreadable",
+                                                   "the guest could not be examined",
+                                                   local->message, "check that the domain "
+                                                   "runs a QEMU process on this host"));
+            g_clear_error(&local);
+            sp_guest_free(g);
+            continue;
+        }
+        g_ptr_array_add(guests, g);
+        g_array_append_val(from_libvirt, (gboolean){ TRUE });
+    }
+    for (const char *const *q = req->qmp_sockets; q && *q; q++) {
+        SpGuest *g = sp_guest_open_qmp_socket(*q, error);
+        if (!g || !sp_guest_load_regions(g, host, error)) {
+            sp_guest_free(g);
+            return FALSE;
+        }
+        g_ptr_array_add(guests, g);
+        g_array_append_val(from_libvirt, (gboolean){ FALSE });
+    }
+
+    sp_doctor_host_snapshot(host, guests, &dh);
+    sp_doctor_append(req, findings, sp_doctor_host(&dh));
+    for (guint i = 0; i < guests->len; i++) {
+        SpDoctorGuest dg;
+        if (!sp_doctor_guest_snapshot(host, g_array_index(from_libvirt, gboolean, i) ? *lv : NULL,
+                                      g_ptr_array_index(guests, i), &dh, req->estimate, &dg,
+                                      error))
+            return FALSE;
+        sp_doctor_append(req, findings, sp_doctor_guest(&dg));
+    }
+    return TRUE;
 }

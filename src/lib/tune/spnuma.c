@@ -7,10 +7,14 @@
  * the knob, run=1.  The unmerge breaks COW on every KSM page:
  * pages_sharing pages come back as copies, so MemAvailable must cover
  * pages_sharing * 4 KiB (plus a 10% margin) unless forced.  Progress is
- * pages_shared going down to 0.  Failure at any point, or an interrupt
- * (a cancelled GCancellable: the CLI cancels it on SIGINT, SIGTERM and
- * SIGHUP), restores the snapshot taken at the start (sp_ksm_restore()): run
- * as it was (a run=2 as 0, never a second unmerge) and every other knob.
+ * pages_shared going down to 0.  Failure at any point, or an abort (the
+ * CLI aborts on SIGINT, SIGTERM and SIGHUP), restores the snapshot taken
+ * at the start (sp_ksm_restore()): run as it was (a run=2 as 0, never a
+ * second unmerge) and every other knob.
+ *
+ * The switch is steps the caller drives (SpNumaSwitch): nothing here
+ * sleeps or runs a main context.  The CLI waits between them in its own
+ * loop; the agent steps it from a timer of its main loop.
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepage-numa"
@@ -67,31 +71,6 @@ sp_numa_write(const SpHost *host, SpKsmKey key, gint64 value, GError **error)
 {
     SpKsmSetting s = { key, value };
     return sp_ksm_apply(host, &s, 1, error);
-}
-
-static gboolean
-sp_numa_timeout_cb(gpointer data)
-{
-    *(gboolean *)data = TRUE;
-    return G_SOURCE_REMOVE;
-}
-
-/* Waits @ms, running the default main context meanwhile (so that the
- * caller's g_unix_signal_add() handlers run and may cancel); FALSE at once
- * when @cancellable is cancelled. */
-static gboolean
-sp_numa_wait(guint ms, GCancellable *cancellable)
-{
-    gboolean fired = FALSE;
-    GSource *timeout = g_timeout_source_new(ms);
-
-    g_source_set_callback(timeout, sp_numa_timeout_cb, &fired, NULL);
-    g_source_attach(timeout, NULL);
-    while (!fired && !g_cancellable_is_cancelled(cancellable))
-        g_main_context_iteration(NULL, TRUE);
-    g_source_destroy(timeout);
-    g_source_unref(timeout);
-    return !g_cancellable_is_cancelled(cancellable);
 }
 
 /* ------------------------------------------------------------ the steps */
@@ -272,49 +251,4 @@ sp_numa_switch_abort(SpNumaSwitch *sw, GError **error)
         return FALSE;
     }
     return sp_numa_switch_restore(sw, error);
-}
-
-/* ------------------------------------------------------------ blocking */
-
-/**
- * sp_numa_switch:
- * @timeout_s: how long to wait for pages_shared to reach 0
- * @progress: (nullable): called about twice a second while waiting
- * @cancellable: (nullable): cancelled (by a signal handler, say): the switch
- *   stops at its next step, restores the snapshot and fails with
- *   SP_NUMA_ERROR_INTERRUPTED.  The run=2 write itself is not cut short: the
- *   kernel unmerges before it returns.  Once merge_across_nodes is written
- *   the switch is done and only run is put back.
- * @plan: (out): what was planned (and done)
- *
- * The steps of SpNumaSwitch, one after the other, for a command-line tool:
- * it blocks, and between steps it runs the default main context (so that
- * the caller's g_unix_signal_add() handlers run and may cancel); call it
- * from the thread that owns that context.  A daemon drives
- * sp_numa_switch_step() from its own timer instead.
- */
-gboolean
-sp_numa_switch(const SpHost *host, gboolean want, gboolean force, guint timeout_s,
-               SpNumaProgress progress, gpointer user_data, GCancellable *cancellable,
-               SpNumaPlan *plan, GError **error)
-{
-    g_autoptr(SpNumaSwitch) sw = sp_numa_switch_new(host, want, force, timeout_s, error);
-    gboolean done = FALSE;
-
-    if (!sw)
-        return FALSE;
-    *plan = sw->plan;
-    while (!done) {
-        gint64 shared;
-        double el;
-        if (g_cancellable_is_cancelled(cancellable))
-            return sp_numa_switch_abort(sw, error);
-        if (!sp_numa_switch_step(sw, &done, &shared, &el, error))
-            return FALSE;
-        if (shared >= 0 && progress)
-            progress(shared, el, user_data);
-        if (!done && sw->state == SP_NUMA_SW_UNMERGING)
-            sp_numa_wait(SP_NUMA_STEP_MS, cancellable);
-    }
-    return TRUE;
 }

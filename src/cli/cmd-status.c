@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cmd-status.c: samepage status, and samepaged's view for samepage list
+ *
+ * Both ask the daemon over its control socket (SpAgent); the daemon's
+ * JSON is printed as it is with --json, or as a few lines of text.
+ */
+#include "config.h"
+
+#include "cli.h"
+#include "samepage/spagent.h"
+
+#define SP_CLI_AGENT_TIMEOUT_MS 5000
+
+static json_object *
+sp_cli_agent_request(const char *socket_path, const char *what, GError **error)
+{
+    g_autoptr(SpHost) host = sp_host_new_from_env();
+    const char *env = g_getenv("SAMEPAGE_SOCKET");
+    g_autofree char *path = socket_path ? g_strdup(socket_path)
+                          : env && *env ? g_strdup(env)
+                                        : sp_agent_default_socket(host);
+    g_autoptr(json_object) req = json_object_new_object();
+
+    json_object_object_add(req, "request", json_object_new_string(what));
+    return sp_agent_call(path, req, SP_CLI_AGENT_TIMEOUT_MS, error);
+}
+
+static const char *
+str_of(json_object *o, const char *key, const char *dflt)
+{
+    json_object *v;
+
+    if (!o || !json_object_object_get_ex(o, key, &v) || !v)
+        return dflt;
+    return json_object_get_string(v);
+}
+
+/* The guests table, from the daemon's "guests" array. */
+static void
+sp_cli_print_daemon_guests(json_object *guests)
+{
+    sp_cli_print(stdout, "%-20s %-13s %-6s %-8s %-12s %9s %7s  %s\n", "DOMAIN", "MERGEABLE",
+                 "MARKED", "POLICY", "GROUP", "PRED MiB", "DELAY s", "REASON");
+    for (size_t i = 0; guests && i < json_object_array_length(guests); i++) {
+        json_object *g = json_object_array_get_idx(guests, i), *p = NULL, *v = NULL;
+        g_autofree char *pred = g_strdup("-");
+        g_autofree char *delay = g_strdup("-");
+
+        if (json_object_object_get_ex(g, "prediction", &p) && p &&
+            json_object_object_get_ex(p, "saved_bytes", &v)) {
+            g_free(pred);
+            pred = g_strdup_printf("%.1f", json_object_get_int64(v) / 1048576.0);
+        }
+        if (json_object_object_get_ex(g, "mark_delay_s", &v) && v) {
+            g_free(delay);
+            delay = g_strdup_printf("%.2f", json_object_get_double(v));
+        }
+        sp_cli_print(stdout, "%-20s %-13s %-6s %-8s %-12s %9s %7s  %s\n",
+                     str_of(g, "domain", "?"),
+                     g_str_equal(str_of(g, "mergeable", "false"), "true") ? "yes" : "no",
+                     g_str_equal(str_of(g, "marked", "false"), "true") ? "yes" : "no",
+                     str_of(g, "policy", "-"), str_of(g, "group", "-"), pred, delay,
+                     str_of(g, "error", NULL) ? str_of(g, "error", "") : str_of(g, "reason", ""));
+    }
+}
+
+int
+sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
+{
+    gboolean json = FALSE;
+    g_autofree char *socket_path = NULL;
+    GOptionEntry entries[] = {
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print samepaged's JSON reply", NULL },
+        { "socket", 0, 0, G_OPTION_ARG_FILENAME, &socket_path,
+          "samepaged's control socket (default $SAMEPAGE_SOCKET, else "
+          "RUNDIR/samepage/samepaged.sock)", "PATH" },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- what samepaged is doing");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(json_object) st = NULL;
+    json_object *dm = NULL, *ctl = NULL, *trust = NULL, *model = NULL, *ksm = NULL, *guests = NULL;
+    int rc;
+
+    g_option_context_set_summary(ctx, "samepaged's state over its control socket: the daemon, "
+                                      "KSM, the controller,\ntrust groups, the model and each "
+                                      "guest's policy and marking.");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
+        return rc;
+    if (argc != 1) {
+        sp_cli_error("status: no arguments expected");
+        return SP_EXIT_USAGE;
+    }
+    st = sp_cli_agent_request(socket_path, "status", &error);
+    if (!st) {
+        sp_cli_error("status: %s", error->message);
+        return SP_EXIT_FAILURE;
+    }
+    if (json) {
+        sp_cli_print_json(st);
+        return SP_EXIT_OK;
+    }
+    json_object_object_get_ex(st, "daemon", &dm);
+    json_object_object_get_ex(st, "controller", &ctl);
+    json_object_object_get_ex(st, "trust", &trust);
+    json_object_object_get_ex(st, "model", &model);
+    json_object_object_get_ex(st, "ksm", &ksm);
+    json_object_object_get_ex(st, "guests", &guests);
+    sp_cli_print(stdout, "samepaged %s, pid %s, up %s s, config %s\n", str_of(dm, "version", "?"),
+                 str_of(dm, "pid", "?"), str_of(dm, "uptime_s", "?"), str_of(dm, "config", "-"));
+    sp_cli_print(stdout, "libvirt: %s, %s\n", str_of(dm, "libvirt_uri", "?"),
+                 g_str_equal(str_of(dm, "connected", "false"), "true") ? "connected"
+                                                                       : "not connected");
+    sp_cli_print(stdout, "controller: %s, knobs %s, restore at exit: %s\n",
+                 str_of(ctl, "mode", "?"), str_of(ctl, "knobs", "{}"),
+                 str_of(ctl, "restore_at_exit", "?"));
+    if (ksm)
+        sp_cli_print(stdout, "ksm: run %s, pages_to_scan %s, sleep_millisecs %s, pages_sharing %s\n",
+                     str_of(ksm, "run", "?"), str_of(ksm, "pages_to_scan", "?"),
+                     str_of(ksm, "sleep_millisecs", "?"), str_of(ksm, "pages_sharing", "?"));
+    sp_cli_print(stdout, "trust: %s\n", str_of(trust, "reason", "-"));
+    sp_cli_print(stdout, "model: %s estimates, %.2f CPU-s (budget %s%% of a CPU)\n",
+                 str_of(model, "estimates", "0"), g_ascii_strtod(str_of(model, "cpu_seconds", "0"), NULL),
+                 str_of(model, "max_cpu_percent", "?"));
+    sp_cli_print_daemon_guests(guests);
+    return SP_EXIT_OK;
+}
+
+/**
+ * sp_cli_daemon_guests:
+ *
+ * Returns: (transfer full): samepaged's guests, or NULL when no daemon
+ * answers on the default socket.
+ */
+json_object *
+sp_cli_daemon_guests(void)
+{
+    g_autoptr(json_object) reply = sp_cli_agent_request(NULL, "guests", NULL);
+    json_object *guests = NULL;
+
+    if (!reply || !json_object_object_get_ex(reply, "guests", &guests))
+        return NULL;
+    return json_object_get(guests);
+}
+
+/* samepage list, when samepaged runs: its view after the table. */
+void
+sp_cli_print_daemon_view(json_object *guests)
+{
+    sp_cli_print(stdout, "\nsamepaged's view (policy, trust groups, marking):\n");
+    sp_cli_print_daemon_guests(guests);
+}
+
+/* A state-changing command on a host where samepaged runs: say that the
+ * daemon's policy will apply again. */
+void
+sp_cli_warn_daemon(const char *command, const char *guest)
+{
+    g_autoptr(json_object) guests = sp_cli_daemon_guests();
+
+    if (guests)
+        sp_cli_print(stderr, "samepage: warning: %s: samepaged runs here and applies each "
+                             "guest's policy; it will set %s as its policy says again at the "
+                             "guest's next start, a reload or a libvirtd restart "
+                             "(samepage status)\n", command, guest);
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * samepaged.h: the daemon's state, shared by its files
+ *
+ * One SdDaemon, owned by main() and handed to every callback; everything
+ * runs on the default GMainContext except the jobs (inspecting and
+ * marking a guest, estimating one), which run one at a time in GTask
+ * worker threads and hand their results back to the loop.
+ */
+#pragma once
+
+#include <glib.h>
+#include <gio/gio.h>
+
+#include "samepage/spconfig.h"
+#include "samepage/sphost.h"
+#include "samepage/spjson.h"
+#include "samepage/spksm.h"
+#include "samepage/splibvirt.h"
+#include "samepage/sppolicy.h"
+#include "samepage/sptrust.h"
+
+typedef struct {
+    char *name;
+    char *uuid;
+    /* inspection (domain XML, RAM regions) */
+    gboolean inspected;
+    SpDomainPolicy *policy;         /* NULL when the metadata is invalid */
+    char *policy_error;
+    pid_t pid;
+    GArray *ram;                    /* SpScanRange */
+    int numa_node;
+    gboolean mergeable_now;         /* every RAM region has mg in smaps */
+    struct _SpGuest *handle;        /* kept between jobs: QMP through libvirt */
+    gint64 regions_at_us;           /* when handle's regions were read */
+    /* decision */
+    gboolean decided;
+    gboolean target;
+    char *reason;
+    /* marking */
+    gboolean job_queued;
+    gint64 started_us;              /* monotonic: when the start was seen; 0 if unknown */
+    double mark_delay_s;            /* from the start to the verified marking; <0 unknown */
+    char *last_error;
+    /* the model */
+    gint64 predicted_saving;        /* bytes; -1 none yet */
+    guint64 predicted_pages;
+    gint64 predicted_at;            /* wall clock, s */
+    gboolean estimate_stale;
+} SdGuest;
+
+typedef struct _SdDaemon SdDaemon;
+typedef struct _SdControl SdControl;
+
+struct _SdDaemon {
+    GMainLoop *loop;
+    SpHost *host;
+    char *config_path;
+    SpConfig *cfg;
+    gboolean dry_run;
+    gboolean oneshot;
+    gboolean quitting;              /* no new jobs */
+    gint64 started_wall;
+    int exit_code;
+
+    /* libvirt */
+    SpLibvirt *lv;
+    gboolean connected;
+    guint reconnect_id;
+    gint64 disconnected_us;
+    guint n_reconnects;
+
+    /* guests */
+    GHashTable *guests;             /* name -> SdGuest */
+    GQueue *jobs;                   /* SdJob */
+    gboolean job_running;
+    SpTrustDecision *trust;
+
+    /* KSM knobs */
+    SpKsmState ksm_found;
+    gboolean ksm_found_valid;
+    gboolean ksm_applied;
+    gboolean we_turned_ksm_on;
+
+    /* the model */
+    gboolean estimate_running;
+    guint estimate_timer;
+    gint64 estimate_not_before_us;
+    double model_cpu_s;
+    guint n_estimates;
+
+    SdControl *control;
+
+    /* metrics */
+    struct _SpMetricsServer *metrics_server;
+    guint metrics_timer;
+    gboolean metrics_textfile_failed;
+    gboolean metrics_writing;       /* a textfile write runs in a worker */
+    gboolean metrics_again;
+};
+
+/* sd-guests.c */
+void sd_guests_init(SdDaemon *d);
+void sd_guests_finish(SdDaemon *d);
+gboolean sd_libvirt_connect(SdDaemon *d, GError **error);
+void sd_libvirt_retry(SdDaemon *d);
+void sd_guest_started(SdDaemon *d, const char *name, const char *uuid, const char *how);
+void sd_guest_stopped(SdDaemon *d, const char *name, const char *how);
+void sd_guests_refresh_all(SdDaemon *d, const char *why);
+void sd_guests_redecide(SdDaemon *d);
+gboolean sd_guests_idle(SdDaemon *d);
+json_object *sd_guests_to_json(SdDaemon *d);
+json_object *sd_trust_to_json(SdDaemon *d);
+
+/* sd-ksm.c */
+gboolean sd_ksm_start(SdDaemon *d, GError **error);
+void sd_ksm_exit(SdDaemon *d);
+json_object *sd_ksm_to_json(SdDaemon *d);
+
+/* sd-model.c */
+void sd_model_schedule(SdDaemon *d);
+json_object *sd_model_to_json(SdDaemon *d);
+
+/* sd-metrics.c */
+gboolean sd_metrics_start(SdDaemon *d, GError **error);
+void sd_metrics_stop(SdDaemon *d);
+void sd_metrics_write_textfile(SdDaemon *d);
+
+/* sd-control.c */
+SdControl *sd_control_start(SdDaemon *d, GError **error);
+void sd_control_stop(SdControl *c);
+gboolean sd_reload(SdDaemon *d, GError **error);
+json_object *sd_status_json(SdDaemon *d);

@@ -1,0 +1,283 @@
+#!/bin/bash
+# samepaged under a real libvirtd with two TCG guests of different policy:
+# a malformed config refused naming its line; the [ksm] knobs applied at
+# start and restored at exit; sp-d1 (merge="no") unmarked and sp-d2
+# (<nosharepages/> but merge="required") marked as they start, checked in
+# smaps, with the delay from `virsh start` to the verified marking;
+# samepage status --json; garbage and an oversized request on the socket;
+# libvirtd killed and restarted (when the test started it): the daemon
+# reconnects and applies the policy again.
+. "$SP_TOP_SRCDIR/tests/integration/lib.sh"
+. "$SP_TOP_SRCDIR/tests/integration/guest-lib.sh"
+. "$SP_TOP_SRCDIR/tests/integration/libvirt-lib.sh"
+
+SAMEPAGED=$SP_TOP_BUILDDIR/src/daemon/samepaged
+[ -x "$SAMEPAGED" ] || sp_fail "$SAMEPAGED is not built"
+PY=/usr/bin/python3
+[ -x $PY ] || sp_skip "python3 is not installed"
+$PY -c 'import prometheus_client' 2>/dev/null \
+    || sp_skip "python3-prometheus-client is not installed (build-aux/setup installs it)"
+
+sp_ksm_save
+sp_guest_image
+sp_libvirtd_start
+
+sock=$SP_TEST_TMP/samepaged.sock
+conf=$SP_TEST_TMP/samepaged.conf
+log=$SP_TEST_TMP/samepaged.log
+err=$SP_TEST_TMP/err
+
+# 1. A malformed line: samepaged refuses to start, naming file and line.
+printf '[policy]\nmerge = yes\n[ksm]\npages_to_scan 500\n' > "$conf"
+"$SAMEPAGED" --config "$conf" >"$err" 2>&1 && sp_fail "samepaged started with a malformed config"
+grep -q "$conf:4: " "$err" || sp_fail "the error does not name $conf:4: $(cat "$err")"
+sp_log "malformed config refused: $(cat "$err")"
+printf '[policy]\nmerge = sometimes\n' > "$conf"
+"$SAMEPAGED" --config "$conf" >"$err" 2>&1 && sp_fail "samepaged started with merge = sometimes"
+grep -q "$conf:2: \[policy\] merge" "$err" || sp_fail "unclear: $(cat "$err")"
+sp_log "bad value refused: $(cat "$err")"
+
+# 2. The daemon, with a knob to apply at start (a value nobody uses).
+pts_before=$(sp_ksm pages_to_scan)
+port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$SP_TEST_TMP/metrics"
+cat > "$conf" <<CONF
+[libvirt]
+uri = qemu:///system
+[policy]
+merge = yes
+[daemon]
+socket = $sock
+[metrics]
+listen = 127.0.0.1:$port
+textfile = $SP_TEST_TMP/metrics/samepage.prom
+[ksm]
+pages_to_scan = 321
+restore_at_exit = yes
+CONF
+sp_spawn sdpid bash -c 'exec "$1" --config "$2" --debug >"$3" 2>&1' _ "$SAMEPAGED" "$conf" "$log"
+status() { "$SAMEPAGE" status --json --socket "$sock"; }
+for _ in $(seq 100); do status >/dev/null 2>&1 && break; sleep 0.1; done
+status >/dev/null 2>"$err" || { cat "$log"; sp_fail "samepaged does not answer: $(cat "$err")"; }
+[ "$(sp_ksm pages_to_scan)" = 321 ] || sp_fail "[ksm] pages_to_scan = 321 not applied"
+[ "$(stat -c %a "$sock")" = 600 ] || sp_fail "the socket is mode $(stat -c %a "$sock"), not 600"
+sp_log "samepaged up (pid $sdpid): pages_to_scan $pts_before -> 321, socket mode 600"
+
+# 3. Two guests with different metadata.
+guest() {   # NAME METADATA [nosharepages]
+    local name=$1 meta=$2 opt=${3:-} dir xml
+    dir=$SP_TEST_TMP/lv-$name
+    mkdir -p "$dir"
+    chmod 755 "$SP_TEST_TMP" "$dir"
+    cp "$SP_IMAGE_DIR/base.qcow2" "$SP_IMAGE_DIR/vmlinuz" "$SP_IMAGE_DIR/initrd.img" "$dir/"
+    qemu-img create -q -f qcow2 -b "$dir/base.qcow2" -F qcow2 "$dir/disk.qcow2" \
+        || sp_fail "cannot create the overlay for $name"
+    xml=$(SP_IMAGE_DIR=$dir sp_guest_domain_xml "$name" "$dir/disk.qcow2" "$dir/serial.log")
+    local extra="  <metadata>$meta</metadata>"
+    [ "$opt" = nosharepages ] && extra="$extra
+  <memoryBacking><nosharepages/></memoryBacking>"
+    xml=${xml/<\/domain>/$extra
+<\/domain>}
+    printf '%s\n' "$xml" > "$dir/domain.xml"
+    _sp_libvirt_remove "$name"
+    sp_at_exit "_sp_libvirt_remove $name"
+    $SP_VIRSH define "$dir/domain.xml" >/dev/null || sp_fail "virsh define $name failed"
+}
+guest sp-d1 '<sp:policy xmlns:sp="urn:samepage:policy:1" merge="no" group="alpha"/>'
+guest sp-d2 '<sp:policy xmlns:sp="urn:samepage:policy:1" merge="required" group="alpha"/>' nosharepages
+
+gfield() { status | jq -r --arg d "$1" ".guests[] | select(.domain == \$d) | .$2"; }
+mg_in_smaps() {   # NAME: yes/no from the pc.ram VMA's VmFlags
+    local pid hva
+    pid=$(cat "/run/libvirt/qemu/$1.pid")
+    hva=$("$SAMEPAGE" regions "$1" --json | jq -r '.regions[] | select(.id == "pc.ram") | .hva')
+    awk -v a="${hva#0x}" '$1 ~ "^"a"-" {f=1} f && /^VmFlags:/ {print; exit}' "/proc/$pid/smaps" \
+        | grep -qw mg && echo yes || echo no
+}
+start_and_wait() {   # NAME WANT(true|false)
+    local name=$1 want=$2 t0=$EPOCHREALTIME i
+    $SP_VIRSH start "$name" >/dev/null || sp_fail "virsh start $name failed"
+    for i in $(seq 600); do
+        [ "$(gfield "$name" marked)" = "$want" ] && [ "$(gfield "$name" mergeable)" = "$want" ] \
+            && [ "$(gfield "$name" mark_delay_s)" != null ] && break
+        sleep 0.05
+    done
+    [ "$(gfield "$name" marked)" = "$want" ] || { tail -20 "$log"; sp_fail "$name: marked is not $want"; }
+    sp_log "guest $name: marking $want verified by samepaged $(_sp_since "$t0") s after virsh start" \
+           "(samepaged: $(gfield "$name" mark_delay_s) s from the started event)"
+    sp_log "guest $name: reason: $(gfield "$name" reason)"
+}
+start_and_wait sp-d1 false
+[ "$(mg_in_smaps sp-d1)" = no ] || sp_fail "sp-d1 (merge=no): smaps still shows mg"
+start_and_wait sp-d2 true
+[ "$(mg_in_smaps sp-d2)" = yes ] || sp_fail "sp-d2 (merge=required): smaps lacks mg"
+gfield sp-d2 reason | grep -q "overrides <nosharepages/>" || sp_fail "sp-d2: reason does not say why"
+sp_log "smaps: sp-d1 mg=$(mg_in_smaps sp-d1), sp-d2 mg=$(mg_in_smaps sp-d2)"
+grep -E "guest sp-d[12]: (decision|unmarked|marked|.* job took)" "$log" | sed 's/^/# log: /'
+
+# 4. samepage status --json, and the text form.
+st=$(status) || sp_fail "samepage status --json failed"
+jq -e '.ok == true and .format == 1 and .controller.mode == "static"
+       and .ksm.pages_to_scan == 321 and (.guests | length) == 2
+       and .daemon.connected == true' <<<"$st" >/dev/null || sp_fail "status: $st"
+"$SAMEPAGE" status --socket "$sock" | sed 's/^/# /'
+
+# samepage list shows samepaged's view (the socket from $SAMEPAGE_SOCKET).
+SAMEPAGE_SOCKET=$sock "$SAMEPAGE" list --json > "$SP_TEST_TMP/list.json" || sp_fail "samepage list failed"
+[ "$(jq -r '.[] | select(.domain == "sp-d2") | .samepaged.mergeable' "$SP_TEST_TMP/list.json")" = true ] \
+    && [ "$(jq -r '.[] | select(.domain == "sp-d1") | .samepaged.reason' "$SP_TEST_TMP/list.json")" = "policy merge=no" ] \
+    || sp_fail "samepage list --json lacks samepaged's view: $(cat "$SP_TEST_TMP/list.json")"
+SAMEPAGE_SOCKET=$sock "$SAMEPAGE" list | sed 's/^/# /'
+
+# 4b. Trust groups: sp-d1 now wants to merge, in group beta; sp-d2
+# (merge=required) holds alpha, so beta waits.  The reload request makes
+# samepaged read every running guest's policy again.
+$SP_VIRSH metadata sp-d1 urn:samepage:policy:1 --key sp --live \
+    --set '<policy merge="yes" group="beta"/>' >/dev/null || sp_fail "virsh metadata failed"
+$PY - "$sock" <<'PY' || sp_fail "reload request failed"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(20); s.connect(sys.argv[1])
+s.sendall(b'{"request":"reload"}\n')
+r = json.loads(s.makefile().readline())
+assert r == {"ok": True}, r
+PY
+for _ in $(seq 200); do
+    [ "$(gfield sp-d1 group)" = beta ] && [ "$(status | jq .daemon.jobs_pending)" = 0 ] && break
+    sleep 0.05
+done
+[ "$(gfield sp-d1 group)" = beta ] || sp_fail "sp-d1's new policy was not read on reload"
+[ "$(gfield sp-d1 mergeable)" = false ] && [ "$(gfield sp-d1 marked)" = false ] \
+    || sp_fail "sp-d1 (group beta) made mergeable next to alpha's merge=required guest"
+gfield sp-d1 reason | grep -q "trust group beta" || sp_fail "sp-d1: reason: $(gfield sp-d1 reason)"
+[ "$(mg_in_smaps sp-d1)" = no ] || sp_fail "sp-d1: smaps shows mg"
+sp_log "trust: $(status | jq -r .trust.reason)"
+sp_log "guest sp-d1: $(gfield sp-d1 reason)"
+
+# 4c. --oneshot --dry-run next to the daemon: the same view, nothing changed.
+"$SAMEPAGED" --config "$conf" --oneshot --dry-run >"$SP_TEST_TMP/oneshot.json" 2>"$err" \
+    || sp_fail "samepaged --oneshot --dry-run failed: $(cat "$err")"
+[ "$(jq -r '.[] | select(.domain == "sp-d2") | .mergeable' "$SP_TEST_TMP/oneshot.json")" = true ] \
+    && [ "$(jq -r '.[] | select(.domain == "sp-d1") | .mergeable' "$SP_TEST_TMP/oneshot.json")" = false ] \
+    || sp_fail "--oneshot: $(cat "$SP_TEST_TMP/oneshot.json")"
+[ "$(sp_ksm pages_to_scan)" = 321 ] || sp_fail "--oneshot --dry-run changed pages_to_scan"
+sp_log "--oneshot --dry-run: $(jq -c '[.[] | {domain, mergeable, marked}]' "$SP_TEST_TMP/oneshot.json")"
+
+# 5. Metrics: scraped over HTTP and from the textfile, parsed with
+# prometheus_client; marking per guest; KSM figures as sysfs has them
+# (run=0 here: they do not move).
+scrape=$SP_TEST_TMP/scrape.json
+$PY -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' \
+    "http://127.0.0.1:$port/metrics" | $PY "$SP_TOP_SRCDIR/tests/unit/prom-parse.py" > "$scrape" \
+    || sp_fail "GET /metrics did not parse"
+metric() {   # NAME [DOMAIN]
+    jq -r --arg n "$1" --arg d "${2:-}" '.families[].samples[] | select(.name == $n)
+        | select($d == "" or .labels.domain == $d) | .value | floor' "$scrape"
+}
+[ "$(metric samepage_guest_mergeable sp-d1)" = 0 ] || sp_fail "metrics: sp-d1 mergeable is $(metric samepage_guest_mergeable sp-d1)"
+[ "$(metric samepage_guest_mergeable sp-d2)" = 1 ] || sp_fail "metrics: sp-d2 mergeable is $(metric samepage_guest_mergeable sp-d2)"
+uuid2=$($SP_VIRSH domuuid sp-d2)
+jq -e --arg u "$uuid2" '[.families[].samples[] | select(.name == "samepage_guest_mergeable" and .labels.uuid == $u)] | length == 1' \
+    "$scrape" >/dev/null || sp_fail "metrics: no samepage_guest_mergeable with uuid $uuid2"
+[ "$(metric samepage_ksm_pages_sharing)" = "$(sp_ksm pages_sharing)" ] \
+    || sp_fail "metrics: pages_sharing $(metric samepage_ksm_pages_sharing), sysfs $(sp_ksm pages_sharing)"
+$PY "$SP_TOP_SRCDIR/tests/unit/prom-parse.py" < "$SP_TEST_TMP/metrics/samepage.prom" >/dev/null \
+    || sp_fail "the textfile does not parse"
+grep -q '^samepage_guest_mergeable{domain="sp-d2"' "$SP_TEST_TMP/metrics/samepage.prom" \
+    || sp_fail "the textfile lacks sp-d2"
+sp_log "metrics: $(jq '[.families[].samples[]] | length' "$scrape") samples; excerpt:"
+grep -E '^samepage_(guest_mergeable|guest_predicted|ksm_pages_sharing|guests_mergeable)' \
+    "$SP_TEST_TMP/metrics/samepage.prom" | sed 's/^/#   /'
+
+# 6. Garbage, an oversized request, an unknown one: error replies; the
+# daemon keeps answering.
+$PY - "$sock" <<'PY' || sp_fail "socket: bad input not answered as expected"
+import json, socket, sys
+def ask(data):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(20)
+    s.connect(sys.argv[1])
+    s.sendall(data)
+    buf = b""
+    while not buf.endswith(b"\n"):
+        c = s.recv(65536)
+        if not c:
+            break
+        buf += c
+    s.close()
+    return [json.loads(l) for l in buf.decode().splitlines()]
+r = ask(b"\x00\xffgarbage{{{\n")
+assert r[0]["ok"] is False, r
+print("# garbage:", r[0]["error"])
+r = ask(b"A" * 200000)
+assert r[0]["ok"] is False and "65536" in r[0]["error"], r
+print("# oversized:", r[0]["error"])
+r = ask(b'{"request":"status"}\n{"request":"frobnicate"}\n[1,2]\n')
+assert r[0]["ok"] is True and r[1]["ok"] is False and r[2]["ok"] is False, r
+print("# pipelined: status ok, then:", r[1]["error"], "/", r[2]["error"])
+PY
+kill -0 "$sdpid" || sp_fail "samepaged died on bad input"
+status >/dev/null || sp_fail "samepaged stopped answering after bad input"
+
+# 7. libvirtd killed and restarted: reconnect, policy applied again.
+if [ -n "${_sp_libvirtd:-}" ]; then
+    t0=$EPOCHREALTIME
+    kill -TERM "$_sp_libvirtd"
+    wait "$_sp_libvirtd" 2>/dev/null
+    for _ in $(seq 100); do grep -q "libvirt connection to .* closed" "$log" && break; sleep 0.1; done
+    grep -q "libvirt connection to .* closed" "$log" || sp_fail "samepaged did not see libvirtd go"
+    [ "$(status | jq -r .daemon.connected)" = false ] || sp_fail "status still says connected"
+    sp_libvirtd_start
+    # Exit actions run last-in first-out: the guests must go before this
+    # libvirtd is stopped, so register their removal again after it.
+    sp_at_exit "_sp_libvirt_remove sp-d1"
+    sp_at_exit "_sp_libvirt_remove sp-d2"
+    for _ in $(seq 300); do
+        [ "$(status | jq -r .daemon.reconnects)" = 1 ] && [ "$(status | jq -r .daemon.jobs_pending)" = 0 ] && break
+        sleep 0.1
+    done
+    [ "$(status | jq -r .daemon.reconnects)" = 1 ] || { tail -20 "$log"; sp_fail "no reconnection"; }
+    grep -q "reconnected: applying the policy to 2 running guests" "$log" \
+        || sp_fail "the policy was not applied again after the reconnection"
+    [ "$(gfield sp-d1 marked)" = false ] && [ "$(gfield sp-d2 marked)" = true ] \
+        || sp_fail "after the reconnection the guests are not as their policy says"
+    sp_log "libvirtd restarted: samepaged reconnected and re-applied in $(_sp_since "$t0") s"
+    grep -E "closed|reconnected" "$log" | sed 's/^/# log: /'
+else
+    sp_log "libvirtd restart skipped: this test uses a libvirtd it did not start"
+fi
+
+# 8. A guest that dies right after its start: a clear line, still running.
+$SP_VIRSH destroy sp-d1 >/dev/null
+$SP_VIRSH start sp-d1 >/dev/null && $SP_VIRSH destroy sp-d1 >/dev/null
+sleep 2
+kill -0 "$sdpid" || sp_fail "samepaged died when a guest stopped during its start"
+grep -E "guest sp-d1: (stopped|no longer)" "$log" | tail -2 | sed 's/^/# log: /'
+status >/dev/null || sp_fail "samepaged stopped answering"
+[ "$(status | jq '[.guests[] | select(.domain == "sp-d1")] | length')" = 0 ] \
+    || sp_fail "sp-d1 is stopped but still listed"
+# The same, deterministic: the hook's "started" for a guest that is gone
+# by the time samepaged looks at it.
+$PY - "$sock" <<'PY' || sp_fail "hook request failed"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(20); s.connect(sys.argv[1])
+s.sendall(b'{"request":"hook","domain":"sp-d1","uuid":"","operation":"started","phase":"begin"}\n')
+r = json.loads(s.makefile().readline())
+assert r == {"ok": True}, r
+PY
+for _ in $(seq 100); do grep -q "guest sp-d1: stopped before its policy could be applied" "$log" && break; sleep 0.1; done
+grep "guest sp-d1: stopped before its policy could be applied" "$log" | sed 's/^/# log: /' | grep . \
+    || sp_fail "no clear line for a guest gone before its marking"
+kill -0 "$sdpid" && status >/dev/null || sp_fail "samepaged stopped after a guest vanished"
+
+# 9. SIGTERM: clean exit, the knob it set restored.
+kill -TERM "$sdpid"
+for _ in $(seq 100); do kill -0 "$sdpid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$sdpid" 2>/dev/null && sp_fail "samepaged did not exit on SIGTERM"
+wait "$sdpid"
+grep -q "samepaged: exit 0" "$log" || { tail "$log"; sp_fail "samepaged did not exit cleanly"; }
+grep -q "AddressSanitizer\|runtime error" "$log" && { cat "$log"; sp_fail "sanitizer report"; }
+[ "$(sp_ksm pages_to_scan)" = "$pts_before" ] || sp_fail "pages_to_scan not restored ($(sp_ksm pages_to_scan))"
+[ -e "$sock" ] && sp_fail "the socket was left behind"
+sp_log "SIGTERM: exit 0, pages_to_scan restored to $pts_before"
+$SP_VIRSH destroy sp-d2 >/dev/null || sp_fail "virsh destroy sp-d2 failed"
+echo "PASS: samepaged"
