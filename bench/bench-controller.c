@@ -14,7 +14,7 @@
  *        arrival   the same processes started one after another,
  *                  --arrival-interval seconds apart, the controller
  *                  running from before the first;
- *   3. the library's estimate (SpScan + SpEstimate over every process
+ *   3. the library's estimate (sp_estimate_targets_async() over every process
  *      registered with KSM: the dupmem pids, and whatever else runs here,
  *      since ksmd scans it all) predicts pages_sharing, and the prediction
  *      goes to the controller (after every arrival too), as samepaged's
@@ -271,16 +271,46 @@ kill_children(Bench *b)
     g_array_set_size(b->children, 0);
 }
 
+typedef struct {
+    gboolean done;
+    SpEstimate *est;
+    GError *error;
+} EstWait;
+
+static void
+on_estimated(GObject *source, GAsyncResult *result, gpointer data)
+{
+    EstWait *w = data;
+
+    (void)source;
+    w->est = sp_estimate_targets_finish(result, &w->error);
+    w->done = TRUE;
+}
+
+static gboolean
+is_child(const Bench *b, pid_t pid)
+{
+    for (guint j = 0; j < b->children->len; j++) {
+        if (g_array_index(b->children, pid_t, j) == pid)
+            return TRUE;
+    }
+    return FALSE;
+}
+
 /* The model's pages_sharing for every process registered with KSM (the
  * workload's, and whatever else runs here: ksmd scans them all, and so
  * does samepaged's model), and the present pages it covered; @others gets
- * the pages of processes that are not the workload's. */
+ * the pages of processes that are not the workload's.  The estimate runs
+ * in its own thread (sp_estimate_targets_async(), as samepaged runs it):
+ * the controller keeps ticking meanwhile. */
 static gboolean
 predict(Bench *b, guint64 *sharing, guint64 *registered, guint64 *others, GError **error)
 {
-    g_autoptr(SpScan) scan = NULL;
-    g_autoptr(SpEstimate) est = NULL;
+    g_autoptr(GArray) targets = g_array_new(FALSE, TRUE, sizeof(SpEstimateTarget));
     g_autoptr(GArray) pids = NULL;
+    g_autoptr(GCancellable) cancel = g_cancellable_new();
+    g_autoptr(SpEstimate) est = NULL;
+    EstWait w = { FALSE, NULL, NULL };
     SpEstimateOptions eopt;
     SpScanOptions sopt;
 
@@ -288,35 +318,35 @@ predict(Bench *b, guint64 *sharing, guint64 *registered, guint64 *others, GError
         return FALSE;
     sp_scan_options_init(&sopt);
     sopt.interval_ms = 500;
-    scan = sp_scan_new(b->host, &sopt);
     for (guint i = 0; i < b->children->len; i++) {
-        if (!sp_scan_add_pid(scan, g_array_index(b->children, pid_t, i), error))
-            return FALSE;
+        SpEstimateTarget t = { .pid = g_array_index(b->children, pid_t, i) };
+        g_array_append_val(targets, t);
     }
     sp_control_registered_pages(b->host, &pids);
     for (guint i = 0; i < pids->len; i++) {
-        pid_t pid = g_array_index(pids, pid_t, i);
-        gboolean ours = FALSE;
-        for (guint j = 0; j < b->children->len; j++)
-            ours = ours || g_array_index(b->children, pid_t, j) == pid;
         /* someone else's: it may exit meanwhile */
-        if (!ours && !sp_scan_add_pid(scan, pid, NULL))
-            continue;
+        SpEstimateTarget t = { .pid = g_array_index(pids, pid_t, i), .optional = TRUE };
+        if (!is_child(b, t.pid))
+            g_array_append_val(targets, t);
     }
-    if (!sp_scan_run(scan, error))
+    sp_estimate_targets_async(b->host, (const SpEstimateTarget *)targets->data, targets->len,
+                              &sopt, &eopt, cancel, on_estimated, &w);
+    while (!w.done) {
+        if (b->interrupted)
+            g_cancellable_cancel(cancel);
+        g_main_context_iteration(NULL, TRUE);
+    }
+    if (!w.est) {
+        g_propagate_error(error, w.error);
         return FALSE;
-    est = sp_estimate_run(scan, &eopt, error);
-    if (!est)
-        return FALSE;
+    }
+    est = w.est;
     *sharing = sp_estimate_get_counters(est)->pages_sharing;
     *registered = sp_estimate_get_present_pages(est);
     *others = 0;
     for (guint i = 0; i < sp_estimate_get_n_processes(est); i++) {
         const SpEstimateProcess *p = sp_estimate_get_process(est, i);
-        gboolean ours = FALSE;
-        for (guint j = 0; j < b->children->len; j++)
-            ours = ours || g_array_index(b->children, pid_t, j) == p->pid;
-        if (!ours)
+        if (!is_child(b, p->pid))
             *others += p->present_pages;
     }
     return TRUE;
