@@ -15,10 +15,17 @@
  * - BOOST while the kernel is below the prediction (or the prediction is
  *   stale: guests came or went, registrations changed): the rate that
  *   spends the CPU budget, from ksmd's measured cost per page (CPU seconds
- *   over pages_scanned, smoothed), and no more than one full scan of the
- *   registered pages a second.  The budget holds over the last minute:
- *   when ksmd's CPU over that window is above it, the rate is cut in
- *   proportion.
+ *   over pages_scanned), and no more than one full scan of the registered
+ *   pages a second, decided again every second.  A page's cost is not
+ *   constant: measured on a 6.18 kernel, the first pass over new pages
+ *   (checksums only) costs about 1 us a page, the pass that merges them
+ *   (tree searches, compares, merges) 6 to 7 times that, later passes
+ *   between the two.  So the cost follows the last second's measurement
+ *   upwards at once (a rate set for the cheap pass would run ksmd back to
+ *   back in the merging pass) and downwards by halves.  The budget holds
+ *   over the last minute (or since the window started, when shorter): the
+ *   next second may spend only what the window has left, so a second over
+ *   the budget is paid back by the following ones.
  * - MAINTAIN once the kernel is within 2% (or 256 pages) of the prediction:
  *   one full scan in maintenance_scan_s, at most a quarter of the budget.
  *   New sharing (a guest starting, a fresh prediction above the kernel)
@@ -47,6 +54,8 @@
 #define SP_CTL_BOOST_SLEEP_MS 20u
 #define SP_CTL_MAINTAIN_SLEEP_MS 200u
 #define SP_CTL_STALL_SCANS 4u
+#define SP_CTL_BOOST_TICK_S 1.0        /* decide again while boosting */
+#define SP_CTL_MAINTAIN_TICK_S 15.0
 
 /* ksmtuned's defaults */
 #define KSMTUNED_INTERVAL_S 60.0
@@ -74,6 +83,9 @@ struct _SpControl {
     GArray *cpu;                   /* SpCtlCpu over the window, oldest first */
     gint ksmd_pid;
     double cost;                   /* CPU s per page */
+    gboolean cost_known;           /* cost measured (else the prior) */
+    double win_cpu_s;              /* ksmd's CPU seconds over the window */
+    double win_span_s;             /* the window's length so far, s (0: unknown) */
     gboolean have_prev;
     SpControlSnapshot prev;
     SpControlPhase phase;
@@ -178,6 +190,8 @@ sp_control_cpu(SpControl *ctl, const SpControlSnapshot *s)
     SpCtlCpu now = { s->t, s->ksmd_cpu_s };
     const SpCtlCpu *first;
 
+    ctl->win_cpu_s = 0;
+    ctl->win_span_s = 0;
     if (s->ksmd_pid <= 0)
         return -1;
     if (s->ksmd_pid != ctl->ksmd_pid || (ctl->cpu->len > 0 &&
@@ -191,12 +205,17 @@ sp_control_cpu(SpControl *ctl, const SpControlSnapshot *s)
            g_array_index(ctl->cpu, SpCtlCpu, 1).t <= s->t - SP_CTL_WINDOW_S)
         g_array_remove_index(ctl->cpu, 0);
     first = &g_array_index(ctl->cpu, SpCtlCpu, 0);
+    ctl->win_cpu_s = s->ksmd_cpu_s - first->cpu_s;
+    ctl->win_span_s = s->t - first->t;
     if (ctl->cpu->len < 2 || s->t - first->t < 1.0)
         return -1;
     return 100.0 * (s->ksmd_cpu_s - first->cpu_s) / (s->t - first->t);
 }
 
-/* The cost of a page, from ksmd's CPU time and the pages it scanned. */
+/* The cost of a page, from ksmd's CPU time and the pages it scanned since
+ * the last call: the first measurement replaces the prior; a higher one is
+ * taken at once (the pass that merges costs several times the first), a
+ * lower one halfway. */
 static void
 sp_control_learn_cost(SpControl *ctl, const SpControlSnapshot *s, guint64 scanned)
 {
@@ -209,7 +228,11 @@ sp_control_learn_cost(SpControl *ctl, const SpControlSnapshot *s, guint64 scanne
     cpu = s->ksmd_cpu_s - p->ksmd_cpu_s;
     if (cpu <= 0)
         return;
-    ctl->cost = 0.7 * ctl->cost + 0.3 * (cpu / (double)scanned);
+    if (!ctl->cost_known || cpu / (double)scanned > ctl->cost)
+        ctl->cost = cpu / (double)scanned;
+    else
+        ctl->cost = 0.5 * ctl->cost + 0.5 * (cpu / (double)scanned);
+    ctl->cost_known = TRUE;
 }
 
 static guint
@@ -323,17 +346,24 @@ sp_control_prediction_stale(const SpControlSnapshot *s)
            (s->last_guest_start_t >= 0 && s->last_guest_start_t > s->prediction_t);
 }
 
-/* Scanning hard: the budget's rate (cut by @factor when over it over the
- * last minute), capped at @cap pages a second, in batches every 20 ms. */
-static void
-sp_control_set_boost(const SpControl *ctl, double budget, double factor, double cap,
-                     SpControlDecision *out)
+/* Scanning hard for the next second: the budget's rate, less when the
+ * window (the last minute, or since it started) has spent more than its
+ * share, capped at @cap pages a second, in batches every 20 ms.  Returns
+ * whether the window's spending cut the rate. */
+static gboolean
+sp_control_set_boost(const SpControl *ctl, double budget, double cap, SpControlDecision *out)
 {
-    double rate = MIN(budget / ctl->cost, cap) * factor;
+    double cpu = budget, rate;
 
+    if (ctl->win_span_s > 0) {
+        double left = budget * (ctl->win_span_s + SP_CTL_BOOST_TICK_S) - ctl->win_cpu_s;
+        cpu = CLAMP(left / SP_CTL_BOOST_TICK_S, 0.0, budget);
+    }
+    rate = MIN(cpu / ctl->cost, cap);
     out->sleep_ms = SP_CTL_BOOST_SLEEP_MS;
     out->pages_to_scan = sp_clamp_u(rate * SP_CTL_BOOST_SLEEP_MS / 1000.0, 100, 1000000);
-    out->next_s = 5;
+    out->next_s = SP_CTL_BOOST_TICK_S;
+    return cpu < budget;
 }
 
 /* Maintenance: one full scan of the registered pages in maintenance_scan_s,
@@ -347,7 +377,7 @@ sp_control_set_maintain(const SpControl *ctl, const SpControlSnapshot *s, double
 
     out->sleep_ms = SP_CTL_MAINTAIN_SLEEP_MS;
     out->pages_to_scan = sp_clamp_u(rate * SP_CTL_MAINTAIN_SLEEP_MS / 1000.0, 16, 1000000);
-    out->next_s = 15;
+    out->next_s = SP_CTL_MAINTAIN_TICK_S;
 }
 
 static void
@@ -362,6 +392,7 @@ sp_control_samepage(SpControl *ctl, const SpControlSnapshot *s, double cpu_pct,
     guint64 slack = MAX(pred / 50, (guint64)256);
     gboolean reached = !stale && s->pages_sharing + slack >= pred;
     double factor = 1.0;
+    gboolean cut;
 
     if (!ctl->have_prev) {
         ctl->best_sharing = s->pages_sharing;
@@ -395,7 +426,7 @@ sp_control_samepage(SpControl *ctl, const SpControlSnapshot *s, double cpu_pct,
             out->smart_scan = 1;
         } else {
             out->smart_scan = 0;
-            sp_control_set_boost(ctl, budget, factor, G_MAXDOUBLE, out);
+            sp_control_set_boost(ctl, budget, G_MAXDOUBLE, out);
             sp_reason(out, "smart_scan=0 for %u full scans (%" G_GUINT64_FORMAT " done): the "
                       "kernel stopped at %" G_GUINT64_FORMAT " pages_sharing, the model predicts %"
                       G_GUINT64_FORMAT, cfg->smart_scan_off_scans,
@@ -446,7 +477,7 @@ sp_control_samepage(SpControl *ctl, const SpControlSnapshot *s, double cpu_pct,
             ctl->phase = SP_CONTROL_PHASE_SMART_OFF;
             ctl->smart_off_from = s->full_scans;
             out->smart_scan = 0;
-            sp_control_set_boost(ctl, budget, factor, G_MAXDOUBLE, out);
+            sp_control_set_boost(ctl, budget, G_MAXDOUBLE, out);
             sp_reason(out, "no gain for %u full scans at %" G_GUINT64_FORMAT " pages_sharing, "
                       "below the model's %" G_GUINT64_FORMAT ": smart_scan=0 for %u full scans",
                       SP_CTL_STALL_SCANS, s->pages_sharing, pred, cfg->smart_scan_off_scans);
@@ -460,7 +491,7 @@ sp_control_samepage(SpControl *ctl, const SpControlSnapshot *s, double cpu_pct,
 
     /* BOOST: spend the budget, never more than a full scan a second. */
     ctl->phase = SP_CONTROL_PHASE_BOOST;
-    sp_control_set_boost(ctl, budget, factor, (double)MAX(s->registered_pages, 1000u), out);
+    cut = sp_control_set_boost(ctl, budget, (double)MAX(s->registered_pages, 1000u), out);
     if (stale)
         sp_reason(out, "the prediction is stale (%s): scanning at the budget's rate, %u pages "
                   "every %u ms", !s->have_prediction ? "none yet"
@@ -471,7 +502,8 @@ sp_control_samepage(SpControl *ctl, const SpControlSnapshot *s, double cpu_pct,
         sp_reason(out, "below the prediction: pages_sharing %" G_GUINT64_FORMAT " of %"
                   G_GUINT64_FORMAT "; %u pages every %u ms (%.2f us a page, budget %.0f%% of a "
                   "CPU%s)", s->pages_sharing, pred, out->pages_to_scan, out->sleep_ms,
-                  ctl->cost * 1e6, 100.0 * budget, factor < 1.0 ? ", cut: over budget" : "");
+                  ctl->cost * 1e6, 100.0 * budget,
+                  cut ? ", cut: over budget over the last minute" : "");
 }
 
 /**
