@@ -176,6 +176,7 @@ main(int argc, char **argv)
     d->oneshot = oneshot;
     d->started_wall = g_get_real_time() / G_USEC_PER_SEC;
     d->loop = g_main_loop_new(NULL, FALSE);
+    d->model_cancel = g_cancellable_new();
     g_message("samepaged %s: %s%s%s", PACKAGE_VERSION, d->config_path,
               dry_run ? ", dry run" : "", oneshot ? ", one shot" : "");
 
@@ -234,8 +235,10 @@ main(int argc, char **argv)
         printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
                                                            JSON_C_TO_STRING_SPACED));
     }
-    /* Jobs in flight finish first: they hold the libvirt connection. */
+    /* Jobs in flight finish first: they hold the libvirt connection.  An
+     * estimate is cancelled: its scan stops at its next chunk. */
     d->quitting = TRUE;
+    g_cancellable_cancel(d->model_cancel);
     while (d->job_running || d->estimate_running || d->metrics_writing)
         g_main_context_iteration(NULL, TRUE);
 
@@ -252,6 +255,7 @@ out_guests:
     sd_guests_finish(d);
 out:
     g_main_loop_unref(d->loop);
+    g_object_unref(d->model_cancel);
     sp_config_free(d->cfg);
     sp_host_free(d->host);
     g_free(d->config_path);

@@ -83,6 +83,7 @@ struct _SdDaemon {
     gboolean we_turned_ksm_on;
 
     /* the model */
+    GCancellable *model_cancel;     /* cancelled at exit: a scan in flight stops */
     gboolean estimate_running;
     guint estimate_timer;
     gint64 estimate_not_before_us;
