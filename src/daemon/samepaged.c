@@ -222,6 +222,8 @@ main(int argc, char **argv)
         sd_guests_refresh_all(d, "start");
     }
 
+    if (!oneshot)
+        sd_model_start_host(d);
     sig[0] = g_unix_signal_add(SIGTERM, sd_on_quit, d);
     sig[1] = g_unix_signal_add(SIGINT, sd_on_quit, d);
     sig[2] = g_unix_signal_add(SIGHUP, sd_on_hup, d);
@@ -239,7 +241,7 @@ main(int argc, char **argv)
      * estimate is cancelled: its scan stops at its next chunk. */
     d->quitting = TRUE;
     g_cancellable_cancel(d->model_cancel);
-    while (d->job_running || d->estimate_running || d->metrics_writing)
+    while (d->job_running || sd_model_busy(d) || d->metrics_writing)
         g_main_context_iteration(NULL, TRUE);
 
 out_ksm:
@@ -249,8 +251,7 @@ out_ksm:
 out_guests:
     if (d->reconnect_id)
         g_source_remove(d->reconnect_id);
-    if (d->estimate_timer)
-        g_source_remove(d->estimate_timer);
+    sd_model_finish(d);
     sp_libvirt_free(d->lv);
     sd_guests_finish(d);
 out:

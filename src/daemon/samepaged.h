@@ -49,6 +49,25 @@ typedef struct {
     gboolean estimate_stale;
 } SdGuest;
 
+/* The model's prediction for the whole host: every process registered
+ * with KSM (a VM_MERGEABLE VMA), guests or not, as ksmd scans them all. */
+typedef struct {
+    GArray *pids;                   /* pid_t, ascending: registered at the last listing */
+    gboolean listing;               /* a listing runs in a worker */
+    guint check_timer;
+    gint64 next_check_us;           /* monotonic */
+    double list_cpu_s;              /* the listings' CPU time, all of them */
+    gboolean stale;                 /* the prediction is to be redone */
+    gboolean have;
+    guint64 pages_sharing;          /* predicted pages_sharing */
+    guint64 registered_pages;       /* present pages in the mergeable VMAs it covered */
+    guint64 saved_pages;
+    guint processes;                /* the processes it covered */
+    gint64 at;                      /* wall clock, s */
+    double cpu_s;                   /* its estimate's CPU time */
+    char *error;                    /* the last failure, NULL after a success */
+} SdHostModel;
+
 typedef struct _SdDaemon SdDaemon;
 typedef struct _SdControl SdControl;
 
@@ -89,6 +108,7 @@ struct _SdDaemon {
     gint64 estimate_not_before_us;
     double model_cpu_s;
     guint n_estimates;
+    SdHostModel hm;
 
     SdControl *control;
 
@@ -119,6 +139,9 @@ void sd_ksm_exit(SdDaemon *d);
 json_object *sd_ksm_to_json(SdDaemon *d);
 
 /* sd-model.c */
+void sd_model_start_host(SdDaemon *d);
+void sd_model_finish(SdDaemon *d);
+gboolean sd_model_busy(SdDaemon *d);
 void sd_model_schedule(SdDaemon *d);
 json_object *sd_model_to_json(SdDaemon *d);
 

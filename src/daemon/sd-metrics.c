@@ -67,7 +67,14 @@ sd_metrics_snapshot(SdDaemon *d)
             any = TRUE;
         }
     }
-    if (any) {
+    /* The whole host: every process registered with KSM, guests or not;
+     * until the host model has run, the guests' predictions. */
+    if (d->hm.have) {
+        snap->have_prediction = TRUE;
+        snap->predicted_pages_sharing = d->hm.pages_sharing;
+        snap->predicted_saving_bytes = d->hm.saved_pages * snap->page_size;
+        snap->prediction_age_seconds = now - d->hm.at;
+    } else if (any) {
         snap->have_prediction = TRUE;
         snap->predicted_saving_bytes = saving;
         snap->predicted_pages_sharing = pages;

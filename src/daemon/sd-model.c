@@ -9,15 +9,24 @@
  * of one CPU) holds on average: after an estimate that took C CPU-seconds,
  * the next waits until C is that share of the time since this one began.
  * The latest prediction per guest feeds status and the trust decision.
+ *
+ * The host prediction covers every process registered with KSM (a
+ * VM_MERGEABLE VMA), guests or not, as ksmd scans them all: SP_SCAN_MERGEABLE
+ * over them, a process that exits meanwhile left out.  It is redone when
+ * the set of registered pids changes (listed in a worker every
+ * SD_HOST_CHECK_S seconds, less often if listing costs more than the
+ * budget) or a guest starts or stops, under the same budget.
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepaged"
 
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "samepaged.h"
 #include "samepage/spestimate.h"
+#include "samepage/spmaps.h"
 #include "samepage/spscan.h"
 
 typedef struct {
@@ -48,6 +57,13 @@ sd_model_account(SdDaemon *d, double cpu_s)
 }
 
 static void sd_model_kick(SdDaemon *d);
+
+/* The host prediction changed: the metrics show it. */
+static void
+sd_model_host_updated(SdDaemon *d)
+{
+    sd_metrics_write_textfile(d);
+}
 
 static void
 sd_estimate_done(GObject *source, GAsyncResult *res, gpointer user_data)
@@ -112,6 +128,198 @@ sd_model_estimate_guest(SdDaemon *d, SdGuest *g)
     sp_estimate_targets_async(d->host, &t, 1, &sopt, &eopt, d->model_cancel, sd_estimate_done, e);
 }
 
+/* ------------------------------------------------------------ the host */
+
+#define SD_HOST_CHECK_S 10
+
+static double
+sd_thread_cpu_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+typedef struct {
+    GArray *pids;
+    double cpu_s;
+} SdListing;
+
+static void
+sd_listing_free(SdListing *l)
+{
+    if (l->pids)
+        g_array_unref(l->pids);
+    g_free(l);
+}
+
+/* Reads every /proc/PID/smaps: the page-table walks are not free on a big
+ * host, hence a worker, and its CPU time counts in the model's budget. */
+static void
+sd_host_list_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+    SdDaemon *d = data;
+    SdListing *l = g_new0(SdListing, 1);
+    double t0 = sd_thread_cpu_s();
+
+    l->pids = sp_maps_mergeable_pids(d->host);
+    l->cpu_s = sd_thread_cpu_s() - t0;
+    g_task_return_pointer(task, l, (GDestroyNotify)sd_listing_free);
+}
+
+static gboolean
+sd_pids_equal(GArray *a, GArray *b)
+{
+    return a && b && a->len == b->len &&
+           memcmp(a->data, b->data, a->len * sizeof(pid_t)) == 0;
+}
+
+static void sd_host_check_arm(SdDaemon *d);
+
+static void
+sd_host_listed(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    SdDaemon *d = user_data;
+    SdListing *l = g_task_propagate_pointer(G_TASK(res), NULL);
+    double budget = d->cfg->model_max_cpu / 100.0;
+    gint64 wait_us;
+
+    d->hm.listing = FALSE;
+    d->hm.list_cpu_s += l->cpu_s;
+    /* Every SD_HOST_CHECK_S seconds, or less often if a listing costs
+     * more than the budget allows. */
+    wait_us = MAX((gint64)SD_HOST_CHECK_S * G_USEC_PER_SEC, (gint64)(l->cpu_s / budget * 1e6));
+    d->hm.next_check_us = g_get_monotonic_time() + wait_us;
+    if (!sd_pids_equal(d->hm.pids, l->pids)) {
+        g_message("KSM registrations: %u process%s with a mergeable VMA (%s%u): the host "
+                  "prediction is refreshed", l->pids->len, l->pids->len == 1 ? "" : "es",
+                  d->hm.pids ? "were " : "none listed before, ", d->hm.pids ? d->hm.pids->len : 0);
+        if (d->hm.pids)
+            g_array_unref(d->hm.pids);
+        d->hm.pids = g_array_ref(l->pids);
+        d->hm.stale = TRUE;
+    }
+    sd_listing_free(l);
+    if (d->quitting)
+        return;
+    sd_host_check_arm(d);
+    sd_model_kick(d);
+}
+
+static void
+sd_host_list(SdDaemon *d)
+{
+    g_autoptr(GTask) task = NULL;
+
+    if (d->hm.listing || d->quitting)
+        return;
+    d->hm.listing = TRUE;
+    task = g_task_new(NULL, NULL, sd_host_listed, d);
+    g_task_set_task_data(task, d, NULL);
+    g_task_run_in_thread(task, sd_host_list_thread);
+}
+
+static gboolean
+sd_host_check(gpointer user_data)
+{
+    SdDaemon *d = user_data;
+
+    d->hm.check_timer = 0;
+    sd_host_list(d);
+    return G_SOURCE_REMOVE;
+}
+
+static void
+sd_host_check_arm(SdDaemon *d)
+{
+    gint64 wait_us = d->hm.next_check_us - g_get_monotonic_time();
+
+    if (d->hm.check_timer)
+        g_source_remove(d->hm.check_timer);
+    d->hm.check_timer = g_timeout_add(MAX(wait_us / 1000, 100), sd_host_check, d);
+}
+
+static void
+sd_host_estimate_done(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    SdDaemon *d = user_data;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpEstimate) est = sp_estimate_targets_finish(res, &error);
+    double cpu_s = est ? sp_estimate_get_cpu_seconds(est) : 0;
+    double budget = d->cfg->model_max_cpu / 100.0;
+    long page = sysconf(_SC_PAGESIZE);
+
+    sd_model_account(d, cpu_s);
+    if (!est) {
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+            g_debug("host model: estimate cancelled");
+        } else {
+            g_warning("host model: estimate failed: %s", error->message);
+            g_free(d->hm.error);
+            d->hm.error = g_strdup(error->message);
+            d->hm.stale = FALSE;    /* again when the registrations change */
+        }
+        sd_model_kick(d);
+        return;
+    }
+    d->hm.have = TRUE;
+    d->hm.pages_sharing = sp_estimate_get_counters(est)->pages_sharing;
+    d->hm.registered_pages = sp_estimate_get_present_pages(est);
+    d->hm.saved_pages = sp_estimate_get_saved_zero(est) + sp_estimate_get_saved_nonzero(est);
+    d->hm.processes = sp_estimate_get_n_processes(est);
+    d->hm.at = g_get_real_time() / G_USEC_PER_SEC;
+    d->hm.cpu_s = cpu_s;
+    g_clear_pointer(&d->hm.error, g_free);
+    g_message("host model: %u process%s registered with KSM, %" G_GUINT64_FORMAT " pages "
+              "present: pages_sharing %" G_GUINT64_FORMAT " predicted, %.1f MiB saved "
+              "(%.2f CPU-s; next estimate in %.0f s at most %.1f%% of a CPU)",
+              d->hm.processes, d->hm.processes == 1 ? "" : "es", d->hm.registered_pages,
+              d->hm.pages_sharing, d->hm.saved_pages * (double)page / 1048576.0, cpu_s,
+              cpu_s / budget, d->cfg->model_max_cpu);
+    sd_model_host_updated(d);
+    sd_model_kick(d);
+}
+
+/* Every registered process as KSM scans it (its VM_MERGEABLE VMAs); one
+ * that exits meanwhile is left out. */
+static void
+sd_model_estimate_host(SdDaemon *d)
+{
+    g_autofree SpEstimateTarget *t = NULL;
+    SpScanOptions sopt;
+    SpEstimateOptions eopt;
+    guint n = d->hm.pids->len;
+
+    d->hm.stale = FALSE;
+    if (n == 0) {
+        /* Nothing registered: nothing to share, no scan needed. */
+        d->hm.have = TRUE;
+        d->hm.pages_sharing = d->hm.registered_pages = d->hm.saved_pages = 0;
+        d->hm.processes = 0;
+        d->hm.at = g_get_real_time() / G_USEC_PER_SEC;
+        d->hm.cpu_s = 0;
+        g_clear_pointer(&d->hm.error, g_free);
+        g_message("host model: no process is registered with KSM: nothing to share");
+        sd_model_host_updated(d);
+        return;
+    }
+    sp_scan_options_init(&sopt);
+    sopt.mode = SP_SCAN_MERGEABLE;
+    sopt.passes = 2;
+    sopt.interval_ms = 500;
+    if (!sp_estimate_options_from_host(&eopt, d->host, NULL))
+        sp_estimate_options_init(&eopt);
+    t = g_new0(SpEstimateTarget, n);
+    for (guint i = 0; i < n; i++) {
+        t[i].pid = g_array_index(d->hm.pids, pid_t, i);
+        t[i].optional = TRUE;
+    }
+    d->estimate_running = TRUE;
+    sp_estimate_targets_async(d->host, t, n, &sopt, &eopt, d->model_cancel,
+                              sd_host_estimate_done, d);
+}
+
 static gboolean
 sd_model_start(gpointer user_data)
 {
@@ -128,9 +336,12 @@ sd_model_start(gpointer user_data)
             (!pick || strcmp(g->name, pick->name) < 0))
             pick = g;
     }
-    if (!pick)
-        return G_SOURCE_REMOVE;
-    sd_model_estimate_guest(d, pick);
+    /* Guests first (their decisions wait on it), then the host; the
+     * host's waits for a listing in flight, which kicks again. */
+    if (pick)
+        sd_model_estimate_guest(d, pick);
+    else if (d->hm.stale && d->hm.pids && !d->hm.listing)
+        sd_model_estimate_host(d);
     return G_SOURCE_REMOVE;
 }
 
@@ -146,10 +357,74 @@ sd_model_kick(SdDaemon *d)
     d->estimate_timer = g_timeout_add(MAX(wait_us / 1000, 3000), sd_model_start, d);
 }
 
+/* A guest came or went: its estimate, and the host's on a fresh listing. */
 void
 sd_model_schedule(SdDaemon *d)
 {
+    if (!d->oneshot && !d->quitting) {
+        d->hm.stale = TRUE;
+        sd_host_list(d);
+    }
     sd_model_kick(d);
+}
+
+/* The host prediction from now on: a listing at once, then every
+ * SD_HOST_CHECK_S seconds. */
+void
+sd_model_start_host(SdDaemon *d)
+{
+    sd_host_list(d);
+}
+
+gboolean
+sd_model_busy(SdDaemon *d)
+{
+    return d->estimate_running || d->hm.listing;
+}
+
+void
+sd_model_finish(SdDaemon *d)
+{
+    if (d->estimate_timer)
+        g_source_remove(d->estimate_timer);
+    d->estimate_timer = 0;
+    if (d->hm.check_timer)
+        g_source_remove(d->hm.check_timer);
+    d->hm.check_timer = 0;
+    if (d->hm.pids)
+        g_array_unref(d->hm.pids);
+    d->hm.pids = NULL;
+    g_clear_pointer(&d->hm.error, g_free);
+}
+
+/* The host prediction for status: what it covered and when. */
+static json_object *
+sd_model_host_to_json(SdDaemon *d)
+{
+    json_object *h = json_object_new_object();
+    long page = sysconf(_SC_PAGESIZE);
+
+    json_object_object_add(h, "registered_processes",
+                           d->hm.pids ? json_object_new_int(d->hm.pids->len) : NULL);
+    json_object_object_add(h, "have_prediction", json_object_new_boolean(d->hm.have));
+    json_object_object_add(h, "stale", json_object_new_boolean(d->hm.stale));
+    json_object_object_add(h, "listing_cpu_seconds", json_object_new_double(d->hm.list_cpu_s));
+    if (d->hm.have) {
+        json_object_object_add(h, "processes", json_object_new_int(d->hm.processes));
+        json_object_object_add(h, "registered_pages",
+                               json_object_new_int64((gint64)d->hm.registered_pages));
+        json_object_object_add(h, "predicted_pages_sharing",
+                               json_object_new_int64((gint64)d->hm.pages_sharing));
+        json_object_object_add(h, "predicted_saving_bytes",
+                               json_object_new_int64((gint64)(d->hm.saved_pages * page)));
+        json_object_object_add(h, "at", json_object_new_int64(d->hm.at));
+        json_object_object_add(h, "age_seconds", json_object_new_int64(
+            g_get_real_time() / G_USEC_PER_SEC - d->hm.at));
+        json_object_object_add(h, "cpu_seconds", json_object_new_double(d->hm.cpu_s));
+    }
+    if (d->hm.error)
+        json_object_object_add(h, "error", json_object_new_string(d->hm.error));
+    return h;
 }
 
 json_object *
@@ -161,5 +436,6 @@ sd_model_to_json(SdDaemon *d)
     json_object_object_add(o, "estimates", json_object_new_int(d->n_estimates));
     json_object_object_add(o, "cpu_seconds", json_object_new_double(d->model_cpu_s));
     json_object_object_add(o, "running", json_object_new_boolean(d->estimate_running));
+    json_object_object_add(o, "host", sd_model_host_to_json(d));
     return o;
 }
