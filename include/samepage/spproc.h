@@ -78,4 +78,24 @@ gboolean sp_proc_parse_ksm_stat(const char *text, SpKsmStat *stat, GError **erro
 gboolean sp_proc_read_ksm_stat(const SpHost *host, pid_t pid, SpKsmStat *stat,
                                GError **error);
 
+/* ---------------------------------------------------------------- /proc/pressure/memory */
+
+/* One line of a PSI file: "some avg10=0.12 avg60=0.05 avg300=0.01 total=1234". */
+typedef struct {
+    double avg10;                  /* % of the last 10 s some task stalled on memory */
+    double avg60;
+    double avg300;
+    guint64 total_us;              /* stalled time since boot, microseconds */
+} SpProcPressure;
+
+gboolean sp_proc_parse_pressure(const char *text, const char *kind, SpProcPressure *psi,
+                                GError **error);
+gboolean sp_proc_read_memory_pressure(const SpHost *host, SpProcPressure *some,
+                                      GError **error);
+
+/* Several fields of /proc/meminfo from one read: @keys NULL-terminated,
+ * @bytes one value per key. */
+gboolean sp_proc_read_meminfo_keys(const SpHost *host, const char *const *keys,
+                                   guint64 *bytes, GError **error);
+
 G_END_DECLS

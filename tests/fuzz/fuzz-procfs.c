@@ -9,7 +9,8 @@
  *   3  /proc/PID/stat        sp_proc_parse_stat
  *   4  /proc/stat            sp_proc_parse_cpu_stat
  *   5  /proc/meminfo         sp_proc_parse_meminfo, and osrelease:
- *                            sp_proc_parse_osrelease, sp_proc_release_version
+ *                            sp_proc_parse_osrelease, sp_proc_release_version,
+ *                            and /proc/pressure/memory: sp_proc_parse_pressure
  *      (and /proc/PID/cmdline, NUL-separated: sp_cmdline_has_uuid)
  */
 #include "config.h"
@@ -65,6 +66,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sp_proc_parse_meminfo(text, "MemTotal", &bytes, NULL);
         release = sp_proc_parse_osrelease(text, NULL);
         sp_proc_release_version(text, &major, &minor);
+        {
+            SpProcPressure psi;
+            sp_proc_parse_pressure(text, "some", &psi, NULL);
+            sp_proc_parse_pressure(text, "full", &psi, NULL);
+        }
         sp_cmdline_has_uuid((const char *)data + 1, size - 1,
                             "0f4c2e9a-1d1b-4c3e-9b5e-0123456789ab");
         break;

@@ -555,6 +555,89 @@ test_readers(void **state)
     sp_test_remove_tree(proc);
 }
 
+/* /proc/pressure/memory: the kernel's text, and text that is not. */
+static void
+test_pressure(void **state)
+{
+    static const char *const kernel =
+        "some avg10=1.25 avg60=0.50 avg300=0.07 total=123456\n"
+        "full avg10=0.00 avg60=0.00 avg300=0.00 total=42\n";
+    static const struct { const char *text; const char *part; } bad[] = {
+        { "", "no 'some' line" },
+        { "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", "no 'some' line" },
+        { "somewhat avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", "no 'some' line" },
+        { "some avg10=abc avg60=0.00 avg300=0.00 total=0\n", "malformed 'some'" },
+        { "some avg10=101.00 avg60=0.00 avg300=0.00 total=0\n", "malformed 'some'" },
+        { "some avg10=-1.00 avg60=0.00 avg300=0.00 total=0\n", "malformed 'some'" },
+        { "some avg10=nan avg60=0.00 avg300=0.00 total=0\n", "malformed 'some'" },
+        { "some avg10=1.0x avg60=0.00 avg300=0.00 total=0\n", "malformed 'some'" },
+        { "some avg60=0.00 avg10=0.00 avg300=0.00 total=0\n", "malformed 'some'" },
+        { "some avg10=0.00 avg60=0.00 avg300=0.00\n", "malformed 'some'" },
+        { "some avg10=0.00 avg60=0.00 avg300=0.00 total=0 extra=1\n", "malformed 'some'" },
+        { "some avg10=0.00 avg60=0.00 avg300=0.00 total=99999999999999999999\n",
+          "malformed 'some'" },
+        { "some avg10=0.00  avg60=0.00 avg300=0.00 total=0\n", "malformed 'some'" },
+    };
+    SpProcPressure p;
+
+    (void)state;
+    assert_true(sp_proc_parse_pressure(kernel, "some", &p, NULL));
+    assert_true(p.avg10 == 1.25 && p.avg60 == 0.5 && p.avg300 == 0.07);
+    assert_true(p.total_us == 123456);
+    assert_true(sp_proc_parse_pressure(kernel, "full", &p, NULL));
+    assert_true(p.total_us == 42);
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) error = NULL;
+        if (sp_proc_parse_pressure(bad[i].text, "some", &p, &error))
+            fail_msg("accepted: %s", bad[i].text);
+        assert_parse_error(error, bad[i].part);
+    }
+}
+
+/* The PSI and multi-key meminfo readers on a fake procfs. */
+static void
+test_pressure_meminfo_readers(void **state)
+{
+    g_autofree char *proc = g_dir_make_tmp("samepage-spproc-XXXXXX", NULL);
+    g_autofree char *pressure = g_build_filename(proc, "pressure", NULL);
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", proc);
+    static const char *const keys[] = { "MemTotal", "MemAvailable", NULL };
+    guint64 mem[2] = { 0, 0 };
+    SpProcPressure p;
+
+    (void)state;
+    {
+        g_autoptr(GError) e1 = NULL, e2 = NULL;
+        assert_false(sp_proc_read_memory_pressure(host, &p, &e1));
+        assert_true(g_error_matches(e1, SP_HOST_ERROR, SP_HOST_ERROR_NOT_FOUND));
+        assert_false(sp_proc_read_meminfo_keys(host, keys, mem, &e2));
+        assert_true(g_error_matches(e2, SP_HOST_ERROR, SP_HOST_ERROR_NOT_FOUND));
+    }
+    assert_int_equal(g_mkdir_with_parents(pressure, 0700), 0);
+    sp_test_write(proc, "pressure/memory",
+                  "some avg10=3.50 avg60=0.00 avg300=0.00 total=7\n"
+                  "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+    sp_test_write(proc, "meminfo", "MemTotal: 100 kB\nMemFree: 5 kB\nMemAvailable: 60 kB\n");
+    assert_true(sp_proc_read_memory_pressure(host, &p, NULL));
+    assert_true(p.avg10 == 3.5);
+    assert_true(sp_proc_read_meminfo_keys(host, keys, mem, NULL));
+    assert_true(mem[0] == 102400 && mem[1] == 61440);
+
+    sp_test_write(proc, "pressure/memory", "some avg10=x\n");
+    sp_test_write(proc, "meminfo", "MemTotal: 100 kB\n");
+    {
+        g_autoptr(GError) e1 = NULL, e2 = NULL;
+        g_autofree char *p1 = g_build_filename(proc, "pressure", "memory", NULL);
+        g_autofree char *p2 = g_build_filename(proc, "meminfo", NULL);
+        assert_false(sp_proc_read_memory_pressure(host, &p, &e1));
+        assert_parse_error(e1, p1);
+        assert_false(sp_proc_read_meminfo_keys(host, keys, mem, &e2));
+        assert_parse_error(e2, p2);
+        assert_parse_error(e2, "no MemAvailable line");
+    }
+    sp_test_remove_tree(proc);
+}
+
 int
 main(void)
 {
@@ -567,6 +650,8 @@ main(void)
         cmocka_unit_test(test_find_ksmd),
         cmocka_unit_test(test_ksm_stat),
         cmocka_unit_test(test_readers),
+        cmocka_unit_test(test_pressure),
+        cmocka_unit_test(test_pressure_meminfo_readers),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -502,3 +502,109 @@ sp_proc_read_ksm_stat(const SpHost *host, pid_t pid, SpKsmStat *stat, GError **e
     }
     return TRUE;
 }
+
+/**
+ * sp_proc_read_meminfo_keys:
+ * @keys: (array zero-terminated=1): fields, e.g. { "MemTotal", "MemAvailable", NULL }
+ * @bytes: (out) (array): one value in bytes per key
+ *
+ * One read of /proc/meminfo, so the values belong to one moment; every key
+ * must be there (see sp_proc_parse_meminfo()).
+ */
+gboolean
+sp_proc_read_meminfo_keys(const SpHost *host, const char *const *keys, guint64 *bytes,
+                          GError **error)
+{
+    g_autofree char *path = NULL;
+    g_autofree char *text = NULL;
+
+    if (!sp_proc_read(host, "meminfo", &text, &path, error))
+        return FALSE;
+    for (guint i = 0; keys[i]; i++) {
+        if (!sp_proc_parse_meminfo(text, keys[i], &bytes[i], error)) {
+            g_prefix_error(error, "%s: ", path);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+/* ---------------------------------------------------------------- /proc/pressure/memory */
+
+static gboolean
+sp_proc_parse_pct(const char *word, const char *key, double *out)
+{
+    gsize klen = strlen(key);
+    const char *v = word + klen + 1;
+    char *end = NULL;
+    double d;
+
+    if (strncmp(word, key, klen) != 0 || word[klen] != '=' || !g_ascii_isdigit(*v))
+        return FALSE;
+    d = g_ascii_strtod(v, &end);
+    if (!end || *end || !(d >= 0.0 && d <= 100.0))
+        return FALSE;
+    *out = d;
+    return TRUE;
+}
+
+/**
+ * sp_proc_parse_pressure:
+ * @text: the contents of a PSI file such as /proc/pressure/memory
+ * @kind: "some" or "full"
+ * @psi: (out): that line's figures
+ *
+ * The line must be "KIND avg10=P avg60=P avg300=P total=N", the averages
+ * percentages in [0, 100], the total a decimal that fits 64 bits.
+ */
+gboolean
+sp_proc_parse_pressure(const char *text, const char *kind, SpProcPressure *psi,
+                       GError **error)
+{
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    gsize klen = strlen(kind);
+
+    for (char **l = lines; *l; l++) {
+        g_auto(GStrv) w = NULL;
+        SpProcPressure p = { 0 };
+
+        if (strncmp(*l, kind, klen) != 0 || (*l)[klen] != ' ')
+            continue;
+        w = g_strsplit(*l + klen + 1, " ", -1);
+        if (g_strv_length(w) != 4 || !sp_proc_parse_pct(w[0], "avg10", &p.avg10) ||
+            !sp_proc_parse_pct(w[1], "avg60", &p.avg60) ||
+            !sp_proc_parse_pct(w[2], "avg300", &p.avg300) ||
+            !g_str_has_prefix(w[3], "total=") ||
+            !g_ascii_string_to_unsigned(w[3] + 6, 10, 0, G_MAXUINT64, &p.total_us, NULL)) {
+            g_set_error(error, SP_HOST_ERROR, SP_HOST_ERROR_PARSE,
+                        "pressure: malformed '%s' line: '%s'", kind, *l);
+            return FALSE;
+        }
+        *psi = p;
+        return TRUE;
+    }
+    g_set_error(error, SP_HOST_ERROR, SP_HOST_ERROR_PARSE, "pressure: no '%s' line", kind);
+    return FALSE;
+}
+
+/**
+ * sp_proc_read_memory_pressure:
+ * @some: (out): the "some" line of /proc/pressure/memory
+ *
+ * A kernel without PSI (or booted with psi=0) has no such file:
+ * SP_HOST_ERROR_NOT_FOUND.
+ */
+gboolean
+sp_proc_read_memory_pressure(const SpHost *host, SpProcPressure *some, GError **error)
+{
+    g_autofree char *path = NULL;
+    g_autofree char *text = NULL;
+
+    if (!sp_proc_read(host, "pressure/memory", &text, &path, error))
+        return FALSE;
+    if (!sp_proc_parse_pressure(text, "some", some, error)) {
+        g_prefix_error(error, "%s: ", path);
+        return FALSE;
+    }
+    return TRUE;
+}
