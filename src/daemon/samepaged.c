@@ -6,7 +6,7 @@
  * foreground (service managers expect it) and logs through GLib's
  * structured log (stderr, or the journal when it is stderr's target).
  * The work is in sd-guests.c (libvirt, policy, marking), sd-ksm.c (knobs
- * at start and exit), sd-model.c (estimates in the background) and
+ * at start and exit, the scan-rate controller), sd-model.c (estimates in the background) and
  * sd-control.c (the control socket).
  */
 #include "config.h"
@@ -60,6 +60,11 @@ sd_reload(SdDaemon *d, GError **error)
         g_strcmp0(cfg->metrics_listen, d->cfg->metrics_listen) ||
         g_strcmp0(cfg->metrics_textfile, d->cfg->metrics_textfile))
         g_message("reload: [daemon] socket and [metrics] take effect at the next start");
+    if (cfg->mode != d->cfg->mode || cfg->max_ksmd_cpu != d->cfg->max_ksmd_cpu) {
+        g_message("reload: [controller] takes effect at the next start");
+        cfg->mode = d->cfg->mode;
+        cfg->max_ksmd_cpu = d->cfg->max_ksmd_cpu;
+    }
     /* The [ksm] knobs stay those applied at start (and restored at exit). */
     g_array_set_size(cfg->ksm_settings, 0);
     g_array_append_vals(cfg->ksm_settings, d->cfg->ksm_settings->data, d->cfg->ksm_settings->len);
@@ -192,6 +197,11 @@ main(int argc, char **argv)
         d->exit_code = 1;
         goto out_guests;
     }
+    if (!sd_controller_start(d, &error)) {
+        g_critical("%s", error->message);
+        d->exit_code = 1;
+        goto out_ksm;
+    }
     if (!oneshot) {
         d->control = sd_control_start(d, &error);
         if (!d->control) {
@@ -247,6 +257,7 @@ main(int argc, char **argv)
 out_ksm:
     sd_metrics_stop(d);
     sd_control_stop(d->control);
+    sd_controller_stop(d);
     sd_ksm_exit(d);
 out_guests:
     if (d->reconnect_id)

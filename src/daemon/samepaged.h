@@ -13,6 +13,7 @@
 #include <gio/gio.h>
 
 #include "samepage/spconfig.h"
+#include "samepage/spcontroller.h"
 #include "samepage/sphost.h"
 #include "samepage/spjson.h"
 #include "samepage/spksm.h"
@@ -101,6 +102,12 @@ struct _SdDaemon {
     gboolean ksm_applied;
     gboolean we_turned_ksm_on;
 
+    /* the scan-rate controller (every mode but static) */
+    SpController *controller;
+    gboolean ctl_logged;            /* ctl_last was logged */
+    SpControlDecision ctl_last;
+    char *ctl_error;                /* the last error logged */
+
     /* the model */
     GCancellable *model_cancel;     /* cancelled at exit: a scan in flight stops */
     gboolean estimate_running;
@@ -136,6 +143,9 @@ json_object *sd_trust_to_json(SdDaemon *d);
 /* sd-ksm.c */
 gboolean sd_ksm_start(SdDaemon *d, GError **error);
 void sd_ksm_exit(SdDaemon *d);
+gboolean sd_controller_start(SdDaemon *d, GError **error);
+void sd_controller_stop(SdDaemon *d);
+json_object *sd_controller_to_json(SdDaemon *d);
 json_object *sd_ksm_to_json(SdDaemon *d);
 
 /* sd-model.c */

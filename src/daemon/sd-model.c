@@ -58,10 +58,12 @@ sd_model_account(SdDaemon *d, double cpu_s)
 
 static void sd_model_kick(SdDaemon *d);
 
-/* The host prediction changed: the metrics show it. */
+/* The host prediction changed: the controller steers towards it. */
 static void
 sd_model_host_updated(SdDaemon *d)
 {
+    if (d->controller)
+        sp_controller_set_prediction(d->controller, d->hm.pages_sharing, d->hm.registered_pages);
     sd_metrics_write_textfile(d);
 }
 
@@ -192,9 +194,13 @@ sd_host_listed(GObject *source, GAsyncResult *res, gpointer user_data)
     wait_us = MAX((gint64)SD_HOST_CHECK_S * G_USEC_PER_SEC, (gint64)(l->cpu_s / budget * 1e6));
     d->hm.next_check_us = g_get_monotonic_time() + wait_us;
     if (!sd_pids_equal(d->hm.pids, l->pids)) {
-        g_message("KSM registrations: %u process%s with a mergeable VMA (%s%u): the host "
-                  "prediction is refreshed", l->pids->len, l->pids->len == 1 ? "" : "es",
-                  d->hm.pids ? "were " : "none listed before, ", d->hm.pids ? d->hm.pids->len : 0);
+        if (d->hm.pids)
+            g_message("KSM registrations: %u process%s with a mergeable VMA (were %u): the "
+                      "host prediction is made again", l->pids->len,
+                      l->pids->len == 1 ? "" : "es", d->hm.pids->len);
+        else
+            g_message("KSM registrations: %u process%s with a mergeable VMA: the host "
+                      "prediction is made", l->pids->len, l->pids->len == 1 ? "" : "es");
         if (d->hm.pids)
             g_array_unref(d->hm.pids);
         d->hm.pids = g_array_ref(l->pids);
@@ -352,9 +358,18 @@ sd_model_kick(SdDaemon *d)
 
     if (d->estimate_running || d->estimate_timer || d->oneshot || d->quitting)
         return;
+    GHashTableIter it;
+    gpointer k, v;
+    gint64 min_ms = 0;
+
+    g_hash_table_iter_init(&it, d->guests);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        /* A few seconds after a start at least: the guest is still booting. */
+        if (((SdGuest *)v)->estimate_stale)
+            min_ms = 3000;
+    }
     wait_us = d->estimate_not_before_us - g_get_monotonic_time();
-    /* A few seconds after a start at least: the guest is still booting. */
-    d->estimate_timer = g_timeout_add(MAX(wait_us / 1000, 3000), sd_model_start, d);
+    d->estimate_timer = g_timeout_add(MAX(wait_us / 1000, min_ms), sd_model_start, d);
 }
 
 /* A guest came or went: its estimate, and the host's on a fresh listing. */
