@@ -80,7 +80,9 @@ sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
     g_autoptr(GOptionContext) ctx = g_option_context_new("- what samepaged is doing");
     g_autoptr(GError) error = NULL;
     g_autoptr(json_object) st = NULL;
-    json_object *dm = NULL, *ctl = NULL, *trust = NULL, *model = NULL, *ksm = NULL, *guests = NULL;
+    json_object *dm = NULL, *ctl = NULL, *trust = NULL, *model = NULL, *ksm = NULL, *guests = NULL, *host = NULL;
+    const char *cpu;
+    g_autofree char *cpu_text = NULL;
     int rc;
 
     g_option_context_set_summary(ctx, "samepaged's state over its control socket: the daemon, "
@@ -113,9 +115,13 @@ sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
     sp_cli_print(stdout, "libvirt: %s, %s\n", str_of(dm, "libvirt_uri", "?"),
                  g_str_equal(str_of(dm, "connected", "false"), "true") ? "connected"
                                                                        : "not connected");
-    sp_cli_print(stdout, "controller: %s, knobs %s, restore at exit: %s\n",
-                 str_of(ctl, "mode", "?"), str_of(ctl, "knobs", "{}"),
+    cpu = str_of(ctl, "ksmd_cpu_pct", NULL);
+    cpu_text = cpu ? g_strdup_printf("%.1f%%", g_ascii_strtod(cpu, NULL)) : g_strdup("unknown");
+    sp_cli_print(stdout, "controller: %s, %s, knobs %s, ksmd %s of a CPU (budget %s%%), "
+                 "restore at exit: %s\n", str_of(ctl, "mode", "?"), str_of(ctl, "phase", "?"),
+                 str_of(ctl, "knobs", "{}"), cpu_text, str_of(ctl, "max_ksmd_cpu", "?"),
                  str_of(ctl, "restore_at_exit", "?"));
+    sp_cli_print(stdout, "  reason: %s\n", str_of(ctl, "reason", "-"));
     if (ksm)
         sp_cli_print(stdout, "ksm: run %s, pages_to_scan %s, sleep_millisecs %s, pages_sharing %s\n",
                      str_of(ksm, "run", "?"), str_of(ksm, "pages_to_scan", "?"),
@@ -124,6 +130,12 @@ sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
     sp_cli_print(stdout, "model: %s estimates, %.2f CPU-s (budget %s%% of a CPU)\n",
                  str_of(model, "estimates", "0"), g_ascii_strtod(str_of(model, "cpu_seconds", "0"), NULL),
                  str_of(model, "max_cpu_percent", "?"));
+    if (model && json_object_object_get_ex(model, "host", &host) &&
+        g_str_equal(str_of(host, "have_prediction", "false"), "true"))
+        sp_cli_print(stdout, "  host: %s processes registered with KSM, %s pages present: "
+                     "pages_sharing %s predicted, %s s ago\n", str_of(host, "processes", "?"),
+                     str_of(host, "registered_pages", "?"),
+                     str_of(host, "predicted_pages_sharing", "?"), str_of(host, "age_seconds", "?"));
     sp_cli_print_daemon_guests(guests);
     return SP_EXIT_OK;
 }

@@ -6,7 +6,7 @@
  * foreground (service managers expect it) and logs through GLib's
  * structured log (stderr, or the journal when it is stderr's target).
  * The work is in sd-guests.c (libvirt, policy, marking), sd-ksm.c (knobs
- * at start and exit), sd-model.c (estimates in the background) and
+ * at start and exit, the scan-rate controller), sd-model.c (estimates in the background) and
  * sd-control.c (the control socket).
  */
 #include "config.h"
@@ -60,6 +60,11 @@ sd_reload(SdDaemon *d, GError **error)
         g_strcmp0(cfg->metrics_listen, d->cfg->metrics_listen) ||
         g_strcmp0(cfg->metrics_textfile, d->cfg->metrics_textfile))
         g_message("reload: [daemon] socket and [metrics] take effect at the next start");
+    if (cfg->mode != d->cfg->mode || cfg->max_ksmd_cpu != d->cfg->max_ksmd_cpu) {
+        g_message("reload: [controller] takes effect at the next start");
+        cfg->mode = d->cfg->mode;
+        cfg->max_ksmd_cpu = d->cfg->max_ksmd_cpu;
+    }
     /* The [ksm] knobs stay those applied at start (and restored at exit). */
     g_array_set_size(cfg->ksm_settings, 0);
     g_array_append_vals(cfg->ksm_settings, d->cfg->ksm_settings->data, d->cfg->ksm_settings->len);
@@ -176,6 +181,7 @@ main(int argc, char **argv)
     d->oneshot = oneshot;
     d->started_wall = g_get_real_time() / G_USEC_PER_SEC;
     d->loop = g_main_loop_new(NULL, FALSE);
+    d->model_cancel = g_cancellable_new();
     g_message("samepaged %s: %s%s%s", PACKAGE_VERSION, d->config_path,
               dry_run ? ", dry run" : "", oneshot ? ", one shot" : "");
 
@@ -190,6 +196,11 @@ main(int argc, char **argv)
         g_critical("%s", error->message);
         d->exit_code = 1;
         goto out_guests;
+    }
+    if (!sd_controller_start(d, &error)) {
+        g_critical("%s", error->message);
+        d->exit_code = 1;
+        goto out_ksm;
     }
     if (!oneshot) {
         d->control = sd_control_start(d, &error);
@@ -221,6 +232,8 @@ main(int argc, char **argv)
         sd_guests_refresh_all(d, "start");
     }
 
+    if (!oneshot)
+        sd_model_start_host(d);
     sig[0] = g_unix_signal_add(SIGTERM, sd_on_quit, d);
     sig[1] = g_unix_signal_add(SIGINT, sd_on_quit, d);
     sig[2] = g_unix_signal_add(SIGHUP, sd_on_hup, d);
@@ -234,24 +247,27 @@ main(int argc, char **argv)
         printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
                                                            JSON_C_TO_STRING_SPACED));
     }
-    /* Jobs in flight finish first: they hold the libvirt connection. */
+    /* Jobs in flight finish first: they hold the libvirt connection.  An
+     * estimate is cancelled: its scan stops at its next chunk. */
     d->quitting = TRUE;
-    while (d->job_running || d->estimate_running || d->metrics_writing)
+    g_cancellable_cancel(d->model_cancel);
+    while (d->job_running || sd_model_busy(d) || d->metrics_writing)
         g_main_context_iteration(NULL, TRUE);
 
 out_ksm:
     sd_metrics_stop(d);
     sd_control_stop(d->control);
+    sd_controller_stop(d);
     sd_ksm_exit(d);
 out_guests:
     if (d->reconnect_id)
         g_source_remove(d->reconnect_id);
-    if (d->estimate_timer)
-        g_source_remove(d->estimate_timer);
+    sd_model_finish(d);
     sp_libvirt_free(d->lv);
     sd_guests_finish(d);
 out:
     g_main_loop_unref(d->loop);
+    g_object_unref(d->model_cancel);
     sp_config_free(d->cfg);
     sp_host_free(d->host);
     g_free(d->config_path);

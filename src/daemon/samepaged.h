@@ -13,6 +13,7 @@
 #include <gio/gio.h>
 
 #include "samepage/spconfig.h"
+#include "samepage/spcontroller.h"
 #include "samepage/sphost.h"
 #include "samepage/spjson.h"
 #include "samepage/spksm.h"
@@ -49,6 +50,25 @@ typedef struct {
     gboolean estimate_stale;
 } SdGuest;
 
+/* The model's prediction for the whole host: every process registered
+ * with KSM (a VM_MERGEABLE VMA), guests or not, as ksmd scans them all. */
+typedef struct {
+    GArray *pids;                   /* pid_t, ascending: registered at the last listing */
+    gboolean listing;               /* a listing runs in a worker */
+    guint check_timer;
+    gint64 next_check_us;           /* monotonic */
+    double list_cpu_s;              /* the listings' CPU time, all of them */
+    gboolean stale;                 /* the prediction is to be redone */
+    gboolean have;
+    guint64 pages_sharing;          /* predicted pages_sharing */
+    guint64 registered_pages;       /* present pages in the mergeable VMAs it covered */
+    guint64 saved_pages;
+    guint processes;                /* the processes it covered */
+    gint64 at;                      /* wall clock, s */
+    double cpu_s;                   /* its estimate's CPU time */
+    char *error;                    /* the last failure, NULL after a success */
+} SdHostModel;
+
 typedef struct _SdDaemon SdDaemon;
 typedef struct _SdControl SdControl;
 
@@ -82,12 +102,20 @@ struct _SdDaemon {
     gboolean ksm_applied;
     gboolean we_turned_ksm_on;
 
+    /* the scan-rate controller (every mode but static) */
+    SpController *controller;
+    gboolean ctl_logged;            /* ctl_last was logged */
+    SpControlDecision ctl_last;
+    char *ctl_error;                /* the last error logged */
+
     /* the model */
+    GCancellable *model_cancel;     /* cancelled at exit: a scan in flight stops */
     gboolean estimate_running;
     guint estimate_timer;
     gint64 estimate_not_before_us;
     double model_cpu_s;
     guint n_estimates;
+    SdHostModel hm;
 
     SdControl *control;
 
@@ -115,9 +143,15 @@ json_object *sd_trust_to_json(SdDaemon *d);
 /* sd-ksm.c */
 gboolean sd_ksm_start(SdDaemon *d, GError **error);
 void sd_ksm_exit(SdDaemon *d);
+gboolean sd_controller_start(SdDaemon *d, GError **error);
+void sd_controller_stop(SdDaemon *d);
+json_object *sd_controller_to_json(SdDaemon *d);
 json_object *sd_ksm_to_json(SdDaemon *d);
 
 /* sd-model.c */
+void sd_model_start_host(SdDaemon *d);
+void sd_model_finish(SdDaemon *d);
+gboolean sd_model_busy(SdDaemon *d);
 void sd_model_schedule(SdDaemon *d);
 json_object *sd_model_to_json(SdDaemon *d);
 

@@ -108,8 +108,6 @@ sd_status_json(SdDaemon *d)
 {
     json_object *o = reply_ok();
     json_object *dm = json_object_new_object();
-    json_object *ctl = json_object_new_object();
-    json_object *knobs = json_object_new_object();
 
     json_object_object_add(o, "format", json_object_new_int(1));
     json_object_object_add(dm, "pid", json_object_new_int(getpid()));
@@ -127,18 +125,7 @@ sd_status_json(SdDaemon *d)
         g_queue_get_length(d->jobs) + (d->job_running ? 1 : 0)));
     json_object_object_add(o, "daemon", dm);
     json_object_object_add(o, "ksm", sd_ksm_to_json(d));
-    json_object_object_add(ctl, "mode", json_object_new_string(sp_control_mode_name(d->cfg->mode)));
-    json_object_object_add(ctl, "max_ksmd_cpu", json_object_new_double(d->cfg->max_ksmd_cpu));
-    for (guint i = 0; i < d->cfg->ksm_settings->len; i++) {
-        const SpKsmSetting *s = &g_array_index(d->cfg->ksm_settings, SpKsmSetting, i);
-        json_object_object_add(knobs, sp_ksm_key_info(s->key)->name,
-                               json_object_new_int64(s->value));
-    }
-    json_object_object_add(ctl, "knobs", knobs);
-    json_object_object_add(ctl, "applied", json_object_new_boolean(d->ksm_applied));
-    json_object_object_add(ctl, "restore_at_exit", json_object_new_boolean(d->cfg->restore_at_exit));
-    json_object_object_add(ctl, "turned_ksm_on", json_object_new_boolean(d->we_turned_ksm_on));
-    json_object_object_add(o, "controller", ctl);
+    json_object_object_add(o, "controller", sd_controller_to_json(d));
     json_object_object_add(o, "trust", sd_trust_to_json(d));
     json_object_object_add(o, "model", sd_model_to_json(d));
     json_object_object_add(o, "guests", sd_guests_to_json(d));

@@ -465,8 +465,11 @@ sd_guest_started(SdDaemon *d, const char *name, const char *uuid, const char *ho
     SdGuest *g = sd_guest_get(d, name, uuid);
 
     g_debug("guest %s: started (%s)", name, how);
-    if (!g->started_us)
+    if (!g->started_us) {
         g->started_us = g_get_monotonic_time();
+        if (d->controller)
+            sp_controller_guest_started(d->controller);
+    }
     if (!g->job_queued)
         sd_job_queue(d, g, JOB_INSPECT, FALSE);
 }

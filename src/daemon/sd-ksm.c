@@ -6,6 +6,12 @@
  * changed since.  It never turns KSM off that it did not turn on
  * (KubeVirt's ownership rule): run goes back to 0 only if samepaged itself
  * set it from 0 to 1.
+ *
+ * Every [controller] mode but static runs an SpController on the main
+ * context: it decides run, pages_to_scan, sleep_millisecs and smart_scan
+ * from a snapshot of the host and the host prediction (sd-model.c), and
+ * at exit puts back the knobs it wrote, before the [ksm] ones are.  Static
+ * is the [ksm] knobs applied once, as they are.
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepaged"
@@ -19,9 +25,6 @@ sd_ksm_start(SdDaemon *d, GError **error)
     const SpKsmSetting *s = (const SpKsmSetting *)cfg->ksm_settings->data;
     SpKsmState now;
 
-    if (cfg->mode != SP_CONTROL_STATIC)
-        g_warning("[controller] mode = %s: this samepaged drives only the static mode; "
-                  "the [ksm] knobs are applied once", sp_control_mode_name(cfg->mode));
     if (cfg->ksm_settings->len == 0)
         return TRUE;
     if (!sp_ksm_snapshot(d->host, &d->ksm_found, error))
@@ -92,6 +95,147 @@ sd_ksm_exit(SdDaemon *d)
         g_autofree char *v = sp_ksm_format_value(s->key, s->value);
         g_message("KSM: restored %s = %s", sp_ksm_key_info(s->key)->name, v);
     }
+}
+
+/* ------------------------------------------------------------ controller */
+
+static void
+sd_knob_str(GString *s, const char *name, gint64 v)
+{
+    if (v < 0)
+        return;
+    g_string_append_printf(s, "%s%s=%" G_GINT64_FORMAT, s->len ? " " : "", name, v);
+}
+
+/* After every tick: a decision that changes the phase or a knob is logged
+ * with its reason; a new error once. */
+static void
+sd_controller_notify(SpController *c, gpointer user_data)
+{
+    SdDaemon *d = user_data;
+    const SpControlDecision *dec = sp_controller_get_decision(c);
+    const char *err = sp_controller_get_error(c);
+    const SpControlDecision *l = &d->ctl_last;
+    g_autoptr(GString) knobs = g_string_new(NULL);
+
+    if (g_strcmp0(err, d->ctl_error) != 0) {
+        if (err)
+            g_warning("controller: %s", err);
+        else
+            g_message("controller: the knobs apply again");
+        g_free(d->ctl_error);
+        d->ctl_error = g_strdup(err);
+    }
+    if (!dec)
+        return;
+    if (d->ctl_logged && dec->phase == l->phase && dec->run == l->run &&
+        dec->pages_to_scan == l->pages_to_scan && dec->sleep_ms == l->sleep_ms &&
+        dec->smart_scan == l->smart_scan && dec->advisor_scan_time == l->advisor_scan_time)
+        return;
+    sd_knob_str(knobs, "run", dec->run);
+    sd_knob_str(knobs, "pages_to_scan", dec->pages_to_scan ? (gint64)dec->pages_to_scan : -1);
+    sd_knob_str(knobs, "sleep_millisecs", dec->sleep_ms ? (gint64)dec->sleep_ms : -1);
+    sd_knob_str(knobs, "smart_scan", dec->smart_scan);
+    if (dec->advisor_scan_time == 1)
+        g_string_append(knobs, " advisor_mode=scan-time");
+    if (dec->ksmd_cpu_pct >= 0)
+        g_string_append_printf(knobs, " (ksmd %.1f%% of a CPU)", dec->ksmd_cpu_pct);
+    g_message("controller: %s, %s: %s%s: %s", sp_control_mode_name(sp_controller_get_mode(c)),
+              sp_control_phase_name(dec->phase), knobs->str,
+              d->dry_run ? " (dry run: not written)" : "", dec->reason);
+    d->ctl_last = *dec;
+    d->ctl_logged = TRUE;
+    sd_metrics_write_textfile(d);
+}
+
+/* Not for static (sd_ksm_start() did it all) nor --oneshot.  After
+ * sd_ksm_start(): the knobs the controller finds, and restores, are those
+ * [ksm] set. */
+gboolean
+sd_controller_start(SdDaemon *d, GError **error)
+{
+    const SpConfig *cfg = d->cfg;
+    SpControlConfig cc;
+
+    if (cfg->mode == SP_CONTROL_STATIC || d->oneshot)
+        return TRUE;
+    sp_control_config_init(&cc);
+    cc.mode = cfg->mode;
+    cc.max_ksmd_cpu_pct = cfg->max_ksmd_cpu;
+    /* kernel-advisor falls back to static on kernels without the advisor:
+     * the [ksm] rate then, if set. */
+    for (guint i = 0; i < cfg->ksm_settings->len; i++) {
+        const SpKsmSetting *s = &g_array_index(cfg->ksm_settings, SpKsmSetting, i);
+        if (s->key == SP_KSM_PAGES_TO_SCAN)
+            cc.static_pages_to_scan = s->value;
+        else if (s->key == SP_KSM_SLEEP_MILLISECS)
+            cc.static_sleep_ms = s->value;
+    }
+    d->controller = sp_controller_new(d->host, &cc);
+    sp_controller_set_dry_run(d->controller, d->dry_run);
+    sp_controller_set_notify(d->controller, sd_controller_notify, d);
+    if (!sp_controller_start(d->controller, NULL, error)) {
+        g_prefix_error(error, "controller: ");
+        g_clear_pointer(&d->controller, sp_controller_free);
+        return FALSE;
+    }
+    g_message("controller: %s mode, ksmd budget %.1f%% of a CPU averaged over a minute",
+              sp_control_mode_name(cc.mode), cc.max_ksmd_cpu_pct);
+    if (d->hm.have)
+        sp_controller_set_prediction(d->controller, d->hm.pages_sharing, d->hm.registered_pages);
+    return TRUE;
+}
+
+/* The knobs the controller wrote, back as it found them (before
+ * sd_ksm_exit() puts back the [ksm] ones). */
+void
+sd_controller_stop(SdDaemon *d)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (!d->controller)
+        return;
+    if (!sp_controller_stop(d->controller, &error))
+        g_warning("controller: %s", error->message);
+    else if (!d->dry_run)
+        g_message("controller: stopped, the knobs it wrote are back as found");
+    g_clear_pointer(&d->controller, sp_controller_free);
+    g_clear_pointer(&d->ctl_error, g_free);
+}
+
+/* status' "controller": the mode, phase, reason, ksmd's CPU and the knobs
+ * it set; for static, the [ksm] knobs. */
+json_object *
+sd_controller_to_json(SdDaemon *d)
+{
+    json_object *ctl = json_object_new_object();
+    json_object *configured = json_object_new_object();
+
+    for (guint i = 0; i < d->cfg->ksm_settings->len; i++) {
+        const SpKsmSetting *s = &g_array_index(d->cfg->ksm_settings, SpKsmSetting, i);
+        json_object_object_add(configured, sp_ksm_key_info(s->key)->name,
+                               json_object_new_int64(s->value));
+    }
+    if (d->controller) {
+        g_autoptr(json_object) c = sp_controller_to_json(d->controller);
+        json_object_object_foreach(c, key, val)
+            json_object_object_add(ctl, key, json_object_get(val));
+    } else {
+        json_object_object_add(ctl, "running", json_object_new_boolean(FALSE));
+        json_object_object_add(ctl, "phase", json_object_new_string(
+                                   sp_control_phase_name(SP_CONTROL_PHASE_FIXED)));
+        json_object_object_add(ctl, "reason", json_object_new_string(
+            d->ksm_applied ? "static: the [ksm] knobs applied at start"
+                           : "static: no [ksm] knobs configured"));
+        json_object_object_add(ctl, "knobs", json_object_get(configured));
+    }
+    json_object_object_add(ctl, "mode", json_object_new_string(sp_control_mode_name(d->cfg->mode)));
+    json_object_object_add(ctl, "max_ksmd_cpu", json_object_new_double(d->cfg->max_ksmd_cpu));
+    json_object_object_add(ctl, "configured", configured);
+    json_object_object_add(ctl, "applied", json_object_new_boolean(d->ksm_applied));
+    json_object_object_add(ctl, "restore_at_exit", json_object_new_boolean(d->cfg->restore_at_exit));
+    json_object_object_add(ctl, "turned_ksm_on", json_object_new_boolean(d->we_turned_ksm_on));
+    return ctl;
 }
 
 json_object *

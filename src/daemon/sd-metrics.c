@@ -67,7 +67,14 @@ sd_metrics_snapshot(SdDaemon *d)
             any = TRUE;
         }
     }
-    if (any) {
+    /* The whole host: every process registered with KSM, guests or not;
+     * until the host model has run, the guests' predictions. */
+    if (d->hm.have) {
+        snap->have_prediction = TRUE;
+        snap->predicted_pages_sharing = d->hm.pages_sharing;
+        snap->predicted_saving_bytes = d->hm.saved_pages * snap->page_size;
+        snap->prediction_age_seconds = now - d->hm.at;
+    } else if (any) {
         snap->have_prediction = TRUE;
         snap->predicted_saving_bytes = saving;
         snap->predicted_pages_sharing = pages;
@@ -75,9 +82,22 @@ sd_metrics_snapshot(SdDaemon *d)
     }
     snap->have_controller = TRUE;
     sp_metrics_set_string(&snap->controller_mode, sp_control_mode_name(d->cfg->mode));
+    if (d->controller && sp_controller_get_decision(d->controller)) {
+        const SpControlDecision *dec = sp_controller_get_decision(d->controller);
+        sp_metrics_set_string(&snap->controller_reason, dec->reason);
+        if (snap->have_ksm) {
+            /* 0 in a decision: left as it is (the advisor owns it) */
+            snap->controller_pages_to_scan = dec->pages_to_scan
+                ? dec->pages_to_scan : snap->ksm.entry[SP_KSM_PAGES_TO_SCAN].value;
+            snap->controller_sleep_ms = dec->sleep_ms
+                ? dec->sleep_ms : snap->ksm.entry[SP_KSM_SLEEP_MILLISECS].value;
+        }
+        return g_steal_pointer(&snap);
+    }
     sp_metrics_set_string(&snap->controller_reason,
-                          d->ksm_applied ? "static: the [ksm] knobs applied at start"
-                                         : "static: no [ksm] knobs configured");
+                          d->controller ? "no decision yet"
+                          : d->ksm_applied ? "static: the [ksm] knobs applied at start"
+                                           : "static: no [ksm] knobs configured");
     if (snap->have_ksm) {
         snap->controller_pages_to_scan = snap->ksm.entry[SP_KSM_PAGES_TO_SCAN].value;
         snap->controller_sleep_ms = snap->ksm.entry[SP_KSM_SLEEP_MILLISECS].value;

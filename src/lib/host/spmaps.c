@@ -245,13 +245,41 @@ sp_maps_pid_cmp(gconstpointer a, gconstpointer b)
     return x < y ? -1 : x > y;
 }
 
+/* "mg" among the VmFlags of a mapping in @text (smaps), found without
+ * parsing the rest: a listing of every process stays cheap.  VmFlags
+ * before any mapping header (malformed) do not count. */
+static gboolean
+sp_maps_text_has_mergeable(const char *text)
+{
+    gboolean header = FALSE;
+    const char *l = text;
+
+    while (*l) {
+        const char *nl = strchr(l, '\n');
+        const char *end = nl ? nl : l + strlen(l);
+
+        if (g_str_has_prefix(l, "VmFlags:")) {
+            for (const char *p = l + strlen("VmFlags:"); header && p + 2 <= end; p++) {
+                if (p[-1] == ' ' && p[0] == 'm' && p[1] == 'g' &&
+                    (p + 2 == end || p[2] == ' '))
+                    return TRUE;
+            }
+        } else if (!header && sp_maps_is_header(l)) {
+            header = TRUE;
+        }
+        l = nl ? nl + 1 : end;
+    }
+    return FALSE;
+}
+
 /**
  * sp_maps_mergeable_pids:
  *
  * The processes KSM scans now: those with a VMA marked mergeable (VmFlags
  * "mg", wherever it stands in the list), read from each /proc/PID/smaps
- * below @host's procfs root.  A process that exits meanwhile, or whose
- * smaps cannot be read or parsed, is left out.
+ * below @host's procfs root (only the VmFlags lines are looked at).  A
+ * process that exits meanwhile, or whose smaps cannot be read or has no
+ * mapping header, is left out.
  *
  * Returns: (transfer full) (element-type pid_t): the pids, ascending.
  */
@@ -264,18 +292,16 @@ sp_maps_mergeable_pids(const SpHost *host)
     const char *name;
 
     while (dir && (name = g_dir_read_name(dir))) {
-        g_autoptr(GPtrArray) vmas = NULL;
+        g_autofree char *path = NULL;
+        g_autofree char *text = NULL;
         gint64 pid;
 
         if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL))
             continue;
-        vmas = sp_maps_read(host, (pid_t)pid, NULL);
-        for (guint i = 0; vmas && i < vmas->len; i++) {
-            if (sp_vma_is_mergeable(g_ptr_array_index(vmas, i))) {
-                pid_t p = (pid_t)pid;
-                g_array_append_val(pids, p);
-                break;
-            }
+        path = sp_host_procfs_path(host, "%d/smaps", (int)pid);
+        if (g_file_get_contents(path, &text, NULL, NULL) && sp_maps_text_has_mergeable(text)) {
+            pid_t p = (pid_t)pid;
+            g_array_append_val(pids, p);
         }
     }
     g_array_sort(pids, sp_maps_pid_cmp);
