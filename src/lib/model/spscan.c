@@ -933,7 +933,8 @@ sp_scan_is_partial(const SpScan *scan)
     return scan->partial;
 }
 
-static const SpScanRun *
+/* The run holding @page, by binary search (spscanpriv.h). */
+const SpScanRun *
 sp_scan_find_run(const SpScan *scan, gsize page)
 {
     const SpScanRun *runs = (const SpScanRun *)(const void *)scan->runs->data;

@@ -222,4 +222,7 @@ sp_scan_classify_buf(SpScan *scan, const guint8 *page, guint64 *hash)
     return 0;
 }
 
+/* The run holding @page, by binary search over scan->runs (spscan.c). */
+const SpScanRun *sp_scan_find_run(const SpScan *scan, gsize page);
+
 G_END_DECLS

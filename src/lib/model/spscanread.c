@@ -127,7 +127,8 @@ static const SpScanRun *
 sp_scan_run_of(SpScan *scan, gsize page)
 {
     const SpScanRun *runs = (const SpScanRun *)(const void *)scan->runs->data;
-    gsize n = scan->runs->len, h = scan->run_hint, lo = 0, hi = n;
+    gsize n = scan->runs->len, h = scan->run_hint;
+    const SpScanRun *r;
 
     for (gsize k = h; k < n && k <= h + 1; k++) {
         if (runs[k].first <= page && page < runs[k].first + runs[k].n) {
@@ -135,15 +136,9 @@ sp_scan_run_of(SpScan *scan, gsize page)
             return &runs[k];
         }
     }
-    while (hi - lo > 1) {
-        gsize mid = (lo + hi) / 2;
-        if (runs[mid].first <= page)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    scan->run_hint = lo;
-    return &runs[lo];
+    r = sp_scan_find_run(scan, page);
+    scan->run_hint = (gsize)(r - runs);
+    return r;
 }
 
 /*
