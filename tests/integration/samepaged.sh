@@ -37,6 +37,25 @@ printf '[policy]\nmerge = sometimes\n' > "$conf"
 grep -q "$conf:2: \[policy\] merge" "$err" || sp_fail "unclear: $(cat "$err")"
 sp_log "bad value refused: $(cat "$err")"
 
+# The metrics port taken by another process: samepaged refuses to start,
+# naming the address, and leaves the knob it would have applied untouched.
+sp_spawn holder $PY -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1])); import os
+os.rename(sys.argv[1] + ".tmp", sys.argv[1]); time.sleep(600)' "$SP_TEST_TMP/held-port"
+for _ in $(seq 100); do [ -s "$SP_TEST_TMP/held-port" ] && break; sleep 0.1; done
+held=$(cat "$SP_TEST_TMP/held-port") || sp_fail "the port holder did not start"
+pts_held=$(sp_ksm pages_to_scan)
+printf '[daemon]\nsocket = %s\n[metrics]\nlisten = 127.0.0.1:%s\n[ksm]\npages_to_scan = 321\n' \
+    "$sock" "$held" > "$conf"
+"$SAMEPAGED" --config "$conf" >"$err" 2>&1 && sp_fail "samepaged started on a taken metrics port"
+grep -q "127.0.0.1:$held" "$err" || sp_fail "the error does not name 127.0.0.1:$held: $(cat "$err")"
+[ "$(sp_ksm pages_to_scan)" = "$pts_held" ] \
+    || sp_fail "pages_to_scan is $(sp_ksm pages_to_scan) after a refused start, was $pts_held"
+[ -e "$sock" ] && sp_fail "a refused start left its socket $sock"
+kill "$holder"
+sp_log "metrics port taken: refused, knobs untouched: $(grep "127.0.0.1:$held" "$err" | head -1)"
+
 # 2. The daemon, with a knob to apply at start (a value nobody uses).
 pts_before=$(sp_ksm pages_to_scan)
 port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
