@@ -199,6 +199,14 @@ jq -e --arg u "$uuid2" '[.families[].samples[] | select(.name == "samepage_guest
     "$scrape" >/dev/null || sp_fail "metrics: no samepage_guest_mergeable with uuid $uuid2"
 [ "$(metric samepage_ksm_pages_sharing)" = "$(sp_ksm pages_sharing)" ] \
     || sp_fail "metrics: pages_sharing $(metric samepage_ksm_pages_sharing), sysfs $(sp_ksm pages_sharing)"
+# Per guest, merging bytes as the guest's QEMU has them in ksm_stat.
+for d in sp-d1 sp-d2; do
+    qpid=$(cat "/run/libvirt/qemu/$d.pid")
+    want=$(( $(awk '$1 == "ksm_merging_pages" {print $2}' "/proc/$qpid/ksm_stat") * $(getconf PAGESIZE) ))
+    got=$(metric samepage_guest_ksm_merging_bytes "$d")
+    [ "$got" = "$want" ] || sp_fail "metrics: $d merging bytes '$got', ksm_stat of pid $qpid says $want"
+    sp_log "metrics: $d merging bytes $got = ksm_stat of pid $qpid"
+done
 $PY "$SP_TOP_SRCDIR/tests/unit/prom-parse.py" < "$SP_TEST_TMP/metrics/samepage.prom" >/dev/null \
     || sp_fail "the textfile does not parse"
 grep -q '^samepage_guest_mergeable{domain="sp-d2"' "$SP_TEST_TMP/metrics/samepage.prom" \
