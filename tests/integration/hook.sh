@@ -55,24 +55,11 @@ lvlog=$SP_TEST_TMP/libvirtd.log
 # define_guest NAME [MERGE]: a TCG guest, with <sp:policy merge=MERGE> when
 # given; destroyed and undefined at exit.
 define_guest() {
-    local name=$1 merge=${2:-} dir xml
-    dir=$SP_TEST_TMP/lv-$name
-    mkdir -p "$dir"
-    chmod 755 "$SP_TEST_TMP" "$dir"
-    cp "$SP_IMAGE_DIR/base.qcow2" "$SP_IMAGE_DIR/vmlinuz" "$SP_IMAGE_DIR/initrd.img" "$dir/"
-    qemu-img create -q -f qcow2 -b "$dir/base.qcow2" -F qcow2 "$dir/disk.qcow2" \
-        || sp_fail "cannot create the overlay for $name"
-    xml=$(SP_IMAGE_DIR=$dir sp_guest_domain_xml "$name" "$dir/disk.qcow2" "$dir/serial.log")
-    if [ -n "$merge" ]; then
-        xml=${xml/<\/domain>/  <metadata>
-    <sp:policy xmlns:sp=\"urn:samepage:policy:1\" merge=\"$merge\"/>
-  </metadata>
-<\/domain>}
-    fi
-    printf '%s\n' "$xml" > "$dir/domain.xml"
-    _sp_libvirt_remove "$name"
-    sp_at_exit "_sp_libvirt_remove $name"
-    $SP_VIRSH define "$dir/domain.xml" >/dev/null || sp_fail "virsh define $name failed"
+    local meta=
+    [ -n "${2:-}" ] && meta="  <metadata>
+    <sp:policy xmlns:sp=\"urn:samepage:policy:1\" merge=\"$2\"/>
+  </metadata>"
+    sp_libvirt_define "$1" "$meta"
 }
 
 # timed VAR CMD...: run CMD, its status in $?, its seconds in VAR.

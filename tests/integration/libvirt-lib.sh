@@ -2,6 +2,9 @@
 #   sp_libvirtd_start        use the running libvirtd, or start virtlogd and
 #                            libvirtd in the foreground as our children (no
 #                            systemd here), stopped by PID at exit
+#   sp_libvirt_define NAME [XML]
+#                            define a guest from vm-images with XML added
+#                            before </domain>; removed at exit
 #   sp_libvirt_guest NAME [nosharepages]
 #                            define and start a guest from vm-images (TCG,
 #                            512 MiB) on its own overlay; destroyed and
@@ -36,8 +39,11 @@ _sp_libvirt_remove() {
     return 0
 }
 
-sp_libvirt_guest() {
-    local name=$1 opt=${2:-} dir xml
+# sp_libvirt_define NAME [XML]: define (not start) a guest from vm-images
+# (TCG, 512 MiB) on its own overlay, XML added before </domain>;
+# destroyed and undefined at exit.
+sp_libvirt_define() {
+    local name=$1 extra=${2:-} dir xml
     dir=$SP_TEST_TMP/lv-$name
     mkdir -p "$dir"
     chmod 755 "$SP_TEST_TMP" "$dir"
@@ -47,15 +53,21 @@ sp_libvirt_guest() {
     qemu-img create -q -f qcow2 -b "$dir/base.qcow2" -F qcow2 "$dir/disk.qcow2" \
         || sp_fail "cannot create the overlay for $name"
     xml=$(SP_IMAGE_DIR=$dir sp_guest_domain_xml "$name" "$dir/disk.qcow2" "$dir/serial.log")
-    if [ "$opt" = nosharepages ]; then
-        xml=${xml/<\/domain>/  <memoryBacking><nosharepages\/><\/memoryBacking>
+    if [ -n "$extra" ]; then
+        xml=${xml/<\/domain>/$extra
 <\/domain>}
     fi
     printf '%s\n' "$xml" > "$dir/domain.xml"
     _sp_libvirt_remove "$name"
     sp_at_exit "_sp_libvirt_remove $name"
     $SP_VIRSH define "$dir/domain.xml" >/dev/null || sp_fail "virsh define $name failed"
-    $SP_VIRSH start "$name" >/dev/null || sp_fail "virsh start $name failed"
+}
+
+sp_libvirt_guest() {
+    local extra=
+    [ "${2:-}" = nosharepages ] && extra='  <memoryBacking><nosharepages/></memoryBacking>'
+    sp_libvirt_define "$1" "$extra"
+    $SP_VIRSH start "$1" >/dev/null || sp_fail "virsh start $1 failed"
 }
 
 # sp_libvirt_wait_agent NAME: guest-ping through libvirt until it answers.

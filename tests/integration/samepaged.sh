@@ -84,23 +84,10 @@ sp_log "samepaged up (pid $sdpid): pages_to_scan $pts_before -> 321, socket mode
 
 # 3. Two guests with different metadata.
 guest() {   # NAME METADATA [nosharepages]
-    local name=$1 meta=$2 opt=${3:-} dir xml
-    dir=$SP_TEST_TMP/lv-$name
-    mkdir -p "$dir"
-    chmod 755 "$SP_TEST_TMP" "$dir"
-    cp "$SP_IMAGE_DIR/base.qcow2" "$SP_IMAGE_DIR/vmlinuz" "$SP_IMAGE_DIR/initrd.img" "$dir/"
-    qemu-img create -q -f qcow2 -b "$dir/base.qcow2" -F qcow2 "$dir/disk.qcow2" \
-        || sp_fail "cannot create the overlay for $name"
-    xml=$(SP_IMAGE_DIR=$dir sp_guest_domain_xml "$name" "$dir/disk.qcow2" "$dir/serial.log")
-    local extra="  <metadata>$meta</metadata>"
-    [ "$opt" = nosharepages ] && extra="$extra
+    local extra="  <metadata>$2</metadata>"
+    [ "${3:-}" = nosharepages ] && extra="$extra
   <memoryBacking><nosharepages/></memoryBacking>"
-    xml=${xml/<\/domain>/$extra
-<\/domain>}
-    printf '%s\n' "$xml" > "$dir/domain.xml"
-    _sp_libvirt_remove "$name"
-    sp_at_exit "_sp_libvirt_remove $name"
-    $SP_VIRSH define "$dir/domain.xml" >/dev/null || sp_fail "virsh define $name failed"
+    sp_libvirt_define "$1" "$extra"
 }
 guest sp-d1 '<sp:policy xmlns:sp="urn:samepage:policy:1" merge="no" group="alpha"/>'
 guest sp-d2 '<sp:policy xmlns:sp="urn:samepage:policy:1" merge="required" group="alpha"/>' nosharepages
