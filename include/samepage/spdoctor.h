@@ -86,6 +86,7 @@ gboolean sp_doctor_guest_snapshot(const SpHost *host, SpLibvirt *lv, SpGuest *gu
 
 typedef struct {
     const char *uri;                  /* libvirt connection; NULL: the default */
+    guint libvirt_flags;              /* SpLibvirtOpenFlags to open it with */
     const char *const *domains;       /* NULL: every running domain, unless ... */
     const char *const *qmp_sockets;   /* ... bare QEMUs are named (NULL: none) */
     gboolean estimate;                /* run the model (volatility, duplicates) */

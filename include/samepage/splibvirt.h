@@ -32,6 +32,9 @@ typedef enum {
     SP_LIBVIRT_ERROR_REFUSED,      /* only processes of other users carry its -uuid */
     SP_LIBVIRT_ERROR_AMBIGUOUS,    /* two processes of QEMU's users carry its -uuid */
     SP_LIBVIRT_ERROR_AGENT,        /* the guest agent is not connected or does not answer */
+    SP_LIBVIRT_ERROR_BAD_URI,      /* neither a URI nor an alias of libvirt.conf */
+    SP_LIBVIRT_ERROR_REMOTE,       /* the URI names another host: this needs the local one */
+    SP_LIBVIRT_ERROR_READ_ONLY,    /* refused on a read-only connection */
 } SpLibvirtErrorCode;
 
 /* libvirt's virDomainState, under our name (the same values). */
@@ -48,7 +51,15 @@ typedef enum {
 
 typedef struct _SpLibvirt SpLibvirt;
 
+/* How to connect (sp_libvirt_open_full()). */
+typedef enum {
+    SP_LIBVIRT_OPEN_READONLY = 1 << 0,   /* virConnectOpenReadOnly's rights: look, change nothing */
+    SP_LIBVIRT_OPEN_ASK = 1 << 1,        /* ask for credentials on the terminal (a CLI, not a daemon) */
+} SpLibvirtOpenFlags;
+
 SpLibvirt *sp_libvirt_open(const char *uri, GError **error);
+SpLibvirt *sp_libvirt_open_full(const char *uri, SpLibvirtOpenFlags flags, GError **error);
+gboolean sp_libvirt_is_readonly(const SpLibvirt *lv);
 void sp_libvirt_free(SpLibvirt *lv);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpLibvirt, sp_libvirt_free)
 
@@ -99,7 +110,29 @@ char *sp_libvirt_agent_command(SpLibvirtDomain *dom, const char *json, int timeo
 char *sp_libvirt_hmp_command(SpLibvirtDomain *dom, const char *command, GError **error);
 SpGuest *sp_libvirt_domain_get_guest(SpLibvirtDomain *dom, pid_t pid, GError **error);
 
-gboolean sp_libvirt_uri_is_remote(const char *uri);
+/* ------------------------------------------------- where a URI leads */
+
+/* Whether a URI's hypervisor is this host's, as its text tells. */
+typedef enum {
+    SP_LIBVIRT_PLACE_LOCAL,    /* no host (or localhost), no network transport */
+    SP_LIBVIRT_PLACE_REMOTE,   /* another host, or a transport such as ssh, tls, tcp */
+} SpLibvirtPlace;
+
+gboolean sp_libvirt_uri_classify(const char *uri, SpLibvirtPlace *place, char **why,
+                                 GError **error);
+gboolean sp_libvirt_conf_parse(const char *text, char **uri_default, GStrv *aliases,
+                               GError **error);
+char *sp_libvirt_conf_alias(const char *const *aliases, const char *name);
+gboolean sp_libvirt_uri_resolve(const char *uri, const char *env_uri, const char *conf_text,
+                                char **resolved, SpLibvirtPlace *place, char **why,
+                                GError **error);
+gboolean sp_libvirt_default_place(const char *uri, char **resolved, SpLibvirtPlace *place,
+                                  char **why, GError **error);
+gboolean sp_libvirt_check_local(SpLibvirt *lv, GError **error);
+
+/* The host's KSM knobs and figures that libvirt passes
+ * (virNodeGetMemoryParameters); the others are left unsupported. */
+gboolean sp_libvirt_get_ksm(SpLibvirt *lv, SpKsmState *state, GError **error);
 
 /* ------------------------------------------------- events (samepaged) */
 

@@ -21,8 +21,9 @@ enum {
 };
 
 typedef struct {
-    const char *uri;       /* -c/--connect, NULL for the default */
+    const char *uri;       /* -c/--connect, NULL for libvirt's default */
     gboolean debug;
+    gboolean readonly;     /* -r/--readonly: a read-only connection, nothing changed */
 } SpCliGlobal;
 
 typedef int (*SpCliRunFunc)(const SpCliGlobal *global, int argc, char **argv);
@@ -46,6 +47,14 @@ json_object *sp_cli_daemon_guests(void);
 void sp_cli_print_daemon_view(json_object *guests);
 void sp_cli_warn_daemon(const char *command, const char *guest);
 
+/* guests.c: which host a command acts on (samepage(1), REMOTE HOSTS) */
+gboolean sp_cli_uri_place(const SpCliGlobal *global, const char *command, gboolean use_default,
+                          SpLibvirtPlace *place, char **uri, char **why);
+int sp_cli_require_local(const SpCliGlobal *global, const char *command, gboolean use_default,
+                         const char *what);
+int sp_cli_refuse_readonly(const SpCliGlobal *global, const char *command, const char *change);
+guint sp_cli_libvirt_flags(const SpCliGlobal *global);
+SpLibvirt *sp_cli_open_libvirt(const SpCliGlobal *global, gboolean need_local, GError **error);
 SpGuest *sp_cli_open_guest(const SpCliGlobal *global, SpLibvirt **lv, const SpHost *host,
                            const char *name, const char *qmp_socket, GError **error);
 

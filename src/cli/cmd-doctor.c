@@ -46,7 +46,14 @@ sp_cli_doctor(const SpCliGlobal *global, int argc, char **argv)
     if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
         return rc;
 
+    /* The host's KSM and the guests' memory are read here; --qmp alone
+     * needs no libvirt, and then only -c is checked. */
+    if ((rc = sp_cli_require_local(global, "doctor", argc > 1 || !qmps,
+                                   "reads /sys/kernel/mm/ksm and the guests' memory")) !=
+        SP_EXIT_OK)
+        return rc;
     req.uri = global->uri;
+    req.libvirt_flags = sp_cli_libvirt_flags(global);
     req.domains = argc > 1 ? (const char *const *)argv + 1 : NULL;
     req.qmp_sockets = (const char *const *)qmps;
     req.estimate = !no_estimate;

@@ -192,8 +192,13 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("estimate: give at least one DOMAIN, --all, --qmp, --pid or --image");
         return SP_EXIT_USAGE;
     }
+    /* Memory is read on this host; --pid, --image and --qmp name local
+     * things and need no libvirt: then only -c is checked. */
+    if ((rc = sp_cli_require_local(global, "estimate", all || argc > 1,
+                                   "reads the guests' memory (/proc/PID/mem)")) != SP_EXIT_OK)
+        return rc;
     if (all) {
-        if (!(lv = sp_libvirt_open(global->uri, &error)) ||
+        if (!(lv = sp_cli_open_libvirt(global, TRUE, &error)) ||
             !(domains = sp_libvirt_list_running(lv, &error))) {
             sp_cli_error("estimate: %s", error->message);
             return SP_EXIT_FAILURE;

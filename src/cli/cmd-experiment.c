@@ -99,6 +99,12 @@ sp_cli_experiment_clean(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("experiment clean: unexpected argument '%s'", argv[1]);
         return SP_EXIT_USAGE;
     }
+    if ((rc = sp_cli_require_local(global, "experiment clean", FALSE,
+                                   "restores KSM knobs and removes overlay files")) != SP_EXIT_OK ||
+        (!dry_run && (rc = sp_cli_refuse_readonly(global, "experiment clean",
+                                                  "destroys domains and writes KSM knobs "
+                                                  "(--dry-run changes nothing)")) != SP_EXIT_OK))
+        return rc;
     if (!sp_cli_experiment_cleanup(global, host, state_dir, dry_run, FALSE, &cleaned, &running))
         return SP_EXIT_FAILURE;
     if (running)
@@ -275,6 +281,12 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
                               : "experiment run: one plan at a time ('%s' is extra)", argv[3]);
         return SP_EXIT_USAGE;
     }
+    if ((rc = sp_cli_require_local(global, "experiment run", FALSE,
+                                   "drives KSM and reads the guests' memory")) !=
+            SP_EXIT_OK ||
+        (rc = sp_cli_refuse_readonly(global, "experiment run", "starts domains and writes KSM "
+                                     "knobs")) != SP_EXIT_OK)
+        return rc;
     if (!g_file_get_contents(argv[2], &plan_text, NULL, &error)) {
         sp_cli_error("experiment: %s", error->message);
         return SP_EXIT_FAILURE;

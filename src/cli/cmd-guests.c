@@ -13,6 +13,28 @@
 
 #define MIB(bytes) ((double)(bytes) / (1024.0 * 1024.0))
 
+/* list over a URI of another host: the running domains' names only. */
+static int
+sp_cli_list_remote(SpLibvirt *lv, const char *const *names, gboolean json)
+{
+    if (json) {
+        g_autoptr(json_object) arr = json_object_new_array();
+        for (const char *const *n = names; *n; n++) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "domain", json_object_new_string(*n));
+            json_object_array_add(arr, o);
+        }
+        sp_cli_print_json(arr);
+        return SP_EXIT_OK;
+    }
+    sp_cli_print(stdout, "running domains of %s (their pid, RAM and KSM figures are in that "
+                 "host's /proc: run samepage there for them)\n", sp_libvirt_get_uri(lv));
+    sp_cli_print(stdout, "%s\n", "DOMAIN");
+    for (const char *const *n = names; *n; n++)
+        sp_cli_print(stdout, "%s\n", *n);
+    return SP_EXIT_OK;
+}
+
 int
 sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
 {
@@ -28,6 +50,8 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     g_auto(GStrv) names = NULL;
     g_autoptr(json_object) arr = json_object_new_array();
     g_autoptr(json_object) daemon = NULL;   /* samepaged's guests, when it runs */
+    g_autofree char *uri = NULL, *why = NULL;
+    SpLibvirtPlace place;
     int rc;
 
     g_option_context_set_summary(ctx, "Running QEMU guests: pid, RAM, regions marked mergeable, "
@@ -35,11 +59,17 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
         return rc;
-    if (!(lv = sp_libvirt_open(global->uri, &error)) ||
+    if (!sp_cli_uri_place(global, "list", TRUE, &place, &uri, &why))
+        return SP_EXIT_USAGE;
+    if (!(lv = sp_cli_open_libvirt(global, FALSE, &error)) ||
         !(names = sp_libvirt_list_running(lv, &error))) {
         sp_cli_error("list: %s", error->message);
         return SP_EXIT_FAILURE;
     }
+    /* Another host's guests: libvirt names them; their pids, RAM and KSM
+     * figures are in that host's /proc. */
+    if (place == SP_LIBVIRT_PLACE_REMOTE || !sp_libvirt_check_local(lv, NULL))
+        return sp_cli_list_remote(lv, (const char *const *)names, json);
     daemon = sp_cli_daemon_guests();
     if (!json)
         sp_cli_print(stdout, "%-20s %8s %9s %8s %13s %11s\n", "DOMAIN", "PID", "RAM MiB", "MARKED",
@@ -108,6 +138,10 @@ sp_cli_regions(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("regions: give one DOMAIN, or --qmp SOCKET");
         return SP_EXIT_USAGE;
     }
+    if ((rc = sp_cli_require_local(global, "regions", !qmp,
+                                   "finds the host memory behind the guest's RAM "
+                                   "(/proc/PID/smaps)")) != SP_EXIT_OK)
+        return rc;
     g = sp_cli_open_guest(global, &lv, host, argc > 1 ? argv[1] : NULL, qmp, &error);
     if (!g || !sp_guest_load_regions(g, host, &error) ||
         !sp_ksm_stat_read(host, sp_guest_get_pid(g), &k, &error)) {
@@ -180,6 +214,12 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("mark: give one DOMAIN, or --qmp SOCKET");
         return SP_EXIT_USAGE;
     }
+    if ((rc = sp_cli_require_local(global, "mark", !qmp,
+                                   "verifies the marking in the guest's /proc/PID/smaps")) !=
+            SP_EXIT_OK ||
+        (rc = sp_cli_refuse_readonly(global, "mark", "changes the guest's merge property")) !=
+            SP_EXIT_OK)
+        return rc;
     name = argc > 1 ? argv[1] : qmp;
     g = sp_cli_open_guest(global, &lv, host, argc > 1 ? argv[1] : NULL, qmp, &error);
     if (!g || !sp_guest_load_regions(g, host, &error)) {

@@ -32,6 +32,27 @@ sp_cli_ksm_print_table(const SpKsmState *state)
     }
 }
 
+/* The keys libvirt passed, from another host: the others are not shown
+ * (they are not "unsupported" there, only out of libvirt's reach). */
+static void
+sp_cli_ksm_print_remote(const SpKsmState *state, const char *uri)
+{
+    sp_cli_print(stdout, "KSM of %s, through libvirt (node memory parameters: only these keys)\n",
+                 uri);
+    sp_cli_print(stdout, "%-36s %-14s %s\n", "KEY", "VALUE", "MEANING");
+    for (guint i = 0; i < SP_KSM_N_KEYS; i++) {
+        const SpKsmKeyInfo *info = sp_ksm_key_info(i);
+        const SpKsmEntry *e = &state->entry[i];
+        g_autofree char *v = NULL;
+
+        if (!e->supported)
+            continue;
+        v = sp_ksm_format_value(i, e->value);
+        sp_cli_print(stdout, "%-36s %-14s %s%s\n", info->name, v, info->writable ? "" : "(figure) ",
+                     info->help);
+    }
+}
+
 static int
 sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
 {
@@ -39,7 +60,12 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
     g_autoptr(GError) error = NULL;
     g_autofree SpKsmSetting *settings = NULL;
     SpKsmState before, after;
+    g_autofree char *uri = NULL, *why = NULL;
+    SpLibvirtPlace place;
+    int rc;
 
+    if ((rc = sp_cli_refuse_readonly(global, "ksm set", "writes KSM knobs")) != SP_EXIT_OK)
+        return rc;
     if (argc < 1) {
         sp_cli_error("ksm set: give at least one KEY=VALUE");
         return SP_EXIT_USAGE;
@@ -67,15 +93,19 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
             return SP_EXIT_USAGE;
         }
     }
-    if (sp_libvirt_uri_is_remote(global->uri)) {
-        g_autoptr(SpLibvirt) lv = sp_libvirt_open(global->uri, &error);
+    /* Another host's knobs go through its libvirtd, which passes three. */
+    if (!sp_cli_uri_place(global, "ksm set", TRUE, &place, &uri, &why))
+        return SP_EXIT_USAGE;
+    if (place == SP_LIBVIRT_PLACE_REMOTE) {
+        g_autoptr(SpLibvirt) lv = sp_cli_open_libvirt(global, FALSE, &error);
         if (!lv || !sp_libvirt_set_ksm(lv, settings, argc, &error)) {
             sp_cli_error("ksm set: %s", error->message);
             return SP_EXIT_FAILURE;
         }
         for (int i = 0; i < argc; i++)
             sp_cli_print(stdout, "%s: -> %" G_GINT64_FORMAT " (through libvirt on %s)\n",
-                   sp_ksm_key_info(settings[i].key)->name, settings[i].value, global->uri);
+                   sp_ksm_key_info(settings[i].key)->name, settings[i].value,
+                   sp_libvirt_get_uri(lv));
         return SP_EXIT_OK;
     }
     if (!sp_ksm_read(host, &before, &error)) {
@@ -265,6 +295,12 @@ sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("ksm numa: give --merge-across-nodes 0 or 1");
         return SP_EXIT_USAGE;
     }
+    if ((rc = sp_cli_require_local(global, "ksm numa", TRUE,
+                                   "runs the switch through /sys/kernel/mm/ksm and models the "
+                                   "memory of the processes")) != SP_EXIT_OK ||
+        (!dry_run && (rc = sp_cli_refuse_readonly(global, "ksm numa", "writes KSM knobs "
+                                                  "(--dry-run changes nothing)")) != SP_EXIT_OK))
+        return rc;
     if (!sp_cli_parse_uint("ksm numa", "--merge-across-nodes", want_text, 0, 1, &want_v) ||
         (timeout_text &&
          !sp_cli_parse_uint("ksm numa", "--timeout", timeout_text, 1, G_MAXUINT32, &timeout_v)))
@@ -363,6 +399,25 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
     if (argc > 1) {
         sp_cli_error("ksm: unexpected argument '%s'", argv[1]);
         return SP_EXIT_USAGE;
+    }
+    /* Another host's KSM, as far as its libvirtd tells. */
+    g_autofree char *uri = NULL, *why = NULL;
+    SpLibvirtPlace place;
+    if (!sp_cli_uri_place(global, "ksm", TRUE, &place, &uri, &why))
+        return SP_EXIT_USAGE;
+    if (place == SP_LIBVIRT_PLACE_REMOTE) {
+        g_autoptr(SpLibvirt) lv = sp_cli_open_libvirt(global, FALSE, &error);
+        if (!lv || !sp_libvirt_get_ksm(lv, &state, &error)) {
+            sp_cli_error("ksm: %s", error->message);
+            return SP_EXIT_FAILURE;
+        }
+        if (json) {
+            g_autoptr(json_object) obj = sp_ksm_state_to_json(&state);
+            sp_cli_print_json(obj);
+        } else {
+            sp_cli_ksm_print_remote(&state, sp_libvirt_get_uri(lv));
+        }
+        return SP_EXIT_OK;
     }
     if (!sp_ksm_read(host, &state, &error)) {
         sp_cli_error("ksm: %s", error->message);

@@ -95,6 +95,9 @@ sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("status: no arguments expected");
         return SP_EXIT_USAGE;
     }
+    if ((rc = sp_cli_require_local(global, "status", FALSE,
+                                   "asks samepaged over its control socket")) != SP_EXIT_OK)
+        return rc;
     st = sp_cli_agent_request(socket_path, "status", &error);
     if (!st) {
         sp_cli_error("status: %s", error->message);

@@ -145,7 +145,7 @@ sp_cli_find(const char *name)
 static void
 sp_cli_usage(FILE *out)
 {
-    fprintf(out, "Usage: samepage [-c URI] [--debug] COMMAND [ARGS]\n\nCommands:\n");
+    fprintf(out, "Usage: samepage [-c URI] [-r] [--debug] COMMAND [ARGS]\n\nCommands:\n");
     for (gsize i = 0; i < G_N_ELEMENTS(sp_cli_commands); i++)
         fprintf(out, "  %-10s %s\n", sp_cli_commands[i].name, sp_cli_commands[i].summary);
     fprintf(out, "\n'samepage help COMMAND' shows a command's options; see samepage(1).\n");
@@ -176,14 +176,14 @@ sp_cli_help(const SpCliGlobal *global, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-    SpCliGlobal global = { NULL, FALSE };
+    SpCliGlobal global = { NULL, FALSE, FALSE };
     int i;
 
     setlocale(LC_ALL, "");
     /* A libvirtd or QEMU that dies mid-call closes its socket under us: the
      * call must fail with an error, not kill us with SIGPIPE (as virsh). */
     signal(SIGPIPE, SIG_IGN);
-    global.uri = g_getenv("LIBVIRT_DEFAULT_URI");
+    /* No -c: libvirt picks the URI ($LIBVIRT_DEFAULT_URI, uri_default). */
 
     /* Global options come before the command, as with virsh. */
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -196,6 +196,8 @@ main(int argc, char **argv)
             global.uri = argv[i];
         } else if (g_str_has_prefix(a, "--connect=")) {
             global.uri = a + strlen("--connect=");
+        } else if (g_str_equal(a, "-r") || g_str_equal(a, "--readonly")) {
+            global.readonly = TRUE;
         } else if (g_str_equal(a, "-d") || g_str_equal(a, "--debug")) {
             global.debug = TRUE;
             g_setenv("G_MESSAGES_DEBUG", "all", TRUE);

@@ -36,7 +36,9 @@ G_DEFINE_QUARK(sp-libvirt-error-quark, sp_libvirt_error)
 
 struct _SpLibvirt {
     virConnectPtr conn;
-    char *uri;
+    char *requested;            /* the URI asked for; NULL: libvirt's default */
+    char *uri;                  /* the one connected to (virConnectGetURI), for messages */
+    SpLibvirtOpenFlags flags;
     /* sp_libvirt_watch() */
     int lifecycle_id;           /* -1: none */
     gboolean close_registered;
@@ -84,43 +86,97 @@ sp_libvirt_silent(void *opaque, virErrorPtr err)
 }
 
 static virConnectPtr
-sp_libvirt_connect(const char *uri, GError **error)
+sp_libvirt_connect(const char *uri, SpLibvirtOpenFlags flags, GError **error)
 {
-    virConnectPtr conn = virConnectOpen(uri);
+    virConnectPtr conn;
+    SpLibvirtPlace place = SP_LIBVIRT_PLACE_LOCAL;
 
-    if (!conn)
+    /* Credentials (an ssh password, a SASL user) are asked for on the
+     * terminal only when the caller has one; a daemon never waits on it. */
+    conn = virConnectOpenAuth(uri, (flags & SP_LIBVIRT_OPEN_ASK) ? virConnectAuthPtrDefault : NULL,
+                              (flags & SP_LIBVIRT_OPEN_READONLY) ? VIR_CONNECT_RO : 0);
+    if (!conn) {
+        if (uri && !sp_libvirt_uri_classify(uri, &place, NULL, NULL))
+            place = SP_LIBVIRT_PLACE_LOCAL;
         g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_CONNECT,
-                    "cannot connect to %s: %s (is libvirtd running?)", uri,
-                    sp_libvirt_last_error());
+                    "cannot connect to %s: %s (%s)", uri ? uri : "libvirt's default URI",
+                    sp_libvirt_last_error(),
+                    place == SP_LIBVIRT_PLACE_REMOTE
+                        ? "is the host reachable, and libvirtd running there?"
+                        : "is libvirtd running?");
+    }
     return conn;
+}
+
+/* The URI libvirt says @conn is connected to (an alias or the default
+ * resolved); @fallback when it cannot tell. */
+static char *
+sp_libvirt_conn_uri(virConnectPtr conn, const char *fallback)
+{
+    char *uri = virConnectGetURI(conn);
+    char *copy;
+
+    if (!uri)
+        return g_strdup(fallback ? fallback : "libvirt's default URI");
+    copy = g_strdup(uri);
+    free(uri);
+    return copy;
 }
 
 /**
  * sp_libvirt_open:
- * @uri: (nullable): a libvirt URI; NULL: qemu:///system
+ * @uri: (nullable): a libvirt URI or alias; NULL: libvirt's default
  *
- * The connection is to @uri (never libvirt's default instead), and every
+ * sp_libvirt_open_full() with no flags: read-write, no credentials asked
+ * (the daemon, the experiment runner).
+ */
+SpLibvirt *
+sp_libvirt_open(const char *uri, GError **error)
+{
+    return sp_libvirt_open_full(uri, 0, error);
+}
+
+/**
+ * sp_libvirt_open_full:
+ * @uri: (nullable): a libvirt URI or alias; NULL: the URI the user's
+ *   libvirt picks ($LIBVIRT_DEFAULT_URI, uri_default of libvirt.conf, else
+ *   a local driver)
+ * @flags: read-only, ask for credentials
+ *
+ * The connection is to @uri, opened with virConnectOpenAuth(), and every
  * call through it reports libvirt's errors in its GError only: this is the
  * one place that silences libvirt's printing of errors on stderr (a
  * process-wide setting of libvirt's).
  */
 SpLibvirt *
-sp_libvirt_open(const char *uri, GError **error)
+sp_libvirt_open_full(const char *uri, SpLibvirtOpenFlags flags, GError **error)
 {
     SpLibvirt *lv;
     virConnectPtr conn;
 
-    if (!uri)
-        uri = "qemu:///system";
     virSetErrorFunc(NULL, sp_libvirt_silent);
-    conn = sp_libvirt_connect(uri, error);
+    conn = sp_libvirt_connect(uri, flags, error);
     if (!conn)
         return NULL;
     lv = g_new0(SpLibvirt, 1);
     lv->conn = conn;
-    lv->uri = g_strdup(uri);
+    lv->requested = g_strdup(uri);
+    lv->uri = uri ? g_strdup(uri) : sp_libvirt_conn_uri(conn, NULL);
+    lv->flags = flags;
     lv->lifecycle_id = -1;
     return lv;
+}
+
+/**
+ * sp_libvirt_is_readonly:
+ *
+ * TRUE for a connection opened with SP_LIBVIRT_OPEN_READONLY: libvirt
+ * refuses every change through it, and QEMU monitor passthrough too.
+ */
+gboolean
+sp_libvirt_is_readonly(const SpLibvirt *lv)
+{
+    return (lv->flags & SP_LIBVIRT_OPEN_READONLY) != 0;
 }
 
 /**
@@ -148,7 +204,7 @@ sp_libvirt_reconnect(SpLibvirt *lv, GError **error)
     sp_libvirt_unwatch(lv);
     if (lv->conn)
         virConnectClose(lv->conn);
-    lv->conn = sp_libvirt_connect(lv->uri, error);
+    lv->conn = sp_libvirt_connect(lv->requested, lv->flags, error);
     return lv->conn != NULL;
 }
 
@@ -170,6 +226,7 @@ sp_libvirt_free(SpLibvirt *lv)
     sp_libvirt_unwatch(lv);
     if (lv->conn)
         virConnectClose(lv->conn);
+    g_free(lv->requested);
     g_free(lv->uri);
     g_free(lv);
 }
@@ -471,6 +528,7 @@ sp_libvirt_hmp_command(SpLibvirtDomain *dom, const char *command, GError **error
 typedef struct {
     SpQmpTransport parent;
     virDomainPtr dom;
+    gboolean readonly;          /* its connection's: libvirt refuses passthrough */
 } SpLibvirtQmp;
 
 static char *
@@ -480,6 +538,14 @@ sp_libvirt_qmp_command(SpQmpTransport *self, const char *command, gint64 deadlin
     SpLibvirtQmp *t = (SpLibvirtQmp *)self;
     char *result = NULL;
 
+    if (t->readonly) {
+        /* libvirt would refuse it too, less clearly. */
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_READ_ONLY,
+                    "%s: the QEMU monitor is reached through libvirt's passthrough "
+                    "(qemu-monitor-command), which a read-only connection may not use: drop -r, "
+                    "or give the guest's own QMP socket with --qmp", t->parent.name);
+        return NULL;
+    }
     if (virDomainQemuMonitorCommand(t->dom, command, &result, 0) < 0) {
         sp_libvirt_fail(error);
         return NULL;
@@ -507,7 +573,8 @@ static const SpQmpTransportOps sp_libvirt_qmp_ops = {
 
 /* An SpGuest named @name on QMP through @dom (its reference is taken over). */
 static SpGuest *
-sp_libvirt_guest_new(virDomainPtr dom, const char *name, pid_t pid, GError **error)
+sp_libvirt_guest_new(virDomainPtr dom, const char *name, pid_t pid, gboolean readonly,
+                     GError **error)
 {
     SpLibvirtQmp *t = g_new0(SpLibvirtQmp, 1);
     SpQmp *qmp;
@@ -515,6 +582,7 @@ sp_libvirt_guest_new(virDomainPtr dom, const char *name, pid_t pid, GError **err
     t->parent.ops = &sp_libvirt_qmp_ops;
     t->parent.name = g_strdup_printf("domain %s", name);
     t->dom = dom;
+    t->readonly = readonly;
     qmp = sp_qmp_new(&t->parent, 0, error);
     if (!qmp)
         return NULL;
@@ -798,7 +866,7 @@ sp_libvirt_get_guest(SpLibvirt *lv, const SpHost *host, const char *name, GError
         virDomainFree(dom);
         return NULL;
     }
-    return sp_libvirt_guest_new(dom, name, pid, error);
+    return sp_libvirt_guest_new(dom, name, pid, sp_libvirt_is_readonly(lv), error);
 }
 
 /**
@@ -815,7 +883,7 @@ sp_libvirt_domain_get_guest(SpLibvirtDomain *dom, pid_t pid, GError **error)
         sp_libvirt_fail(error);
         return NULL;
     }
-    return sp_libvirt_guest_new(dom->dom, dom->name, pid, error);
+    return sp_libvirt_guest_new(dom->dom, dom->name, pid, FALSE, error);
 }
 
 /**
@@ -862,21 +930,406 @@ sp_libvirt_has_nosharepages(SpLibvirt *lv, const char *name, gboolean *nosharepa
     return TRUE;
 }
 
+/* ------------------------------------------------- where a URI leads */
+
+/* Host names that are this host whatever the resolver says. */
+static gboolean
+sp_libvirt_host_is_local(const char *host)
+{
+    return !host || !*host || g_ascii_strcasecmp(host, "localhost") == 0 ||
+        g_str_equal(host, "127.0.0.1") || g_str_equal(host, "::1");
+}
+
 /**
- * sp_libvirt_uri_is_remote:
+ * sp_libvirt_uri_classify:
+ * @uri: a libvirt URI, driver[+transport]://[user@][host][:port]/path[?params]
+ * @place: (out): where its hypervisor runs
+ * @why: (out) (optional) (transfer full): the reason, a phrase ("host
+ *   nohost.invalid over ssh")
  *
- * TRUE for a URI that names a host ("qemu+ssh://host/system"): the host's
- * sysfs is not ours to write then.
+ * Tells from the text alone whether @uri leads to this host: a host other
+ * than localhost, or a transport other than a UNIX socket (ssh, libssh,
+ * libssh2, tls, tcp, ext, or one unknown), makes it remote; no host and no
+ * transport (qemu:///system, qemu:///session, test:///default,
+ * qemu+unix:///system?socket=...) is local.  Nothing is resolved or
+ * connected to.
+ *
+ * Returns: FALSE with @error (SP_LIBVIRT_ERROR_BAD_URI) when @uri is not an
+ * absolute URI (an alias of libvirt.conf, say: resolve it first).
  */
 gboolean
-sp_libvirt_uri_is_remote(const char *uri)
+sp_libvirt_uri_classify(const char *uri, SpLibvirtPlace *place, char **why, GError **error)
 {
-    const char *p;
+    g_autoptr(GUri) u = NULL;
+    g_autoptr(GError) local = NULL;
+    const char *scheme, *plus, *host;
+    g_autofree char *transport = NULL;
 
-    if (!uri || !(p = strstr(uri, "://")))
+    if (!uri || !*uri) {
+        g_set_error_literal(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_BAD_URI,
+                            "an empty libvirt URI");
         return FALSE;
-    p += 3;
-    return *p && *p != '/';
+    }
+    u = g_uri_parse(uri, G_URI_FLAGS_ENCODED | G_URI_FLAGS_NON_DNS, &local);
+    if (!u) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_BAD_URI,
+                    "'%s' is not a libvirt URI (driver[+transport]://[host]/path): %s", uri,
+                    local->message);
+        return FALSE;
+    }
+    scheme = g_uri_get_scheme(u);
+    plus = strchr(scheme, '+');
+    if (plus)
+        transport = g_ascii_strdown(plus + 1, -1);
+    host = g_uri_get_host(u);
+    if (!sp_libvirt_host_is_local(host)) {
+        *place = SP_LIBVIRT_PLACE_REMOTE;
+        if (why)
+            *why = transport ? g_strdup_printf("host %s over %s", host, transport)
+                             : g_strdup_printf("host %s", host);
+        return TRUE;
+    }
+    if (transport && !g_str_equal(transport, "unix")) {
+        *place = SP_LIBVIRT_PLACE_REMOTE;
+        if (why)
+            *why = g_strdup_printf("%s%s over %s, a network transport",
+                                   host && *host ? "host " : "no host named",
+                                   host && *host ? host : "", transport);
+        return TRUE;
+    }
+    *place = SP_LIBVIRT_PLACE_LOCAL;
+    if (why)
+        *why = host && *host ? g_strdup_printf("host %s", host)
+                             : g_strdup("this host (no host named)");
+    return TRUE;
+}
+
+/* libvirt.conf's syntax (virConf): NAME = VALUE lines, VALUE a string in
+ * double or single quotes, a number, or a [list] of strings spanning
+ * lines; '#' starts a comment outside strings. */
+typedef struct {
+    const char *p;
+    guint line;
+} SpConfReader;
+
+static void
+sp_conf_skip(SpConfReader *r, gboolean newlines)
+{
+    for (;;) {
+        if (*r->p == '#') {
+            while (*r->p && *r->p != '\n')
+                r->p++;
+        } else if (*r->p == '\n' && newlines) {
+            r->line++;
+            r->p++;
+        } else if (*r->p == ' ' || *r->p == '\t' || *r->p == '\r') {
+            r->p++;
+        } else {
+            return;
+        }
+    }
+}
+
+static char *
+sp_conf_string(SpConfReader *r, GError **error)
+{
+    char quote = *r->p++;
+    const char *start = r->p;
+
+    while (*r->p && *r->p != quote && *r->p != '\n')
+        r->p++;
+    if (*r->p != quote) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_BAD_URI,
+                    "libvirt.conf line %u: unterminated string", r->line);
+        return NULL;
+    }
+    return g_strndup(start, r->p++ - start);
+}
+
+/**
+ * sp_libvirt_conf_parse:
+ * @text: libvirt.conf's contents
+ * @uri_default: (out) (transfer full): its uri_default, or NULL
+ * @aliases: (out) (transfer full): its uri_aliases ("NAME=URI"), or NULL
+ *
+ * Returns: FALSE with @error naming the line when @text is not in
+ * libvirt.conf's syntax.
+ */
+gboolean
+sp_libvirt_conf_parse(const char *text, char **uri_default, GStrv *aliases, GError **error)
+{
+    SpConfReader r = { text, 1 };
+    g_autofree char *def = NULL;
+    g_auto(GStrv) list = NULL;
+
+    for (;;) {
+        const char *name;
+        gsize len;
+
+        sp_conf_skip(&r, TRUE);
+        if (!*r.p)
+            break;
+        name = r.p;
+        while (g_ascii_isalnum(*r.p) || *r.p == '_' || *r.p == '-' || *r.p == '.')
+            r.p++;
+        len = r.p - name;
+        sp_conf_skip(&r, FALSE);
+        if (len == 0 || *r.p != '=') {
+            g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_BAD_URI,
+                        "libvirt.conf line %u: expected NAME = VALUE", r.line);
+            return FALSE;
+        }
+        r.p++;
+        sp_conf_skip(&r, FALSE);
+        if (*r.p == '"' || *r.p == '\'') {
+            g_autofree char *v = sp_conf_string(&r, error);
+            if (!v)
+                return FALSE;
+            if (len == strlen("uri_default") && strncmp(name, "uri_default", len) == 0) {
+                g_free(def);
+                def = g_steal_pointer(&v);
+            }
+        } else if (*r.p == '[') {
+            g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(g_free);
+            r.p++;
+            for (;;) {
+                sp_conf_skip(&r, TRUE);
+                if (*r.p == ']') {
+                    r.p++;
+                    break;
+                }
+                if (*r.p != '"' && *r.p != '\'') {
+                    g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_BAD_URI,
+                                "libvirt.conf line %u: a list holds quoted strings", r.line);
+                    return FALSE;
+                }
+                char *v = sp_conf_string(&r, error);
+                if (!v)
+                    return FALSE;
+                g_ptr_array_add(items, v);
+                sp_conf_skip(&r, TRUE);
+                if (*r.p == ',')
+                    r.p++;
+            }
+            if (len == strlen("uri_aliases") && strncmp(name, "uri_aliases", len) == 0) {
+                g_ptr_array_add(items, NULL);
+                g_strfreev(list);
+                list = (GStrv)g_ptr_array_free(g_steal_pointer(&items), FALSE);
+            }
+        } else {
+            /* a number or a bare word: none that matters here */
+            while (*r.p && *r.p != '\n' && *r.p != '#' && !g_ascii_isspace(*r.p))
+                r.p++;
+        }
+        sp_conf_skip(&r, FALSE);
+        if (*r.p && *r.p != '\n') {
+            g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_BAD_URI,
+                        "libvirt.conf line %u: unexpected text after the value", r.line);
+            return FALSE;
+        }
+    }
+    *uri_default = g_steal_pointer(&def);
+    *aliases = g_steal_pointer(&list);
+    return TRUE;
+}
+
+/**
+ * sp_libvirt_conf_alias:
+ * @aliases: (nullable): uri_aliases entries, "NAME=URI"
+ *
+ * Returns: (transfer full) (nullable): the URI @name stands for, as
+ * libvirt resolves it (the whole name, before the first '='), or NULL.
+ */
+char *
+sp_libvirt_conf_alias(const char *const *aliases, const char *name)
+{
+    gsize len = strlen(name);
+
+    for (const char *const *a = aliases; a && *a; a++) {
+        const char *eq = strchr(*a, '=');
+        if (eq && (gsize)(eq - *a) == len && strncmp(*a, name, len) == 0)
+            return g_strdup(eq + 1);
+    }
+    return NULL;
+}
+
+/**
+ * sp_libvirt_uri_resolve:
+ * @uri: (nullable): the URI or alias asked for (-c)
+ * @env_uri: (nullable): $LIBVIRT_DEFAULT_URI
+ * @conf_text: (nullable): the user's libvirt.conf
+ * @resolved: (out) (transfer full) (nullable): the URI classified; NULL
+ *   when libvirt would probe its local drivers
+ * @place: (out): where it leads
+ * @why: (out) (optional) (transfer full): the reason, a phrase
+ *
+ * The URI libvirt would connect to, as libvirt picks it: @uri, else
+ * @env_uri, else libvirt.conf's uri_default, an alias of libvirt.conf
+ * replaced by its URI; none at all means a driver of this host.  A pure
+ * function of its arguments: nothing is read or connected to.
+ */
+gboolean
+sp_libvirt_uri_resolve(const char *uri, const char *env_uri, const char *conf_text,
+                       char **resolved, SpLibvirtPlace *place, char **why, GError **error)
+{
+    g_autofree char *conf_default = NULL;
+    g_auto(GStrv) aliases = NULL;
+    g_autofree char *name = NULL;
+    g_autofree char *target = NULL;
+
+    if (conf_text && !sp_libvirt_conf_parse(conf_text, &conf_default, &aliases, error))
+        return FALSE;
+    name = g_strdup(uri && *uri ? uri : env_uri && *env_uri ? env_uri : conf_default);
+    if (!name) {
+        *resolved = NULL;
+        *place = SP_LIBVIRT_PLACE_LOCAL;
+        if (why)
+            *why = g_strdup("libvirt's default: a driver of this host");
+        return TRUE;
+    }
+    target = sp_libvirt_conf_alias((const char *const *)aliases, name);
+    if (target) {
+        g_free(name);
+        name = g_steal_pointer(&target);
+    }
+    if (!sp_libvirt_uri_classify(name, place, why, error))
+        return FALSE;
+    *resolved = g_steal_pointer(&name);
+    return TRUE;
+}
+
+/**
+ * sp_libvirt_default_place:
+ * @uri: (nullable): the URI or alias asked for; NULL: libvirt's default
+ *
+ * sp_libvirt_uri_resolve() over this process's $LIBVIRT_DEFAULT_URI and
+ * libvirt.conf (/etc/libvirt/libvirt.conf for root, else
+ * $XDG_CONFIG_HOME/libvirt/libvirt.conf, as libvirt reads them): where a
+ * connection would lead, told before connecting.
+ */
+gboolean
+sp_libvirt_default_place(const char *uri, char **resolved, SpLibvirtPlace *place, char **why,
+                         GError **error)
+{
+    g_autofree char *path = geteuid() == 0
+        ? g_strdup("/etc/libvirt/libvirt.conf")
+        : g_build_filename(g_get_user_config_dir(), "libvirt", "libvirt.conf", NULL);
+    g_autofree char *text = NULL;
+
+    /* A missing or unreadable file is libvirt's "no configuration". */
+    if (!g_file_get_contents(path, &text, NULL, NULL))
+        g_clear_pointer(&text, g_free);
+    if (!sp_libvirt_uri_resolve(uri, g_getenv("LIBVIRT_DEFAULT_URI"), text, resolved, place, why,
+                                error)) {
+        g_prefix_error(error, "%s: ", path);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/**
+ * sp_libvirt_check_local:
+ *
+ * For work on this host's kernel through a connection: TRUE when the URI
+ * libvirt is connected to (virConnectGetURI) leads here, else FALSE with
+ * SP_LIBVIRT_ERROR_REMOTE naming it and why.
+ */
+gboolean
+sp_libvirt_check_local(SpLibvirt *lv, GError **error)
+{
+    g_autofree char *uri = NULL;
+    g_autofree char *why = NULL;
+    SpLibvirtPlace place;
+
+    if (!sp_libvirt_check_conn(lv, error))
+        return FALSE;
+    uri = sp_libvirt_conn_uri(lv->conn, lv->uri);
+    if (!sp_libvirt_uri_classify(uri, &place, &why, error))
+        return FALSE;
+    if (place == SP_LIBVIRT_PLACE_REMOTE) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_REMOTE,
+                    "%s leads to another host (%s)", uri, why);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* libvirt's node memory parameters and the KSM keys they are. */
+static const struct {
+    const char *field;
+    SpKsmKey key;
+} sp_libvirt_ksm_fields[] = {
+    { VIR_NODE_MEMORY_SHARED_PAGES_TO_SCAN, SP_KSM_PAGES_TO_SCAN },
+    { VIR_NODE_MEMORY_SHARED_SLEEP_MILLISECS, SP_KSM_SLEEP_MILLISECS },
+    { VIR_NODE_MEMORY_SHARED_MERGE_ACROSS_NODES, SP_KSM_MERGE_ACROSS_NODES },
+    { VIR_NODE_MEMORY_SHARED_PAGES_SHARED, SP_KSM_PAGES_SHARED },
+    { VIR_NODE_MEMORY_SHARED_PAGES_SHARING, SP_KSM_PAGES_SHARING },
+    { VIR_NODE_MEMORY_SHARED_PAGES_UNSHARED, SP_KSM_PAGES_UNSHARED },
+    { VIR_NODE_MEMORY_SHARED_PAGES_VOLATILE, SP_KSM_PAGES_VOLATILE },
+    { VIR_NODE_MEMORY_SHARED_FULL_SCANS, SP_KSM_FULL_SCANS },
+};
+
+/**
+ * sp_libvirt_get_ksm:
+ * @state: (out caller-allocates): the keys libvirt passes, supported; every
+ *   other key unsupported
+ *
+ * The KSM knobs and figures of the connection's host, read by its libvirtd
+ * (virNodeGetMemoryParameters): pages_to_scan, sleep_millisecs,
+ * merge_across_nodes, pages_shared, pages_sharing, pages_unshared,
+ * pages_volatile and full_scans, those of them its kernel has.  Works on a
+ * read-only connection.
+ */
+gboolean
+sp_libvirt_get_ksm(SpLibvirt *lv, SpKsmState *state, GError **error)
+{
+    g_autofree virTypedParameterPtr params = NULL;
+    int n = 0;
+
+    if (!sp_libvirt_check_conn(lv, error))
+        return FALSE;
+    if (virNodeGetMemoryParameters(lv->conn, NULL, &n, 0) < 0 || n < 0) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_FAILED,
+                    "%s: cannot read the node's memory parameters: %s", lv->uri,
+                    sp_libvirt_last_error());
+        return FALSE;
+    }
+    params = g_new0(virTypedParameter, MAX(n, 1));
+    if (n > 0 && virNodeGetMemoryParameters(lv->conn, params, &n, 0) < 0) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_FAILED,
+                    "%s: cannot read the node's memory parameters: %s", lv->uri,
+                    sp_libvirt_last_error());
+        return FALSE;
+    }
+    memset(state, 0, sizeof(*state));
+    for (int i = 0; i < n; i++) {
+        const virTypedParameter *p = &params[i];
+        for (gsize f = 0; f < G_N_ELEMENTS(sp_libvirt_ksm_fields); f++) {
+            SpKsmEntry *e;
+            if (!g_str_equal(p->field, sp_libvirt_ksm_fields[f].field))
+                continue;
+            e = &state->entry[sp_libvirt_ksm_fields[f].key];
+            switch (p->type) {
+            case VIR_TYPED_PARAM_UINT:
+                e->value = p->value.ui;
+                break;
+            case VIR_TYPED_PARAM_ULLONG:
+                e->value = (gint64)MIN(p->value.ul, (unsigned long long)G_MAXINT64);
+                break;
+            case VIR_TYPED_PARAM_INT:
+                e->value = p->value.i;
+                break;
+            case VIR_TYPED_PARAM_LLONG:
+                e->value = p->value.l;
+                break;
+            default:
+                continue;   /* not a number: left unsupported */
+            }
+            e->supported = TRUE;
+        }
+    }
+    virTypedParamsClear(params, n);
+    return TRUE;
 }
 
 /**
@@ -917,6 +1370,12 @@ sp_libvirt_set_ksm(SpLibvirt *lv, const SpKsmSetting *settings, gsize n, GError 
     }
     if (!sp_libvirt_check_conn(lv, error))
         return FALSE;
+    if (sp_libvirt_is_readonly(lv)) {
+        g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_READ_ONLY,
+                    "%s: the connection is read-only (-r): nothing is changed through it",
+                    lv->uri);
+        return FALSE;
+    }
     if (virNodeSetMemoryParameters(lv->conn, params, (int)n, 0) < 0) {
         g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_FAILED, "%s: %s", lv->uri,
                     sp_libvirt_last_error());

@@ -476,7 +476,7 @@ sp_doctor_examine(const SpHost *host, SpLibvirt **lv, const SpDoctorRequest *req
     if (req->domains) {
         names = g_strdupv((char **)req->domains);
     } else if (!req->qmp_sockets) {
-        if ((!*lv && !(*lv = sp_libvirt_open(req->uri, &local))) ||
+        if ((!*lv && !(*lv = sp_libvirt_open_full(req->uri, req->libvirt_flags, &local))) ||
             !(names = sp_libvirt_list_running(*lv, &local))) {
             /* No libvirt: the host can still be examined. */
             sp_doctor_append(req, findings,
@@ -488,7 +488,9 @@ sp_doctor_examine(const SpHost *host, SpLibvirt **lv, const SpDoctorRequest *req
         }
     }
     for (char **n = names; n && *n; n++) {
-        SpGuest *g = sp_libvirt_open_guest(lv, req->uri, host, *n, &local);
+        SpGuest *g = NULL;
+        if (*lv || (*lv = sp_libvirt_open_full(req->uri, req->libvirt_flags, &local)))
+            g = sp_libvirt_get_guest(*lv, host, *n, &local);
         if (!g || !sp_guest_load_regions(g, host, &local)) {
             /* A guest that cannot be read is a finding; the others go on. */
             sp_doctor_append(req, findings,
