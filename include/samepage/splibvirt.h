@@ -2,9 +2,14 @@
 /*
  * splibvirt.h: guests under libvirt
  *
- * Connects by URI, lists running QEMU domains, finds each one's QEMU pid
- * and talks QMP to it through virDomainQemuMonitorCommand() (libvirt owns
- * the monitor socket; using it marks the domain "tainted: custom-monitor").
+ * Connects by URI (NULL: libvirt's default; virConnectOpenAuth, read-only
+ * if asked), tells whether a URI leads to this host or another one (from
+ * its text, libvirt.conf's aliases and default, before connecting), lists
+ * running QEMU domains, finds each one's QEMU pid and talks QMP to it
+ * through virDomainQemuMonitorCommand() (libvirt owns the monitor socket;
+ * using it marks the domain "tainted: custom-monitor"; a read-only
+ * connection may not).  Another host's KSM knobs go through the node's
+ * memory parameters.
  * The experiment runner and SpCleanup define, start, destroy and undefine
  * their clones and talk to their guest agents through SpLibvirtDomain.
  * This is the only place of libsamepage that calls libvirt.
