@@ -62,7 +62,7 @@ sp_cli_require_local(const SpCliGlobal *global, const char *command, gboolean us
         return SP_EXIT_USAGE;
     if (place == SP_LIBVIRT_PLACE_LOCAL)
         return SP_EXIT_OK;
-    sp_cli_error("%s: %s leads to another host (%s), but %s %s on this host: run samepage "
+    sp_cli_error("%s: %s is remote (%s), but %s %s on this host: run samepage "
                  "there, or give a local URI (-c qemu:///system)", command, uri, why, command,
                  what);
     return SP_EXIT_USAGE;

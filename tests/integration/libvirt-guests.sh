@@ -1,7 +1,9 @@
 #!/bin/bash
 # Two guests under a real libvirtd (TCG): samepage list, regions, mark --off
 # and mark verified in smaps and ksm_stat, a <nosharepages/> guest refused
-# and diagnosed by doctor, estimate DOMAIN, and bad input.
+# and diagnosed by doctor, estimate DOMAIN (rows named by domain), estimate
+# --all and doctor going on past a domain without QEMU, -r, remote URIs,
+# and bad input.
 . "$SP_TOP_SRCDIR/tests/integration/lib.sh"
 . "$SP_TOP_SRCDIR/tests/integration/guest-lib.sh"
 . "$SP_TOP_SRCDIR/tests/integration/libvirt-lib.sh"
@@ -122,6 +124,100 @@ sp_log "estimate sp-g1: scanned $(jq '.processes[0].scanned_pages' <<<"$est") pa
 [[ "$(jq -r '.processes[0].label' <<<"$est")" == "sp-g1 (pid $pid1)" ]] \
     || sp_fail "estimate names the guest '$(jq -r '.processes[0].label' <<<"$est")', not 'sp-g1 (pid $pid1)'"
 
+# The text rows name the domain too, not "pid N (qemu-system-x86)".
+"$SAMEPAGE" estimate sp-g1 --passes 1 >"$SP_TEST_TMP/est.txt" || sp_fail "estimate sp-g1 (text) failed"
+grep -q "^$pid1 *sp-g1 (pid $pid1)" "$SP_TEST_TMP/est.txt" \
+    || sp_fail "estimate's row does not name sp-g1: $(grep -A3 '^PID' "$SP_TEST_TMP/est.txt")"
+
+# Asking QEMU through libvirt's monitor passthrough taints the domain
+# (samepage(1), QEMU MONITOR AND TAINTED DOMAINS says so).
+# The log is appended to at every start: only this start's part counts.
+qlog=/var/log/libvirt/qemu/sp-g1.log
+taint=$(awk '/starting up libvirt/ {part = ""} {part = part $0 "\n"} END {printf "%s", part}' "$qlog" \
+        | grep -m1 "tainted: custom-monitor")
+[ -n "$taint" ] || sp_fail "$qlog does not record the custom-monitor taint samepage(1) describes"
+sp_log "$taint"
+
+# A domain without a QEMU process does not stop estimate --all or doctor:
+# it is reported with the reason and the others go on.  sp-g3 is defined
+# but not running; for sp-g2 the QEMU vanishes while libvirt still says
+# "running" (what a QEMU that just died looks like): samepage is shown a
+# /proc without it (links to the real /proc for everything else).
+sp_libvirt_define sp-g3
+fakeproc=$SP_TEST_TMP/proc-without-g2
+mkdir -p "$fakeproc"
+for e in /proc/*; do
+    [ "${e#/proc/}" = "$pid2" ] || ln -s "$e" "$fakeproc/${e#/proc/}"
+done
+"$SAMEPAGE" estimate sp-g3 >/dev/null 2>"$err" && sp_fail "estimate of a shut-off domain succeeded"
+grep -q "domain 'sp-g3' is not running" "$err" || sp_fail "unclear: $(cat "$err")"
+out=$(SAMEPAGE_PROCFS=$fakeproc "$SAMEPAGE" estimate --all --json --passes 1 2>"$err"); rc=$?
+sp_log "estimate --all without sp-g2's QEMU: exit $rc; $(tr '\n' ' ' <"$err")"
+[ "$rc" -eq 1 ] || sp_fail "estimate --all with a domain left out exited $rc, not 1"
+grep -q "domain 'sp-g2'.*no QEMU process" "$err" || sp_fail "estimate --all did not say why sp-g2 was left out: $(cat "$err")"
+grep -q "1 running domain could not be read" "$err" || sp_fail "estimate --all did not count the domain left out: $(cat "$err")"
+[ "$(jq -r '[.processes[].label] | join(",")' <<<"$out")" = "sp-g1 (pid $pid1)" ] \
+    || sp_fail "estimate --all did not go on with sp-g1: $(jq -c '[.processes[].label]' <<<"$out")"
+doc=$(SAMEPAGE_PROCFS=$fakeproc "$SAMEPAGE" doctor sp-g3 --no-estimate --json); rc=$?
+[ "$rc" -eq 3 ] || sp_fail "doctor sp-g3 exited $rc, not 3"
+jq -e 'any(.[]; .subject == "sp-g3" and .code == "unreadable" and (.evidence | test("not running")))' \
+    <<<"$doc" >/dev/null || sp_fail "doctor did not report sp-g3 as not running: $doc"
+doc=$(SAMEPAGE_PROCFS=$fakeproc "$SAMEPAGE" doctor --no-estimate --json); rc=$?
+[ "$rc" -eq 3 ] || sp_fail "doctor without sp-g2's QEMU exited $rc, not 3"
+jq -e 'any(.[]; .subject == "sp-g2" and .code == "unreadable" and (.evidence | test("no QEMU process")))
+       and any(.[]; .subject == "sp-g1")' <<<"$doc" >/dev/null \
+    || sp_fail "doctor did not report sp-g2 and go on with sp-g1: $doc"
+sp_log "estimate --all and doctor report a domain without QEMU (sp-g2 hidden, sp-g3 shut off) and go on"
+
+# -r: a read-only connection.  Looking at KSM works; mark is refused before
+# anything is asked; a guest's RAM placement needs monitor passthrough,
+# which libvirt refuses read-only: the error says so and names --qmp.
+"$SAMEPAGE" -r ksm >/dev/null || sp_fail "-r ksm failed"
+"$SAMEPAGE" -r mark sp-g1 >/dev/null 2>"$err" && sp_fail "-r mark was accepted"
+grep -q -- "-r/--readonly was given" "$err" || sp_fail "unclear: $(cat "$err")"
+"$SAMEPAGE" -r regions sp-g1 >/dev/null 2>"$err" && sp_fail "-r regions reached the monitor"
+grep -q "read-only connection.*--qmp" "$err" || sp_fail "unclear: $(cat "$err")"
+sp_log "-r regions: $(cat "$err")"
+# The URI libvirt connects to without -c is named (not a hard-coded one).
+LIBVIRT_DEFAULT_URI=qemu:///system "$SAMEPAGE" estimate --all --passes 1 >/dev/null 2>&1 \
+    || sp_fail "estimate --all over LIBVIRT_DEFAULT_URI=qemu:///system failed"
+
+# A URI of another host, for real: libvirt's ext transport pipes the
+# protocol through a command, here to this host's libvirtd socket.  The URI
+# is remote by its transport, so samepage must act through libvirt or
+# refuse, and the results are checked against this host's sysfs.
+if command -v socat >/dev/null; then
+    pipe=$SP_TEST_TMP/libvirt-pipe
+    sock=/run/libvirt/libvirt-sock
+    [ -S "$sock" ] || sock=/run/libvirt/virtqemud-sock
+    printf '#!/bin/sh\nexec socat - UNIX-CONNECT:%s\n' "$sock" >"$pipe"
+    chmod 755 "$pipe"
+    ext="qemu+ext:///system?command=$pipe"
+    out=$("$SAMEPAGE" -c "$ext" ksm) || sp_fail "ksm over $ext failed"
+    sp_log "ksm over the ext transport: $(head -1 <<<"$out")"
+    grep -q "through libvirt" <<<"$out" || sp_fail "ksm over $ext does not say it went through libvirt: $out"
+    js=$("$SAMEPAGE" -c "$ext" ksm --json) || sp_fail "ksm --json over $ext failed"
+    [ "$(jq .pages_to_scan <<<"$js")" = "$(cat /sys/kernel/mm/ksm/pages_to_scan)" ] \
+        || sp_fail "pages_to_scan through libvirt $(jq .pages_to_scan <<<"$js"), sysfs $(cat /sys/kernel/mm/ksm/pages_to_scan)"
+    [ "$(jq .run <<<"$js")" = null ] || sp_fail "run is not passed by libvirt, yet ksm --json shows $(jq .run <<<"$js")"
+    "$SAMEPAGE" -c "$ext" ksm set pages_to_scan=4321 >/dev/null || sp_fail "ksm set over $ext failed"
+    [ "$(cat /sys/kernel/mm/ksm/pages_to_scan)" = 4321 ] || sp_fail "ksm set through libvirt did not reach sysfs"
+    sp_ksm_set pages_to_scan=100
+    "$SAMEPAGE" -c "$ext" ksm set run=1 >/dev/null 2>"$err" && sp_fail "run=1 over $ext was accepted"
+    grep -q "libvirt only passes" "$err" || sp_fail "unclear: $(cat "$err")"
+    "$SAMEPAGE" -r -c "$ext" ksm set pages_to_scan=200 >/dev/null 2>"$err"; rc=$?
+    [ "$rc" -eq 2 ] || sp_fail "-r ksm set over $ext exited $rc"
+    lst=$("$SAMEPAGE" -r -c "$ext" list --json) || sp_fail "-r list over $ext failed"
+    [ "$(jq -r '[.[].domain] | sort | join(",")' <<<"$lst")" = "sp-g1,sp-g2" ] \
+        || sp_fail "list over $ext: $lst"
+    "$SAMEPAGE" -c "$ext" regions sp-g1 >/dev/null 2>"$err"; rc=$?
+    [ "$rc" -eq 2 ] && grep -q "is remote (transport ext, not a UNIX socket)" "$err" \
+        || sp_fail "regions over $ext: exit $rc: $(cat "$err")"
+    sp_log "over the ext transport: ksm, ksm set and list through libvirt; regions refused: $(cat "$err")"
+else
+    sp_log "socat is missing: the ext-transport checks are left out"
+fi
+
 # Bad input: a clear error, non-zero exit.
 "$SAMEPAGE" regions no-such-domain >/dev/null 2>"$err" && sp_fail "unknown domain accepted"
 grep -q "no domain 'no-such-domain'" "$err" || sp_fail "unclear: $(cat "$err")"
@@ -131,4 +227,12 @@ grep -q "is not running" "$err" || sp_fail "unclear: $(cat "$err")"
 "$SAMEPAGE" -c "qemu+unix:///system?socket=/nonexistent.sock" list >/dev/null 2>"$err" \
     && sp_fail "a URI that refuses us was accepted"
 grep -q "cannot connect" "$err" || sp_fail "unclear: $(cat "$err")"
+# Another host: the commands of this host refuse it before connecting
+# (exit 2); list tries it through libvirt and says it cannot connect.
+"$SAMEPAGE" -c qemu+ssh://nohost.invalid/system estimate --all >/dev/null 2>"$err"; rc=$?
+[ "$rc" -eq 2 ] && grep -q "is remote (host nohost.invalid over ssh)" "$err" \
+    || sp_fail "estimate --all over a remote URI: exit $rc: $(cat "$err")"
+"$SAMEPAGE" -c qemu+ssh://nohost.invalid/system list >"$SP_TEST_TMP/out" 2>"$err"; rc=$?
+[ "$rc" -eq 1 ] && [ ! -s "$SP_TEST_TMP/out" ] && grep -q "cannot connect to qemu+ssh://nohost.invalid" "$err" \
+    || sp_fail "list over a remote URI: exit $rc: $(cat "$err")"
 sp_log "bad input refused: unknown domain, shut-off domain, unreachable URI"

@@ -992,9 +992,9 @@ sp_libvirt_uri_classify(const char *uri, SpLibvirtPlace *place, char **why, GErr
     if (transport && !g_str_equal(transport, "unix")) {
         *place = SP_LIBVIRT_PLACE_REMOTE;
         if (why)
-            *why = g_strdup_printf("%s%s over %s, a network transport",
-                                   host && *host ? "host " : "no host named",
-                                   host && *host ? host : "", transport);
+            *why = host && *host
+                ? g_strdup_printf("host %s over %s, not a UNIX socket", host, transport)
+                : g_strdup_printf("transport %s, not a UNIX socket", transport);
         return TRUE;
     }
     *place = SP_LIBVIRT_PLACE_LOCAL;
@@ -1248,7 +1248,7 @@ sp_libvirt_check_local(SpLibvirt *lv, GError **error)
         return FALSE;
     if (place == SP_LIBVIRT_PLACE_REMOTE) {
         g_set_error(error, SP_LIBVIRT_ERROR, SP_LIBVIRT_ERROR_REMOTE,
-                    "%s leads to another host (%s)", uri, why);
+                    "%s is remote (%s)", uri, why);
         return FALSE;
     }
     return TRUE;
