@@ -31,6 +31,7 @@ typedef enum {
 typedef struct {
     const char *uri;           /* libvirt; NULL: each journal's own */
     gboolean dry_run;          /* say what would be done, change nothing */
+    guint libvirt_flags;       /* SpLibvirtOpenFlags (read-only for a dry run, say) */
 } SpCleanupOptions;
 
 /* One line per action ("undefined domain sp-x-1", ...). */

@@ -52,7 +52,7 @@ sp_cli_experiment_cleanup(const SpCliGlobal *global, const SpHost *host, const c
                           gboolean dry_run, gboolean bad_journal_ok, guint *n_cleaned,
                           guint *n_running)
 {
-    SpCleanupOptions opt = { global->uri, dry_run };
+    SpCleanupOptions opt = { global->uri, dry_run, sp_cli_libvirt_flags(global) };
     const SpJournal *last = NULL;
     g_autoptr(GError) error = NULL;
 

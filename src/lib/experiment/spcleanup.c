@@ -420,7 +420,7 @@ sp_cleanup_one(const SpHost *host, SpJournal *j, const SpCleanupOptions *opt,
         return FALSE;
     }
     if (j->domains->len) {
-        lv = sp_libvirt_open(uri, &local);
+        lv = sp_libvirt_open_full(uri, opt->libvirt_flags, &local);
         if (!lv)
             g_debug("%s", local->message);
         g_clear_error(&local);
