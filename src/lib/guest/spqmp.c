@@ -223,7 +223,7 @@ sp_qmp_reply_result(json_object *msg, const char *text, gsize len, GError **erro
 
 /**
  * sp_qmp_parse_reply:
- * @text: one QMP reply, e.g. what virDomainQemuMonitorCommand() returns
+ * @text: one QMP reply, e.g. what libvirt's monitor passthrough returns
  *
  * Checks one reply as a command transport returns it; unknown members
  * (such as libvirt's "id") are ignored.
