@@ -98,14 +98,24 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_USAGE;
     if (place == SP_LIBVIRT_PLACE_REMOTE) {
         g_autoptr(SpLibvirt) lv = sp_cli_open_libvirt(global, FALSE, &error);
-        if (!lv || !sp_libvirt_set_ksm(lv, settings, argc, &error)) {
+        if (!lv || !sp_libvirt_get_ksm(lv, &before, &error) ||
+            !sp_libvirt_set_ksm(lv, settings, argc, &error) ||
+            !sp_libvirt_get_ksm(lv, &after, &error)) {
             sp_cli_error("ksm set: %s", error->message);
             return SP_EXIT_FAILURE;
         }
-        for (int i = 0; i < argc; i++)
-            sp_cli_print(stdout, "%s: -> %" G_GINT64_FORMAT " (through libvirt on %s)\n",
-                   sp_ksm_key_info(settings[i].key)->name, settings[i].value,
-                   sp_libvirt_get_uri(lv));
+        if (json) {
+            g_autoptr(json_object) arr = sp_ksm_changes_to_json(settings, argc, &before, &after);
+            sp_cli_print_json(arr);
+            return SP_EXIT_OK;
+        }
+        for (int i = 0; i < argc; i++) {
+            SpKsmKey k = settings[i].key;
+            g_autofree char *was = sp_ksm_format_value(k, before.entry[k].value);
+            g_autofree char *now = sp_ksm_format_value(k, after.entry[k].value);
+            sp_cli_print(stdout, "%s: %s -> %s (through libvirt on %s)\n", sp_ksm_key_info(k)->name,
+                         was, now, sp_libvirt_get_uri(lv));
+        }
         return SP_EXIT_OK;
     }
     if (!sp_ksm_read(host, &before, &error)) {

@@ -200,8 +200,10 @@ if command -v socat >/dev/null; then
     [ "$(jq .pages_to_scan <<<"$js")" = "$(cat /sys/kernel/mm/ksm/pages_to_scan)" ] \
         || sp_fail "pages_to_scan through libvirt $(jq .pages_to_scan <<<"$js"), sysfs $(cat /sys/kernel/mm/ksm/pages_to_scan)"
     [ "$(jq .run <<<"$js")" = null ] || sp_fail "run is not passed by libvirt, yet ksm --json shows $(jq .run <<<"$js")"
-    "$SAMEPAGE" -c "$ext" ksm set pages_to_scan=4321 >/dev/null || sp_fail "ksm set over $ext failed"
+    was=$(cat /sys/kernel/mm/ksm/pages_to_scan)
+    out=$("$SAMEPAGE" -c "$ext" ksm set pages_to_scan=4321) || sp_fail "ksm set over $ext failed"
     [ "$(cat /sys/kernel/mm/ksm/pages_to_scan)" = 4321 ] || sp_fail "ksm set through libvirt did not reach sysfs"
+    grep -q "^pages_to_scan: $was -> 4321 (through libvirt on " <<<"$out" || sp_fail "ksm set over $ext said: $out"
     sp_ksm_set pages_to_scan=100
     "$SAMEPAGE" -c "$ext" ksm set run=1 >/dev/null 2>"$err" && sp_fail "run=1 over $ext was accepted"
     grep -q "libvirt only passes" "$err" || sp_fail "unclear: $(cat "$err")"
