@@ -215,6 +215,26 @@ test_load_file(void **state)
     g_rmdir(dir);
 }
 
+/* A URI of another host is refused at load, naming it and why; local
+ * ones (and an alias, which only libvirt resolves) are taken. */
+static void
+test_remote_uri(void **state)
+{
+    load_fails("[libvirt]\nuri = qemu+ssh://nohost.invalid/system\n", SP_CONFIG_ERROR_VALUE,
+               "test.conf:2: [libvirt] uri: qemu+ssh://nohost.invalid/system is remote (host "
+               "nohost.invalid over ssh)");
+    load_fails("\n[libvirt]\nuri = qemu+tcp:///system\n", SP_CONFIG_ERROR_VALUE,
+               "test.conf:3: [libvirt] uri: qemu+tcp:///system is remote");
+    {
+        g_autoptr(SpConfig) cfg = load("[libvirt]\nuri = qemu:///session\n");
+        assert_string_equal(cfg->libvirt_uri, "qemu:///session");
+    }
+    {
+        g_autoptr(SpConfig) cfg = load("[libvirt]\nuri = myalias\n");
+        assert_string_equal(cfg->libvirt_uri, "myalias");
+    }
+}
+
 int
 main(void)
 {
@@ -226,6 +246,7 @@ main(void)
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_listen),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_remote_uri),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "samepage/spconfig.h"
+#include "samepage/splibvirt.h"
 #include "samepage/sppolicy.h"
 
 G_DEFINE_QUARK(sp-config-error-quark, sp_config_error)
@@ -294,6 +295,22 @@ sp_config_parse_listen(const char *text, char **host, guint16 *port)
     return TRUE;
 }
 
+/* samepaged marks and measures guests through this host's /proc and KSM:
+ * a URI of another host is refused here, not found out guest by guest.  An
+ * alias of libvirt.conf is not a URI, and is left to libvirt. */
+static gboolean
+check_libvirt_uri(const Reader *r, const char *uri, GError **error)
+{
+    g_autofree char *why = NULL;
+    SpLibvirtPlace place;
+
+    if (!sp_libvirt_uri_classify(uri, &place, &why, NULL) || place == SP_LIBVIRT_PLACE_LOCAL)
+        return TRUE;
+    return bad(r, "libvirt", "uri", error,
+               "%s is remote (%s): samepaged works on the guests of this host (their /proc, "
+               "KSM's sysfs); run it on that host", uri, why);
+}
+
 static gboolean
 read_values(const Reader *r, SpConfig *cfg, GError **error)
 {
@@ -301,7 +318,8 @@ read_values(const Reader *r, SpConfig *cfg, GError **error)
     g_autofree char *mode = get(r, "controller", "mode");
     g_auto(GStrv) ksm_keys = NULL;
 
-    if (!get_string(r, "libvirt", "uri", FALSE, &cfg->libvirt_uri, error))
+    if (!get_string(r, "libvirt", "uri", FALSE, &cfg->libvirt_uri, error) ||
+        !check_libvirt_uri(r, cfg->libvirt_uri, error))
         return FALSE;
     if (merge) {
         if (!strcmp(merge, "yes"))
