@@ -93,13 +93,7 @@ guest sp-d1 '<sp:policy xmlns:sp="urn:samepage:policy:1" merge="no" group="alpha
 guest sp-d2 '<sp:policy xmlns:sp="urn:samepage:policy:1" merge="required" group="alpha"/>' nosharepages
 
 gfield() { status | jq -r --arg d "$1" ".guests[] | select(.domain == \$d) | .$2"; }
-mg_in_smaps() {   # NAME: yes/no from the pc.ram VMA's VmFlags
-    local pid hva
-    pid=$(cat "/run/libvirt/qemu/$1.pid")
-    hva=$("$SAMEPAGE" regions "$1" --json | jq -r '.regions[] | select(.id == "pc.ram") | .hva')
-    awk -v a="${hva#0x}" '$1 ~ "^"a"-" {f=1} f && /^VmFlags:/ {print; exit}' "/proc/$pid/smaps" \
-        | grep -qw mg && echo yes || echo no
-}
+mg_in_smaps() { sp_libvirt_mg_in_smaps "$1"; }
 start_and_wait() {   # NAME WANT(true|false)
     local name=$1 want=$2 t0=$EPOCHREALTIME i
     $SP_VIRSH start "$name" >/dev/null || sp_fail "virsh start $name failed"
