@@ -95,6 +95,7 @@ struct _SdDaemon {
     GQueue *jobs;                   /* SdJob */
     gboolean job_running;
     SpTrustDecision *trust;
+    GHashTable *gone;               /* name -> gint64 *: monotonic µs of its "stopped before" line */
 
     /* KSM knobs */
     SpKsmState ksm_found;
@@ -158,6 +159,7 @@ json_object *sd_model_to_json(SdDaemon *d);
 /* sd-metrics.c */
 gboolean sd_metrics_start(SdDaemon *d, GError **error);
 void sd_metrics_stop(SdDaemon *d);
+void sd_metrics_reload(SdDaemon *d, SpConfig *cfg);
 void sd_metrics_write_textfile(SdDaemon *d);
 
 /* sd-control.c */

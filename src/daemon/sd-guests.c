@@ -28,6 +28,9 @@
 
 typedef enum { JOB_INSPECT, JOB_MARK } SdJobKind;
 
+/* Reports of one start found gone again within this are not logged twice. */
+#define SD_GONE_QUIET_US (10 * G_USEC_PER_SEC)
+
 typedef struct {
     SdJobKind kind;
     char *name;
@@ -101,6 +104,7 @@ sd_guests_init(SdDaemon *d)
     d->guests = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                       (GDestroyNotify)sd_guest_free);
     d->jobs = g_queue_new();
+    d->gone = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 }
 
 void
@@ -108,6 +112,7 @@ sd_guests_finish(SdDaemon *d)
 {
     g_queue_free_full(d->jobs, (GDestroyNotify)sd_job_free);
     g_hash_table_unref(d->guests);
+    g_hash_table_unref(d->gone);
     sp_trust_decision_free(d->trust);
 }
 
@@ -257,8 +262,22 @@ sd_job_done(GObject *source, GAsyncResult *res, gpointer user_data)
     }
     g->job_queued = FALSE;
     if (error && error_is_gone(error)) {
-        g_message("guest %s: stopped before its policy could be applied (%s)", j->name,
-                  error->message);
+        /* One start is reported by the hook ("started"), the lifecycle
+         * event and a reconnection's listing: once the guest is found
+         * gone and forgotten, a later report of the same start makes a
+         * new guest whose job fails too.  One line per start: the same
+         * name found gone again within SD_GONE_QUIET_US, with no
+         * successful inspection since, is a debug line. */
+        gint64 now = g_get_monotonic_time();
+        const gint64 *at = g_hash_table_lookup(d->gone, j->name);
+        if (at && now - *at < SD_GONE_QUIET_US) {
+            g_debug("guest %s: stopped before its policy could be applied (again: %s)", j->name,
+                    error->message);
+        } else {
+            g_message("guest %s: stopped before its policy could be applied (%s)", j->name,
+                      error->message);
+            g_hash_table_replace(d->gone, g_strdup(j->name), g_memdup2(&now, sizeof now));
+        }
         g_hash_table_remove(d->guests, j->name);
         sd_guests_redecide(d);
         sd_model_schedule(d);
@@ -291,6 +310,7 @@ sd_job_done(GObject *source, GAsyncResult *res, gpointer user_data)
     g->mergeable_now = j->mergeable_now;
     if (j->kind == JOB_INSPECT) {
         gboolean first = !g->inspected;
+        g_hash_table_remove(d->gone, g->name);     /* it runs: a new start */
         g->inspected = TRUE;
         sp_domain_policy_free(g->policy);
         g->policy = g_steal_pointer(&j->policy);
