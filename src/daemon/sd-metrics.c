@@ -67,6 +67,21 @@ sd_metrics_snapshot(SdDaemon *d)
             any = TRUE;
         }
     }
+    /* Trust groups: each group's predicted saving, and all mixed. */
+    for (guint i = 0; d->trust && d->trust->group_savings && i < d->trust->group_savings->len; i++) {
+        const SpTrustGroupSaving *gs = &g_array_index(d->trust->group_savings,
+                                                      SpTrustGroupSaving, i);
+        SpMetricsTrustGroup *t = sp_metrics_snapshot_add_trust_group(snap, gs->group);
+        t->mergeable = gs->mergeable;
+        t->have_saving = gs->saving >= 0;
+        t->predicted_saving_bytes = gs->saving >= 0 ? (guint64)gs->saving : 0;
+    }
+    if (d->trust && d->trust->group_savings && d->trust->group_savings->len > 0) {
+        snap->have_trust_mixed = d->trust->saving_mixed >= 0;
+        snap->trust_mixed_saving_bytes = MAX(d->trust->saving_mixed, 0);
+        snap->have_trust_chosen = d->trust->saving_chosen >= 0;
+        snap->trust_chosen_saving_bytes = MAX(d->trust->saving_chosen, 0);
+    }
     /* The whole host: every process registered with KSM, guests or not;
      * until the host model has run, the guests' predictions. */
     if (d->hm.have) {

@@ -4,7 +4,9 @@
 # start and restored at exit; sp-d1 (merge="no") unmarked and sp-d2
 # (<nosharepages/> but merge="required") marked as they start, checked in
 # smaps, with the delay from `virsh start` to the verified marking;
-# samepage status --json; merging bytes per guest against ksm_stat while
+# samepage status --json; trust groups: sp-d1 moved to group beta waits,
+# with the per-group and mixed predictions in status and the metrics;
+# merging bytes per guest against ksm_stat while
 # ksmd merges; a reload to a taken metrics port (the old listener stays);
 # garbage and an oversized request on the socket;
 # libvirtd killed and restarted (when the test started it): the daemon
@@ -75,6 +77,8 @@ textfile = $SP_TEST_TMP/metrics/samepage.prom
 [ksm]
 pages_to_scan = 321
 restore_at_exit = yes
+[model]
+max_cpu = 25
 CONF
 sp_spawn sdpid bash -c 'exec "$1" --config "$2" --debug >"$3" 2>&1' _ "$SAMEPAGED" "$conf" "$log"
 status() { "$SAMEPAGE" status --json --socket "$sock"; }
@@ -154,6 +158,30 @@ gfield sp-d1 reason | grep -q "trust group beta" || sp_fail "sp-d1: reason: $(gf
 [ "$(mg_in_smaps sp-d1)" = no ] || sp_fail "sp-d1: smaps shows mg"
 sp_log "trust: $(status | jq -r .trust.reason)"
 sp_log "guest sp-d1: $(gfield sp-d1 reason)"
+# What the isolation costs, from the model: each group's saving (one guest
+# each here: its own estimate) and all willing guests estimated together.
+t0=$EPOCHREALTIME
+for _ in $(seq 600); do
+    status | jq -e '.trust.estimates_pending == 0 and .trust.mixed_estimated_together
+        and (.trust.groups | length) == 2
+        and all(.trust.groups[]; .predicted_saving_bytes != null)' >/dev/null && break
+    sleep 0.2
+done
+tr=$(status | jq -c .trust)
+jq -e '.mixed_estimated_together and .predicted_saving_mixed_bytes >= 0
+    and .predicted_saving_bytes >= 0 and .isolation_cost_bytes == .predicted_saving_mixed_bytes - .predicted_saving_bytes
+    and ([.groups[] | select(.mergeable)] | map(.group)) == ["alpha"]
+    and ([.groups[].group] | sort) == ["alpha", "beta"]
+    and all(.groups[]; .predicted_saving_bytes >= 0 and .estimated_together)' <<<"$tr" >/dev/null \
+    || { grep "model" "$log" | tail; sp_fail "trust: no per-group and mixed predictions after $(_sp_since "$t0") s: $tr"; }
+"$SAMEPAGE" status --socket "$sock" | grep '^trust:' | grep -q "if mixed; per group: alpha .* MiB, beta .* MiB" \
+    || sp_fail "samepage status does not show both figures: $("$SAMEPAGE" status --socket "$sock" | grep '^trust:')"
+sp_log "trust: per-group and mixed predictions after $(_sp_since "$t0") s:" \
+       "$(jq -r '[.groups[] | "\(.group) \(.predicted_saving_bytes) B"] | join(", ")' <<<"$tr");" \
+       "mixed $(jq .predicted_saving_mixed_bytes <<<"$tr") B, isolated $(jq .predicted_saving_bytes <<<"$tr") B," \
+       "isolation costs $(jq .isolation_cost_bytes <<<"$tr") B"
+"$SAMEPAGE" status --socket "$sock" | grep '^trust:' | sed 's/^/# /'
+grep -E "(trust groups|guest sp-d[12]): (model|.*per group)" "$log" | sed 's/^/# log: /'
 
 # 4c. --oneshot --dry-run next to the daemon: the same view, nothing changed.
 "$SAMEPAGED" --config "$conf" --oneshot --dry-run >"$SP_TEST_TMP/oneshot.json" 2>"$err" \
@@ -226,6 +254,17 @@ sp_ksm_set run=0
 scrape_now
 [ "$(metric samepage_guest_mergeable sp-d1)" = 0 ] || sp_fail "metrics: sp-d1 mergeable is $(metric samepage_guest_mergeable sp-d1)"
 [ "$(metric samepage_guest_mergeable sp-d2)" = 1 ] || sp_fail "metrics: sp-d2 mergeable is $(metric samepage_guest_mergeable sp-d2)"
+# What the isolation costs, as status has it.
+tr=$(status | jq -c .trust)
+[ "$(metric samepage_trust_mixed_predicted_saving_bytes)" = "$(jq .predicted_saving_mixed_bytes <<<"$tr")" ] \
+    && [ "$(metric samepage_trust_isolated_predicted_saving_bytes)" = "$(jq .predicted_saving_bytes <<<"$tr")" ] \
+    || sp_fail "metrics: trust savings differ from status: $tr"
+for grp in alpha beta; do
+    [ "$(jq -r --arg n samepage_trust_group_predicted_saving_bytes --arg g $grp '.families[].samples[]
+          | select(.name == $n and .labels.group == $g) | .value | floor' "$scrape")" \
+      = "$(jq --arg g $grp '.groups[] | select(.group == $g) | .predicted_saving_bytes' <<<"$tr")" ] \
+        || sp_fail "metrics: group $grp's predicted saving differs from status: $tr"
+done
 uuid2=$($SP_VIRSH domuuid sp-d2)
 jq -e --arg u "$uuid2" '[.families[].samples[] | select(.name == "samepage_guest_mergeable" and .labels.uuid == $u)] | length == 1' \
     "$scrape" >/dev/null || sp_fail "metrics: no samepage_guest_mergeable with uuid $uuid2"
@@ -244,7 +283,7 @@ $PY "$SP_TOP_SRCDIR/tests/unit/prom-parse.py" < "$SP_TEST_TMP/metrics/samepage.p
 grep -q '^samepage_guest_mergeable{domain="sp-d2"' "$SP_TEST_TMP/metrics/samepage.prom" \
     || sp_fail "the textfile lacks sp-d2"
 sp_log "metrics: $(jq '[.families[].samples[]] | length' "$scrape") samples; excerpt of GET /metrics:"
-grep -E '^samepage_(guest_mergeable|guest_ksm_merging|guest_predicted|ksm_pages_sharing|ksm_pages_shared|guests_mergeable|trust)' \
+grep -E '^samepage_(guest_mergeable|guest_ksm_merging|guest_predicted|ksm_pages_sharing|ksm_pages_shared|guests_mergeable|trust_)' \
     "$scrape.txt" | sed 's/^/#   /'
 
 # 5b. SIGHUP with [metrics] listen on a port another process holds: the
