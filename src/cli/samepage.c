@@ -33,7 +33,7 @@ static const SpCliCommand sp_cli_commands[] = {
       "start N cloned guests, measure sharing against VM count, plot and report", sp_cli_experiment },
     { "status", "[--json] [--socket PATH]", "what samepaged, the host agent, is doing",
       sp_cli_status },
-    { "help", "[COMMAND]", "show the commands, or one command's options", sp_cli_help },
+    { "help", "[COMMAND [SUBCOMMAND]]", "show the commands, or one command's options", sp_cli_help },
 };
 
 /*
@@ -166,11 +166,13 @@ sp_cli_help(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_USAGE;
     }
     if (cmd->run == sp_cli_help) {
-        printf("Usage: samepage help [COMMAND]\n");
+        printf("Usage: samepage help [COMMAND [SUBCOMMAND]]\n");
         return SP_EXIT_OK;
     }
-    char *help_argv[] = { (char *)cmd->name, (char *)"--help", NULL };
-    return cmd->run(global, 2, help_argv);
+    /* help ksm numa: the subcommand's own options. */
+    char *help_argv[] = { (char *)cmd->name, argc > 2 ? argv[2] : (char *)"--help",
+                          (char *)"--help", NULL };
+    return cmd->run(global, argc > 2 ? 3 : 2, help_argv);
 }
 
 int
