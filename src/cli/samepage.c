@@ -145,7 +145,12 @@ sp_cli_find(const char *name)
 static void
 sp_cli_usage(FILE *out)
 {
-    fprintf(out, "Usage: samepage [-c URI] [--debug] COMMAND [ARGS]\n\nCommands:\n");
+    fprintf(out, "Usage: samepage [-c URI] [--debug] COMMAND [ARGS]\n\n"
+                 "Options:\n"
+                 "  -c, --connect URI  libvirt connection\n"
+                 "  -d, --debug        log everything, QMP traffic included\n"
+                 "  -h, --help         this text\n"
+                 "  -V, --version      samepage's version\n\nCommands:\n");
     for (gsize i = 0; i < G_N_ELEMENTS(sp_cli_commands); i++)
         fprintf(out, "  %-10s %s\n", sp_cli_commands[i].name, sp_cli_commands[i].summary);
     fprintf(out, "\n'samepage help COMMAND' shows a command's options; see samepage(1).\n");
