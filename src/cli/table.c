@@ -122,6 +122,42 @@ sp_table_select(const SpTableColumn *columns, guint n_columns, const char *outpu
     return g_steal_pointer(&sel);
 }
 
+/*
+ * Free text wraps between words (libsmartcols' own wrap cuts anywhere):
+ * the column is at least as wide as its longest word, and each line takes
+ * as many words as fit.  Widths count characters (cells are escaped text,
+ * UTF-8).
+ */
+static size_t
+sp_table_wrap_chunksize(const struct libscols_column *cl, const char *data, void *user_data)
+{
+    size_t best = 0, cur = 0;
+
+    for (const char *p = data; *p; p = g_utf8_next_char(p)) {
+        cur = *p == ' ' ? 0 : cur + 1;
+        best = MAX(best, cur);
+    }
+    return best;
+}
+
+static char *
+sp_table_wrap_nextchunk(const struct libscols_column *cl, char *data, void *user_data)
+{
+    size_t width = scols_column_get_width(cl), n = 0;
+    char *space = NULL;
+
+    if (!data || (size_t)g_utf8_strlen(data, -1) <= width)
+        return NULL;    /* it fits */
+    /* the last space with at most @width characters before it */
+    for (char *p = data; *p && n <= width; p = g_utf8_next_char(p), n++)
+        if (*p == ' ')
+            space = p;
+    if (!space)
+        return NULL;    /* one word wider than the column: libsmartcols cuts it */
+    *space = '\0';
+    return space + 1;
+}
+
 /**
  * sp_table_new:
  * @columns: (array length=n_columns): every column the table has
@@ -156,8 +192,6 @@ sp_table_new(const SpTableColumn *columns, guint n_columns, const SpTableOptions
             continue;   /* named twice: shown once */
         if (columns[c].flags & SP_TABLE_RIGHT)
             flags |= SCOLS_FL_RIGHT;
-        if (columns[c].flags & SP_TABLE_WRAP)
-            flags |= SCOLS_FL_WRAP;
         t->shown[c] = scols_table_new_column(t->tb, columns[c].name, columns[c].width, flags);
     }
     return t;
@@ -219,9 +253,19 @@ sp_table_setf(SpTable *table, guint column, const char *fmt, ...)
 gboolean
 sp_table_print(SpTable *table, FILE *out)
 {
+    gboolean tty = isatty(fileno(out));
+
     scols_table_set_stream(table->tb, out);
-    scols_table_set_termforce(table->tb, isatty(fileno(out)) ? SCOLS_TERMFORCE_AUTO
-                                                             : SCOLS_TERMFORCE_NEVER);
+    scols_table_set_termforce(table->tb, tty ? SCOLS_TERMFORCE_AUTO : SCOLS_TERMFORCE_NEVER);
+    /* Wrapping is for a terminal: libsmartcols would wrap at the column's
+     * width hint anywhere else. */
+    for (guint c = 0; tty && c < table->n_columns; c++) {
+        struct libscols_column *cl = table->shown[c];
+        if (!cl || !(table->columns[c].flags & SP_TABLE_WRAP))
+            continue;
+        scols_column_set_flags(cl, scols_column_get_flags(cl) | SCOLS_FL_WRAP);
+        scols_column_set_wrapfunc(cl, sp_table_wrap_chunksize, sp_table_wrap_nextchunk, NULL);
+    }
     return scols_print_table(table->tb) == 0 && fflush(out) == 0;
 }
 

@@ -8,7 +8,10 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "sptest.h"
 #include "../../src/cli/table.h"
@@ -169,6 +172,58 @@ test_raw_and_headings(void **state)
     }
 }
 
+/* On a terminal (a pty here, $COLUMNS its width), free text wraps between
+ * words at the terminal's width; nothing else is cut. */
+static void
+test_wrap_on_terminal(void **state)
+{
+    const char *note = "every reason merging cannot happen or is slow with the evidence "
+                       "and the fix for each guest";
+    const char *const rows[][4] = { { "web1", "12", note, "" } };
+    SpTableOptions opt = { .noheadings = TRUE };
+    g_autoptr(SpTable) t = sp_table_new(columns, G_N_ELEMENTS(columns), &opt, NULL);
+    g_autoptr(GString) got = g_string_new(NULL);
+    g_autoptr(GString) words = g_string_new(NULL);
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    FILE *slave;
+    char buf[4096];
+    ssize_t n;
+
+    (void)state;
+    assert_true(master >= 0);
+    assert_int_equal(grantpt(master), 0);
+    assert_int_equal(unlockpt(master), 0);
+    slave = fopen(ptsname(master), "w");
+    assert_non_null(slave);
+    g_setenv("COLUMNS", "40", TRUE);
+    sp_table_add_row(t);
+    for (guint c = 0; c < 4; c++)
+        sp_table_set(t, c, rows[0][c]);
+    assert_true(sp_table_print(t, slave));
+    fclose(slave);
+    g_unsetenv("COLUMNS");
+    while ((n = read(master, buf, sizeof(buf))) > 0)
+        g_string_append_len(got, buf, n);
+    close(master);
+
+    g_auto(GStrv) lines = g_strsplit(got->str, "\n", -1);
+    guint n_lines = 0;
+    long note_col = col_of(lines[0], "every");
+    assert_true(note_col > 0);
+    for (guint i = 0; lines[i]; i++) {
+        g_strchomp(g_strdelimit(lines[i], "\r", ' '));
+        if (!*lines[i])
+            continue;
+        n_lines++;
+        assert_true(strlen(lines[i]) <= 40);
+        /* the note's part of the line: whole words, from the NOTE column on */
+        assert_true((long)strlen(lines[i]) > note_col);
+        g_string_append_printf(words, "%s%s", words->len ? " " : "", lines[i] + note_col);
+    }
+    assert_true(n_lines >= 3);
+    assert_string_equal(words->str, note);
+}
+
 int
 main(void)
 {
@@ -176,6 +231,7 @@ main(void)
         cmocka_unit_test(test_widths),
         cmocka_unit_test(test_output_columns),
         cmocka_unit_test(test_raw_and_headings),
+        cmocka_unit_test(test_wrap_on_terminal),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
