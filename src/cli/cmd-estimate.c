@@ -6,9 +6,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "table.h"
 #include "samepage/spestimate.h"
 
@@ -179,34 +179,6 @@ sp_cli_estimate_print(const SpEstimate *est, const SpScanOptions *sopt, SpTable 
         }
         sp_cli_table_print(t);
     }
-}
-
-/*
- * The progress line of a long scan: on stderr, only when it is a terminal
- * (a log gets none), rewritten in place at most 5 times a second, from
- * the second second on (a short estimate shows none).
- */
-typedef struct {
-    gint64 start;
-    gint64 last;
-    gboolean shown;
-} SpCliEstimateProgress;
-
-static void
-sp_cli_estimate_progress(const SpScanProgress *p, gpointer data)
-{
-    SpCliEstimateProgress *pr = data;
-    gint64 now = g_get_monotonic_time();
-    double el = (now - pr->start) / (double)G_USEC_PER_SEC;
-
-    if (el < 1.0 || now - pr->last < G_USEC_PER_SEC / 5)
-        return;
-    pr->last = now;
-    pr->shown = TRUE;
-    fprintf(stderr, "\r\033[Kscanning: pass %u/%u%s, %.2f GiB read, %.0f MiB/s, %.0f s",
-            p->pass, p->passes, p->waiting ? " (waiting)" : "",
-            p->bytes_read / 1073741824.0, p->bytes_read / 1048576.0 / el, el);
-    fflush(stderr);
 }
 
 /* --kernel-profile's help: SpEstimate's table of kernel profiles. */
@@ -396,15 +368,11 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         SpEstimateTarget t = { .image = *p };
         g_array_append_val(targets, t);
     }
-    SpCliEstimateProgress progress = { g_get_monotonic_time(), 0, FALSE };
-    if (isatty(STDERR_FILENO)) {
-        sopt.progress = sp_cli_estimate_progress;
-        sopt.progress_data = &progress;
-    }
+    SpCliProgress progress;
+    sp_cli_progress_attach(&progress, "scanning", &sopt);
     est = sp_estimate_targets(host, (const SpEstimateTarget *)(void *)targets->data, targets->len,
                               &sopt, &eopt, NULL, &error);
-    if (progress.shown)
-        fputs("\r\033[K", stderr);
+    sp_cli_progress_done(&progress);
     if (!est) {
         sp_cli_error("estimate: %s", error->message);
         return SP_EXIT_FAILURE;

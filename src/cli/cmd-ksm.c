@@ -12,6 +12,7 @@
 #include <glib-unix.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "table.h"
 #include "samepage/spksm.h"
 #include "samepage/spmaps.h"
@@ -156,8 +157,12 @@ sp_cli_predict_sharing(const SpHost *host, GArray *pids, gboolean man)
     if (!sp_estimate_options_from_host(&eopt, host, NULL))
         sp_estimate_options_init(&eopt);
     eopt.merge_across_nodes = man;
+    SpCliProgress progress;
+    sp_cli_progress_attach(&progress, man ? "model, merge_across_nodes=1"
+                                          : "model, merge_across_nodes=0", &sopt);
     g_autoptr(SpEstimate) est = sp_estimate_targets(host, targets, pids->len, &sopt, &eopt, NULL,
                                                     &error);
+    sp_cli_progress_done(&progress);
     return est ? (gint64)sp_estimate_get_counters(est)->pages_sharing : -1;
 }
 
