@@ -266,6 +266,10 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
         "guest agents, start the workload, turn KSM on and sample the guests' sharing, the\n"
         "model's prediction and CPU.  Writes CSV, JSON, plots and report.md; tears down every\n"
         "guest and restores KSM at the end, on failure and on Ctrl-C.  Needs root.");
+    g_option_context_set_description(ctx,
+        "Subcommands ('samepage help experiment SUBCOMMAND' shows one's options):\n"
+        "  run PLAN  run the plan (the options above)\n"
+        "  clean     undo what killed experiments left (--dry-run)\n");
     if (argc >= 2 && g_str_equal(argv[1], "clean"))
         return sp_cli_experiment_clean(global, argc - 1, argv + 1);
     g_option_context_add_main_entries(ctx, entries, NULL);

@@ -23,6 +23,12 @@ sp_log "samepage list: $(jq -c '.[] | {domain, pid, regions_marked}' <<<"$list" 
 pid1=$(jq -r '.[] | select(.domain == "sp-g1") | .pid' <<<"$list")
 pid2=$(jq -r '.[] | select(.domain == "sp-g2") | .pid' <<<"$list")
 [ -n "$pid1" ] && [ -d "/proc/$pid1" ] || sp_fail "list: no live pid for sp-g1"
+# The raw table: a line per guest, the columns asked for; names alone (what
+# the bash completion asks, through the same -c URI) match virsh's.
+raw=$("$SAMEPAGE" -c qemu:///system list --raw -n -o domain,PID | sort) || sp_fail "list --raw failed"
+[ "$raw" = "$(printf 'sp-g1 %s\nsp-g2 %s' "$pid1" "$pid2")" ] || sp_fail "list --raw -n -o domain,PID: $raw"
+[ "$("$SAMEPAGE" -c qemu:///system list --raw -n -o DOMAIN | sort)" = "$($SP_VIRSH list --name | sed '/^$/d' | sort)" ] \
+    || sp_fail "list -o DOMAIN does not give virsh's names"
 grep -q -- "-uuid" "/proc/$pid1/cmdline" || sp_fail "pid $pid1 is not a libvirt QEMU"
 [ "$(jq -r '.[] | select(.domain == "sp-g1") | .regions_marked' <<<"$list")" = 1 ] \
     || sp_fail "sp-g1 should have its RAM marked"
