@@ -38,6 +38,14 @@ typedef struct {
     guint64 predicted_saving_bytes;
 } SpMetricsGuest;
 
+/* A trust group of willing guests, labelled {group="NAME"}. */
+typedef struct {
+    char *group;
+    gboolean mergeable;             /* chosen to merge */
+    gboolean have_saving;           /* the model has a prediction for it */
+    guint64 predicted_saving_bytes; /* its willing guests estimated together */
+} SpMetricsTrustGroup;
+
 typedef struct {
     /* KSM sysfs: every knob and figure this kernel has (entry[].supported) */
     gboolean have_ksm;
@@ -53,6 +61,12 @@ typedef struct {
     guint64 predicted_pages_sharing;
     guint64 predicted_saving_bytes;
     double prediction_age_seconds;
+    /* trust groups: what the isolation costs */
+    GPtrArray *trust_groups;        /* of SpMetricsTrustGroup *, owned */
+    gboolean have_trust_mixed;
+    guint64 trust_mixed_saving_bytes;   /* every willing guest merging together */
+    gboolean have_trust_chosen;
+    guint64 trust_chosen_saving_bytes;  /* the groups that merge, each on its own */
     /* the scan-rate controller */
     gboolean have_controller;
     char *controller_mode;          /* "static", "samepage", ... */
@@ -69,6 +83,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpMetricsSnapshot, sp_metrics_snapshot_free)
  * returns it for the caller to fill; it belongs to @snap. */
 SpMetricsGuest *sp_metrics_snapshot_add_guest(SpMetricsSnapshot *snap,
                                               const char *domain, const char *uuid);
+/* Appends a trust group (all fields zero but @group, copied). */
+SpMetricsTrustGroup *sp_metrics_snapshot_add_trust_group(SpMetricsSnapshot *snap,
+                                                         const char *group);
 /* Sets a string field of the snapshot or a guest (copies @value). */
 void sp_metrics_set_string(char **field, const char *value);
 

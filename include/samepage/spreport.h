@@ -54,6 +54,7 @@ void sp_report_info_init(SpReportInfo *info);
 void sp_report_info_from_host(SpReportInfo *info, const SpHost *host);
 void sp_report_info_clear(SpReportInfo *info);
 
+void sp_report_csv_field(GString *out, const char *field);
 char *sp_report_samples_csv(const SpExpRun *run);
 char *sp_report_guests_csv(const SpExpRun *run);
 char *sp_report_summary_csv(GPtrArray *runs);

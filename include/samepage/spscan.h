@@ -61,6 +61,16 @@ typedef enum {
     SP_SCAN_ZERO_GUESSED,       /* kpageflags unreadable: a shared page reading as zeros */
 } SpScanZeroMethod;
 
+/* How far a scan is, for a progress line (SpScanOptions.progress). */
+typedef struct {
+    guint pass;                 /* the pass under way, from 1 */
+    guint passes;               /* of */
+    guint64 bytes_read;         /* memory read so far, every pass and confirmation */
+    gboolean waiting;           /* between two passes */
+} SpScanProgress;
+
+typedef void (*SpScanProgressFunc)(const SpScanProgress *progress, gpointer user_data);
+
 typedef struct {
     SpScanMode mode;
     guint passes;               /* >= 1; 2 or more detect volatile pages */
@@ -69,6 +79,10 @@ typedef struct {
     guint hash_bits;            /* tests only: keep the top hash_bits bits of each
                                  * page hash (1-63), so that different contents
                                  * often share a hash; 0 (the default): all 64 */
+    SpScanProgressFunc progress; /* NULL (the default), or called after each step of
+                                 * the blocking and threaded runs, in their thread:
+                                 * the library never prints */
+    gpointer progress_data;
 } SpScanOptions;
 
 /* What a scan did and held (sp_scan_get_stats()). */

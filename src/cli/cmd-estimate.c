@@ -8,6 +8,8 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "progress.h"
+#include "table.h"
 #include "samepage/spestimate.h"
 
 #define MIB(pages) ((double)(pages) * SP_PAGE_SIZE / (1024.0 * 1024.0))
@@ -23,8 +25,48 @@ sp_cli_parse_bool(const char *opt, const char *text, gboolean *out)
     return FALSE;
 }
 
+enum { EP_PID, EP_PROCESS, EP_SCANNED, EP_MERGING, EP_PROFIT, EP_VOLATILE, EP_PRESENT,
+       EP_ZERO_MAPPED, EP_UNMERGED, EP_PARTIAL };
+static const SpTableColumn sp_cli_estimate_columns[] = {
+    [EP_PID] = { "PID", 7, SP_TABLE_RIGHT, "the process (0 for an image)" },
+    [EP_PROCESS] = { "PROCESS", 20, 0, "the guest, process or image file" },
+    [EP_SCANNED] = { "SCANNED_MIB", 11, SP_TABLE_RIGHT, "memory the model scanned, MiB" },
+    [EP_MERGING] = { "MERGING_MIB", 11, SP_TABLE_RIGHT, "predicted ksm_merging_pages, MiB" },
+    [EP_PROFIT] = { "PROFIT_MIB", 10, SP_TABLE_RIGHT, "predicted ksm_process_profit, MiB" },
+    [EP_VOLATILE] = { "VOLATILE", 8, SP_TABLE_RIGHT, "pages that changed between passes" },
+    [EP_PRESENT] = { "PRESENT_MIB", 11, SP_TABLE_RIGHT | SP_TABLE_EXTRA,
+                     "present anonymous memory in the scanned mappings, MiB" },
+    [EP_ZERO_MAPPED] = { "ZERO_MAPPED_MIB", 15, SP_TABLE_RIGHT | SP_TABLE_EXTRA,
+                         "present, mapping the shared zero page (not scanned), MiB" },
+    [EP_UNMERGED] = { "UNMERGED_MIB", 12, SP_TABLE_RIGHT | SP_TABLE_EXTRA,
+                      "merged by the model but not KSM pages when read, MiB" },
+    [EP_PARTIAL] = { "PARTIAL", 0.2, SP_TABLE_WRAP, "why the result is partial, if it is" },
+};
+
+static int
+sp_cli_estimate_print_processes(const SpEstimate *est, SpTable *t)
+{
+    for (guint i = 0; i < sp_estimate_get_n_processes(est); i++) {
+        const SpEstimateProcess *p = sp_estimate_get_process(est, i);
+
+        sp_table_add_row(t);
+        sp_table_setf(t, EP_PID, "%d", p->pid);
+        sp_table_set(t, EP_PROCESS, p->label);
+        sp_table_setf(t, EP_SCANNED, "%.1f", MIB(p->scanned_pages));
+        sp_table_setf(t, EP_MERGING, "%.1f", MIB(p->ksm.ksm_merging_pages));
+        sp_table_setf(t, EP_PROFIT, "%.1f", (double)p->ksm.ksm_process_profit / (1024.0 * 1024.0));
+        sp_table_setf(t, EP_VOLATILE, "%" G_GUINT64_FORMAT, p->volatile_pages);
+        sp_table_setf(t, EP_PRESENT, "%.1f", MIB(p->present_pages));
+        sp_table_setf(t, EP_ZERO_MAPPED, "%.1f", MIB(p->zero_mapped_pages));
+        sp_table_setf(t, EP_UNMERGED, "%.1f", MIB(p->unmerged_pages));
+        if (p->partial)
+            sp_table_set(t, EP_PARTIAL, p->partial_reason);
+    }
+    return sp_cli_table_print(t);
+}
+
 static void
-sp_cli_estimate_print(const SpEstimate *est, const SpScanOptions *sopt)
+sp_cli_estimate_print(const SpEstimate *est, const SpScanOptions *sopt, SpTable *procs)
 {
     const SpModelCounters *c = sp_estimate_get_counters(est);
     guint np = sp_estimate_get_n_processes(est);
@@ -67,44 +109,75 @@ sp_cli_estimate_print(const SpEstimate *est, const SpScanOptions *sopt)
     if (sp_estimate_is_partial(est))
         sp_cli_print(stdout, "PARTIAL RESULT: some memory could not be read (see below)\n\n");
 
-    sp_cli_print(stdout, "%-20s %14s\n", "FIGURE", "VALUE");
-    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "pages_shared", c->pages_shared);
-    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "pages_sharing", c->pages_sharing);
-    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "pages_unshared", c->pages_unshared);
-    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "pages_volatile", c->pages_volatile);
-    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "ksm_zero_pages", c->ksm_zero_pages);
-    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "stable_node_chains", c->stable_node_chains);
-    sp_cli_print(stdout, "%-20s %14" G_GUINT64_FORMAT "\n", "stable_node_dups", c->stable_node_dups);
-    sp_cli_print(stdout, "%-20s %14" G_GINT64_FORMAT "\n\n", "general_profit", c->general_profit);
+    {
+        static const SpTableColumn fig_cols[] = {
+            { "FIGURE", 18, 0, "" }, { "VALUE", 12, SP_TABLE_RIGHT, "" },
+        };
+        const struct { const char *name; gint64 value; } figs[] = {
+            { "pages_shared", (gint64)c->pages_shared },
+            { "pages_sharing", (gint64)c->pages_sharing },
+            { "pages_unshared", (gint64)c->pages_unshared },
+            { "pages_volatile", (gint64)c->pages_volatile },
+            { "ksm_zero_pages", (gint64)c->ksm_zero_pages },
+            { "stable_node_chains", (gint64)c->stable_node_chains },
+            { "stable_node_dups", (gint64)c->stable_node_dups },
+            { "general_profit", c->general_profit },
+        };
+        SpTableOptions dflt = { 0 };
+        g_autoptr(SpTable) t = sp_table_new(fig_cols, G_N_ELEMENTS(fig_cols), &dflt, NULL);
 
-    sp_cli_print(stdout, "%-8s %-24s %11s %11s %11s %9s\n", "PID", "PROCESS", "SCANNED MiB",
-           "MERGING MiB", "PROFIT MiB", "VOLATILE");
-    for (guint i = 0; i < np; i++) {
-        const SpEstimateProcess *p = sp_estimate_get_process(est, i);
-        sp_cli_print(stdout, "%-8d %-24.24s %11.1f %11.1f %11.1f %9" G_GUINT64_FORMAT "%s%s\n", p->pid,
-               p->label, MIB(p->scanned_pages), MIB(p->ksm.ksm_merging_pages),
-               (double)p->ksm.ksm_process_profit / (1024.0 * 1024.0), p->volatile_pages,
-               p->partial ? "  partial: " : "", p->partial ? p->partial_reason : "");
-    }
-    if (np > 1) {
-        sp_cli_print(stdout, "\nShared with (MiB of the row's merged pages whose content the column also has):\n");
-        sp_cli_print(stdout, "%-8s", "PID");
-        for (guint j = 0; j < np; j++)
-            sp_cli_print(stdout, " %10d", sp_estimate_get_process(est, j)->pid);
-        sp_cli_print(stdout, "\n");
-        for (guint i = 0; i < np; i++) {
-            sp_cli_print(stdout, "%-8d", sp_estimate_get_process(est, i)->pid);
-            for (guint j = 0; j < np; j++)
-                sp_cli_print(stdout, " %10.1f", MIB(matrix[i * np + j]));
-            sp_cli_print(stdout, "\n");
+        for (gsize i = 0; i < G_N_ELEMENTS(figs); i++) {
+            sp_table_add_row(t);
+            sp_table_set(t, 0, figs[i].name);
+            sp_table_setf(t, 1, "%" G_GINT64_FORMAT, figs[i].value);
         }
+        sp_cli_table_print(t);
+        sp_cli_print(stdout, "\n");
+    }
+    sp_cli_estimate_print_processes(est, procs);
+    if (np > 1) {
+        /* One column per process: its pid. */
+        g_autoptr(GArray) cols = g_array_new(FALSE, TRUE, sizeof(SpTableColumn));
+        g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+        SpTableOptions dflt = { 0 };
+        SpTableColumn first = { "PID", 8, 0, "" };
+
+        g_array_append_val(cols, first);
+        for (guint j = 0; j < np; j++) {
+            char *name = g_strdup_printf("%d", sp_estimate_get_process(est, j)->pid);
+            SpTableColumn col = { name, 8, SP_TABLE_RIGHT, "" };
+            g_ptr_array_add(names, name);
+            g_array_append_val(cols, col);
+        }
+        g_autoptr(SpTable) t = sp_table_new((const SpTableColumn *)(void *)cols->data, cols->len,
+                                            &dflt, NULL);
+        sp_cli_print(stdout, "\nShared with (MiB of the row's merged pages whose content the column also has):\n");
+        for (guint i = 0; t && i < np; i++) {
+            sp_table_add_row(t);
+            sp_table_setf(t, 0, "%d", sp_estimate_get_process(est, i)->pid);
+            for (guint j = 0; j < np; j++)
+                sp_table_setf(t, j + 1, "%.1f", MIB(matrix[i * np + j]));
+        }
+        if (t)
+            sp_cli_table_print(t);
     }
     if (sp_estimate_get_n_nodes(est) > 1) {
-        sp_cli_print(stdout, "\n%-6s %12s %12s\n", "NODE", "SCANNED MiB", "MERGED MiB");
+        static const SpTableColumn node_cols[] = {
+            { "NODE", 4, 0, "" }, { "SCANNED_MIB", 11, SP_TABLE_RIGHT, "" },
+            { "MERGED_MIB", 10, SP_TABLE_RIGHT, "" },
+        };
+        SpTableOptions dflt = { 0 };
+        g_autoptr(SpTable) t = sp_table_new(node_cols, G_N_ELEMENTS(node_cols), &dflt, NULL);
+
+        sp_cli_print(stdout, "\n");
         for (guint i = 0; i < sp_estimate_get_n_nodes(est); i++) {
             const SpEstimateNode *n = sp_estimate_get_node(est, i);
-            sp_cli_print(stdout, "%-6u %12.1f %12.1f\n", i, MIB(n->scanned_pages), MIB(n->stable_pages));
+            sp_table_add_row(t);
+            sp_table_setf(t, 0, "%u", i);
+            sp_table_setf(t, 1, "%.1f", MIB(n->scanned_pages));
+            sp_table_setf(t, 2, "%.1f", MIB(n->stable_pages));
         }
+        sp_cli_table_print(t);
     }
 }
 
@@ -135,6 +208,8 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     guint64 max_sharing = 0, passes = 2;
     gdouble interval = 1.0;
     gboolean what_if = FALSE, json = FALSE, all = FALSE;
+    g_auto(SpTableOptions) topt = { 0 };
+    g_autoptr(SpTable) procs = NULL;
     g_auto(GStrv) qmps = NULL;
     g_autofree char *profile_help = sp_cli_profile_help();
     GOptionEntry entries[] = {
@@ -174,8 +249,14 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         "present pages only) or raw image files, and runs samepage's model of KSM over\n"
         "it to predict the figures KSM will converge to.  Nothing is stopped or written.");
     g_option_context_add_main_entries(ctx, entries, NULL);
+    sp_table_add_options(ctx, &topt, sp_cli_estimate_columns,
+                         G_N_ELEMENTS(sp_cli_estimate_columns),
+                         "The table of processes; with --raw, -o or -n, only that table is printed.");
     if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
         return rc;
+    if (!json && !(procs = sp_cli_table_new("estimate", sp_cli_estimate_columns,
+                                            G_N_ELEMENTS(sp_cli_estimate_columns), &topt)))
+        return SP_EXIT_USAGE;
     if ((passes_text &&
          !sp_cli_parse_uint("estimate", "--passes", passes_text, 1, 100, &passes)) ||
         (max_sharing_text &&
@@ -292,8 +373,11 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         SpEstimateTarget t = { .image = *p };
         g_array_append_val(targets, t);
     }
+    SpCliProgress progress;
+    sp_cli_progress_attach(&progress, "scanning", &sopt);
     est = sp_estimate_targets(host, (const SpEstimateTarget *)(void *)targets->data, targets->len,
                               &sopt, &eopt, NULL, &error);
+    sp_cli_progress_done(&progress);
     if (!est) {
         sp_cli_error("estimate: %s", error->message);
         return SP_EXIT_FAILURE;
@@ -301,8 +385,11 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     if (json) {
         g_autoptr(json_object) obj = sp_estimate_to_json(est);
         sp_cli_print_json(obj);
+    } else if (sp_table_options_given(&topt)) {
+        if ((rc = sp_cli_estimate_print_processes(est, procs)) != SP_EXIT_OK)
+            return rc;
     } else {
-        sp_cli_estimate_print(est, &sopt);
+        sp_cli_estimate_print(est, &sopt, procs);
     }
     if (sp_estimate_is_partial(est)) {
         sp_cli_error("estimate: the result is partial: some memory vanished or a process exited");

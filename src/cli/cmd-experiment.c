@@ -13,6 +13,7 @@
 #include <glib-unix.h>
 
 #include "cli.h"
+#include "datadir.h"
 #include "samepage/spcleanup.h"
 #include "samepage/spexperiment.h"
 #include "samepage/spksm.h"
@@ -229,15 +230,20 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     g_autofree char *output = NULL;
     g_autofree char *image_dir = NULL;
     g_autofree char *template_path = NULL;
+    /* Installed, or the source tree's vm-images/ when run from the build tree. */
+    g_autofree char *data_dir = sp_cli_data_dir();
+    g_autofree char *cache_dir = sp_cli_image_dir();
+    g_autofree char *image_dir_help = g_strdup_printf(
+        "where base.qcow2, vmlinuz and initrd.img are (default: the plan's [guest] "
+        "image_dir, $SAMEPAGE_IMAGE_DIR, or %s)", cache_dir);
+    g_autofree char *template_help = g_strdup_printf(
+        "libvirt domain template (default: %s/domain.xml.in)", data_dir);
     gboolean json = FALSE, force = FALSE;
     GOptionEntry entries[] = {
         { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
           "directory for the results (default: experiment-NAME-DATE-TIME)", "DIR" },
-        { "image-dir", 0, 0, G_OPTION_ARG_FILENAME, &image_dir,
-          "where base.qcow2, vmlinuz and initrd.img are (default: the plan's [guest] "
-          "image_dir, $SAMEPAGE_IMAGE_DIR, or vm-images/cache)", "DIR" },
-        { "template", 0, 0, G_OPTION_ARG_FILENAME, &template_path,
-          "libvirt domain template (default: vm-images/domain.xml.in)", "FILE" },
+        { "image-dir", 0, 0, G_OPTION_ARG_FILENAME, &image_dir, image_dir_help, "DIR" },
+        { "template", 0, 0, G_OPTION_ARG_FILENAME, &template_path, template_help, "FILE" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print results.json instead of the table", NULL },
         { "force", 0, 0, G_OPTION_ARG_NONE, &force,
           "reset KSM (run=2) even if MemAvailable does not cover unmerging what is merged", NULL },
@@ -266,6 +272,10 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
         "guest agents, start the workload, turn KSM on and sample the guests' sharing, the\n"
         "model's prediction and CPU.  Writes CSV, JSON, plots and report.md; tears down every\n"
         "guest and restores KSM at the end, on failure and on Ctrl-C.  Needs root.");
+    g_option_context_set_description(ctx,
+        "Subcommands ('samepage help experiment SUBCOMMAND' shows one's options):\n"
+        "  run PLAN  run the plan (the options above)\n"
+        "  clean     undo what killed experiments left (--dry-run)\n");
     if (argc >= 2 && g_str_equal(argv[1], "clean"))
         return sp_cli_experiment_clean(global, argc - 1, argv + 1);
     g_option_context_add_main_entries(ctx, entries, NULL);
@@ -299,11 +309,9 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     if (!output)
         output = sp_cli_experiment_default_output(plan);
 
-    default_images = image_dir ? g_strdup(image_dir)
-        : g_getenv("SAMEPAGE_IMAGE_DIR") ? g_strdup(g_getenv("SAMEPAGE_IMAGE_DIR"))
-        : g_build_filename(SP_TOP_SRCDIR, "vm-images", "cache", NULL);
+    default_images = g_strdup(image_dir ? image_dir : cache_dir);
     default_template = template_path ? g_strdup(template_path)
-        : g_build_filename(SP_TOP_SRCDIR, "vm-images", "domain.xml.in", NULL);
+        : g_build_filename(data_dir, "domain.xml.in", NULL);
     /* Command-line paths win over the plan's. */
     if (image_dir)
         g_clear_pointer(&plan->image_dir, g_free);

@@ -9,13 +9,36 @@
 #include <string.h>
 
 #include "cli.h"
+#include "table.h"
 #include "samepage/spnuma.h"
 
 #define MIB(bytes) ((double)(bytes) / (1024.0 * 1024.0))
 
-/* list over a URI of another host: the running domains' names only. */
+enum { LIST_DOMAIN, LIST_PID, LIST_RAM, LIST_MARKED, LIST_MERGING, LIST_PROFIT, LIST_ERROR };
+static const SpTableColumn sp_cli_list_columns[] = {
+    [LIST_DOMAIN] = { "DOMAIN", 16, 0, "the libvirt domain" },
+    [LIST_PID] = { "PID", 7, SP_TABLE_RIGHT, "its QEMU process" },
+    [LIST_RAM] = { "RAM_MIB", 8, SP_TABLE_RIGHT, "RAM of its memory backends, MiB" },
+    [LIST_MARKED] = { "MARKED", 6, SP_TABLE_RIGHT, "RAM regions KSM scans (VmFlags mg), of all" },
+    [LIST_MERGING] = { "MERGING_MIB", 11, SP_TABLE_RIGHT, "ksm_merging_pages in MiB" },
+    [LIST_PROFIT] = { "PROFIT_MIB", 10, SP_TABLE_RIGHT, "ksm_process_profit in MiB" },
+    [LIST_ERROR] = { "ERROR", 0.3, SP_TABLE_WRAP, "why the guest could not be read" },
+};
+
+/* Whether @table shows a column that needs the guest read (not just named). */
+static gboolean
+sp_cli_list_reads_guests(const SpTable *table)
+{
+    for (guint c = LIST_PID; c < G_N_ELEMENTS(sp_cli_list_columns); c++)
+        if (sp_table_shows(table, c))
+            return TRUE;
+    return FALSE;
+}
+
+/* list over a URI of another host: the running domains' names only (their
+ * pid, RAM and KSM figures are in that host's /proc). */
 static int
-sp_cli_list_remote(SpLibvirt *lv, const char *const *names, gboolean json)
+sp_cli_list_remote(SpLibvirt *lv, const char *const *names, gboolean json, SpTable *table)
 {
     if (json) {
         g_autoptr(json_object) arr = json_object_new_array();
@@ -27,18 +50,21 @@ sp_cli_list_remote(SpLibvirt *lv, const char *const *names, gboolean json)
         sp_cli_print_json(arr);
         return SP_EXIT_OK;
     }
-    sp_cli_print(stdout, "running domains of %s (their pid, RAM and KSM figures are in that "
-                 "host's /proc: run samepage there for them)\n", sp_libvirt_get_uri(lv));
-    sp_cli_print(stdout, "%s\n", "DOMAIN");
-    for (const char *const *n = names; *n; n++)
-        sp_cli_print(stdout, "%s\n", *n);
-    return SP_EXIT_OK;
+    sp_cli_print(stderr, "samepage: running domains of %s, through libvirt: their pid, RAM and "
+                 "KSM figures are in that host's /proc (run samepage there for them)\n",
+                 sp_libvirt_get_uri(lv));
+    for (const char *const *n = names; *n; n++) {
+        sp_table_add_row(table);
+        sp_table_set(table, LIST_DOMAIN, *n);
+    }
+    return sp_cli_table_print(table);
 }
 
 int
 sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
 {
     gboolean json = FALSE;
+    g_auto(SpTableOptions) topt = { 0 };
     GOptionEntry entries[] = {
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON", NULL },
         { NULL }
@@ -52,14 +78,20 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     g_autoptr(json_object) daemon = NULL;   /* samepaged's guests, when it runs */
     g_autofree char *uri = NULL, *why = NULL;
     SpLibvirtPlace place;
+    g_autoptr(SpTable) table = NULL;
     int rc;
 
     g_option_context_set_summary(ctx, "Running QEMU guests: pid, RAM, regions marked mergeable, "
                                       "KSM merging pages and profit (/proc/PID/ksm_stat).");
     g_option_context_add_main_entries(ctx, entries, NULL);
+    sp_table_add_options(ctx, &topt, sp_cli_list_columns, G_N_ELEMENTS(sp_cli_list_columns),
+                         NULL);
     if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
         return rc;
     if (!sp_cli_uri_place(global, "list", TRUE, &place, &uri, &why))
+        return SP_EXIT_USAGE;
+    if (!json && !(table = sp_cli_table_new("list", sp_cli_list_columns,
+                                            G_N_ELEMENTS(sp_cli_list_columns), &topt)))
         return SP_EXIT_USAGE;
     if (!(lv = sp_cli_open_libvirt(global, FALSE, &error)) ||
         !(names = sp_libvirt_list_running(lv, &error))) {
@@ -69,11 +101,16 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     /* Another host's guests: libvirt names them; their pids, RAM and KSM
      * figures are in that host's /proc. */
     if (place == SP_LIBVIRT_PLACE_REMOTE || !sp_libvirt_check_local(lv, NULL))
-        return sp_cli_list_remote(lv, (const char *const *)names, json);
+        return sp_cli_list_remote(lv, (const char *const *)names, json, table);
+    /* Names only (-o DOMAIN, for shell completion): no guest is touched. */
+    if (table && !sp_cli_list_reads_guests(table)) {
+        for (char **n = names; *n; n++) {
+            sp_table_add_row(table);
+            sp_table_set(table, LIST_DOMAIN, *n);
+        }
+        return sp_cli_table_print(table);
+    }
     daemon = sp_cli_daemon_guests();
-    if (!json)
-        sp_cli_print(stdout, "%-20s %8s %9s %8s %13s %11s\n", "DOMAIN", "PID", "RAM MiB", "MARKED",
-               "MERGING MiB", "PROFIT MiB");
     for (char **n = names; *n; n++) {
         g_autoptr(GError) gerr = NULL;
         g_autoptr(SpGuest) g = sp_libvirt_get_guest(lv, host, *n, &gerr);
@@ -84,8 +121,11 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
         if (!g || !sp_guest_load_regions(g, host, &gerr) ||
             !sp_ksm_stat_read(host, sp_guest_get_pid(g), &k, &gerr)) {
             /* A guest that stops meanwhile is reported, not fatal. */
-            if (!json)
-                sp_cli_print(stdout, "%-20s %s\n", *n, gerr->message);
+            if (!json) {
+                sp_table_add_row(table);
+                sp_table_set(table, LIST_DOMAIN, *n);
+                sp_table_set(table, LIST_ERROR, gerr->message);
+            }
             continue;
         }
         if (json) {
@@ -99,22 +139,48 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
             json_object_array_add(arr, o);
         } else {
             sp_guest_get_summary(g, &ram, &nr, &nm);
-            g_autofree char *marked = g_strdup_printf("%u/%u", nm, nr);
-            sp_cli_print(stdout, "%-20s %8d %9.0f %8s %13.1f %11.1f\n", *n, sp_guest_get_pid(g), MIB(ram),
-                   marked, MIB(k.ksm_merging_pages * 4096.0), MIB(k.ksm_process_profit));
+            sp_table_add_row(table);
+            sp_table_set(table, LIST_DOMAIN, *n);
+            sp_table_setf(table, LIST_PID, "%d", sp_guest_get_pid(g));
+            sp_table_setf(table, LIST_RAM, "%.0f", MIB(ram));
+            sp_table_setf(table, LIST_MARKED, "%u/%u", nm, nr);
+            sp_table_setf(table, LIST_MERGING, "%.1f", MIB(k.ksm_merging_pages * 4096.0));
+            sp_table_setf(table, LIST_PROFIT, "%.1f", MIB(k.ksm_process_profit));
         }
     }
-    if (json)
+    if (json) {
         sp_cli_print_json(arr);
-    else if (daemon)
+        return SP_EXIT_OK;
+    }
+    if ((rc = sp_cli_table_print(table)) != SP_EXIT_OK)
+        return rc;
+    /* samepaged's table follows, unless a script asked for this one only. */
+    if (daemon && !sp_table_options_given(&topt))
         sp_cli_print_daemon_view(daemon);
     return SP_EXIT_OK;
 }
+
+enum { REG_REGION, REG_SIZE, REG_MERGE, REG_MG, REG_BACKING, REG_RANGE, REG_RSS, REG_THP,
+       REG_KSM, REG_NODES };
+static const SpTableColumn sp_cli_regions_columns[] = {
+    [REG_REGION] = { "REGION", 10, 0, "the memory backend's id" },
+    [REG_SIZE] = { "SIZE_MIB", 8, SP_TABLE_RIGHT, "its size, MiB" },
+    [REG_MERGE] = { "MERGE", 5, 0, "QEMU's merge property (on, off)" },
+    [REG_MG] = { "MG", 3, 0, "whether the kernel scans it (VmFlags mg)" },
+    [REG_BACKING] = { "BACKING", 9, 0, "anonymous, shared, hugetlbfs or file-private" },
+    [REG_RANGE] = { "HOST_RANGE", 25, 0, "the host VMA that holds it" },
+    [REG_RSS] = { "RSS_MIB", 7, SP_TABLE_RIGHT, "resident, MiB (smaps)" },
+    [REG_THP] = { "THP_MIB", 7, SP_TABLE_RIGHT, "in transparent huge pages, MiB" },
+    [REG_KSM] = { "KSM_MIB", 7, SP_TABLE_RIGHT, "in KSM pages, MiB" },
+    [REG_NODES] = { "NODE_PAGES", 0.2, SP_TABLE_WRAP, "pages per host NUMA node (numa_maps)" },
+};
 
 int
 sp_cli_regions(const SpCliGlobal *global, int argc, char **argv)
 {
     gboolean json = FALSE;
+    g_auto(SpTableOptions) topt = { 0 };
+    g_autoptr(SpTable) table = NULL;
     g_autofree char *qmp = NULL;
     GOptionEntry entries[] = {
         { "qmp", 0, 0, G_OPTION_ARG_FILENAME, &qmp, "a bare QEMU's QMP socket instead of a domain", "SOCKET" },
@@ -132,6 +198,9 @@ sp_cli_regions(const SpCliGlobal *global, int argc, char **argv)
     g_option_context_set_summary(ctx, "Each RAM backend of the guest, the host VMA behind it, and "
                                       "what the kernel says of it.");
     g_option_context_add_main_entries(ctx, entries, NULL);
+    sp_table_add_options(ctx, &topt, sp_cli_regions_columns,
+                         G_N_ELEMENTS(sp_cli_regions_columns),
+                         "With --raw, -o or -n, only the table is printed.");
     if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
         return rc;
     if ((argc != 2 && !qmp) || (qmp && argc != 1)) {
@@ -142,6 +211,9 @@ sp_cli_regions(const SpCliGlobal *global, int argc, char **argv)
                                    "finds the host memory behind the guest's RAM "
                                    "(/proc/PID/smaps)")) != SP_EXIT_OK)
         return rc;
+    if (!json && !(table = sp_cli_table_new("regions", sp_cli_regions_columns,
+                                            G_N_ELEMENTS(sp_cli_regions_columns), &topt)))
+        return SP_EXIT_USAGE;
     g = sp_cli_open_guest(global, &lv, host, argc > 1 ? argv[1] : NULL, qmp, &error);
     if (!g || !sp_guest_load_regions(g, host, &error) ||
         !sp_ksm_stat_read(host, sp_guest_get_pid(g), &k, &error)) {
@@ -154,29 +226,36 @@ sp_cli_regions(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_print_json(o);
         return SP_EXIT_OK;
     }
-    sp_cli_print(stdout, "guest %s, QEMU pid %d: ksm_merging_pages %" G_GINT64_FORMAT ", ksm_process_profit "
-           "%.1f MiB\n\n", sp_guest_get_name(g), sp_guest_get_pid(g), k.ksm_merging_pages,
-           MIB(k.ksm_process_profit));
-    sp_cli_print(stdout, "%-12s %8s %5s %4s %-12s %-29s %8s %8s %8s %s\n", "REGION", "SIZE MiB", "MERGE", "MG",
-           "BACKING", "HOST RANGE", "RSS MiB", "THP MiB", "KSM MiB", "NODE PAGES");
+    if (!sp_table_options_given(&topt))
+        sp_cli_print(stdout, "guest %s, QEMU pid %d: ksm_merging_pages %" G_GINT64_FORMAT
+                     ", ksm_process_profit %.1f MiB\n\n", sp_guest_get_name(g),
+                     sp_guest_get_pid(g), k.ksm_merging_pages, MIB(k.ksm_process_profit));
     for (guint i = 0; i < regions->len; i++) {
         const SpGuestRegion *r = g_ptr_array_index(regions, i);
+
+        sp_table_add_row(table);
+        sp_table_set(table, REG_REGION, r->id);
+        sp_table_setf(table, REG_SIZE, "%.0f", MIB(r->size));
+        sp_table_set(table, REG_MERGE, r->merge ? "on" : "off");
         if (!r->vma) {
-            sp_cli_print(stdout, "%-12s %8.0f %5s %4s (no host mapping found)\n", r->id, MIB(r->size),
-                   r->merge ? "on" : "off", "-");
+            sp_table_set(table, REG_MG, "-");
+            sp_table_set(table, REG_BACKING, "-");
+            sp_table_set(table, REG_RANGE, "(no host mapping found)");
             continue;
         }
-        g_autofree char *range = g_strdup_printf("%" PRIx64 "-%" PRIx64, r->vma->start, r->vma->end);
         g_autoptr(GString) nodes = g_string_new(NULL);
         for (guint n = 0; r->node_pages && n < r->node_pages->len; n++)
             g_string_append_printf(nodes, "%sN%u=%" G_GUINT64_FORMAT, n ? " " : "", n,
                                    g_array_index(r->node_pages, guint64, n));
-        sp_cli_print(stdout, "%-12s %8.0f %5s %4s %-12s %-29s %8.1f %8.1f %8.1f %s\n", r->id, MIB(r->size),
-               r->merge ? "on" : "off", r->vma_mergeable ? "yes" : "no",
-               sp_backing_to_string(r->backing), range, r->vma->rss_kb / 1024.0,
-               r->vma->anon_huge_kb / 1024.0, r->vma->ksm_kb / 1024.0, nodes->str);
+        sp_table_set(table, REG_MG, r->vma_mergeable ? "yes" : "no");
+        sp_table_set(table, REG_BACKING, sp_backing_to_string(r->backing));
+        sp_table_setf(table, REG_RANGE, "%" PRIx64 "-%" PRIx64, r->vma->start, r->vma->end);
+        sp_table_setf(table, REG_RSS, "%.1f", r->vma->rss_kb / 1024.0);
+        sp_table_setf(table, REG_THP, "%.1f", r->vma->anon_huge_kb / 1024.0);
+        sp_table_setf(table, REG_KSM, "%.1f", r->vma->ksm_kb / 1024.0);
+        sp_table_set(table, REG_NODES, nodes->str);
     }
-    return SP_EXIT_OK;
+    return sp_cli_table_print(table);
 }
 
 int

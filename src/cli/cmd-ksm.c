@@ -12,45 +12,44 @@
 #include <glib-unix.h>
 
 #include "cli.h"
+#include "progress.h"
+#include "table.h"
 #include "samepage/spksm.h"
 #include "samepage/spmaps.h"
 #include "samepage/spnuma.h"
 #include "samepage/spestimate.h"
 
-static void
-sp_cli_ksm_print_table(const SpKsmState *state)
+enum { KSM_KEY, KSM_VALUE, KSM_KIND, KSM_MEANING };
+static const SpTableColumn sp_cli_ksm_columns[] = {
+    [KSM_KEY] = { "KEY", 20, 0, "the file in /sys/kernel/mm/ksm" },
+    [KSM_VALUE] = { "VALUE", 10, 0, "its value, or 'unsupported' where this kernel lacks it" },
+    [KSM_KIND] = { "KIND", 6, SP_TABLE_EXTRA, "knob (written by ksm set) or figure (read-only)" },
+    [KSM_MEANING] = { "MEANING", 0.4, SP_TABLE_WRAP, "what it is" },
+};
+
+/* @only_supported: leave out the keys @state lacks (another host's KSM
+ * through libvirt: they are out of libvirt's reach, not unsupported). */
+static int
+sp_cli_ksm_print_table(const SpKsmState *state, gboolean only_supported, SpTable *table)
 {
-    sp_cli_print(stdout, "%-36s %-14s %s\n", "KEY", "VALUE", "MEANING");
     for (guint i = 0; i < SP_KSM_N_KEYS; i++) {
         const SpKsmKeyInfo *info = sp_ksm_key_info(i);
         const SpKsmEntry *e = &state->entry[i];
+        if (only_supported && !e->supported)
+            continue;
         g_autofree char *v = e->supported ? sp_ksm_format_value(i, e->value)
                                           : g_strdup("unsupported");
 
-        sp_cli_print(stdout, "%-36s %-14s %s%s\n", info->name, v, info->writable ? "" : "(figure) ",
-               info->help);
+        sp_table_add_row(table);
+        sp_table_set(table, KSM_KEY, info->name);
+        sp_table_set(table, KSM_VALUE, v);
+        sp_table_set(table, KSM_KIND, info->writable ? "knob" : "figure");
+        /* Without the KIND column, the meaning says what is read-only. */
+        sp_table_setf(table, KSM_MEANING, "%s%s",
+                      info->writable || sp_table_shows(table, KSM_KIND) ? "" : "(figure) ",
+                      info->help);
     }
-}
-
-/* The keys libvirt passed, from another host: the others are not shown
- * (they are not "unsupported" there, only out of libvirt's reach). */
-static void
-sp_cli_ksm_print_remote(const SpKsmState *state, const char *uri)
-{
-    sp_cli_print(stdout, "KSM of %s, through libvirt (node memory parameters: only these keys)\n",
-                 uri);
-    sp_cli_print(stdout, "%-36s %-14s %s\n", "KEY", "VALUE", "MEANING");
-    for (guint i = 0; i < SP_KSM_N_KEYS; i++) {
-        const SpKsmKeyInfo *info = sp_ksm_key_info(i);
-        const SpKsmEntry *e = &state->entry[i];
-        g_autofree char *v = NULL;
-
-        if (!e->supported)
-            continue;
-        v = sp_ksm_format_value(i, e->value);
-        sp_cli_print(stdout, "%-36s %-14s %s%s\n", info->name, v, info->writable ? "" : "(figure) ",
-                     info->help);
-    }
+    return sp_cli_table_print(table);
 }
 
 static int
@@ -62,26 +61,28 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
     SpKsmState before, after;
     g_autofree char *uri = NULL, *why = NULL;
     SpLibvirtPlace place;
+
+    gboolean json = FALSE, force = FALSE;
+    GOptionEntry entries[] = {
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print each change as JSON", NULL },
+        { "force", 0, 0, G_OPTION_ARG_NONE, &force,
+          "run=2 even if MemAvailable does not cover the unmerge", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("KEY=VALUE... - write KSM knobs");
     int rc;
 
-    if ((rc = sp_cli_refuse_readonly(global, "ksm set", "writes KSM knobs")) != SP_EXIT_OK)
-        return rc;
-    if (argc < 1) {
-        sp_cli_error("ksm set: give at least one KEY=VALUE");
-        return SP_EXIT_USAGE;
-    }
-    gboolean json = FALSE, force = FALSE;
+    g_option_context_set_summary(ctx,
+        "Writes knobs of /sys/kernel/mm/ksm: all are validated first, and a failed write\n"
+        "restores the others.  run=2 unmerges every merged page on the host: it is refused\n"
+        "unless MemAvailable covers pages_sharing x page size + 10% (--force skips the check).");
+    g_option_context_add_main_entries(ctx, entries, NULL);
     /* --json and --force may come anywhere among the KEY=VALUE words. */
-    int kept = 0;
-    for (int i = 0; i < argc; i++) {
-        if (g_str_equal(argv[i], "--json"))
-            json = TRUE;
-        else if (g_str_equal(argv[i], "--force"))
-            force = TRUE;
-        else
-            argv[kept++] = argv[i];
-    }
-    argc = kept;
+    if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK ||
+        (rc = sp_cli_refuse_readonly(global, "ksm set", "writes KSM knobs")) != SP_EXIT_OK)
+        return rc;
+    argc--;
+    argv++;
     if (argc < 1) {
         sp_cli_error("ksm set: give at least one KEY=VALUE");
         return SP_EXIT_USAGE;
@@ -177,8 +178,12 @@ sp_cli_predict_sharing(const SpHost *host, GArray *pids, gboolean man)
     if (!sp_estimate_options_from_host(&eopt, host, NULL))
         sp_estimate_options_init(&eopt);
     eopt.merge_across_nodes = man;
+    SpCliProgress progress;
+    sp_cli_progress_attach(&progress, man ? "model, merge_across_nodes=1"
+                                          : "model, merge_across_nodes=0", &sopt);
     g_autoptr(SpEstimate) est = sp_estimate_targets(host, targets, pids->len, &sopt, &eopt, NULL,
                                                     &error);
+    sp_cli_progress_done(&progress);
     return est ? (gint64)sp_estimate_get_counters(est)->pages_sharing : -1;
 }
 
@@ -383,6 +388,8 @@ int
 sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
 {
     gboolean json = FALSE;
+    g_auto(SpTableOptions) topt = { 0 };
+    g_autoptr(SpTable) table = NULL;
     GOptionEntry entries[] = {
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON (keys are the sysfs names)", NULL },
         { NULL }
@@ -399,9 +406,13 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
         "set run=2 unmerges every merged page on the host: it is refused unless MemAvailable\n"
         "covers pages_sharing x page size + 10% (ksm set --force KEY=VALUE... skips the check).");
     g_option_context_add_main_entries(ctx, entries, NULL);
+    sp_table_add_options(ctx, &topt, sp_cli_ksm_columns, G_N_ELEMENTS(sp_cli_ksm_columns),
+        "Subcommands ('samepage help ksm SUBCOMMAND' shows one's options):\n"
+        "  set KEY=VALUE...  write knobs, validated as a whole first\n"
+        "  numa              switch merge_across_nodes safely (--merge-across-nodes 0|1)");
     /* "set" takes KEY=VALUE words that must not be parsed as options. */
     if (argc >= 2 && g_str_equal(argv[1], "set"))
-        return sp_cli_ksm_set(global, argc - 2, argv + 2);
+        return sp_cli_ksm_set(global, argc - 1, argv + 1);
     if (argc >= 2 && g_str_equal(argv[1], "numa"))
         return sp_cli_ksm_numa(global, argc - 1, argv + 1);
     if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
@@ -410,6 +421,9 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("ksm: unexpected argument '%s'", argv[1]);
         return SP_EXIT_USAGE;
     }
+    if (!json && !(table = sp_cli_table_new("ksm", sp_cli_ksm_columns,
+                                            G_N_ELEMENTS(sp_cli_ksm_columns), &topt)))
+        return SP_EXIT_USAGE;
     /* Another host's KSM, as far as its libvirtd tells. */
     g_autofree char *uri = NULL, *why = NULL;
     SpLibvirtPlace place;
@@ -424,10 +438,11 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
         if (json) {
             g_autoptr(json_object) obj = sp_ksm_state_to_json(&state);
             sp_cli_print_json(obj);
-        } else {
-            sp_cli_ksm_print_remote(&state, sp_libvirt_get_uri(lv));
+            return SP_EXIT_OK;
         }
-        return SP_EXIT_OK;
+        sp_cli_print(stderr, "samepage: KSM of %s, through libvirt: only the keys its node "
+                     "memory parameters pass\n", sp_libvirt_get_uri(lv));
+        return sp_cli_ksm_print_table(&state, TRUE, table);
     }
     if (!sp_ksm_read(host, &state, &error)) {
         sp_cli_error("ksm: %s", error->message);
@@ -436,8 +451,7 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
     if (json) {
         g_autoptr(json_object) obj = sp_ksm_state_to_json(&state);
         sp_cli_print_json(obj);
-    } else {
-        sp_cli_ksm_print_table(&state);
+        return SP_EXIT_OK;
     }
-    return SP_EXIT_OK;
+    return sp_cli_ksm_print_table(&state, FALSE, table);
 }

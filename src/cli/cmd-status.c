@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "cli.h"
+#include "table.h"
 #include "samepage/spagent.h"
 
 #define SP_CLI_AGENT_TIMEOUT_MS 5000
@@ -36,39 +37,58 @@ str_of(json_object *o, const char *key, const char *dflt)
     return json_object_get_string(v);
 }
 
+enum { ST_DOMAIN, ST_MERGEABLE, ST_MARKED, ST_POLICY, ST_GROUP, ST_PRED, ST_DELAY, ST_REASON };
+static const SpTableColumn sp_cli_status_columns[] = {
+    [ST_DOMAIN] = { "DOMAIN", 16, 0, "the libvirt domain" },
+    [ST_MERGEABLE] = { "MERGEABLE", 9, 0, "whether samepaged lets it merge (yes, no)" },
+    [ST_MARKED] = { "MARKED", 6, 0, "whether its RAM is marked mergeable (yes, no)" },
+    [ST_POLICY] = { "POLICY", 8, 0, "its policy: merge yes, no or required" },
+    [ST_GROUP] = { "GROUP", 8, 0, "its trust group" },
+    [ST_PRED] = { "PRED_MIB", 8, SP_TABLE_RIGHT, "the model's predicted saving, MiB" },
+    [ST_DELAY] = { "DELAY_S", 7, SP_TABLE_RIGHT, "seconds from its start to verified marking" },
+    [ST_REASON] = { "REASON", 0.3, SP_TABLE_WRAP, "why, or the error" },
+};
+
 /* The guests table, from the daemon's "guests" array. */
-static void
-sp_cli_print_daemon_guests(json_object *guests)
+static int
+sp_cli_print_daemon_guests(json_object *guests, const SpTableOptions *topt)
 {
-    sp_cli_print(stdout, "%-20s %-13s %-6s %-8s %-12s %9s %7s  %s\n", "DOMAIN", "MERGEABLE",
-                 "MARKED", "POLICY", "GROUP", "PRED MiB", "DELAY s", "REASON");
+    g_autoptr(SpTable) table = sp_cli_table_new("status", sp_cli_status_columns,
+                                                G_N_ELEMENTS(sp_cli_status_columns), topt);
+
+    if (!table)
+        return SP_EXIT_USAGE;
     for (size_t i = 0; guests && i < json_object_array_length(guests); i++) {
         json_object *g = json_object_array_get_idx(guests, i), *p = NULL, *v = NULL;
-        g_autofree char *pred = g_strdup("-");
-        g_autofree char *delay = g_strdup("-");
 
+        sp_table_add_row(table);
+        sp_table_set(table, ST_DOMAIN, str_of(g, "domain", "?"));
+        sp_table_set(table, ST_MERGEABLE,
+                     g_str_equal(str_of(g, "mergeable", "false"), "true") ? "yes" : "no");
+        sp_table_set(table, ST_MARKED,
+                     g_str_equal(str_of(g, "marked", "false"), "true") ? "yes" : "no");
+        sp_table_set(table, ST_POLICY, str_of(g, "policy", "-"));
+        sp_table_set(table, ST_GROUP, str_of(g, "group", "-"));
         if (json_object_object_get_ex(g, "prediction", &p) && p &&
-            json_object_object_get_ex(p, "saved_bytes", &v)) {
-            g_free(pred);
-            pred = g_strdup_printf("%.1f", json_object_get_int64(v) / 1048576.0);
-        }
-        if (json_object_object_get_ex(g, "mark_delay_s", &v) && v) {
-            g_free(delay);
-            delay = g_strdup_printf("%.2f", json_object_get_double(v));
-        }
-        sp_cli_print(stdout, "%-20s %-13s %-6s %-8s %-12s %9s %7s  %s\n",
-                     str_of(g, "domain", "?"),
-                     g_str_equal(str_of(g, "mergeable", "false"), "true") ? "yes" : "no",
-                     g_str_equal(str_of(g, "marked", "false"), "true") ? "yes" : "no",
-                     str_of(g, "policy", "-"), str_of(g, "group", "-"), pred, delay,
-                     str_of(g, "error", NULL) ? str_of(g, "error", "") : str_of(g, "reason", ""));
+            json_object_object_get_ex(p, "saved_bytes", &v))
+            sp_table_setf(table, ST_PRED, "%.1f", json_object_get_int64(v) / 1048576.0);
+        else
+            sp_table_set(table, ST_PRED, "-");
+        if (json_object_object_get_ex(g, "mark_delay_s", &v) && v)
+            sp_table_setf(table, ST_DELAY, "%.2f", json_object_get_double(v));
+        else
+            sp_table_set(table, ST_DELAY, "-");
+        sp_table_set(table, ST_REASON, str_of(g, "error", NULL) ? str_of(g, "error", "")
+                                                                : str_of(g, "reason", ""));
     }
+    return sp_cli_table_print(table);
 }
 
 int
 sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
 {
     gboolean json = FALSE;
+    g_auto(SpTableOptions) topt = { 0 };
     g_autofree char *socket_path = NULL;
     GOptionEntry entries[] = {
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print samepaged's JSON reply", NULL },
@@ -89,6 +109,8 @@ sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
                                       "KSM, the controller,\ntrust groups, the model and each "
                                       "guest's policy and marking.");
     g_option_context_add_main_entries(ctx, entries, NULL);
+    sp_table_add_options(ctx, &topt, sp_cli_status_columns, G_N_ELEMENTS(sp_cli_status_columns),
+                         "The guests' table; with --raw, -o or -n, only the table is printed.");
     if ((rc = sp_cli_parse(ctx, &argc, &argv)) != SP_EXIT_OK)
         return rc;
     if (argc != 1) {
@@ -98,6 +120,13 @@ sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
     if ((rc = sp_cli_require_local(global, "status", FALSE,
                                    "asks samepaged over its control socket")) != SP_EXIT_OK)
         return rc;
+    if (topt.output && !json) {
+        /* An unknown column is a usage error before the daemon is asked. */
+        g_autoptr(SpTable) check = sp_cli_table_new("status", sp_cli_status_columns,
+                                                    G_N_ELEMENTS(sp_cli_status_columns), &topt);
+        if (!check)
+            return SP_EXIT_USAGE;
+    }
     st = sp_cli_agent_request(socket_path, "status", &error);
     if (!st) {
         sp_cli_error("status: %s", error->message);
@@ -113,6 +142,8 @@ sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
     json_object_object_get_ex(st, "model", &model);
     json_object_object_get_ex(st, "ksm", &ksm);
     json_object_object_get_ex(st, "guests", &guests);
+    if (sp_table_options_given(&topt))
+        return sp_cli_print_daemon_guests(guests, &topt);
     sp_cli_print(stdout, "samepaged %s, pid %s, up %s s, config %s\n", str_of(dm, "version", "?"),
                  str_of(dm, "pid", "?"), str_of(dm, "uptime_s", "?"), str_of(dm, "config", "-"));
     sp_cli_print(stdout, "libvirt: %s, %s\n", str_of(dm, "libvirt_uri", "?"),
@@ -139,8 +170,7 @@ sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
                      "pages_sharing %s predicted, %s s ago\n", str_of(host, "processes", "?"),
                      str_of(host, "registered_pages", "?"),
                      str_of(host, "predicted_pages_sharing", "?"), str_of(host, "age_seconds", "?"));
-    sp_cli_print_daemon_guests(guests);
-    return SP_EXIT_OK;
+    return sp_cli_print_daemon_guests(guests, &topt);
 }
 
 /**
@@ -164,8 +194,10 @@ sp_cli_daemon_guests(void)
 void
 sp_cli_print_daemon_view(json_object *guests)
 {
+    SpTableOptions defaults = { 0 };
+
     sp_cli_print(stdout, "\nsamepaged's view (policy, trust groups, marking):\n");
-    sp_cli_print_daemon_guests(guests);
+    sp_cli_print_daemon_guests(guests, &defaults);
 }
 
 /* A state-changing command on a host where samepaged runs: say that the

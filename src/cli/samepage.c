@@ -33,7 +33,7 @@ static const SpCliCommand sp_cli_commands[] = {
       "start N cloned guests, measure sharing against VM count, plot and report", sp_cli_experiment },
     { "status", "[--json] [--socket PATH]", "what samepaged, the host agent, is doing",
       sp_cli_status },
-    { "help", "[COMMAND]", "show the commands, or one command's options", sp_cli_help },
+    { "help", "[COMMAND [SUBCOMMAND]]", "show the commands, or one command's options", sp_cli_help },
 };
 
 /*
@@ -145,7 +145,13 @@ sp_cli_find(const char *name)
 static void
 sp_cli_usage(FILE *out)
 {
-    fprintf(out, "Usage: samepage [-c URI] [-r] [--debug] COMMAND [ARGS]\n\nCommands:\n");
+    fprintf(out, "Usage: samepage [-c URI] [-r] [--debug] COMMAND [ARGS]\n\n"
+                 "Options:\n"
+                 "  -c, --connect URI  libvirt connection (default: libvirt's own)\n"
+                 "  -r, --readonly     a read-only connection; change nothing\n"
+                 "  -d, --debug        log everything, QMP traffic included\n"
+                 "  -h, --help         this text\n"
+                 "  -V, --version      samepage's version\n\nCommands:\n");
     for (gsize i = 0; i < G_N_ELEMENTS(sp_cli_commands); i++)
         fprintf(out, "  %-10s %s\n", sp_cli_commands[i].name, sp_cli_commands[i].summary);
     fprintf(out, "\n'samepage help COMMAND' shows a command's options; see samepage(1).\n");
@@ -166,11 +172,13 @@ sp_cli_help(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_USAGE;
     }
     if (cmd->run == sp_cli_help) {
-        printf("Usage: samepage help [COMMAND]\n");
+        printf("Usage: samepage help [COMMAND [SUBCOMMAND]]\n");
         return SP_EXIT_OK;
     }
-    char *help_argv[] = { (char *)cmd->name, (char *)"--help", NULL };
-    return cmd->run(global, 2, help_argv);
+    /* help ksm numa: the subcommand's own options. */
+    char *help_argv[] = { (char *)cmd->name, argc > 2 ? argv[2] : (char *)"--help",
+                          (char *)"--help", NULL };
+    return cmd->run(global, argc > 2 ? 3 : 2, help_argv);
 }
 
 int

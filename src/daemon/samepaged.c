@@ -46,7 +46,9 @@ sd_on_hup(gpointer user_data)
 
 /* Reads the configuration again.  What can change on the fly: the default
  * policy, trust rules, the libvirt URI (reconnects), the model's budget;
- * the socket, metrics and [ksm] knobs are read at start only (said so). */
+ * [metrics] (a new listen address that cannot be bound keeps the old
+ * listener, with a warning); the socket and [ksm] knobs are read at start
+ * only (said so). */
 gboolean
 sd_reload(SdDaemon *d, GError **error)
 {
@@ -56,10 +58,10 @@ sd_reload(SdDaemon *d, GError **error)
     if (!cfg)
         return FALSE;
     new_uri = g_strcmp0(cfg->libvirt_uri, d->cfg->libvirt_uri) != 0;
-    if (g_strcmp0(cfg->socket_path, d->cfg->socket_path) ||
-        g_strcmp0(cfg->metrics_listen, d->cfg->metrics_listen) ||
-        g_strcmp0(cfg->metrics_textfile, d->cfg->metrics_textfile))
-        g_message("reload: [daemon] socket and [metrics] take effect at the next start");
+    if (g_strcmp0(cfg->socket_path, d->cfg->socket_path))
+        g_message("reload: [daemon] socket takes effect at the next start");
+    if (!d->oneshot)
+        sd_metrics_reload(d, cfg);
     if (cfg->mode != d->cfg->mode || cfg->max_ksmd_cpu != d->cfg->max_ksmd_cpu) {
         g_message("reload: [controller] takes effect at the next start");
         cfg->mode = d->cfg->mode;

@@ -69,6 +69,14 @@ typedef struct {
     char *error;                    /* the last failure, NULL after a success */
 } SdHostModel;
 
+/* A set of guests the model estimates together (a trust group's willing
+ * guests, or every willing guest): what the isolation costs. */
+typedef struct {
+    char *key;                      /* SpTrustEstimateSet's */
+    char *group;                    /* NULL: mixed */
+    GStrv names;
+} SdTrustSet;
+
 typedef struct _SdDaemon SdDaemon;
 typedef struct _SdControl SdControl;
 
@@ -95,6 +103,10 @@ struct _SdDaemon {
     GQueue *jobs;                   /* SdJob */
     gboolean job_running;
     SpTrustDecision *trust;
+    GPtrArray *trust_plan;          /* SdTrustSet: what to estimate together (sp_trust_plan_estimates) */
+    GHashTable *set_savings;        /* SdTrustSet key -> gint64 *: bytes, -1 failed */
+    guint set_generation;           /* bumped when a guest comes or goes: set results void */
+    GHashTable *gone;               /* name -> gint64 *: monotonic µs of its "stopped before" line */
 
     /* KSM knobs */
     SpKsmState ksm_found;
@@ -153,11 +165,14 @@ void sd_model_start_host(SdDaemon *d);
 void sd_model_finish(SdDaemon *d);
 gboolean sd_model_busy(SdDaemon *d);
 void sd_model_schedule(SdDaemon *d);
+void sd_model_kick(SdDaemon *d);
+void sd_trust_set_free(SdTrustSet *s);
 json_object *sd_model_to_json(SdDaemon *d);
 
 /* sd-metrics.c */
 gboolean sd_metrics_start(SdDaemon *d, GError **error);
 void sd_metrics_stop(SdDaemon *d);
+void sd_metrics_reload(SdDaemon *d, SpConfig *cfg);
 void sd_metrics_write_textfile(SdDaemon *d);
 
 /* sd-control.c */

@@ -28,6 +28,9 @@
 
 typedef enum { JOB_INSPECT, JOB_MARK } SdJobKind;
 
+/* Reports of one start found gone again within this are not logged twice. */
+#define SD_GONE_QUIET_US (10 * G_USEC_PER_SEC)
+
 typedef struct {
     SdJobKind kind;
     char *name;
@@ -101,6 +104,18 @@ sd_guests_init(SdDaemon *d)
     d->guests = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                       (GDestroyNotify)sd_guest_free);
     d->jobs = g_queue_new();
+    d->gone = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    d->trust_plan = g_ptr_array_new_with_free_func((GDestroyNotify)sd_trust_set_free);
+    d->set_savings = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+}
+
+void
+sd_trust_set_free(SdTrustSet *s)
+{
+    g_free(s->key);
+    g_free(s->group);
+    g_strfreev(s->names);
+    g_free(s);
 }
 
 void
@@ -108,6 +123,9 @@ sd_guests_finish(SdDaemon *d)
 {
     g_queue_free_full(d->jobs, (GDestroyNotify)sd_job_free);
     g_hash_table_unref(d->guests);
+    g_hash_table_unref(d->gone);
+    g_ptr_array_unref(d->trust_plan);
+    g_hash_table_unref(d->set_savings);
     sp_trust_decision_free(d->trust);
 }
 
@@ -257,8 +275,22 @@ sd_job_done(GObject *source, GAsyncResult *res, gpointer user_data)
     }
     g->job_queued = FALSE;
     if (error && error_is_gone(error)) {
-        g_message("guest %s: stopped before its policy could be applied (%s)", j->name,
-                  error->message);
+        /* One start is reported by the hook ("started"), the lifecycle
+         * event and a reconnection's listing: once the guest is found
+         * gone and forgotten, a later report of the same start makes a
+         * new guest whose job fails too.  One line per start: the same
+         * name found gone again within SD_GONE_QUIET_US, with no
+         * successful inspection since, is a debug line. */
+        gint64 now = g_get_monotonic_time();
+        const gint64 *at = g_hash_table_lookup(d->gone, j->name);
+        if (at && now - *at < SD_GONE_QUIET_US) {
+            g_debug("guest %s: stopped before its policy could be applied (again: %s)", j->name,
+                    error->message);
+        } else {
+            g_message("guest %s: stopped before its policy could be applied (%s)", j->name,
+                      error->message);
+            g_hash_table_replace(d->gone, g_strdup(j->name), g_memdup2(&now, sizeof now));
+        }
         g_hash_table_remove(d->guests, j->name);
         sd_guests_redecide(d);
         sd_model_schedule(d);
@@ -291,6 +323,7 @@ sd_job_done(GObject *source, GAsyncResult *res, gpointer user_data)
     g->mergeable_now = j->mergeable_now;
     if (j->kind == JOB_INSPECT) {
         gboolean first = !g->inspected;
+        g_hash_table_remove(d->gone, g->name);     /* it runs: a new start */
         g->inspected = TRUE;
         sp_domain_policy_free(g->policy);
         g->policy = g_steal_pointer(&j->policy);
@@ -399,6 +432,7 @@ sd_guests_redecide(SdDaemon *d)
     g_autoptr(GArray) tg = g_array_new(FALSE, TRUE, sizeof(SpTrustGuest));
     g_autoptr(GPtrArray) reasons = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GPtrArray) decided = g_ptr_array_new();
+    g_autoptr(GArray) estimates = g_array_new(FALSE, TRUE, sizeof(SpTrustEstimate));
     SpTrustHost th = { .allow_mixing = d->cfg->allow_mixing, .n_numa_nodes = 1,
                        .merge_across_nodes = TRUE };
     SpKsmState ks;
@@ -431,6 +465,32 @@ sd_guests_redecide(SdDaemon *d)
         g_ptr_array_add(reasons, reason);
         g_ptr_array_add(decided, g);
     }
+    /* What the isolation costs: the sets of guests to estimate together,
+     * and the estimates the model has made of them. */
+    {
+        g_autoptr(GPtrArray) plan = sp_trust_plan_estimates((const SpTrustGuest *)tg->data,
+                                                            tg->len);
+        g_ptr_array_set_size(d->trust_plan, 0);
+        for (guint p = 0; p < plan->len; p++) {
+            const SpTrustEstimateSet *set = plan->pdata[p];
+            SdTrustSet *ts = g_new0(SdTrustSet, 1);
+            const gint64 *saving = g_hash_table_lookup(d->set_savings, set->key);
+
+            ts->key = g_strdup(set->key);
+            ts->group = g_strdup(set->group);
+            ts->names = g_new0(char *, set->guests->len + 1);
+            for (guint i = 0; i < set->guests->len; i++)
+                ts->names[i] = g_strdup(((SdGuest *)decided->pdata[
+                    g_array_index(set->guests, guint, i)])->name);
+            g_ptr_array_add(d->trust_plan, ts);
+            if (saving && *saving >= 0) {
+                SpTrustEstimate e = { .group = ts->group, .saving = *saving };
+                g_array_append_val(estimates, e);
+            }
+        }
+        th.estimates = (const SpTrustEstimate *)estimates->data;
+        th.n_estimates = estimates->len;
+    }
     sp_trust_decision_free(d->trust);
     d->trust = sp_trust_decide((const SpTrustGuest *)tg->data, tg->len, &th);
     if (g_strcmp0(old_reason, d->trust->reason) != 0 && tg->len > 0)
@@ -455,6 +515,8 @@ sd_guests_redecide(SdDaemon *d)
         if ((changed || g->mergeable_now != g->target) && !g->job_queued)
             sd_job_queue(d, g, JOB_MARK, g->target);
     }
+    if (d->trust_plan->len > 0)
+        sd_model_kick(d);     /* sets not estimated yet */
 }
 
 /* ------------------------------------------------- starts and stops */
@@ -687,5 +749,38 @@ sd_trust_to_json(SdDaemon *d)
     json_object_object_add(o, "predicted_saving_mixed_bytes",
                            d->trust && d->trust->saving_mixed >= 0
                                ? json_object_new_int64(d->trust->saving_mixed) : NULL);
+    /* What the isolation costs: each group's guests together, all mixed. */
+    json_object_object_add(o, "mixed_estimated_together",
+                           json_object_new_boolean(d->trust && d->trust->mixed_together));
+    json_object_object_add(o, "isolation_cost_bytes",
+                           d->trust && d->trust->saving_mixed >= 0 && d->trust->saving_chosen >= 0
+                               ? json_object_new_int64(d->trust->saving_mixed -
+                                                       d->trust->saving_chosen)
+                               : NULL);
+    {
+        json_object *per = json_object_new_array();
+        guint pending = 0;
+
+        for (guint i = 0; d->trust && d->trust->group_savings && i < d->trust->group_savings->len;
+             i++) {
+            const SpTrustGroupSaving *gs =
+                &g_array_index(d->trust->group_savings, SpTrustGroupSaving, i);
+            json_object *go = json_object_new_object();
+            json_object_object_add(go, "group", json_object_new_string(gs->group));
+            json_object_object_add(go, "guests", json_object_new_int(gs->n_guests));
+            json_object_object_add(go, "mergeable", json_object_new_boolean(gs->mergeable));
+            json_object_object_add(go, "predicted_saving_bytes",
+                                   gs->saving >= 0 ? json_object_new_int64(gs->saving) : NULL);
+            json_object_object_add(go, "estimated_together", json_object_new_boolean(gs->together));
+            json_object_array_add(per, go);
+        }
+        json_object_object_add(o, "groups", per);
+        for (guint p = 0; p < d->trust_plan->len; p++) {
+            const SdTrustSet *ts = d->trust_plan->pdata[p];
+            if (!g_hash_table_contains(d->set_savings, ts->key))
+                pending++;
+        }
+        json_object_object_add(o, "estimates_pending", json_object_new_int(pending));
+    }
     return o;
 }

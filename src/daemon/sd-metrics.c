@@ -67,6 +67,21 @@ sd_metrics_snapshot(SdDaemon *d)
             any = TRUE;
         }
     }
+    /* Trust groups: each group's predicted saving, and all mixed. */
+    for (guint i = 0; d->trust && d->trust->group_savings && i < d->trust->group_savings->len; i++) {
+        const SpTrustGroupSaving *gs = &g_array_index(d->trust->group_savings,
+                                                      SpTrustGroupSaving, i);
+        SpMetricsTrustGroup *t = sp_metrics_snapshot_add_trust_group(snap, gs->group);
+        t->mergeable = gs->mergeable;
+        t->have_saving = gs->saving >= 0;
+        t->predicted_saving_bytes = gs->saving >= 0 ? (guint64)gs->saving : 0;
+    }
+    if (d->trust && d->trust->group_savings && d->trust->group_savings->len > 0) {
+        snap->have_trust_mixed = d->trust->saving_mixed >= 0;
+        snap->trust_mixed_saving_bytes = MAX(d->trust->saving_mixed, 0);
+        snap->have_trust_chosen = d->trust->saving_chosen >= 0;
+        snap->trust_chosen_saving_bytes = MAX(d->trust->saving_chosen, 0);
+    }
     /* The whole host: every process registered with KSM, guests or not;
      * until the host model has run, the guests' predictions. */
     if (d->hm.have) {
@@ -177,6 +192,47 @@ sd_metrics_start(SdDaemon *d, GError **error)
                   SD_METRICS_TEXTFILE_S);
     }
     return TRUE;
+}
+
+/* On reload: [metrics] listen and textfile as @cfg (the new configuration)
+ * says.  A new address is bound before the old listener is closed; when
+ * it cannot be bound the old listener (and its address in @cfg) stays,
+ * with a warning: a reload never leaves the daemon without the metrics it
+ * served. */
+void
+sd_metrics_reload(SdDaemon *d, SpConfig *cfg)
+{
+    if (g_strcmp0(cfg->metrics_listen, d->cfg->metrics_listen) != 0) {
+        g_autoptr(GError) error = NULL;
+        struct _SpMetricsServer *server = NULL;
+
+        if (cfg->metrics_listen)
+            server = sp_metrics_server_new(cfg->metrics_listen, sd_metrics_render, d, NULL,
+                                           &error);
+        if (cfg->metrics_listen && !server) {
+            g_warning("reload: [metrics] listen = %s: %s; still serving on %s", cfg->metrics_listen,
+                      error->message, d->cfg->metrics_listen ? d->cfg->metrics_listen : "nothing");
+            g_free(cfg->metrics_listen);
+            cfg->metrics_listen = g_strdup(d->cfg->metrics_listen);
+        } else {
+            g_clear_pointer(&d->metrics_server, sp_metrics_server_free);
+            d->metrics_server = server;
+            if (server)
+                g_message("reload: metrics now on http://%s/metrics",
+                          sp_metrics_server_get_address(server));
+            else
+                g_message("reload: metrics no longer served ([metrics] listen unset)");
+        }
+    }
+    if (g_strcmp0(cfg->metrics_textfile, d->cfg->metrics_textfile) != 0) {
+        if (cfg->metrics_textfile && !d->metrics_timer)
+            d->metrics_timer = g_timeout_add_seconds(SD_METRICS_TEXTFILE_S, sd_metrics_tick, d);
+        if (!cfg->metrics_textfile && d->metrics_timer)
+            g_clear_handle_id(&d->metrics_timer, g_source_remove);
+        d->metrics_textfile_failed = FALSE;
+        g_message("reload: metrics textfile %s", cfg->metrics_textfile ? cfg->metrics_textfile
+                                                                        : "no longer written");
+    }
 }
 
 void

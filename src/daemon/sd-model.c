@@ -16,6 +16,13 @@
  * the set of registered pids changes (listed in a worker every
  * SD_HOST_CHECK_S seconds, less often if listing costs more than the
  * budget) or a guest starts or stops, under the same budget.
+ *
+ * What the trust groups' isolation costs: when the willing guests belong
+ * to two groups or more, each group's guests estimated together, then all
+ * of them together (sp_trust_plan_estimates()), one estimate after another
+ * after the guests' and the host's, under the same budget.  A per-guest
+ * estimate does not give them: the pages two guests share count only in
+ * an estimate over both.  The results are void when a guest comes or goes.
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepaged"
@@ -56,7 +63,6 @@ sd_model_account(SdDaemon *d, double cpu_s)
     d->estimate_not_before_us = g_get_monotonic_time() + (gint64)(cpu_s / budget * 1e6);
 }
 
-static void sd_model_kick(SdDaemon *d);
 
 /* The host prediction changed: the controller steers towards it. */
 static void
@@ -128,6 +134,118 @@ sd_model_estimate_guest(SdDaemon *d, SdGuest *g)
     e->pid = g->pid;
     d->estimate_running = TRUE;
     sp_estimate_targets_async(d->host, &t, 1, &sopt, &eopt, d->model_cancel, sd_estimate_done, e);
+}
+
+/* ------------------------------------------------------- trust groups */
+
+typedef struct {
+    SdDaemon *d;
+    char *key;
+    char *label;                    /* "group NAME" or "mixed", for the log */
+    guint generation;
+    guint n_guests;
+} SdSetEstimate;
+
+static void
+sd_set_estimate_free(SdSetEstimate *e)
+{
+    g_free(e->key);
+    g_free(e->label);
+    g_free(e);
+}
+
+static void
+sd_set_estimate_done(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    SdSetEstimate *e = user_data;
+    SdDaemon *d = e->d;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpEstimate) est = sp_estimate_targets_finish(res, &error);
+    double cpu_s = est ? sp_estimate_get_cpu_seconds(est) : 0;
+    double budget = d->cfg->model_max_cpu / 100.0;
+    gint64 saving = -1;
+
+    sd_model_account(d, cpu_s);
+    if (!est && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+        g_debug("trust groups: estimate of %s cancelled", e->label);
+    } else if (e->generation != d->set_generation) {
+        g_debug("trust groups: estimate of %s outdated (a guest came or went)", e->label);
+    } else {
+        if (est) {
+            long page = sysconf(_SC_PAGESIZE);
+            saving = (gint64)((sp_estimate_get_saved_zero(est) +
+                               sp_estimate_get_saved_nonzero(est)) * (guint64)page);
+            g_message("trust groups: model: %.1f MiB to save with the %u guests of %s "
+                      "together (%.2f CPU-s; next estimate in %.0f s at most %.1f%% of a CPU)",
+                      saving / 1048576.0, e->n_guests, e->label, cpu_s, cpu_s / budget,
+                      d->cfg->model_max_cpu);
+        } else {
+            /* Not again until a guest comes or goes. */
+            g_warning("trust groups: estimate of %s failed: %s", e->label, error->message);
+        }
+        g_hash_table_replace(d->set_savings, g_strdup(e->key), g_memdup2(&saving, sizeof saving));
+        if (est) {
+            sd_guests_redecide(d);
+            sd_metrics_write_textfile(d);
+        }
+    }
+    sd_set_estimate_free(e);
+    sd_model_kick(d);
+}
+
+/* The first set of the plan without an estimate whose guests all have
+ * their RAM ranges, or NULL. */
+static SdTrustSet *
+sd_model_next_set(SdDaemon *d)
+{
+    for (guint p = 0; p < d->trust_plan->len; p++) {
+        SdTrustSet *ts = d->trust_plan->pdata[p];
+        gboolean ready = TRUE;
+
+        if (g_hash_table_contains(d->set_savings, ts->key))
+            continue;
+        for (guint i = 0; ts->names[i] && ready; i++) {
+            SdGuest *g = g_hash_table_lookup(d->guests, ts->names[i]);
+            ready = g && g->pid && g->ram && g->ram->len;
+        }
+        if (ready)
+            return ts;
+    }
+    return NULL;
+}
+
+/* The set's guests together, as if marked (what-if over their RAM), in a
+ * worker: the sharing across them counts. */
+static void
+sd_model_estimate_set(SdDaemon *d, SdTrustSet *ts)
+{
+    guint n = g_strv_length(ts->names);
+    g_autofree SpEstimateTarget *t = g_new0(SpEstimateTarget, n);
+    SdSetEstimate *e = g_new0(SdSetEstimate, 1);
+    SpScanOptions sopt;
+    SpEstimateOptions eopt;
+
+    sp_scan_options_init(&sopt);
+    sopt.mode = SP_SCAN_WHAT_IF;
+    sopt.passes = 2;
+    sopt.interval_ms = 500;
+    if (!sp_estimate_options_from_host(&eopt, d->host, NULL))
+        sp_estimate_options_init(&eopt);
+    for (guint i = 0; i < n; i++) {
+        SdGuest *g = g_hash_table_lookup(d->guests, ts->names[i]);
+        t[i].pid = g->pid;
+        t[i].guest = g->name;
+        t[i].ranges = (const SpScanRange *)g->ram->data;
+        t[i].n_ranges = g->ram->len;
+    }
+    e->d = d;
+    e->key = g_strdup(ts->key);
+    e->label = ts->group ? g_strdup_printf("group %s", ts->group) : g_strdup("all groups mixed");
+    e->generation = d->set_generation;
+    e->n_guests = n;
+    d->estimate_running = TRUE;
+    sp_estimate_targets_async(d->host, t, n, &sopt, &eopt, d->model_cancel,
+                              sd_set_estimate_done, e);
 }
 
 /* ------------------------------------------------------------ the host */
@@ -333,6 +451,7 @@ sd_model_start(gpointer user_data)
     GHashTableIter it;
     gpointer k, v;
     SdGuest *pick = NULL;
+    SdTrustSet *set;
 
     d->estimate_timer = 0;
     g_hash_table_iter_init(&it, d->guests);
@@ -348,10 +467,12 @@ sd_model_start(gpointer user_data)
         sd_model_estimate_guest(d, pick);
     else if (d->hm.stale && d->hm.pids && !d->hm.listing)
         sd_model_estimate_host(d);
+    else if ((set = sd_model_next_set(d)))
+        sd_model_estimate_set(d, set);
     return G_SOURCE_REMOVE;
 }
 
-static void
+void
 sd_model_kick(SdDaemon *d)
 {
     gint64 wait_us;
@@ -372,10 +493,13 @@ sd_model_kick(SdDaemon *d)
     d->estimate_timer = g_timeout_add(MAX(wait_us / 1000, min_ms), sd_model_start, d);
 }
 
-/* A guest came or went: its estimate, and the host's on a fresh listing. */
+/* A guest came or went: its estimate, the host's on a fresh listing, and
+ * the trust groups' (sets of guests estimated together) again. */
 void
 sd_model_schedule(SdDaemon *d)
 {
+    d->set_generation++;
+    g_hash_table_remove_all(d->set_savings);
     if (!d->oneshot && !d->quitting) {
         d->hm.stale = TRUE;
         sd_host_list(d);

@@ -25,6 +25,12 @@ sp_log "samepage list: $(jq -c '.[] | {domain, pid, regions_marked}' <<<"$list" 
 pid1=$(jq -r '.[] | select(.domain == "sp-g1") | .pid' <<<"$list")
 pid2=$(jq -r '.[] | select(.domain == "sp-g2") | .pid' <<<"$list")
 [ -n "$pid1" ] && [ -d "/proc/$pid1" ] || sp_fail "list: no live pid for sp-g1"
+# The raw table: a line per guest, the columns asked for; names alone (what
+# the bash completion asks, through the same -c URI) match virsh's.
+raw=$("$SAMEPAGE" -c qemu:///system list --raw -n -o domain,PID | sort) || sp_fail "list --raw failed"
+[ "$raw" = "$(printf 'sp-g1 %s\nsp-g2 %s' "$pid1" "$pid2")" ] || sp_fail "list --raw -n -o domain,PID: $raw"
+[ "$("$SAMEPAGE" -c qemu:///system list --raw -n -o DOMAIN | sort)" = "$($SP_VIRSH list --name | sed '/^$/d' | sort)" ] \
+    || sp_fail "list -o DOMAIN does not give virsh's names"
 grep -q -- "-uuid" "/proc/$pid1/cmdline" || sp_fail "pid $pid1 is not a libvirt QEMU"
 [ "$(jq -r '.[] | select(.domain == "sp-g1") | .regions_marked' <<<"$list")" = 1 ] \
     || sp_fail "sp-g1 should have its RAM marked"
@@ -126,7 +132,7 @@ sp_log "estimate sp-g1: scanned $(jq '.processes[0].scanned_pages' <<<"$est") pa
 
 # The text rows name the domain too, not "pid N (qemu-system-x86)".
 "$SAMEPAGE" estimate sp-g1 --passes 1 >"$SP_TEST_TMP/est.txt" || sp_fail "estimate sp-g1 (text) failed"
-grep -q "^$pid1 *sp-g1 (pid $pid1)" "$SP_TEST_TMP/est.txt" \
+grep -q "^ *$pid1 \+sp-g1 (pid $pid1)" "$SP_TEST_TMP/est.txt" \
     || sp_fail "estimate's row does not name sp-g1: $(grep -A3 '^PID' "$SP_TEST_TMP/est.txt")"
 
 # Asking QEMU through libvirt's monitor passthrough taints the domain
@@ -193,7 +199,7 @@ if command -v socat >/dev/null; then
     printf '#!/bin/sh\nexec socat - UNIX-CONNECT:%s\n' "$sock" >"$pipe"
     chmod 755 "$pipe"
     ext="qemu+ext:///system?command=$pipe"
-    out=$("$SAMEPAGE" -c "$ext" ksm) || sp_fail "ksm over $ext failed"
+    out=$("$SAMEPAGE" -c "$ext" ksm 2>&1) || sp_fail "ksm over $ext failed"
     sp_log "ksm over the ext transport: $(head -1 <<<"$out")"
     grep -q "through libvirt" <<<"$out" || sp_fail "ksm over $ext does not say it went through libvirt: $out"
     js=$("$SAMEPAGE" -c "$ext" ksm --json) || sp_fail "ksm --json over $ext failed"

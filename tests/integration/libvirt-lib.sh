@@ -9,6 +9,9 @@
 #                            define and start a guest from vm-images (TCG,
 #                            512 MiB) on its own overlay; destroyed and
 #                            undefined at exit
+#   sp_libvirt_mg_in_smaps NAME
+#                            yes/no: the pc.ram VMA of the running guest
+#                            has mg in its smaps VmFlags
 
 SP_VIRSH="virsh -q -c qemu:///system"
 
@@ -81,4 +84,12 @@ sp_libvirt_wait_agent() {
         sleep 0.5
     done
     sp_fail "guest $name: the guest agent did not answer within 180 s"
+}
+
+sp_libvirt_mg_in_smaps() {
+    local pid hva
+    pid=$(cat "/run/libvirt/qemu/$1.pid")
+    hva=$("$SAMEPAGE" regions "$1" --json | jq -r '.regions[] | select(.id == "pc.ram") | .hva')
+    awk -v a="${hva#0x}" '$1 ~ "^"a"-" {f=1} f && /^VmFlags:/ {print; exit}' "/proc/$pid/smaps" \
+        | grep -qw mg && echo yes || echo no
 }

@@ -4,7 +4,11 @@
 # start and restored at exit; sp-d1 (merge="no") unmarked and sp-d2
 # (<nosharepages/> but merge="required") marked as they start, checked in
 # smaps, with the delay from `virsh start` to the verified marking;
-# samepage status --json; garbage and an oversized request on the socket;
+# samepage status --json; trust groups: sp-d1 moved to group beta waits,
+# with the per-group and mixed predictions in status and the metrics;
+# merging bytes per guest against ksm_stat while
+# ksmd merges; a reload to a taken metrics port (the old listener stays);
+# garbage and an oversized request on the socket;
 # libvirtd killed and restarted (when the test started it): the daemon
 # reconnects and applies the policy again.
 . "$SP_TOP_SRCDIR/tests/integration/lib.sh"
@@ -73,6 +77,8 @@ textfile = $SP_TEST_TMP/metrics/samepage.prom
 [ksm]
 pages_to_scan = 321
 restore_at_exit = yes
+[model]
+max_cpu = 25
 CONF
 sp_spawn sdpid bash -c 'exec "$1" --config "$2" --debug >"$3" 2>&1' _ "$SAMEPAGED" "$conf" "$log"
 status() { "$SAMEPAGE" status --json --socket "$sock"; }
@@ -93,13 +99,7 @@ guest sp-d1 '<sp:policy xmlns:sp="urn:samepage:policy:1" merge="no" group="alpha
 guest sp-d2 '<sp:policy xmlns:sp="urn:samepage:policy:1" merge="required" group="alpha"/>' nosharepages
 
 gfield() { status | jq -r --arg d "$1" ".guests[] | select(.domain == \$d) | .$2"; }
-mg_in_smaps() {   # NAME: yes/no from the pc.ram VMA's VmFlags
-    local pid hva
-    pid=$(cat "/run/libvirt/qemu/$1.pid")
-    hva=$("$SAMEPAGE" regions "$1" --json | jq -r '.regions[] | select(.id == "pc.ram") | .hva')
-    awk -v a="${hva#0x}" '$1 ~ "^"a"-" {f=1} f && /^VmFlags:/ {print; exit}' "/proc/$pid/smaps" \
-        | grep -qw mg && echo yes || echo no
-}
+mg_in_smaps() { sp_libvirt_mg_in_smaps "$1"; }
 start_and_wait() {   # NAME WANT(true|false)
     local name=$1 want=$2 t0=$EPOCHREALTIME i
     $SP_VIRSH start "$name" >/dev/null || sp_fail "virsh start $name failed"
@@ -158,6 +158,30 @@ gfield sp-d1 reason | grep -q "trust group beta" || sp_fail "sp-d1: reason: $(gf
 [ "$(mg_in_smaps sp-d1)" = no ] || sp_fail "sp-d1: smaps shows mg"
 sp_log "trust: $(status | jq -r .trust.reason)"
 sp_log "guest sp-d1: $(gfield sp-d1 reason)"
+# What the isolation costs, from the model: each group's saving (one guest
+# each here: its own estimate) and all willing guests estimated together.
+t0=$EPOCHREALTIME
+for _ in $(seq 600); do
+    status | jq -e '.trust.estimates_pending == 0 and .trust.mixed_estimated_together
+        and (.trust.groups | length) == 2
+        and all(.trust.groups[]; .predicted_saving_bytes != null)' >/dev/null && break
+    sleep 0.2
+done
+tr=$(status | jq -c .trust)
+jq -e '.mixed_estimated_together and .predicted_saving_mixed_bytes >= 0
+    and .predicted_saving_bytes >= 0 and .isolation_cost_bytes == .predicted_saving_mixed_bytes - .predicted_saving_bytes
+    and ([.groups[] | select(.mergeable)] | map(.group)) == ["alpha"]
+    and ([.groups[].group] | sort) == ["alpha", "beta"]
+    and all(.groups[]; .predicted_saving_bytes >= 0 and .estimated_together)' <<<"$tr" >/dev/null \
+    || { grep "model" "$log" | tail; sp_fail "trust: no per-group and mixed predictions after $(_sp_since "$t0") s: $tr"; }
+"$SAMEPAGE" status --socket "$sock" | grep '^trust:' | grep -q "if mixed; per group: alpha .* MiB, beta .* MiB" \
+    || sp_fail "samepage status does not show both figures: $("$SAMEPAGE" status --socket "$sock" | grep '^trust:')"
+sp_log "trust: per-group and mixed predictions after $(_sp_since "$t0") s:" \
+       "$(jq -r '[.groups[] | "\(.group) \(.predicted_saving_bytes) B"] | join(", ")' <<<"$tr");" \
+       "mixed $(jq .predicted_saving_mixed_bytes <<<"$tr") B, isolated $(jq .predicted_saving_bytes <<<"$tr") B," \
+       "isolation costs $(jq .isolation_cost_bytes <<<"$tr") B"
+"$SAMEPAGE" status --socket "$sock" | grep '^trust:' | sed 's/^/# /'
+grep -E "(trust groups|guest sp-d[12]): (model|.*per group)" "$log" | sed 's/^/# log: /'
 
 # 4c. --oneshot --dry-run next to the daemon: the same view, nothing changed.
 "$SAMEPAGED" --config "$conf" --oneshot --dry-run >"$SP_TEST_TMP/oneshot.json" 2>"$err" \
@@ -169,38 +193,129 @@ sp_log "guest sp-d1: $(gfield sp-d1 reason)"
 sp_log "--oneshot --dry-run: $(jq -c '[.[] | {domain, mergeable, marked}]' "$SP_TEST_TMP/oneshot.json")"
 
 # 5. Metrics: scraped over HTTP and from the textfile, parsed with
-# prometheus_client; marking per guest; KSM figures as sysfs has them
-# (run=0 here: they do not move).
+# prometheus_client; marking per guest; merging bytes per guest against
+# each QEMU's ksm_stat while ksmd merges; then (run=0 again: they do not
+# move) the KSM figures exactly as sysfs has them.
 scrape=$SP_TEST_TMP/scrape.json
-$PY -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' \
-    "http://127.0.0.1:$port/metrics" | $PY "$SP_TOP_SRCDIR/tests/unit/prom-parse.py" > "$scrape" \
-    || sp_fail "GET /metrics did not parse"
+scrape_now() {
+    $PY -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' \
+        "http://127.0.0.1:$port/metrics" > "$scrape.txt" || sp_fail "GET /metrics failed"
+    $PY "$SP_TOP_SRCDIR/tests/unit/prom-parse.py" < "$scrape.txt" > "$scrape" \
+        || sp_fail "GET /metrics did not parse"
+}
 metric() {   # NAME [DOMAIN]
     jq -r --arg n "$1" --arg d "${2:-}" '.families[].samples[] | select(.name == $n)
         | select($d == "" or .labels.domain == $d) | .value | floor' "$scrape"
 }
+merging_bytes() {   # PID: ksm_merging_pages x page size from /proc/PID/ksm_stat
+    echo $(( $(awk '$1 == "ksm_merging_pages" {print $2}' "/proc/$1/ksm_stat") * $(getconf PAGESIZE) ))
+}
+# ksmd on, fast (the knobs go back as found at exit: sp_ksm_save), until
+# sp-d2 (marked) has pages merged; sp-d1 (unmarked) keeps none.
+q1=$(cat /run/libvirt/qemu/sp-d1.pid)
+q2=$(cat /run/libvirt/qemu/sp-d2.pid)
+scans0=$(sp_ksm full_scans)
+sp_ksm_set sleep_millisecs=10 run=1
+t0=$EPOCHREALTIME
+for _ in $(seq 600); do
+    [ "$(merging_bytes "$q2")" -ge $(( 1024 * $(getconf PAGESIZE) )) ] && break
+    sleep 0.2
+done
+[ "$(merging_bytes "$q2")" -gt 0 ] || sp_fail "ksmd merged nothing of sp-d2 in 120 s"
+sp_log "ksmd running (run=$(sp_ksm run), pages_to_scan $(sp_ksm pages_to_scan), sleep_millisecs" \
+       "$(sp_ksm sleep_millisecs)): sp-d2 merging $(merging_bytes "$q2") bytes after $(_sp_since "$t0") s," \
+       "$(( $(sp_ksm full_scans) - scans0 )) full scans"
+# ksmd keeps merging while the test reads ksm_stat and samepaged reads it
+# for the scrape: the scraped value must lie between the ksm_stat read
+# just before the scrape and the one just after (the count moves as ksmd
+# merges, or as a guest writes a merged page, one way over such a short
+# window).  That bracket is the tolerance; it is retried a few times
+# only for a window in which the count went both ways.
+for d in sp-d1 sp-d2; do
+    qpid=$(cat "/run/libvirt/qemu/$d.pid")
+    for try in 1 2 3 4 5; do
+        before=$(merging_bytes "$qpid")
+        scrape_now
+        after=$(merging_bytes "$qpid")
+        got=$(metric samepage_guest_ksm_merging_bytes "$d")
+        lo=$(( before < after ? before : after ))
+        hi=$(( before > after ? before : after ))
+        [ -n "$got" ] && [ "$got" -ge "$lo" ] && [ "$got" -le "$hi" ] && break
+        sp_log "metrics: $d merging bytes $got outside [$lo, $hi] (try $try)"
+    done
+    [ -n "$got" ] && [ "$got" -ge "$lo" ] && [ "$got" -le "$hi" ] \
+        || sp_fail "metrics: $d merging bytes '$got', ksm_stat of pid $qpid says $before before the scrape, $after after"
+    sp_log "metrics: $d merging bytes $got, ksm_stat of pid $qpid $before before the scrape, $after after (try $try)"
+done
+# (sp-d1's guest RAM is unmarked; QEMU's own small RAM blocks, ROMs and
+# the like, stay mergeable: a few pages of it may merge.)
+[ "$(metric samepage_guest_ksm_merging_bytes sp-d2)" -gt 0 ] || sp_fail "the comparison was 0 = 0"
+sp_ksm_set run=0
+scrape_now
 [ "$(metric samepage_guest_mergeable sp-d1)" = 0 ] || sp_fail "metrics: sp-d1 mergeable is $(metric samepage_guest_mergeable sp-d1)"
 [ "$(metric samepage_guest_mergeable sp-d2)" = 1 ] || sp_fail "metrics: sp-d2 mergeable is $(metric samepage_guest_mergeable sp-d2)"
+# What the isolation costs, as status has it.
+tr=$(status | jq -c .trust)
+[ "$(metric samepage_trust_mixed_predicted_saving_bytes)" = "$(jq .predicted_saving_mixed_bytes <<<"$tr")" ] \
+    && [ "$(metric samepage_trust_isolated_predicted_saving_bytes)" = "$(jq .predicted_saving_bytes <<<"$tr")" ] \
+    || sp_fail "metrics: trust savings differ from status: $tr"
+for grp in alpha beta; do
+    [ "$(jq -r --arg n samepage_trust_group_predicted_saving_bytes --arg g $grp '.families[].samples[]
+          | select(.name == $n and .labels.group == $g) | .value | floor' "$scrape")" \
+      = "$(jq --arg g $grp '.groups[] | select(.group == $g) | .predicted_saving_bytes' <<<"$tr")" ] \
+        || sp_fail "metrics: group $grp's predicted saving differs from status: $tr"
+done
 uuid2=$($SP_VIRSH domuuid sp-d2)
 jq -e --arg u "$uuid2" '[.families[].samples[] | select(.name == "samepage_guest_mergeable" and .labels.uuid == $u)] | length == 1' \
     "$scrape" >/dev/null || sp_fail "metrics: no samepage_guest_mergeable with uuid $uuid2"
 [ "$(metric samepage_ksm_pages_sharing)" = "$(sp_ksm pages_sharing)" ] \
     || sp_fail "metrics: pages_sharing $(metric samepage_ksm_pages_sharing), sysfs $(sp_ksm pages_sharing)"
-# Per guest, merging bytes as the guest's QEMU has them in ksm_stat.
+# ksmd stopped: merging bytes exactly as ksm_stat has them.
 for d in sp-d1 sp-d2; do
     qpid=$(cat "/run/libvirt/qemu/$d.pid")
-    want=$(( $(awk '$1 == "ksm_merging_pages" {print $2}' "/proc/$qpid/ksm_stat") * $(getconf PAGESIZE) ))
+    want=$(merging_bytes "$qpid")
     got=$(metric samepage_guest_ksm_merging_bytes "$d")
-    [ "$got" = "$want" ] || sp_fail "metrics: $d merging bytes '$got', ksm_stat of pid $qpid says $want"
-    sp_log "metrics: $d merging bytes $got = ksm_stat of pid $qpid"
+    [ "$got" = "$want" ] || sp_fail "metrics: $d merging bytes '$got', ksm_stat of pid $qpid says $want (run=0)"
+    sp_log "metrics: $d merging bytes $got = ksm_stat of pid $qpid (run=0)"
 done
 $PY "$SP_TOP_SRCDIR/tests/unit/prom-parse.py" < "$SP_TEST_TMP/metrics/samepage.prom" >/dev/null \
     || sp_fail "the textfile does not parse"
 grep -q '^samepage_guest_mergeable{domain="sp-d2"' "$SP_TEST_TMP/metrics/samepage.prom" \
     || sp_fail "the textfile lacks sp-d2"
-sp_log "metrics: $(jq '[.families[].samples[]] | length' "$scrape") samples; excerpt:"
-grep -E '^samepage_(guest_mergeable|guest_predicted|ksm_pages_sharing|guests_mergeable)' \
-    "$SP_TEST_TMP/metrics/samepage.prom" | sed 's/^/#   /'
+sp_log "metrics: $(jq '[.families[].samples[]] | length' "$scrape") samples; excerpt of GET /metrics:"
+grep -E '^samepage_(guest_mergeable|guest_ksm_merging|guest_predicted|ksm_pages_sharing|ksm_pages_shared|guests_mergeable|trust_)' \
+    "$scrape.txt" | sed 's/^/#   /'
+
+# 5b. SIGHUP with [metrics] listen on a port another process holds: the
+# daemon keeps running and serving on the old port, and says so; then a
+# free port: it serves there, the old one is closed.
+sp_spawn holder2 $PY -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1])); import os
+os.rename(sys.argv[1] + ".tmp", sys.argv[1]); time.sleep(600)' "$SP_TEST_TMP/held-port2"
+for _ in $(seq 100); do [ -s "$SP_TEST_TMP/held-port2" ] && break; sleep 0.1; done
+held2=$(cat "$SP_TEST_TMP/held-port2") || sp_fail "the port holder did not start"
+sed -i "s/^listen = .*/listen = 127.0.0.1:$held2/" "$conf"
+kill -HUP "$sdpid"
+for _ in $(seq 100); do grep -q "listen = 127.0.0.1:$held2: .*still serving on 127.0.0.1:$port" "$log" && break; sleep 0.1; done
+grep "listen = 127.0.0.1:$held2: .*still serving on 127.0.0.1:$port" "$log" | sed 's/^/# log: /' | grep . \
+    || { tail "$log"; sp_fail "no clear line for a reload to a taken metrics port"; }
+kill -0 "$sdpid" || sp_fail "samepaged died on a reload to a taken metrics port"
+scrape_now
+[ "$(metric samepage_guest_mergeable sp-d2)" = 1 ] || sp_fail "the old metrics listener does not serve after the reload"
+kill "$holder2"
+port2=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed -i "s/^listen = .*/listen = 127.0.0.1:$port2/" "$conf"
+kill -HUP "$sdpid"
+for _ in $(seq 100); do grep -q "reload: metrics now on http://127.0.0.1:$port2/metrics" "$log" && break; sleep 0.1; done
+grep -q "reload: metrics now on http://127.0.0.1:$port2/metrics" "$log" || sp_fail "no move to port $port2 on reload"
+old_port=$port
+port=$port2
+scrape_now
+[ "$(metric samepage_guest_mergeable sp-d2)" = 1 ] || sp_fail "the new metrics listener does not serve"
+$PY -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)' "$old_port" 2>/dev/null \
+    && sp_fail "port $old_port still accepts after the move"
+sp_log "metrics: reload to taken port $held2 kept 127.0.0.1:$old_port; reload to free port: now 127.0.0.1:$port2, $old_port closed"
 
 # 6. Garbage, an oversized request, an unknown one: error replies; the
 # daemon keeps answering.
@@ -261,11 +376,12 @@ else
 fi
 
 # 8. A guest that dies right after its start: a clear line, still running.
+mark8=$(wc -l <"$log")
 $SP_VIRSH destroy sp-d1 >/dev/null
 $SP_VIRSH start sp-d1 >/dev/null && $SP_VIRSH destroy sp-d1 >/dev/null
 sleep 2
 kill -0 "$sdpid" || sp_fail "samepaged died when a guest stopped during its start"
-grep -E "guest sp-d1: (stopped|no longer)" "$log" | tail -2 | sed 's/^/# log: /'
+tail -n +$((mark8 + 1)) "$log" | grep -E "sp-d1" | sed 's/^/# log: /'
 status >/dev/null || sp_fail "samepaged stopped answering"
 [ "$(status | jq '[.guests[] | select(.domain == "sp-d1")] | length')" = 0 ] \
     || sp_fail "sp-d1 is stopped but still listed"
@@ -282,6 +398,26 @@ for _ in $(seq 100); do grep -q "guest sp-d1: stopped before its policy could be
 grep "guest sp-d1: stopped before its policy could be applied" "$log" | sed 's/^/# log: /' | grep . \
     || sp_fail "no clear line for a guest gone before its marking"
 kill -0 "$sdpid" && status >/dev/null || sp_fail "samepaged stopped after a guest vanished"
+# One start reported twice (the hook, then the lifecycle event) for a
+# guest already gone: one line, the second report a debug line.
+hook_started() {   # NAME
+    $PY - "$sock" "$1" <<'PY' || sp_fail "hook request failed"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(20); s.connect(sys.argv[1])
+req = {"request": "hook", "domain": sys.argv[2], "uuid": "", "operation": "started", "phase": "begin"}
+s.sendall(json.dumps(req).encode() + b"\n")
+r = json.loads(s.makefile().readline())
+assert r == {"ok": True}, r
+PY
+}
+hook_started sp-never-defined
+for _ in $(seq 100); do grep -q "guest sp-never-defined: stopped before" "$log" && break; sleep 0.1; done
+hook_started sp-never-defined
+for _ in $(seq 100); do grep -q "guest sp-never-defined: stopped before .*(again" "$log" && break; sleep 0.1; done
+grep "guest sp-never-defined: stopped before" "$log" | sed 's/^/# log: /'
+[ "$(grep -c "samepaged-Message: .*guest sp-never-defined: stopped before" "$log")" = 1 ] \
+    || sp_fail "a start reported twice for a gone guest is not logged once"
+grep -q "guest sp-never-defined: stopped before .*(again" "$log" || sp_fail "the second report was not seen"
 
 # 9. SIGTERM: clean exit, the knob it set restored.
 kill -TERM "$sdpid"

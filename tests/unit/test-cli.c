@@ -169,12 +169,67 @@ test_control_bytes(void **state)
     sp_test_remove_tree(dir);
 }
 
+/* The tables' options: an unknown column is a usage error naming it; the
+ * names alone come from libvirt, no guest is read (shell completion). */
+static void
+test_tables(void **state)
+{
+    (void)state;
+    {
+        g_auto(Run) r = { 0 };
+        run(&r, "list", "-o", "DOMAIN,NOSUCH", NULL);
+        assert_usage_error(&r, "--output", "'NOSUCH'");
+    }
+    {
+        g_auto(Run) r = { 0 };
+        run(&r, "estimate", "--image", "/nonexistent", "-o", "pid,bogus", NULL);
+        assert_usage_error(&r, "--output", "'bogus'");
+    }
+    {
+        /* test:///default has one running domain, "test", with no QEMU. */
+        g_auto(Run) r = { 0 };
+        run(&r, "list", "--raw", "-n", "-o", "domain", NULL);
+        if (r.status != 0)
+            fail_msg("list -o domain failed (%d): %s", r.status, r.err);
+        assert_string_equal(r.out, "test\n");
+    }
+    {
+        /* The other columns read the guest: its error is a cell, not fatal. */
+        g_auto(Run) r = { 0 };
+        run(&r, "list", "--raw", "-o", "DOMAIN,PID,ERROR", NULL);
+        assert_int_equal(r.status, 0);
+        assert_true(g_str_has_prefix(r.out, "DOMAIN PID ERROR\ntest  domain\\x20'test'"));
+    }
+}
+
+/* A long estimate's progress line goes to a terminal only: stderr is a
+ * pipe here, and the scan lasts over a second (two passes 1.2 s apart). */
+static void
+test_no_progress_in_logs(void **state)
+{
+    g_autofree char *dir = g_dir_make_tmp("samepage-cli-XXXXXX", NULL);
+    g_autofree char *image = g_build_filename(dir, "mem.img", NULL);
+    g_autofree char *page = g_malloc0(64 * 4096);
+    g_auto(Run) r = { 0 };
+
+    (void)state;
+    assert_true(g_file_set_contents(image, page, 64 * 4096, NULL));
+    run(&r, "estimate", "--image", image, "--passes", "2", "--interval", "1.2", NULL);
+    if (r.status != 0)
+        fail_msg("estimate failed (%d): %s", r.status, r.err);
+    assert_null(strchr(r.err, '\r'));
+    assert_null(strstr(r.err, "scanning"));
+    sp_test_remove_tree(dir);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_number_options),
         cmocka_unit_test(test_control_bytes),
+        cmocka_unit_test(test_tables),
+        cmocka_unit_test(test_no_progress_in_logs),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -391,6 +391,46 @@ conclusions_text(const SpPlan *plan, GPtrArray *runs)
     return g_string_free(all, FALSE);
 }
 
+/* RFC 4180: a field with a comma, a double quote, CR or LF is quoted, its
+ * quotes doubled; any other is written as it is. */
+static void
+test_csv_quoting(void **state)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        { "sp-t-1-1", "sp-t-1-1" },
+        { "", "" },
+        { "a b;c'd\\e", "a b;c'd\\e" },
+        { "web,1", "\"web,1\"" },
+        { "say \"hi\"", "\"say \"\"hi\"\"\"" },
+        { "\"", "\"\"\"\"" },
+        { "two\nlines", "\"two\nlines\"" },
+        { "cr\r", "\"cr\r\"" },
+    };
+    (void)state;
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GString) out = g_string_new("x,");
+        sp_report_csv_field(out, cases[i].in);
+        g_autofree char *want = g_strconcat("x,", cases[i].out, NULL);
+        assert_string_equal(out->str, want);
+    }
+
+    /* A guest named with a comma, quotes and a newline: guests.csv keeps
+     * its row's 13 fields, and the name reads back whole. */
+    g_autoptr(SpExpRun) run = fake_run(1, 2, 2, 1000, FALSE);
+    SpExpGuestInfo *gi = &g_array_index(run->guests, SpExpGuestInfo, 1);
+    g_free(gi->name);
+    gi->name = g_strdup("evil,\"name\"\nx");
+    g_autofree char *csv = sp_report_guests_csv(run);
+    g_autofree char *row = g_strdup(strstr(csv, "\n0.0,\"evil"));
+    assert_non_null(row);
+    assert_true(g_str_has_prefix(row, "\n0.0,\"evil,\"\"name\"\"\nx\","));
+    /* the fields after the name: a pid and 10 numbers */
+    char *after = row + strlen("\n0.0,\"evil,\"\"name\"\"\nx\",");
+    *strchr(after, '\n') = 0;
+    g_auto(GStrv) rest = g_strsplit(after, ",", -1);
+    assert_int_equal(g_strv_length(rest), 11);
+}
+
 static void
 test_outputs(void **state)
 {
@@ -952,6 +992,7 @@ main(void)
         cmocka_unit_test(test_disturbed),
         cmocka_unit_test(test_domain_name),
         cmocka_unit_test(test_derive_and_steady),
+        cmocka_unit_test(test_csv_quoting),
         cmocka_unit_test(test_outputs),
         cmocka_unit_test(test_gnuplot_hostile),
         cmocka_unit_test(test_sample_slots),

@@ -75,6 +75,18 @@ full_snapshot(void)
     g = sp_metrics_snapshot_add_guest(s, "db", UUID2);
     g->mergeable = FALSE;
 
+    {
+        SpMetricsTrustGroup *t = sp_metrics_snapshot_add_trust_group(s, "tenant-a");
+        t->mergeable = TRUE;
+        t->have_saving = TRUE;
+        t->predicted_saving_bytes = 7000000;
+        t = sp_metrics_snapshot_add_trust_group(s, "tenant-b");
+        t->mergeable = FALSE;       /* no prediction yet: left out of the savings */
+        s->have_trust_chosen = TRUE;
+        s->trust_chosen_saving_bytes = 7000000;
+        s->have_trust_mixed = TRUE;
+        s->trust_mixed_saving_bytes = 9500000;
+    }
     s->have_prediction = TRUE;
     s->predicted_pages_sharing = 40000;
     s->predicted_saving_bytes = 40000ull * 4096;
@@ -227,6 +239,16 @@ test_render_full(void **state)
     assert_lacks(t, "samepage_guest_ksm_merging_pages{domain=\"db\"");
     assert_lacks(t, "samepage_guest_predicted_saving_bytes{domain=\"db\"");
     assert_lacks(t, "samepage_guest_trust_group{domain=\"db\"");
+    /* trust groups: what the isolation costs */
+    assert_contains(t, "# TYPE samepage_trust_group_mergeable gauge\n"
+                       "samepage_trust_group_mergeable{group=\"tenant-a\"} 1\n"
+                       "samepage_trust_group_mergeable{group=\"tenant-b\"} 0\n");
+    assert_contains(t, "# TYPE samepage_trust_group_predicted_saving_bytes gauge\n"
+                       "samepage_trust_group_predicted_saving_bytes{group=\"tenant-a\"} 7000000\n");
+    assert_lacks(t, "samepage_trust_group_predicted_saving_bytes{group=\"tenant-b\"}");
+    assert_contains(t, "\nsamepage_trust_isolated_predicted_saving_bytes 7000000\n");
+    assert_contains(t, "# TYPE samepage_trust_mixed_predicted_saving_bytes gauge\n"
+                       "samepage_trust_mixed_predicted_saving_bytes 9500000\n");
     /* model and controller */
     assert_contains(t, "\nsamepage_model_predicted_pages_sharing 40000\n");
     assert_contains(t, "\nsamepage_model_predicted_saving_bytes 163840000\n");
@@ -263,6 +285,7 @@ test_render_sparse(void **state)
     assert_lacks(t, "samepage_guest_mergeable");
     assert_lacks(t, "samepage_model_");
     assert_lacks(t, "samepage_controller_");
+    assert_lacks(t, "samepage_trust_");
 }
 
 /* NaN and infinities are spelt as the format wants. */
@@ -380,6 +403,10 @@ test_parser_full(void **state)
     assert_true(sample_value(f, "group", "tenant-a") == 1);
     f = family_of(root, "samepage_controller_decision");
     assert_true(sample_value(f, "reason", "configured knobs") == 1);
+    f = family_of(root, "samepage_trust_group_predicted_saving_bytes");
+    assert_true(sample_value(f, "group", "tenant-a") == 7000000);
+    f = family_of(root, "samepage_trust_mixed_predicted_saving_bytes");
+    assert_true(sample_value(f, NULL, NULL) == 9500000);
 }
 
 /* Domain names meant to break the format come back from the parser as they

@@ -453,6 +453,74 @@ test_step_bounded(void **state)
     sp_test_remove_tree(dir);
 }
 
+/* The progress function: called after each step, the last included, in
+ * order, bytes never going back, with the pass. */
+typedef struct {
+    GArray *seen;               /* SpScanProgress */
+} ProgressLog;
+
+static void
+log_progress(const SpScanProgress *p, gpointer data)
+{
+    ProgressLog *log = data;
+    g_array_append_val(log->seen, *p);
+}
+
+static void
+test_progress(void **state)
+{
+    const gsize n_pages = 20 * 512;
+    g_autofree char *dir = g_dir_make_tmp("samepage-scan-XXXXXX", NULL);
+    g_autofree char *image = write_image(dir, n_pages);
+    g_autoptr(SpHost) host = sp_host_new_with_roots("/nonexistent", "/nonexistent");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpScan) scan = NULL;
+    g_autoptr(GArray) seen = g_array_new(FALSE, FALSE, sizeof(SpScanProgress));
+    ProgressLog log = { seen };
+    SpScanOptions opt;
+    SpScanStats st;
+
+    (void)state;
+    sp_scan_options_init(&opt);
+    assert_null(opt.progress);
+    opt.passes = 2;
+    opt.interval_ms = 50;
+    opt.progress = log_progress;
+    opt.progress_data = &log;
+    scan = sp_scan_new(host, &opt);
+    assert_true(sp_scan_add_image(scan, image, &error));
+    assert_true(sp_scan_run(scan, &error));
+    sp_scan_get_stats(scan, &st);
+    /* two passes of 20 chunks, 16 a step: steps 1 and 2 (pass 1, then the
+     * wait), then 3, the first of pass 2 (the wait's empty steps too). */
+    assert_true(seen->len >= 3);
+    const SpScanProgress *first = &g_array_index(seen, SpScanProgress, 0);
+    assert_int_equal(first->pass, 1);
+    assert_int_equal(first->passes, 2);
+    assert_false(first->waiting);
+    /* a step's chunks, and the earlier pages read again to confirm duplicates */
+    assert_true(first->bytes_read >= (guint64)SP_SCAN_STEP_CHUNKS * SP_CHUNK_PAGES * SP_PAGE_SIZE);
+    assert_true(first->bytes_read < (guint64)n_pages * SP_PAGE_SIZE * 2);
+    gboolean waited = FALSE, second = FALSE;
+    for (guint i = 1; i < seen->len; i++) {
+        const SpScanProgress *p = &g_array_index(seen, SpScanProgress, i);
+        const SpScanProgress *q = &g_array_index(seen, SpScanProgress, i - 1);
+        assert_true(p->bytes_read >= q->bytes_read);
+        assert_true(p->pass >= q->pass);
+        assert_true(p->bytes_read <= st.pages_read * SP_PAGE_SIZE);
+        waited |= p->waiting && p->pass == 2;
+        second |= !p->waiting && p->pass == 2;
+    }
+    assert_true(waited);
+    assert_true(second);
+    /* the last report: after the last step, every byte read */
+    const SpScanProgress *last = &g_array_index(seen, SpScanProgress, seen->len - 1);
+    assert_int_equal(last->bytes_read, st.pages_read * SP_PAGE_SIZE);
+    assert_int_equal(last->pass, 2);
+    assert_false(last->waiting);
+    sp_test_remove_tree(dir);
+}
+
 /* Nothing to scan: the first step fails as sp_scan_run() does, and so does
  * the async run. */
 typedef struct {
@@ -617,6 +685,7 @@ main(void)
         cmocka_unit_test(test_estimate_shares_of_present),
         cmocka_unit_test(test_step_between_passes),
         cmocka_unit_test(test_step_bounded),
+        cmocka_unit_test(test_progress),
         cmocka_unit_test(test_step_nothing),
         cmocka_unit_test(test_run_async),
         cmocka_unit_test(test_run_async_cancelled),

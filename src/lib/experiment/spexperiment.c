@@ -755,7 +755,8 @@ sp_exp_check_setup(SpExperiment *exp, char **tmpl, GError **error)
         g_autofree char *p = g_build_filename(exp->image_dir, files[i], NULL);
         if (!g_file_test(p, G_FILE_TEST_IS_REGULAR)) {
             g_set_error(error, SP_EXPERIMENT_ERROR, SP_EXPERIMENT_ERROR_SETUP,
-                        "the guest image is missing: no %s (build it with vm-images/build-image, "
+                        "the guest image is missing: no %s (build it with build-image, in vm-images/ "
+                        "or, installed, samepage's data directory (samepage(1), FILES), "
                         "or set [guest] image_dir in %s)", p, exp->plan_ref->source);
             return FALSE;
         }

@@ -99,11 +99,36 @@ sp_csv_f(SpCsv *c, const char *name, double v, int decimals)
     g_string_append(c->out, buf);
 }
 
+/**
+ * sp_report_csv_field:
+ * @out: the line being written
+ * @field: one field's text
+ *
+ * Appends @field as RFC 4180 says: as it is, or, when it holds a comma, a
+ * double quote, CR or LF (a domain name can), between double quotes with
+ * each double quote doubled.
+ */
+void
+sp_report_csv_field(GString *out, const char *field)
+{
+    if (!field[strcspn(field, ",\"\r\n")]) {
+        g_string_append(out, field);
+        return;
+    }
+    g_string_append_c(out, '"');
+    for (const char *p = field; *p; p++) {
+        if (*p == '"')
+            g_string_append_c(out, '"');
+        g_string_append_c(out, *p);
+    }
+    g_string_append_c(out, '"');
+}
+
 static void
 sp_csv_s(SpCsv *c, const char *name, const char *v)
 {
     sp_csv_sep(c);
-    g_string_append(c->out, c->header ? name : v);
+    sp_report_csv_field(c->out, c->header ? name : v);
 }
 
 static void
@@ -202,11 +227,13 @@ sp_report_guests_csv(const SpExpRun *run)
             const SpExpGuestSample *gs = &g_array_index(sm->guests, SpExpGuestSample, g);
             const char *name = g < run->guests->len
                 ? g_array_index(run->guests, SpExpGuestInfo, g).name : "?";
-            g_string_append_printf(s, "%s,%s,%d,%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT ",%"
+            g_string_append_printf(s, "%s,", t);
+            sp_report_csv_field(s, name);
+            g_string_append_printf(s, ",%d,%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT ",%"
                                    G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT
                                    ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
                                    ",%" G_GINT64_FORMAT ",%" G_GUINT64_FORMAT "\n",
-                                   t, name, (int)gs->pid, gs->census.resident_pages,
+                                   (int)gs->pid, gs->census.resident_pages,
                                    gs->census.zero_mapped_pages, gs->census.thp_pages,
                                    gs->census.ksm_pages, gs->census.ksm_zero_pages,
                                    gs->ksm_rmap_items, gs->ksm_merging_pages, gs->ksm_zero_pages,

@@ -141,6 +141,8 @@ sp_scan_options_init(SpScanOptions *opt)
     opt->interval_ms = 1000;
     opt->want_nodes = FALSE;
     opt->hash_bits = 0;
+    opt->progress = NULL;
+    opt->progress_data = NULL;
 }
 
 SpScan *
@@ -755,6 +757,20 @@ sp_scan_wait_until(gint64 ready_time, GCancellable *cancellable)
         g_cancellable_release_fd(cancellable);
 }
 
+/* Tells the caller's progress function where the scan is. */
+static void
+sp_scan_report_progress(const SpScan *scan, gboolean waiting)
+{
+    SpScanProgress p = {
+        .pass = MIN(scan->pass + 1, scan->opt.passes),
+        .passes = scan->opt.passes,
+        .bytes_read = scan->stats.pages_read * (guint64)SP_PAGE_SIZE,
+        .waiting = waiting,
+    };
+
+    scan->opt.progress(&p, scan->opt.progress_data);
+}
+
 /* Steps until done, waiting between passes; a cancelled @cancellable ends
  * the scan with G_IO_ERROR_CANCELLED. */
 gboolean
@@ -771,6 +787,8 @@ sp_scan_drive(SpScan *scan, GCancellable *cancellable, GError **error)
         }
         if (!sp_scan_step(scan, &done, &ready, error))
             return FALSE;
+        if (scan->opt.progress)
+            sp_scan_report_progress(scan, !done && ready > 0);
         if (!done && ready > 0)
             sp_scan_wait_until(ready, cancellable);
     }

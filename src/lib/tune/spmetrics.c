@@ -19,6 +19,7 @@ sp_metrics_snapshot_new(void)
     SpMetricsSnapshot *snap = g_new0(SpMetricsSnapshot, 1);
 
     snap->guests = g_ptr_array_new();
+    snap->trust_groups = g_ptr_array_new();
     return snap;
 }
 
@@ -41,6 +42,14 @@ sp_metrics_snapshot_free(SpMetricsSnapshot *snap)
             sp_metrics_guest_free(g_ptr_array_index(snap->guests, i));
         g_ptr_array_unref(snap->guests);
     }
+    if (snap->trust_groups) {
+        for (guint i = 0; i < snap->trust_groups->len; i++) {
+            SpMetricsTrustGroup *t = g_ptr_array_index(snap->trust_groups, i);
+            g_free(t->group);
+            g_free(t);
+        }
+        g_ptr_array_unref(snap->trust_groups);
+    }
     g_free(snap->controller_mode);
     g_free(snap->controller_reason);
     g_free(snap);
@@ -55,6 +64,16 @@ sp_metrics_snapshot_add_guest(SpMetricsSnapshot *snap, const char *domain, const
     g->uuid = g_strdup(uuid ? uuid : "");
     g_ptr_array_add(snap->guests, g);
     return g;
+}
+
+SpMetricsTrustGroup *
+sp_metrics_snapshot_add_trust_group(SpMetricsSnapshot *snap, const char *group)
+{
+    SpMetricsTrustGroup *t = g_new0(SpMetricsTrustGroup, 1);
+
+    t->group = g_strdup(group ? group : "");
+    g_ptr_array_add(snap->trust_groups, t);
+    return t;
 }
 
 void
@@ -368,6 +387,52 @@ render_guests(GString *out, const SpMetricsSnapshot *snap)
     }
 }
 
+/* ---------------------------------------------------------- trust groups */
+
+static void
+render_trust(GString *out, const SpMetricsSnapshot *snap)
+{
+    gboolean header = FALSE;
+
+    if (snap->trust_groups->len > 0) {
+        family(out, "trust_group_mergeable", SP_GAUGE,
+               "1 if the trust group's willing guests may merge, else 0");
+        for (guint i = 0; i < snap->trust_groups->len; i++) {
+            const SpMetricsTrustGroup *t = g_ptr_array_index(snap->trust_groups, i);
+            const char *labels[] = { "group", t->group, NULL };
+            sample_uint(out, "trust_group_mergeable", labels, t->mergeable ? 1 : 0);
+        }
+    }
+    for (guint i = 0; i < snap->trust_groups->len; i++) {
+        const SpMetricsTrustGroup *t = g_ptr_array_index(snap->trust_groups, i);
+        const char *labels[] = { "group", t->group, NULL };
+
+        if (!t->have_saving)
+            continue;
+        if (!header) {
+            family(out, "trust_group_predicted_saving_bytes", SP_GAUGE,
+                   "Bytes the model predicts KSM saves with the group's willing guests "
+                   "merging together, on their own");
+            header = TRUE;
+        }
+        sample_uint(out, "trust_group_predicted_saving_bytes", labels, t->predicted_saving_bytes);
+    }
+    if (snap->have_trust_chosen) {
+        family(out, "trust_isolated_predicted_saving_bytes", SP_GAUGE,
+               "Bytes the model predicts KSM saves with the groups that may merge, "
+               "each kept apart (the trust groups' decision)");
+        sample_uint(out, "trust_isolated_predicted_saving_bytes", NULL,
+                    snap->trust_chosen_saving_bytes);
+    }
+    if (snap->have_trust_mixed) {
+        family(out, "trust_mixed_predicted_saving_bytes", SP_GAUGE,
+               "Bytes the model predicts KSM would save with every willing guest merging "
+               "together, trust groups mixed");
+        sample_uint(out, "trust_mixed_predicted_saving_bytes", NULL,
+                    snap->trust_mixed_saving_bytes);
+    }
+}
+
 /* ---------------------------------------------------------------- the rest */
 
 char *
@@ -383,6 +448,7 @@ sp_metrics_render(const SpMetricsSnapshot *snap)
         sample_double(out, "ksmd_cpu_seconds_total", NULL, snap->ksmd_cpu_seconds);
     }
     render_guests(out, snap);
+    render_trust(out, snap);
     if (snap->have_prediction) {
         family(out, "model_predicted_pages_sharing", SP_GAUGE,
                "pages_sharing the model predicts for the mergeable guests");
