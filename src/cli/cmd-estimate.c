@@ -294,8 +294,9 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_FAILURE;
     }
     if (json) {
-        g_autoptr(json_object) obj = sp_estimate_to_json(est);
-        sp_cli_print_json(obj);
+        g_autoptr(json_object) doc = sp_json_document_take(sp_json_document_new("estimate"),
+                                                           sp_estimate_to_json(est));
+        sp_cli_print_json(doc);
     } else {
         sp_cli_estimate_print(est, &sopt);
     }

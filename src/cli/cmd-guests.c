@@ -26,7 +26,8 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     g_autoptr(SpLibvirt) lv = NULL;
     g_autoptr(GError) error = NULL;
     g_auto(GStrv) names = NULL;
-    g_autoptr(json_object) arr = json_object_new_array();
+    g_autoptr(json_object) doc = sp_json_document_new("list");
+    json_object *arr = json_object_new_array();
     g_autoptr(json_object) daemon = NULL;   /* samepaged's guests, when it runs */
     int rc;
 
@@ -54,12 +55,19 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
         if (!g || !sp_guest_load_regions(g, host, &gerr) ||
             !sp_ksm_stat_read(host, sp_guest_get_pid(g), &k, &gerr)) {
             /* A guest that stops meanwhile is reported, not fatal. */
-            if (!json)
+            if (json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "domain", json_object_new_string(*n));
+                json_object_object_add(o, "error", json_object_new_string(gerr->message));
+                json_object_array_add(arr, o);
+            } else {
                 sp_cli_print(stdout, "%-20s %s\n", *n, gerr->message);
+            }
             continue;
         }
         if (json) {
             json_object *o = sp_guest_summary_to_json(g, &k);
+            json_object_object_add(o, "error", NULL);
             for (size_t i = 0; daemon && i < json_object_array_length(daemon); i++) {
                 json_object *dg = json_object_array_get_idx(daemon, i), *dn = NULL;
                 if (json_object_object_get_ex(dg, "domain", &dn) &&
@@ -74,8 +82,9 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
                    marked, MIB(k.ksm_merging_pages * 4096.0), MIB(k.ksm_process_profit));
         }
     }
+    json_object_object_add(doc, "guests", arr);
     if (json)
-        sp_cli_print_json(arr);
+        sp_cli_print_json(doc);
     else if (daemon)
         sp_cli_print_daemon_view(daemon);
     return SP_EXIT_OK;
@@ -116,8 +125,9 @@ sp_cli_regions(const SpCliGlobal *global, int argc, char **argv)
     }
     GPtrArray *regions = sp_guest_get_regions(g);
     if (json) {
-        g_autoptr(json_object) o = sp_guest_regions_to_json(g, &k);
-        sp_cli_print_json(o);
+        g_autoptr(json_object) doc = sp_json_document_take(sp_json_document_new("regions"),
+                                                           sp_guest_regions_to_json(g, &k));
+        sp_cli_print_json(doc);
         return SP_EXIT_OK;
     }
     sp_cli_print(stdout, "guest %s, QEMU pid %d: ksm_merging_pages %" G_GINT64_FORMAT ", ksm_process_profit "
@@ -225,11 +235,14 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
         if (region && !g_str_equal(region, r->id))
             continue;
         if (json) {
+            /* "yes", "no", or "-" for no host mapping: true, false, null */
+            const char *was = i < before->len ? (char *)before->pdata[i] : "-";
             json_object *o = json_object_new_object();
             json_object_object_add(o, "id", json_object_new_string(r->id));
-            json_object_object_add(o, "mergeable_before",
-                                   json_object_new_string(i < before->len ? (char *)before->pdata[i] : "-"));
-            json_object_object_add(o, "mergeable", json_object_new_boolean(r->vma_mergeable));
+            json_object_object_add(o, "mergeable_before", g_str_equal(was, "-") ? NULL
+                                   : json_object_new_boolean(g_str_equal(was, "yes")));
+            json_object_object_add(o, "mergeable",
+                                   r->vma ? json_object_new_boolean(r->vma_mergeable) : NULL);
             json_object_object_add(o, "vmflags", json_object_new_string(flags));
             json_object_array_add(arr, o);
         } else {
@@ -238,7 +251,13 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
                    r->vma ? r->vma->start : 0, flags);
         }
     }
-    if (json)
-        sp_cli_print_json(arr);
+    if (json) {
+        g_autoptr(json_object) doc = sp_json_document_new("mark");
+        json_object_object_add(doc, "domain", json_object_new_string(sp_guest_get_name(g)));
+        json_object_object_add(doc, "pid", json_object_new_int(sp_guest_get_pid(g)));
+        json_object_object_add(doc, "merge", json_object_new_boolean(!off));
+        json_object_object_add(doc, "regions", json_object_get(arr));
+        sp_cli_print_json(doc);
+    }
     return SP_EXIT_OK;
 }

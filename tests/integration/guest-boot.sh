@@ -74,7 +74,7 @@ scanned=$(jq '.processes[0].scanned_pages' <<<"$est")
 sharing=$(jq '.pages_sharing' <<<"$est")
 sp_log "estimate ($est_s s): $(jq -r '.processes[0] | "present \(.present_pages), scanned \(.scanned_pages), volatile \(.volatile_pages) pages"' <<<"$est")"
 sp_log "estimate: $(jq -r '"pages_shared \(.pages_shared), pages_sharing \(.pages_sharing), pages_unshared \(.pages_unshared), ksm_zero_pages \(.ksm_zero_pages), general_profit \(.general_profit / 1048576 * 10 | floor / 10) MiB"' <<<"$est")"
-sp_log "estimate: saved $(jq -r '.saved_pages | "\(.total) pages = \(.bytes / 1048576 * 10 | floor / 10) MiB (zero-filled \(.zero_filled), other \(.other))"' <<<"$est") of $((scanned / 256)) MiB scanned"
+sp_log "estimate: saved $(jq -r '.saved | "\(.total_pages) pages = \(.total_bytes / 1048576 * 10 | floor / 10) MiB (zero-filled \(.zero_filled_pages), other \(.other_pages))"' <<<"$est") of $((scanned / 256)) MiB scanned"
 [ "$scanned" -gt 10000 ] || sp_fail "estimate scanned only $scanned pages of the guest"
 [ "$sharing" -gt 0 ] || sp_fail "estimate predicts no sharing (pages_sharing $sharing)"
 jq -e '.partial == false' <<<"$est" > /dev/null || sp_fail "the estimate is partial"
@@ -95,8 +95,8 @@ sp_log "$out"
 flags_at "$hva" | grep -qw mg || sp_fail "mark: the VMA lacks mg"
 doc=$("$SAMEPAGE" doctor --qmp "$qmpsock" --no-estimate --json); rc=$?
 # Exit status 3 exactly when a finding is an error (samepage(1)).
-want=0; jq -e 'any(.[]; .severity == "error")' <<<"$doc" >/dev/null && want=3
+want=0; jq -e 'any(.findings[]; .severity == "error")' <<<"$doc" >/dev/null && want=3
 [ "$rc" -eq "$want" ] || sp_fail "doctor --qmp exited $rc, not $want: $doc"
-sp_log "doctor: $(jq -c '[.[] | .code]' <<<"$doc")"
+sp_log "doctor: $(jq -c '[.findings[] | .code]' <<<"$doc")"
 
 sp_guest_quit g1

@@ -18,18 +18,18 @@ for f in "$SP_KSM_DIR"/*; do
         pages_*|full_scans|general_profit|stable_node_*|ksm_zero_pages)
             [ "$(sp_ksm run)" = 0 ] || continue ;;
     esac
-    got=$(jq -r --arg k "$k" '.[$k]' <<<"$json")
+    got=$(jq -r --arg k "$k" '.ksm[$k]' <<<"$json")
     [ "$got" = "$want" ] || sp_fail "ksm --json: $k is '$got', sysfs has '$want'"
     n=$((n + 1))
 done
 sp_log "ksm --json matches sysfs on $n keys"
 [ "$n" -ge 8 ] || sp_fail "only $n keys compared"
 # Every key of the JSON is a sysfs file name, or null when the kernel lacks it.
-for k in $(jq -r 'keys[]' <<<"$json"); do
+for k in $(jq -r '.ksm | keys[]' <<<"$json"); do
     if [ -e "$SP_KSM_DIR/$k" ]; then
-        [ "$(jq -r --arg k "$k" '.[$k]' <<<"$json")" != null ] || sp_fail "$k exists but is null"
+        [ "$(jq -r --arg k "$k" '.ksm[$k]' <<<"$json")" != null ] || sp_fail "$k exists but is null"
     else
-        [ "$(jq -r --arg k "$k" '.[$k]' <<<"$json")" = null ] || sp_fail "$k missing but not null"
+        [ "$(jq -r --arg k "$k" '.ksm[$k]' <<<"$json")" = null ] || sp_fail "$k missing but not null"
     fi
 done
 

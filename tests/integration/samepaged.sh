@@ -130,8 +130,8 @@ jq -e '.ok == true and .format == 1 and .controller.mode == "static"
 
 # samepage list shows samepaged's view (the socket from $SAMEPAGE_SOCKET).
 SAMEPAGE_SOCKET=$sock "$SAMEPAGE" list --json > "$SP_TEST_TMP/list.json" || sp_fail "samepage list failed"
-[ "$(jq -r '.[] | select(.domain == "sp-d2") | .samepaged.mergeable' "$SP_TEST_TMP/list.json")" = true ] \
-    && [ "$(jq -r '.[] | select(.domain == "sp-d1") | .samepaged.reason' "$SP_TEST_TMP/list.json")" = "policy merge=no" ] \
+[ "$(jq -r '.guests[] | select(.domain == "sp-d2") | .samepaged.mergeable' "$SP_TEST_TMP/list.json")" = true ] \
+    && [ "$(jq -r '.guests[] | select(.domain == "sp-d1") | .samepaged.reason' "$SP_TEST_TMP/list.json")" = "policy merge=no" ] \
     || sp_fail "samepage list --json lacks samepaged's view: $(cat "$SP_TEST_TMP/list.json")"
 SAMEPAGE_SOCKET=$sock "$SAMEPAGE" list | sed 's/^/# /'
 
