@@ -27,7 +27,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     g_autoptr(GError) error = NULL;
     g_auto(GStrv) names = NULL;
     g_autoptr(json_object) doc = sp_json_document_new("list");
-    json_object *arr = json_object_new_array();
+    g_autoptr(json_object) arr = json_object_new_array();
     g_autoptr(json_object) daemon = NULL;   /* samepaged's guests, when it runs */
     int rc;
 
@@ -82,7 +82,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
                    marked, MIB(k.ksm_merging_pages * 4096.0), MIB(k.ksm_process_profit));
         }
     }
-    json_object_object_add(doc, "guests", arr);
+    json_object_object_add(doc, "guests", json_object_get(arr));
     if (json)
         sp_cli_print_json(doc);
     else if (daemon)
