@@ -184,6 +184,19 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         (interval_text &&
          !sp_cli_parse_decimal("estimate", "--interval", interval_text, 0, 3600, &interval)))
         return SP_EXIT_USAGE;
+    for (char **p = pids; p && *p; p++) {
+        gint64 pid, other;
+        if (!g_ascii_string_to_signed(*p, 10, 1, G_MAXINT32, &pid, NULL)) {
+            sp_cli_error("estimate: --pid '%s' is not a process id", *p);
+            return SP_EXIT_USAGE;
+        }
+        for (char **q = pids; q < p; q++) {
+            if (g_ascii_string_to_signed(*q, 10, 1, G_MAXINT32, &other, NULL) && other == pid) {
+                sp_cli_error("estimate: --pid %" G_GINT64_FORMAT " is given twice", pid);
+                return SP_EXIT_USAGE;
+            }
+        }
+    }
     if (all && argc > 1) {
         sp_cli_error("estimate: give DOMAIN names or --all, not both");
         return SP_EXIT_USAGE;

@@ -66,6 +66,19 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
             sp_cli_error("ksm set: %s", error->message);
             return SP_EXIT_USAGE;
         }
+        /* What the command line alone says is wrong is a usage error. */
+        if (!sp_ksm_key_info(settings[i].key)->writable) {
+            sp_cli_error("ksm set: %s is a read-only figure, not a knob",
+                         sp_ksm_key_info(settings[i].key)->name);
+            return SP_EXIT_USAGE;
+        }
+        for (int j = 0; j < i; j++) {
+            if (settings[j].key == settings[i].key) {
+                sp_cli_error("ksm set: %s is given twice ('%s' and '%s')",
+                             sp_ksm_key_info(settings[i].key)->name, argv[j], argv[i]);
+                return SP_EXIT_USAGE;
+            }
+        }
     }
     if (sp_libvirt_uri_is_remote(global->uri)) {
         g_autoptr(SpLibvirt) lv = sp_libvirt_open(global->uri, &error);
