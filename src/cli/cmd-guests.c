@@ -13,6 +13,18 @@
 
 #define MIB(bytes) ((double)(bytes) / (1024.0 * 1024.0))
 
+/* list --json: samepaged's view of guest @name, when the daemon has one. */
+static void
+sp_cli_list_add_daemon_view(json_object *o, const char *name, json_object *daemon)
+{
+    for (size_t i = 0; daemon && i < json_object_array_length(daemon); i++) {
+        json_object *dg = json_object_array_get_idx(daemon, i), *dn = NULL;
+        if (json_object_object_get_ex(dg, "domain", &dn) &&
+            g_str_equal(json_object_get_string(dn), name))
+            json_object_object_add(o, "samepaged", json_object_get(dg));
+    }
+}
+
 int
 sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
 {
@@ -59,6 +71,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "domain", json_object_new_string(*n));
                 json_object_object_add(o, "error", json_object_new_string(gerr->message));
+                sp_cli_list_add_daemon_view(o, *n, daemon);
                 json_object_array_add(arr, o);
             } else {
                 sp_cli_print(stdout, "%-20s %s\n", *n, gerr->message);
@@ -68,12 +81,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
         if (json) {
             json_object *o = sp_guest_summary_to_json(g, &k);
             json_object_object_add(o, "error", NULL);
-            for (size_t i = 0; daemon && i < json_object_array_length(daemon); i++) {
-                json_object *dg = json_object_array_get_idx(daemon, i), *dn = NULL;
-                if (json_object_object_get_ex(dg, "domain", &dn) &&
-                    g_str_equal(json_object_get_string(dn), *n))
-                    json_object_object_add(o, "samepaged", json_object_get(dg));
-            }
+            sp_cli_list_add_daemon_view(o, *n, daemon);
             json_object_array_add(arr, o);
         } else {
             sp_guest_get_summary(g, &ram, &nr, &nm);
