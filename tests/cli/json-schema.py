@@ -17,6 +17,9 @@ its unit), so that a schema accepting anything would fail here.
 
 Run by `make check` (TEST_EXTENSIONS .py); exit 77 (SKIP) with the reason
 when python3-jsonschema is not installed.
+
+json-schema.py --validate FILE ("-": stdin) validates one document and
+says what is wrong with it (exit 1): the integration tests' sp_json_valid.
 """
 import copy
 import json
@@ -261,7 +264,23 @@ def check_status(tmp, env):
         log.close()
 
 
+def validate_one(path):
+    text = sys.stdin.read() if path == "-" else open(path).read()
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        print("not one JSON document (%s): %r" % (e, text[:300]))
+        sys.exit(1)
+    errors = problems(doc)
+    if errors:
+        print("violates %s: %s" % (SCHEMA_PATH, explain(errors)))
+        sys.exit(1)
+    sys.exit(0)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--validate":
+        validate_one(sys.argv[2])
     main()
     if failures:
         print("%d failure(s)" % len(failures))

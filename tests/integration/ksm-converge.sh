@@ -173,6 +173,7 @@ compare_with_model() {
         "$SAMEPAGE" estimate "${args[@]}" --json --max-page-sharing "$MAX_PAGE_SHARING" \
             --use-zero-pages "$uzp" >"$json" 2>"$SP_TEST_TMP/model-$case.err" ||
             sp_fail "samepage estimate failed: $(cat "$SP_TEST_TMP/model-$case.err")"
+        sp_json_valid "estimate ($case)" "$(cat "$json")"
         sp_log "model: estimate stored ($(jq -c '{pages_shared, pages_sharing,
             stable_node_dups, ksm_zero_pages, general_profit}' "$json"))"
         ;;
@@ -187,6 +188,7 @@ compare_with_model() {
         "$SAMEPAGE" estimate "${args[@]}" --json --max-page-sharing "$MAX_PAGE_SHARING" \
             --use-zero-pages "$uzp" >"$json" 2>"$SP_TEST_TMP/model-$case-after.err" ||
             sp_fail "samepage estimate (after KSM) failed: $(cat "$SP_TEST_TMP/model-$case-after.err")"
+        sp_json_valid "estimate after KSM ($case)" "$(cat "$json")"
         sp_log "model after KSM: $(jq -c '{pages_shared, pages_sharing, stable_node_dups,
             unmerged_pages, zero_page_from: .scan.zero_page_from,
             percent_of_present: .saved.percent_of_present}' "$json")"

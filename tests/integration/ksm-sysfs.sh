@@ -8,6 +8,7 @@ sp_ksm_save
 command -v jq >/dev/null || sp_skip "jq is not installed (build-aux/setup installs it)"
 
 json=$("$SAMEPAGE" ksm --json) || sp_fail "samepage ksm --json failed"
+sp_json_valid "ksm" "$json"
 n=0
 for f in "$SP_KSM_DIR"/*; do
     k=$(basename "$f")

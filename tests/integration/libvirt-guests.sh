@@ -18,6 +18,7 @@ sp_libvirt_wait_agent sp-g2
 
 # list: both guests, with pids; g1 marked, g2 (nosharepages) not.
 list=$("$SAMEPAGE" list --json) || sp_fail "samepage list failed"
+sp_json_valid "list" "$list"
 sp_log "samepage list: $(jq -c '.guests[] | {domain, pid, regions_marked}' <<<"$list" | tr '\n' ' ')"
 "$SAMEPAGE" list | sed 's/^/# /'
 pid1=$(jq -r '.guests[] | select(.domain == "sp-g1") | .pid' <<<"$list")
@@ -59,6 +60,7 @@ sp_log "QEMU of sp-g1 found by the pid file; impostors of uid 65534 and root not
 
 # regions: pc.ram on the 512 MiB VMA that gpa2hva names, with mg.
 reg=$("$SAMEPAGE" regions sp-g1 --json) || sp_fail "samepage regions failed"
+sp_json_valid "regions" "$reg"
 "$SAMEPAGE" regions sp-g1 | sed 's/^/# /'
 hva=$(jq -r '.regions[] | select(.id == "pc.ram") | .hva' <<<"$reg")
 [ "$hva" != null ] || sp_fail "regions: pc.ram has no host address"
@@ -79,6 +81,10 @@ sp_log "smaps after mark --off: $(vmflags "$pid1" "$hva")"
 out=$("$SAMEPAGE" mark sp-g1) || sp_fail "mark failed: $out"
 sp_log "$out"
 vmflags "$pid1" "$hva" | grep -qw mg || sp_fail "mark: smaps lacks mg"
+out=$("$SAMEPAGE" mark sp-g1 --region pc.ram --json) || sp_fail "mark --json failed: $out"
+sp_json_valid "mark" "$out"
+jq -e '.domain == "sp-g1" and .regions[0].id == "pc.ram" and .regions[0].mergeable_before == true
+       and .regions[0].mergeable == true' <<<"$out" >/dev/null || sp_fail "mark --json: $out"
 sp_log "smaps after mark: $(vmflags "$pid1" "$hva")"
 
 # The kernel merges what was marked: KSM on, ksm_stat of g1 grows, g2 stays 0.
@@ -101,10 +107,12 @@ sp_ksm_set run=2
 grep -q "nosharepages" "$err" || sp_fail "unclear refusal: $(cat "$err")"
 sp_log "$(cat "$err")"
 doc=$("$SAMEPAGE" doctor sp-g2 --no-estimate --json); rc=$?
+sp_json_valid "doctor" "$doc"
 want=0; jq -e 'any(.findings[]; .severity == "error")' <<<"$doc" >/dev/null && want=3
 [ "$rc" -eq "$want" ] || sp_fail "doctor sp-g2 exited $rc, not $want: $doc"
 # A domain that does not run is an "unreadable" error, not the end.
 doc_missing=$("$SAMEPAGE" doctor sp-g2 sp-no-such-domain --no-estimate --json); rc=$?
+sp_json_valid "doctor (a missing domain)" "$doc_missing"
 [ "$rc" -eq 3 ] || sp_fail "doctor with a missing domain exited $rc, not 3"
 jq -e 'any(.findings[]; .code == "unreadable" and .subject == "sp-no-such-domain")
        and any(.findings[]; .subject == "sp-g2" and .code != "unreadable")' <<<"$doc_missing" >/dev/null \
@@ -117,6 +125,7 @@ done
 
 # estimate DOMAIN runs the model over the guest's RAM.
 est=$("$SAMEPAGE" estimate sp-g1 --json --passes 2 --interval 0.5) || sp_fail "estimate sp-g1 failed"
+sp_json_valid "estimate DOMAIN" "$est"
 sp_log "estimate sp-g1: scanned $(jq '.processes[0].scanned_pages' <<<"$est") pages, pages_sharing $(jq .pages_sharing <<<"$est"), saved $(jq .saved.total_pages <<<"$est")"
 [ "$(jq '.processes[0].scanned_pages' <<<"$est")" -gt 1000 ] || sp_fail "estimate scanned too little"
 [[ "$(jq -r '.processes[0].label' <<<"$est")" == "sp-g1 (pid $pid1)" ]] \
