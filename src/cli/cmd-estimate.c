@@ -168,6 +168,7 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     SpScanOptions sopt;
     int rc;
     guint skipped = 0;
+    g_autoptr(json_object) unreadable = json_object_new_array();   /* --all's skipped */
 
     g_option_context_set_summary(ctx,
         "Reads the memory of guests (their RAM backends), live processes (read-only,\n"
@@ -227,6 +228,10 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
                 return SP_EXIT_FAILURE;
             /* --all: a domain that cannot be read is reported; the others
              * are estimated, and the exit status says one was left out. */
+            json_object *u = json_object_new_object();
+            json_object_object_add(u, "domain", json_object_new_string(*d));
+            json_object_object_add(u, "error", json_object_new_string(error->message));
+            json_object_array_add(unreadable, u);
             g_clear_error(&error);
             skipped++;
             continue;
@@ -309,6 +314,7 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     if (json) {
         g_autoptr(json_object) doc = sp_json_document_take(sp_json_document_new("estimate"),
                                                            sp_estimate_to_json(est));
+        json_object_object_add(doc, "unreadable", json_object_get(unreadable));
         sp_cli_print_json(doc);
     } else {
         sp_cli_estimate_print(est, &sopt);
