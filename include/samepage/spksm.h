@@ -98,11 +98,14 @@ char *sp_ksm_format_value(SpKsmKey key, gint64 value);
 gboolean sp_ksm_parse_setting(const char *text, SpKsmSetting *setting, GError **error);
 
 gboolean sp_ksm_read(const SpHost *host, SpKsmState *state, GError **error);
+/* A key's value: an enum's choice as a string, else a number. */
+json_object *sp_ksm_value_to_json(SpKsmKey key, gint64 value);
 /* Every key under its sysfs name: a number, an enum's choice, or null when
  * the kernel lacks it (`samepage ksm --json`). */
 json_object *sp_ksm_state_to_json(const SpKsmState *state);
 /* What a write changed: [{"key", "before", "after"}] for each setting, the
- * values as sp_ksm_format_value() gives them (`samepage ksm set --json`). */
+ * values as sp_ksm_value_to_json() gives them, before null when @before is
+ * NULL (`samepage ksm set --json`). */
 json_object *sp_ksm_changes_to_json(const SpKsmSetting *settings, gsize n_settings,
                                     const SpKsmState *before, const SpKsmState *after);
 gboolean sp_ksm_validate(const SpKsmState *current, const SpKsmSetting *settings,

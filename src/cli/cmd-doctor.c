@@ -65,8 +65,10 @@ sp_cli_doctor(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_FAILURE;
     }
     if (json) {
-        g_autoptr(json_object) arr = sp_doctor_findings_to_json(findings);
-        sp_cli_print_json(arr);
+        g_autoptr(json_object) doc = sp_json_document_new("doctor");
+        json_object_object_add(doc, "errors", json_object_new_int(sp_doctor_count_errors(findings)));
+        json_object_object_add(doc, "findings", sp_doctor_findings_to_json(findings));
+        sp_cli_print_json(doc);
     }
     return sp_doctor_count_errors(findings) ? SP_EXIT_FINDINGS : SP_EXIT_OK;
 }

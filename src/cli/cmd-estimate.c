@@ -243,6 +243,7 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
     SpScanOptions sopt;
     int rc;
     guint skipped = 0;
+    g_autoptr(json_object) unreadable = json_object_new_array();   /* --all's skipped */
 
     g_option_context_set_summary(ctx,
         "Reads the memory of guests (their RAM backends), live processes (read-only,\n"
@@ -265,6 +266,19 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         (interval_text &&
          !sp_cli_parse_decimal("estimate", "--interval", interval_text, 0, 3600, &interval)))
         return SP_EXIT_USAGE;
+    for (char **p = pids; p && *p; p++) {
+        gint64 pid, other;
+        if (!g_ascii_string_to_signed(*p, 10, 1, G_MAXINT32, &pid, NULL)) {
+            sp_cli_error("estimate: --pid '%s' is not a process id", *p);
+            return SP_EXIT_USAGE;
+        }
+        for (char **q = pids; q < p; q++) {
+            if (g_ascii_string_to_signed(*q, 10, 1, G_MAXINT32, &other, NULL) && other == pid) {
+                sp_cli_error("estimate: --pid %" G_GINT64_FORMAT " is given twice", pid);
+                return SP_EXIT_USAGE;
+            }
+        }
+    }
     if (all && argc > 1) {
         sp_cli_error("estimate: give DOMAIN names or --all, not both");
         return SP_EXIT_USAGE;
@@ -300,6 +314,10 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
                 return SP_EXIT_FAILURE;
             /* --all: a domain that cannot be read is reported; the others
              * are estimated, and the exit status says one was left out. */
+            json_object *u = json_object_new_object();
+            json_object_object_add(u, "domain", json_object_new_string(*d));
+            json_object_object_add(u, "error", json_object_new_string(error->message));
+            json_object_array_add(unreadable, u);
             g_clear_error(&error);
             skipped++;
             continue;
@@ -383,8 +401,10 @@ sp_cli_estimate(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_FAILURE;
     }
     if (json) {
-        g_autoptr(json_object) obj = sp_estimate_to_json(est);
-        sp_cli_print_json(obj);
+        g_autoptr(json_object) doc = sp_json_document_take(sp_json_document_new("estimate"),
+                                                           sp_estimate_to_json(est));
+        json_object_object_add(doc, "unreadable", json_object_get(unreadable));
+        sp_cli_print_json(doc);
     } else if (sp_table_options_given(&topt)) {
         if ((rc = sp_cli_estimate_print_processes(est, procs)) != SP_EXIT_OK)
             return rc;

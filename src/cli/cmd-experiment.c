@@ -31,19 +31,38 @@ sp_cli_experiment_state_dir(void)
     return g_build_filename(env && *env ? env : SP_STATE_DIR, "experiments", NULL);
 }
 
+typedef struct {
+    const SpJournal *last;
+    json_object *experiments;      /* experiment clean --json's, or NULL */
+    json_object *actions;          /* the last one's "actions" */
+} SpCliCleanupLog;
+
 static void
 sp_cli_cleanup_log(const SpJournal *j, const char *line, gpointer user_data)
 {
-    const SpJournal **last = user_data;
+    SpCliCleanupLog *log = user_data;
 
-    if (*last != j) {
+    if (log->last != j) {
         g_autoptr(GDateTime) when = g_date_time_new_from_unix_local(j->started / G_USEC_PER_SEC);
         g_autofree char *since = when ? g_date_time_format(when, "%F %T") : g_strdup("?");
         sp_cli_print(stderr, "samepage: cleaning up after the experiment \"%s\" (pid %d, started %s), "
                 "which no longer runs:\n", j->plan ? j->plan : "?", (int)j->owner_pid, since);
-        *last = j;
+        log->last = j;
+        if (log->experiments) {
+            g_autoptr(GDateTime) utc = g_date_time_new_from_unix_utc(j->started / G_USEC_PER_SEC);
+            g_autofree char *iso = utc ? g_date_time_format_iso8601(utc) : NULL;
+            json_object *e = json_object_new_object();
+            json_object_object_add(e, "plan", j->plan ? json_object_new_string(j->plan) : NULL);
+            json_object_object_add(e, "owner_pid", json_object_new_int(j->owner_pid));
+            json_object_object_add(e, "started", iso ? json_object_new_string(iso) : NULL);
+            log->actions = json_object_new_array();
+            json_object_object_add(e, "actions", log->actions);
+            json_object_array_add(log->experiments, e);
+        }
     }
     sp_cli_print(stderr, "  %s\n", line);
+    if (log->actions)
+        json_object_array_add(log->actions, json_object_new_string(line));
 }
 
 /* Undo what killed experiments left; FALSE (with a message printed) if
@@ -51,13 +70,13 @@ sp_cli_cleanup_log(const SpJournal *j, const char *line, gpointer user_data)
 static gboolean
 sp_cli_experiment_cleanup(const SpCliGlobal *global, const SpHost *host, const char *state_dir,
                           gboolean dry_run, gboolean bad_journal_ok, guint *n_cleaned,
-                          guint *n_running)
+                          guint *n_running, json_object *experiments)
 {
     SpCleanupOptions opt = { global->uri, dry_run, sp_cli_libvirt_flags(global) };
-    const SpJournal *last = NULL;
+    SpCliCleanupLog log = { NULL, experiments, NULL };
     g_autoptr(GError) error = NULL;
 
-    if (!sp_cleanup_dir(host, state_dir, &opt, sp_cli_cleanup_log, &last, n_cleaned, n_running,
+    if (!sp_cleanup_dir(host, state_dir, &opt, sp_cli_cleanup_log, &log, n_cleaned, n_running,
                         &error)) {
         /* A bad journal file names nothing that can be undone: `run` says
          * so and goes on; `clean` fails, naming it. */
@@ -74,10 +93,11 @@ sp_cli_experiment_cleanup(const SpCliGlobal *global, const SpHost *host, const c
 static int
 sp_cli_experiment_clean(const SpCliGlobal *global, int argc, char **argv)
 {
-    gboolean dry_run = FALSE;
+    gboolean dry_run = FALSE, json = FALSE;
     GOptionEntry entries[] = {
         { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run, "say what would be undone, change nothing",
           NULL },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON", NULL },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("- undo what killed experiments left");
@@ -106,8 +126,20 @@ sp_cli_experiment_clean(const SpCliGlobal *global, int argc, char **argv)
                                                   "destroys domains and writes KSM knobs "
                                                   "(--dry-run changes nothing)")) != SP_EXIT_OK))
         return rc;
-    if (!sp_cli_experiment_cleanup(global, host, state_dir, dry_run, FALSE, &cleaned, &running))
+    g_autoptr(json_object) experiments = json ? json_object_new_array() : NULL;
+    if (!sp_cli_experiment_cleanup(global, host, state_dir, dry_run, FALSE, &cleaned, &running,
+                                   experiments))
         return SP_EXIT_FAILURE;
+    if (json) {
+        g_autoptr(json_object) doc = sp_json_document_new("experiment clean");
+        json_object_object_add(doc, "state_dir", json_object_new_string(state_dir));
+        json_object_object_add(doc, "dry_run", json_object_new_boolean(dry_run));
+        json_object_object_add(doc, "cleaned", json_object_new_int(cleaned));
+        json_object_object_add(doc, "running", json_object_new_int(running));
+        json_object_object_add(doc, "experiments", json_object_get(experiments));
+        sp_cli_print_json(doc);
+        return SP_EXIT_OK;
+    }
     if (running)
         sp_cli_print(stdout, "%u experiment%s running (left alone)\n", running, running == 1 ? " is" : "s are");
     if (dry_run)
@@ -328,7 +360,7 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     if (!sp_cli_experiment_check_unmerge(host, force))
         return SP_EXIT_FAILURE;
     /* What a killed experiment left would disturb this one: undo it first. */
-    if (!sp_cli_experiment_cleanup(global, host, state_dir, FALSE, TRUE, NULL, NULL))
+    if (!sp_cli_experiment_cleanup(global, host, state_dir, FALSE, TRUE, NULL, NULL, NULL))
         return SP_EXIT_FAILURE;
     exp = sp_experiment_new(plan, host, &opt);
     c.exp = exp;
@@ -357,8 +389,14 @@ sp_cli_experiment(const SpCliGlobal *global, int argc, char **argv)
     g_free(c.last_stage);
 
     if (json) {
-        g_autoptr(json_object) results = sp_experiment_results_json(exp);
-        sp_cli_print_json(results);
+        g_autoptr(json_object) doc = sp_json_document_take(sp_json_document_new("experiment run"),
+                                                           sp_experiment_results_json(exp));
+        json_object *err = NULL;
+        /* An experiment that failed before its first run has no error of
+         * its own in the results: the document carries the reason. */
+        if (!ok && json_object_object_get_ex(doc, "error", &err) && !err)
+            json_object_object_add(doc, "error", json_object_new_string(error->message));
+        sp_cli_print_json(doc);
     } else if (sp_experiment_get_runs(exp)->len) {
         g_autofree char *table = sp_report_summary_table(plan, sp_experiment_get_runs(exp));
         g_autoptr(GPtrArray) conc = sp_report_conclusions(plan, sp_experiment_get_runs(exp));

@@ -41,13 +41,16 @@ static int
 sp_cli_list_remote(SpLibvirt *lv, const char *const *names, gboolean json, SpTable *table)
 {
     if (json) {
-        g_autoptr(json_object) arr = json_object_new_array();
+        g_autoptr(json_object) doc = sp_json_document_new("list");
+        json_object *arr = json_object_new_array();
         for (const char *const *n = names; *n; n++) {
             json_object *o = json_object_new_object();
             json_object_object_add(o, "domain", json_object_new_string(*n));
             json_object_array_add(arr, o);
         }
-        sp_cli_print_json(arr);
+        json_object_object_add(doc, "uri", json_object_new_string(sp_libvirt_get_uri(lv)));
+        json_object_object_add(doc, "guests", arr);
+        sp_cli_print_json(doc);
         return SP_EXIT_OK;
     }
     sp_cli_print(stderr, "samepage: running domains of %s, through libvirt: their pid, RAM and "
@@ -58,6 +61,18 @@ sp_cli_list_remote(SpLibvirt *lv, const char *const *names, gboolean json, SpTab
         sp_table_set(table, LIST_DOMAIN, *n);
     }
     return sp_cli_table_print(table);
+}
+
+/* list --json: samepaged's view of guest @name, when the daemon has one. */
+static void
+sp_cli_list_add_daemon_view(json_object *o, const char *name, json_object *daemon)
+{
+    for (size_t i = 0; daemon && i < json_object_array_length(daemon); i++) {
+        json_object *dg = json_object_array_get_idx(daemon, i), *dn = NULL;
+        if (json_object_object_get_ex(dg, "domain", &dn) &&
+            g_str_equal(json_object_get_string(dn), name))
+            json_object_object_add(o, "samepaged", json_object_get(dg));
+    }
 }
 
 int
@@ -74,6 +89,7 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
     g_autoptr(SpLibvirt) lv = NULL;
     g_autoptr(GError) error = NULL;
     g_auto(GStrv) names = NULL;
+    g_autoptr(json_object) doc = sp_json_document_new("list");
     g_autoptr(json_object) arr = json_object_new_array();
     g_autoptr(json_object) daemon = NULL;   /* samepaged's guests, when it runs */
     g_autofree char *uri = NULL, *why = NULL;
@@ -121,7 +137,13 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
         if (!g || !sp_guest_load_regions(g, host, &gerr) ||
             !sp_ksm_stat_read(host, sp_guest_get_pid(g), &k, &gerr)) {
             /* A guest that stops meanwhile is reported, not fatal. */
-            if (!json) {
+            if (json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "domain", json_object_new_string(*n));
+                json_object_object_add(o, "error", json_object_new_string(gerr->message));
+                sp_cli_list_add_daemon_view(o, *n, daemon);
+                json_object_array_add(arr, o);
+            } else {
                 sp_table_add_row(table);
                 sp_table_set(table, LIST_DOMAIN, *n);
                 sp_table_set(table, LIST_ERROR, gerr->message);
@@ -130,12 +152,8 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
         }
         if (json) {
             json_object *o = sp_guest_summary_to_json(g, &k);
-            for (size_t i = 0; daemon && i < json_object_array_length(daemon); i++) {
-                json_object *dg = json_object_array_get_idx(daemon, i), *dn = NULL;
-                if (json_object_object_get_ex(dg, "domain", &dn) &&
-                    g_str_equal(json_object_get_string(dn), *n))
-                    json_object_object_add(o, "samepaged", json_object_get(dg));
-            }
+            json_object_object_add(o, "error", NULL);
+            sp_cli_list_add_daemon_view(o, *n, daemon);
             json_object_array_add(arr, o);
         } else {
             sp_guest_get_summary(g, &ram, &nr, &nm);
@@ -148,8 +166,9 @@ sp_cli_list(const SpCliGlobal *global, int argc, char **argv)
             sp_table_setf(table, LIST_PROFIT, "%.1f", MIB(k.ksm_process_profit));
         }
     }
+    json_object_object_add(doc, "guests", json_object_get(arr));
     if (json) {
-        sp_cli_print_json(arr);
+        sp_cli_print_json(doc);
         return SP_EXIT_OK;
     }
     if ((rc = sp_cli_table_print(table)) != SP_EXIT_OK)
@@ -222,8 +241,9 @@ sp_cli_regions(const SpCliGlobal *global, int argc, char **argv)
     }
     GPtrArray *regions = sp_guest_get_regions(g);
     if (json) {
-        g_autoptr(json_object) o = sp_guest_regions_to_json(g, &k);
-        sp_cli_print_json(o);
+        g_autoptr(json_object) doc = sp_json_document_take(sp_json_document_new("regions"),
+                                                           sp_guest_regions_to_json(g, &k));
+        sp_cli_print_json(doc);
         return SP_EXIT_OK;
     }
     if (!sp_table_options_given(&topt))
@@ -344,11 +364,14 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
         if (region && !g_str_equal(region, r->id))
             continue;
         if (json) {
+            /* "yes", "no", or "-" for no host mapping: true, false, null */
+            const char *was = i < before->len ? (char *)before->pdata[i] : "-";
             json_object *o = json_object_new_object();
             json_object_object_add(o, "id", json_object_new_string(r->id));
-            json_object_object_add(o, "mergeable_before",
-                                   json_object_new_string(i < before->len ? (char *)before->pdata[i] : "-"));
-            json_object_object_add(o, "mergeable", json_object_new_boolean(r->vma_mergeable));
+            json_object_object_add(o, "mergeable_before", g_str_equal(was, "-") ? NULL
+                                   : json_object_new_boolean(g_str_equal(was, "yes")));
+            json_object_object_add(o, "mergeable",
+                                   r->vma ? json_object_new_boolean(r->vma_mergeable) : NULL);
             json_object_object_add(o, "vmflags", json_object_new_string(flags));
             json_object_array_add(arr, o);
         } else {
@@ -357,7 +380,13 @@ sp_cli_mark(const SpCliGlobal *global, int argc, char **argv)
                    r->vma ? r->vma->start : 0, flags);
         }
     }
-    if (json)
-        sp_cli_print_json(arr);
+    if (json) {
+        g_autoptr(json_object) doc = sp_json_document_new("mark");
+        json_object_object_add(doc, "domain", json_object_new_string(sp_guest_get_name(g)));
+        json_object_object_add(doc, "pid", json_object_new_int(sp_guest_get_pid(g)));
+        json_object_object_add(doc, "merge", json_object_new_boolean(!off));
+        json_object_object_add(doc, "regions", json_object_get(arr));
+        sp_cli_print_json(doc);
+    }
     return SP_EXIT_OK;
 }

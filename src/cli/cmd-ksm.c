@@ -93,6 +93,19 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
             sp_cli_error("ksm set: %s", error->message);
             return SP_EXIT_USAGE;
         }
+        /* What the command line alone says is wrong is a usage error. */
+        if (!sp_ksm_key_info(settings[i].key)->writable) {
+            sp_cli_error("ksm set: %s is a read-only figure, not a knob",
+                         sp_ksm_key_info(settings[i].key)->name);
+            return SP_EXIT_USAGE;
+        }
+        for (int j = 0; j < i; j++) {
+            if (settings[j].key == settings[i].key) {
+                sp_cli_error("ksm set: %s is given twice ('%s' and '%s')",
+                             sp_ksm_key_info(settings[i].key)->name, argv[j], argv[i]);
+                return SP_EXIT_USAGE;
+            }
+        }
     }
     /* Another host's knobs go through its libvirtd, which passes three. */
     if (!sp_cli_uri_place(global, "ksm set", TRUE, &place, &uri, &why))
@@ -106,8 +119,11 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
             return SP_EXIT_FAILURE;
         }
         if (json) {
-            g_autoptr(json_object) arr = sp_ksm_changes_to_json(settings, argc, &before, &after);
-            sp_cli_print_json(arr);
+            g_autoptr(json_object) doc = sp_json_document_new("ksm set");
+            json_object_object_add(doc, "uri", json_object_new_string(sp_libvirt_get_uri(lv)));
+            json_object_object_add(doc, "changes",
+                                   sp_ksm_changes_to_json(settings, argc, &before, &after));
+            sp_cli_print_json(doc);
             return SP_EXIT_OK;
         }
         for (int i = 0; i < argc; i++) {
@@ -141,8 +157,10 @@ sp_cli_ksm_set(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_FAILURE;
     }
     if (json) {
-        g_autoptr(json_object) arr = sp_ksm_changes_to_json(settings, argc, &before, &after);
-        sp_cli_print_json(arr);
+        g_autoptr(json_object) doc = sp_json_document_new("ksm set");
+        json_object_object_add(doc, "uri", NULL);
+        json_object_object_add(doc, "changes", sp_ksm_changes_to_json(settings, argc, &before, &after));
+        sp_cli_print_json(doc);
         return SP_EXIT_OK;
     }
     for (int i = 0; i < argc; i++) {
@@ -276,6 +294,26 @@ sp_cli_numa_signal(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+/* ksm numa --json's "before" and "after": the knob and what it changes. */
+static json_object *
+sp_cli_numa_state_json(const SpKsmState *st)
+{
+    static const SpKsmKey keys[] = { SP_KSM_MERGE_ACROSS_NODES, SP_KSM_RUN, SP_KSM_PAGES_SHARED,
+                                     SP_KSM_PAGES_SHARING };
+    json_object *o = json_object_new_object();
+
+    for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
+        json_object_object_add(o, sp_ksm_key_info(keys[i])->name,
+                               json_object_new_int64(st->entry[keys[i]].value));
+    return o;
+}
+
+static json_object *
+sp_cli_numa_pages_json(gint64 pages)
+{
+    return pages >= 0 ? json_object_new_int64(pages) : NULL;
+}
+
 static int
 sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
 {
@@ -283,12 +321,13 @@ sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
     guint64 want_v = 0, timeout_v = 600;
     gint want;
     guint timeout;
-    gboolean force = FALSE, dry_run = FALSE;
+    gboolean force = FALSE, dry_run = FALSE, json = FALSE;
     GOptionEntry entries[] = {
         { "merge-across-nodes", 0, 0, G_OPTION_ARG_STRING, &want_text, "0: one tree per node; 1: one tree", "0|1" },
         { "force", 0, 0, G_OPTION_ARG_NONE, &force, "skip the free-memory check", NULL },
         { "timeout", 0, 0, G_OPTION_ARG_STRING, &timeout_text, "seconds to wait for the unmerge (600)", "S" },
         { "dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run, "predict and check, change nothing", NULL },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON", NULL },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("- switch merge_across_nodes safely");
@@ -327,26 +366,57 @@ sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("ksm numa: %s", error->message);
         return SP_EXIT_FAILURE;
     }
+    g_autoptr(json_object) doc = sp_json_document_new("ksm numa");
+    json_object_object_add(doc, "merge_across_nodes", json_object_new_int(want));
+    json_object_object_add(doc, "dry_run", json_object_new_boolean(dry_run));
+    json_object_object_add(doc, "nothing_to_do", json_object_new_boolean(plan.nothing_to_do));
+    json_object_object_add(doc, "before", sp_cli_numa_state_json(&before));
     if (plan.nothing_to_do) {
-        sp_cli_print(stdout, "merge_across_nodes is already %d: nothing to do\n", want);
+        if (json) {
+            json_object_object_add(doc, "model", NULL);
+            json_object_object_add(doc, "unmerge_needed", json_object_new_boolean(FALSE));
+            json_object_object_add(doc, "unmerge_bytes", json_object_new_int64(0));
+            json_object_object_add(doc, "mem_available_bytes",
+                                   json_object_new_int64((gint64)sp_host_mem_available(host)));
+            json_object_object_add(doc, "after", NULL);
+            sp_cli_print_json(doc);
+        } else {
+            sp_cli_print(stdout, "merge_across_nodes is already %d: nothing to do\n", want);
+        }
         return SP_EXIT_OK;
     }
     pids = sp_maps_mergeable_pids(host);
     gint64 now_sharing = sp_cli_predict_sharing(host, pids, before.entry[SP_KSM_MERGE_ACROSS_NODES].value);
     gint64 new_sharing = sp_cli_predict_sharing(host, pids, want);
-    sp_cli_print(stdout, "before: merge_across_nodes=%" G_GINT64_FORMAT " run=%" G_GINT64_FORMAT
-           " pages_shared=%" G_GINT64_FORMAT " pages_sharing=%" G_GINT64_FORMAT "\n",
-           before.entry[SP_KSM_MERGE_ACROSS_NODES].value, before.entry[SP_KSM_RUN].value,
-           before.entry[SP_KSM_PAGES_SHARED].value, before.entry[SP_KSM_PAGES_SHARING].value);
-    sp_cli_print(stdout, "model (%u processes registered with KSM): pages_sharing %" G_GINT64_FORMAT
-           " now, %" G_GINT64_FORMAT " with merge_across_nodes=%d (%.0f%% kept)\n",
-           pids->len, now_sharing, new_sharing, want,
-           now_sharing > 0 ? 100.0 * new_sharing / now_sharing : 100.0);
-    sp_cli_print(stdout, "unmerge: %s (%.1f MiB to copy, MemAvailable %.1f MiB)\n",
-           plan.unmerge ? "needed" : "not needed", plan.unmerge_bytes / 1048576.0,
-           sp_host_mem_available(host) / 1048576.0);
-    if (dry_run)
+    json_object *model = json_object_new_object();
+    json_object_object_add(model, "processes", json_object_new_int(pids->len));
+    json_object_object_add(model, "pages_sharing_now", sp_cli_numa_pages_json(now_sharing));
+    json_object_object_add(model, "pages_sharing_after", sp_cli_numa_pages_json(new_sharing));
+    json_object_object_add(doc, "model", model);
+    json_object_object_add(doc, "unmerge_needed", json_object_new_boolean(plan.unmerge));
+    json_object_object_add(doc, "unmerge_bytes", json_object_new_int64((gint64)plan.unmerge_bytes));
+    json_object_object_add(doc, "mem_available_bytes",
+                           json_object_new_int64((gint64)sp_host_mem_available(host)));
+    if (!json) {
+        sp_cli_print(stdout, "before: merge_across_nodes=%" G_GINT64_FORMAT " run=%" G_GINT64_FORMAT
+               " pages_shared=%" G_GINT64_FORMAT " pages_sharing=%" G_GINT64_FORMAT "\n",
+               before.entry[SP_KSM_MERGE_ACROSS_NODES].value, before.entry[SP_KSM_RUN].value,
+               before.entry[SP_KSM_PAGES_SHARED].value, before.entry[SP_KSM_PAGES_SHARING].value);
+        sp_cli_print(stdout, "model (%u processes registered with KSM): pages_sharing %" G_GINT64_FORMAT
+               " now, %" G_GINT64_FORMAT " with merge_across_nodes=%d (%.0f%% kept)\n",
+               pids->len, now_sharing, new_sharing, want,
+               now_sharing > 0 ? 100.0 * new_sharing / now_sharing : 100.0);
+        sp_cli_print(stdout, "unmerge: %s (%.1f MiB to copy, MemAvailable %.1f MiB)\n",
+               plan.unmerge ? "needed" : "not needed", plan.unmerge_bytes / 1048576.0,
+               sp_host_mem_available(host) / 1048576.0);
+    }
+    if (dry_run) {
+        if (json) {
+            json_object_object_add(doc, "after", NULL);
+            sp_cli_print_json(doc);
+        }
         return SP_EXIT_OK;
+    }
 
     /* From the first write on, a signal restores KSM instead of leaving
      * run=2 (the switch checks between its steps and while it waits). */
@@ -377,6 +447,11 @@ sp_cli_ksm_numa(const SpCliGlobal *global, int argc, char **argv)
         sp_cli_error("ksm numa: %s", error->message);
         return SP_EXIT_FAILURE;
     }
+    if (json) {
+        json_object_object_add(doc, "after", sp_cli_numa_state_json(&after));
+        sp_cli_print_json(doc);
+        return SP_EXIT_OK;
+    }
     sp_cli_print(stdout, "after: merge_across_nodes=%" G_GINT64_FORMAT " run=%" G_GINT64_FORMAT
            " pages_shared=%" G_GINT64_FORMAT " pages_sharing=%" G_GINT64_FORMAT "\n",
            after.entry[SP_KSM_MERGE_ACROSS_NODES].value, after.entry[SP_KSM_RUN].value,
@@ -391,7 +466,7 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
     g_auto(SpTableOptions) topt = { 0 };
     g_autoptr(SpTable) table = NULL;
     GOptionEntry entries[] = {
-        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON (keys are the sysfs names)", NULL },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON (\"ksm\": the sysfs names)", NULL },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("[set KEY=VALUE... | numa --merge-across-nodes 0|1 ...]");
@@ -436,8 +511,10 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
             return SP_EXIT_FAILURE;
         }
         if (json) {
-            g_autoptr(json_object) obj = sp_ksm_state_to_json(&state);
-            sp_cli_print_json(obj);
+            g_autoptr(json_object) doc = sp_json_document_new("ksm");
+            json_object_object_add(doc, "uri", json_object_new_string(sp_libvirt_get_uri(lv)));
+            json_object_object_add(doc, "ksm", sp_ksm_state_to_json(&state));
+            sp_cli_print_json(doc);
             return SP_EXIT_OK;
         }
         sp_cli_print(stderr, "samepage: KSM of %s, through libvirt: only the keys its node "
@@ -449,8 +526,9 @@ sp_cli_ksm(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_FAILURE;
     }
     if (json) {
-        g_autoptr(json_object) obj = sp_ksm_state_to_json(&state);
-        sp_cli_print_json(obj);
+        g_autoptr(json_object) doc = sp_json_document_new("ksm");
+        json_object_object_add(doc, "ksm", sp_ksm_state_to_json(&state));
+        sp_cli_print_json(doc);
         return SP_EXIT_OK;
     }
     return sp_cli_ksm_print_table(&state, FALSE, table);

@@ -133,7 +133,12 @@ sp_cli_status(const SpCliGlobal *global, int argc, char **argv)
         return SP_EXIT_FAILURE;
     }
     if (json) {
-        sp_cli_print_json(st);
+        /* samepaged's reply carries "format" (SP_JSON_FORMAT) and "ok";
+         * the command's name goes first, as in every --json document. */
+        g_autoptr(json_object) doc = json_object_new_object();
+        json_object_object_add(doc, "format", NULL);
+        json_object_object_add(doc, "command", json_object_new_string("status"));
+        sp_cli_print_json(sp_json_document_take(doc, json_object_get(st)));
         return SP_EXIT_OK;
     }
     json_object_object_get_ex(st, "daemon", &dm);

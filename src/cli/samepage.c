@@ -16,7 +16,7 @@ static int sp_cli_help(const SpCliGlobal *global, int argc, char **argv);
 
 static const SpCliCommand sp_cli_commands[] = {
     { "ksm", "[--json] | set KEY=VALUE... [--json] [--force] | numa --merge-across-nodes 0|1 "
-      "[--force] [--timeout S] [--dry-run]",
+      "[--force] [--timeout S] [--dry-run] [--json]",
       "show or set the kernel's KSM knobs and figures; switch merge_across_nodes safely",
       sp_cli_ksm },
     { "estimate", "DOMAIN... | --all | --qmp SOCKET | --pid PID... | --image FILE... [OPTIONS]",
@@ -29,7 +29,7 @@ static const SpCliCommand sp_cli_commands[] = {
       "switch merging of a guest's RAM on or off, verified in smaps", sp_cli_mark },
     { "doctor", "[DOMAIN...] [--qmp SOCKET] [--no-estimate] [--json]",
       "why guests do not merge, with the evidence and the fix", sp_cli_doctor },
-    { "experiment", "run PLAN [--output DIR] [--json] [--force] | clean [--dry-run]",
+    { "experiment", "run PLAN [--output DIR] [--json] [--force] | clean [--dry-run] [--json]",
       "start N cloned guests, measure sharing against VM count, plot and report", sp_cli_experiment },
     { "status", "[--json] [--socket PATH]", "what samepaged, the host agent, is doing",
       sp_cli_status },

@@ -109,7 +109,7 @@ sd_status_json(SdDaemon *d)
     json_object *o = reply_ok();
     json_object *dm = json_object_new_object();
 
-    json_object_object_add(o, "format", json_object_new_int(1));
+    json_object_object_add(o, "format", json_object_new_int(SP_JSON_FORMAT));
     json_object_object_add(dm, "pid", json_object_new_int(getpid()));
     json_object_object_add(dm, "version", json_object_new_string(PACKAGE_VERSION));
     json_object_object_add(dm, "config", d->cfg->path ? json_object_new_string(d->cfg->path)
@@ -186,7 +186,7 @@ sd_handle(SdDaemon *d, const char *line)
         return sd_status_json(d);
     if (g_str_equal(what, "guests")) {
         json_object *o = reply_ok();
-        json_object_object_add(o, "format", json_object_new_int(1));
+        json_object_object_add(o, "format", json_object_new_int(SP_JSON_FORMAT));
         json_object_object_add(o, "guests", sd_guests_to_json(d));
         return o;
     }

@@ -291,8 +291,9 @@ sd_host_list_thread(GTask *task, gpointer source, gpointer data, GCancellable *c
 static gboolean
 sd_pids_equal(GArray *a, GArray *b)
 {
+    /* Two empty arrays may have no data at all: memcmp() must not see NULL. */
     return a && b && a->len == b->len &&
-           memcmp(a->data, b->data, a->len * sizeof(pid_t)) == 0;
+           (a->len == 0 || memcmp(a->data, b->data, a->len * sizeof(pid_t)) == 0);
 }
 
 static void sd_host_check_arm(SdDaemon *d);

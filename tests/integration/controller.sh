@@ -106,6 +106,7 @@ for _ in $(seq 10); do
          "$(sp_ksm pages_to_scan) $(sp_ksm sleep_millisecs)" >> "$samples"
 done
 st=$(status)
+sp_json_valid "status" "$st"
 grep -E "host model|controller:" "$log" | sed 's/^/# log: /'
 jq -c '.controller | {mode, phase, reason, ksmd_cpu_pct, knobs}' <<<"$st" | sed 's/^/# status: /'
 jq -c '.model.host' <<<"$st" | sed 's/^/# model: /'

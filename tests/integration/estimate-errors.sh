@@ -57,6 +57,7 @@ rc=$?
 wait "$killer"
 [ $rc -eq 1 ] || sp_fail "estimate of a process that exits mid-scan exited $rc, want 1"
 grep -q "partial" "$err" || sp_fail "no partial-result error: $(cat "$err")"
+sp_json_valid "estimate (partial)" "$(cat "$SP_TEST_TMP/out.json")"
 [ "$(jq -r .partial "$SP_TEST_TMP/out.json")" = true ] || sp_fail "JSON not flagged partial"
 jq -r '.processes[0].partial_reason' "$SP_TEST_TMP/out.json" | grep -q "pid $dying exited during the scan" \
     || sp_fail "partial_reason does not name the pid: $(jq -c .processes "$SP_TEST_TMP/out.json")"

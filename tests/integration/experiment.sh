@@ -233,10 +233,14 @@ check_teardown "2-guest run" "$OUT" "$knobs_before"
 # ---------------------------------------------------------------- 2. never ready
 plan never 1 30 1
 OUT=$SP_TEST_TMP/out-never
-"$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/never.ini" --output "$OUT" \
+"$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/never.ini" --output "$OUT" --json \
     > "$SP_TEST_TMP/never.stdout" 2> "$SP_TEST_TMP/never.stderr"
 rc=$?
 [ $rc -eq 1 ] || sp_fail "a guest that is never ready: exit $rc, not 1"
+# --json: the failed experiment's results, with its error, on stdout.
+sp_json_valid "experiment run (never ready)" "$(cat "$SP_TEST_TMP/never.stdout")"
+jq -e '.complete == false and (.error | test("never became ready"))' "$SP_TEST_TMP/never.stdout" \
+    >/dev/null || sp_fail "experiment run --json lacks the error: $(head -c 500 "$SP_TEST_TMP/never.stdout")"
 err=$(grep 'samepage: error' "$SP_TEST_TMP/never.stderr")
 sp_log "never ready: $(head -c 300 <<<"$err")"
 [[ $err == *"guest sp-it-never-"*"never became ready"*"boot_timeout in $SP_TEST_TMP/never.ini"* ]] \
@@ -311,8 +315,12 @@ kill -0 "$qemu_pid" 2>/dev/null || sp_fail "QEMU pid $qemu_pid died with the run
 [ "$(sp_ksm pages_to_scan)" = 1000 ] || sp_fail "the plan's pages_to_scan is not in force after the kill"
 sp_log "SIGKILL: left domain $name (QEMU pid $qemu_pid), its overlay and KSM at the plan's knobs"
 
-"$SAMEPAGE" -c "$URI" experiment clean --dry-run > "$SP_TEST_TMP/dry.stdout" 2> "$SP_TEST_TMP/dry.stderr" \
+"$SAMEPAGE" -c "$URI" experiment clean --dry-run --json > "$SP_TEST_TMP/dry.stdout" 2> "$SP_TEST_TMP/dry.stderr" \
     || sp_fail "experiment clean --dry-run failed: $(cat "$SP_TEST_TMP/dry.stderr")"
+sp_json_valid "experiment clean --dry-run" "$(cat "$SP_TEST_TMP/dry.stdout")"
+jq -e --arg n "$name" '.dry_run and .cleaned == 1
+       and any(.experiments[0].actions[]; test("would destroy domain " + $n))' \
+    "$SP_TEST_TMP/dry.stdout" >/dev/null || sp_fail "experiment clean --json: $(cat "$SP_TEST_TMP/dry.stdout")"
 grep -q "would destroy domain $name" "$SP_TEST_TMP/dry.stderr" \
     && grep -q 'would unmerge (run=2) and restore the KSM knobs' "$SP_TEST_TMP/dry.stderr" \
     || sp_fail "the dry run does not say what it would do: $(cat "$SP_TEST_TMP/dry.stderr")"

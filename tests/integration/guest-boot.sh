@@ -69,12 +69,13 @@ t0=$EPOCHREALTIME
 est=$("$SAMEPAGE" estimate --pid "$pid" --json --passes 2 --interval 1) \
     || sp_fail "samepage estimate --pid $pid failed: $est"
 est_s=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+sp_json_valid "estimate --pid" "$est"
 jq -e '.processes | length == 1' <<<"$est" > /dev/null || sp_fail "estimate did not report one process"
 scanned=$(jq '.processes[0].scanned_pages' <<<"$est")
 sharing=$(jq '.pages_sharing' <<<"$est")
 sp_log "estimate ($est_s s): $(jq -r '.processes[0] | "present \(.present_pages), scanned \(.scanned_pages), volatile \(.volatile_pages) pages"' <<<"$est")"
 sp_log "estimate: $(jq -r '"pages_shared \(.pages_shared), pages_sharing \(.pages_sharing), pages_unshared \(.pages_unshared), ksm_zero_pages \(.ksm_zero_pages), general_profit \(.general_profit / 1048576 * 10 | floor / 10) MiB"' <<<"$est")"
-sp_log "estimate: saved $(jq -r '.saved_pages | "\(.total) pages = \(.bytes / 1048576 * 10 | floor / 10) MiB (zero-filled \(.zero_filled), other \(.other))"' <<<"$est") of $((scanned / 256)) MiB scanned"
+sp_log "estimate: saved $(jq -r '.saved | "\(.total_pages) pages = \(.total_bytes / 1048576 * 10 | floor / 10) MiB (zero-filled \(.zero_filled_pages), other \(.other_pages))"' <<<"$est") of $((scanned / 256)) MiB scanned"
 [ "$scanned" -gt 10000 ] || sp_fail "estimate scanned only $scanned pages of the guest"
 [ "$sharing" -gt 0 ] || sp_fail "estimate predicts no sharing (pages_sharing $sharing)"
 jq -e '.partial == false' <<<"$est" > /dev/null || sp_fail "the estimate is partial"
@@ -83,6 +84,7 @@ jq -e '.partial == false' <<<"$est" > /dev/null || sp_fail "the estimate is part
 # mark --off and mark, each verified in smaps by the kernel's VmFlags.
 qmpsock=$(sp_guest_path g1 qmp)
 reg=$("$SAMEPAGE" regions --qmp "$qmpsock" --json) || sp_fail "regions --qmp failed: $reg"
+sp_json_valid "regions --qmp" "$reg"
 [ "$(jq -r .pid <<<"$reg")" = "$pid" ] || sp_fail "regions --qmp found pid $(jq -r .pid <<<"$reg"), not $pid"
 rhva=$(jq -r '.regions[] | select(.id == "pc.ram") | .hva' <<<"$reg")
 [ $((16#${rhva#0x})) -eq "$hva" ] || sp_fail "regions --qmp places pc.ram at $rhva, gpa2hva said $(printf 0x%x "$hva")"
@@ -93,10 +95,16 @@ flags_at "$hva" | grep -qw mg && sp_fail "mark --off: the VMA still has mg"
 out=$("$SAMEPAGE" mark --qmp "$qmpsock") || sp_fail "mark --qmp failed: $out"
 sp_log "$out"
 flags_at "$hva" | grep -qw mg || sp_fail "mark: the VMA lacks mg"
+# Marking again changes nothing, and says so in JSON: mergeable before and after.
+out=$("$SAMEPAGE" mark --qmp "$qmpsock" --json) || sp_fail "mark --qmp --json failed: $out"
+sp_json_valid "mark --qmp" "$out"
+jq -e '.merge == true and any(.regions[]; .id == "pc.ram" and .mergeable_before == true
+       and .mergeable == true)' <<<"$out" >/dev/null || sp_fail "mark --json: $out"
 doc=$("$SAMEPAGE" doctor --qmp "$qmpsock" --no-estimate --json); rc=$?
+sp_json_valid "doctor --qmp" "$doc"
 # Exit status 3 exactly when a finding is an error (samepage(1)).
-want=0; jq -e 'any(.[]; .severity == "error")' <<<"$doc" >/dev/null && want=3
+want=0; jq -e 'any(.findings[]; .severity == "error")' <<<"$doc" >/dev/null && want=3
 [ "$rc" -eq "$want" ] || sp_fail "doctor --qmp exited $rc, not $want: $doc"
-sp_log "doctor: $(jq -c '[.[] | .code]' <<<"$doc")"
+sp_log "doctor: $(jq -c '[.findings[] | .code]' <<<"$doc")"
 
 sp_guest_quit g1

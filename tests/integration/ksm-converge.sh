@@ -173,6 +173,7 @@ compare_with_model() {
         "$SAMEPAGE" estimate "${args[@]}" --json --max-page-sharing "$MAX_PAGE_SHARING" \
             --use-zero-pages "$uzp" >"$json" 2>"$SP_TEST_TMP/model-$case.err" ||
             sp_fail "samepage estimate failed: $(cat "$SP_TEST_TMP/model-$case.err")"
+        sp_json_valid "estimate ($case)" "$(cat "$json")"
         sp_log "model: estimate stored ($(jq -c '{pages_shared, pages_sharing,
             stable_node_dups, ksm_zero_pages, general_profit}' "$json"))"
         ;;
@@ -187,9 +188,10 @@ compare_with_model() {
         "$SAMEPAGE" estimate "${args[@]}" --json --max-page-sharing "$MAX_PAGE_SHARING" \
             --use-zero-pages "$uzp" >"$json" 2>"$SP_TEST_TMP/model-$case-after.err" ||
             sp_fail "samepage estimate (after KSM) failed: $(cat "$SP_TEST_TMP/model-$case-after.err")"
+        sp_json_valid "estimate after KSM ($case)" "$(cat "$json")"
         sp_log "model after KSM: $(jq -c '{pages_shared, pages_sharing, stable_node_dups,
             unmerged_pages, zero_page_from: .scan.zero_page_from,
-            percent_of_present: .saved_pages.percent_of_present}' "$json")"
+            percent_of_present: .saved.percent_of_present}' "$json")"
         [ "$(jq -r .scan.zero_page_from "$json")" = kpageflags ] ||
             expect "zero page told by" "$(jq -r .scan.zero_page_from "$json")" kpageflags model
         for k in pages_shared pages_sharing stable_node_chains stable_node_dups; do
@@ -203,10 +205,10 @@ compare_with_model() {
             expect "pid $pid ksm_merging_pages (estimate after KSM)" "$got" "$want" model
         done
         # Every share is of memory that contains it.
-        awk -v p="$(jq -r .saved_pages.percent_of_present "$json")" \
+        awk -v p="$(jq -r .saved.percent_of_present "$json")" \
             'BEGIN { exit !(p >= 0 && p <= 100) }' ||
             expect "saved % of present memory (after KSM)" \
-                "$(jq -r .saved_pages.percent_of_present "$json")" "0..100" model
+                "$(jq -r .saved.percent_of_present "$json")" "0..100" model
         ;;
     check)
         [ -s "$json" ] || sp_fail "model: no estimate was stored for $case"

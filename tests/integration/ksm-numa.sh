@@ -34,6 +34,10 @@ out=$("$SAMEPAGE" ksm numa --merge-across-nodes 0 --dry-run) || sp_fail "dry run
 sp_log "$out"
 grep -q "% kept" <<<"$out" || sp_fail "dry run did not predict the sharing kept"
 [ "$(sp_ksm merge_across_nodes)" = 1 ] && [ "$(sp_ksm run)" = 1 ] || sp_fail "the dry run changed KSM"
+out=$("$SAMEPAGE" ksm numa --merge-across-nodes 0 --dry-run --json) || sp_fail "dry run --json failed"
+sp_json_valid "ksm numa --dry-run" "$out"
+jq -e '.dry_run and .after == null and .before.merge_across_nodes == 1 and .model.processes >= 1' \
+    <<<"$out" >/dev/null || sp_fail "ksm numa --dry-run --json: $out"
 
 out=$("$SAMEPAGE" ksm numa --merge-across-nodes 0 2>&1) || sp_fail "switch failed: $out"
 sp_log "$out"
@@ -50,6 +54,9 @@ sp_log "merged again with merge_across_nodes=0: pages_shared=$(sp_ksm pages_shar
 
 out=$("$SAMEPAGE" ksm numa --merge-across-nodes 0) || sp_fail "no-op switch failed"
 grep -q "nothing to do" <<<"$out" || sp_fail "switching to the current value did something: $out"
+out=$("$SAMEPAGE" ksm numa --merge-across-nodes 0 --json) || sp_fail "no-op switch --json failed"
+sp_json_valid "ksm numa (nothing to do)" "$out"
+jq -e '.nothing_to_do and .after == null' <<<"$out" >/dev/null || sp_fail "ksm numa --json: $out"
 
 "$SAMEPAGE" ksm numa --merge-across-nodes 2 2>"$err"
 [ $? -eq 2 ] || sp_fail "--merge-across-nodes 2 not refused as usage"

@@ -8,6 +8,7 @@ sp_ksm_save
 command -v jq >/dev/null || sp_skip "jq is not installed (build-aux/setup installs it)"
 
 json=$("$SAMEPAGE" ksm --json) || sp_fail "samepage ksm --json failed"
+sp_json_valid "ksm" "$json"
 n=0
 for f in "$SP_KSM_DIR"/*; do
     k=$(basename "$f")
@@ -18,18 +19,18 @@ for f in "$SP_KSM_DIR"/*; do
         pages_*|full_scans|general_profit|stable_node_*|ksm_zero_pages)
             [ "$(sp_ksm run)" = 0 ] || continue ;;
     esac
-    got=$(jq -r --arg k "$k" '.[$k]' <<<"$json")
+    got=$(jq -r --arg k "$k" '.ksm[$k]' <<<"$json")
     [ "$got" = "$want" ] || sp_fail "ksm --json: $k is '$got', sysfs has '$want'"
     n=$((n + 1))
 done
 sp_log "ksm --json matches sysfs on $n keys"
 [ "$n" -ge 8 ] || sp_fail "only $n keys compared"
 # Every key of the JSON is a sysfs file name, or null when the kernel lacks it.
-for k in $(jq -r 'keys[]' <<<"$json"); do
+for k in $(jq -r '.ksm | keys[]' <<<"$json"); do
     if [ -e "$SP_KSM_DIR/$k" ]; then
-        [ "$(jq -r --arg k "$k" '.[$k]' <<<"$json")" != null ] || sp_fail "$k exists but is null"
+        [ "$(jq -r --arg k "$k" '.ksm[$k]' <<<"$json")" != null ] || sp_fail "$k exists but is null"
     else
-        [ "$(jq -r --arg k "$k" '.[$k]' <<<"$json")" = null ] || sp_fail "$k missing but not null"
+        [ "$(jq -r --arg k "$k" '.ksm[$k]' <<<"$json")" = null ] || sp_fail "$k missing but not null"
     fi
 done
 

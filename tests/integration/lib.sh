@@ -7,6 +7,8 @@
 #                                  waited for at exit
 #   sp_ksm_save                    restore every KSM knob at exit
 #   sp_ksm VAR / sp_ksm_set K=V..  read / write /sys/kernel/mm/ksm
+#   sp_json_valid WHAT JSON        fail unless JSON (a samepage --json
+#                                  document) follows data/samepage.schema.json
 set -u
 
 SP_KSM_DIR=/sys/kernel/mm/ksm
@@ -99,4 +101,18 @@ _sp_ksm_restore() {
     for kv in "${_sp_ksm_saved[@]}"; do
         [ "${kv%%=*}" = run ] && echo "${kv#*=}" > "$SP_KSM_DIR/run"
     done
+}
+
+# Validates a --json document against the schema (tests/cli/json-schema.py
+# --validate); without python3-jsonschema, says so once and checks nothing.
+sp_json_valid() {
+    local what=$1 json=$2 why
+    if ! python3 -c 'import jsonschema' 2>/dev/null; then
+        [ -n "${_sp_json_unchecked:-}" ] ||
+            sp_log "python3-jsonschema is not installed: --json documents are not validated"
+        _sp_json_unchecked=1
+        return 0
+    fi
+    why=$(python3 "$SP_TOP_SRCDIR/tests/cli/json-schema.py" --validate - <<<"$json" 2>&1) ||
+        sp_fail "$what: the JSON does not follow data/samepage.schema.json: $why"
 }

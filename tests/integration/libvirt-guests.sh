@@ -20,10 +20,11 @@ sp_libvirt_wait_agent sp-g2
 
 # list: both guests, with pids; g1 marked, g2 (nosharepages) not.
 list=$("$SAMEPAGE" list --json) || sp_fail "samepage list failed"
-sp_log "samepage list: $(jq -c '.[] | {domain, pid, regions_marked}' <<<"$list" | tr '\n' ' ')"
+sp_json_valid "list" "$list"
+sp_log "samepage list: $(jq -c '.guests[] | {domain, pid, regions_marked}' <<<"$list" | tr '\n' ' ')"
 "$SAMEPAGE" list | sed 's/^/# /'
-pid1=$(jq -r '.[] | select(.domain == "sp-g1") | .pid' <<<"$list")
-pid2=$(jq -r '.[] | select(.domain == "sp-g2") | .pid' <<<"$list")
+pid1=$(jq -r '.guests[] | select(.domain == "sp-g1") | .pid' <<<"$list")
+pid2=$(jq -r '.guests[] | select(.domain == "sp-g2") | .pid' <<<"$list")
 [ -n "$pid1" ] && [ -d "/proc/$pid1" ] || sp_fail "list: no live pid for sp-g1"
 # The raw table: a line per guest, the columns asked for; names alone (what
 # the bash completion asks, through the same -c URI) match virsh's.
@@ -32,9 +33,9 @@ raw=$("$SAMEPAGE" -c qemu:///system list --raw -n -o domain,PID | sort) || sp_fa
 [ "$("$SAMEPAGE" -c qemu:///system list --raw -n -o DOMAIN | sort)" = "$($SP_VIRSH list --name | sed '/^$/d' | sort)" ] \
     || sp_fail "list -o DOMAIN does not give virsh's names"
 grep -q -- "-uuid" "/proc/$pid1/cmdline" || sp_fail "pid $pid1 is not a libvirt QEMU"
-[ "$(jq -r '.[] | select(.domain == "sp-g1") | .regions_marked' <<<"$list")" = 1 ] \
+[ "$(jq -r '.guests[] | select(.domain == "sp-g1") | .regions_marked' <<<"$list")" = 1 ] \
     || sp_fail "sp-g1 should have its RAM marked"
-[ "$(jq -r '.[] | select(.domain == "sp-g2") | .regions_marked' <<<"$list")" = 0 ] \
+[ "$(jq -r '.guests[] | select(.domain == "sp-g2") | .regions_marked' <<<"$list")" = 0 ] \
     || sp_fail "sp-g2 has <nosharepages/>: nothing should be marked"
 
 # QEMU's pid is libvirt's: its pid file (libvirt 9.0, qemu:///system) names
@@ -52,7 +53,7 @@ sp_spawn impostor setpriv --reuid=65534 --regid=65534 --clear-groups \
 wait_cmdline "$impostor" "$uuid1" || sp_fail "the impostor did not start"
 nopid=$SP_TEST_TMP/run-without-pid-files
 mkdir -p "$nopid"
-got=$(SAMEPAGE_RUNDIR=$nopid "$SAMEPAGE" list --json | jq -r '.[] | select(.domain == "sp-g1") | .pid')
+got=$(SAMEPAGE_RUNDIR=$nopid "$SAMEPAGE" list --json | jq -r '.guests[] | select(.domain == "sp-g1") | .pid')
 [ "$got" = "$pid1" ] || sp_fail "another user's process (pid $impostor) with the -uuid: sp-g1 is pid '$got', want $pid1"
 sp_spawn impostor2 bash -c 'while :; do sleep 0.2; done' qemu-system-x86_64 -uuid "$uuid1"
 wait_cmdline "$impostor2" "$uuid1" || sp_fail "the second impostor did not start"
@@ -67,6 +68,7 @@ sp_log "QEMU of sp-g1 found by the pid file; impostors of uid 65534 and root not
 
 # regions: pc.ram on the 512 MiB VMA that gpa2hva names, with mg.
 reg=$("$SAMEPAGE" regions sp-g1 --json) || sp_fail "samepage regions failed"
+sp_json_valid "regions" "$reg"
 "$SAMEPAGE" regions sp-g1 | sed 's/^/# /'
 hva=$(jq -r '.regions[] | select(.id == "pc.ram") | .hva' <<<"$reg")
 [ "$hva" != null ] || sp_fail "regions: pc.ram has no host address"
@@ -87,6 +89,10 @@ sp_log "smaps after mark --off: $(vmflags "$pid1" "$hva")"
 out=$("$SAMEPAGE" mark sp-g1) || sp_fail "mark failed: $out"
 sp_log "$out"
 vmflags "$pid1" "$hva" | grep -qw mg || sp_fail "mark: smaps lacks mg"
+out=$("$SAMEPAGE" mark sp-g1 --region pc.ram --json) || sp_fail "mark --json failed: $out"
+sp_json_valid "mark" "$out"
+jq -e '.domain == "sp-g1" and .regions[0].id == "pc.ram" and .regions[0].mergeable_before == true
+       and .regions[0].mergeable == true' <<<"$out" >/dev/null || sp_fail "mark --json: $out"
 sp_log "smaps after mark: $(vmflags "$pid1" "$hva")"
 
 # The kernel merges what was marked: KSM on, ksm_stat of g1 grows, g2 stays 0.
@@ -109,23 +115,26 @@ sp_ksm_set run=2
 grep -q "nosharepages" "$err" || sp_fail "unclear refusal: $(cat "$err")"
 sp_log "$(cat "$err")"
 doc=$("$SAMEPAGE" doctor sp-g2 --no-estimate --json); rc=$?
-want=0; jq -e 'any(.[]; .severity == "error")' <<<"$doc" >/dev/null && want=3
+sp_json_valid "doctor" "$doc"
+want=0; jq -e 'any(.findings[]; .severity == "error")' <<<"$doc" >/dev/null && want=3
 [ "$rc" -eq "$want" ] || sp_fail "doctor sp-g2 exited $rc, not $want: $doc"
 # A domain that does not run is an "unreadable" error, not the end.
 doc_missing=$("$SAMEPAGE" doctor sp-g2 sp-no-such-domain --no-estimate --json); rc=$?
+sp_json_valid "doctor (a missing domain)" "$doc_missing"
 [ "$rc" -eq 3 ] || sp_fail "doctor with a missing domain exited $rc, not 3"
-jq -e 'any(.[]; .code == "unreadable" and .subject == "sp-no-such-domain")
-       and any(.[]; .subject == "sp-g2" and .code != "unreadable")' <<<"$doc_missing" >/dev/null \
+jq -e 'any(.findings[]; .code == "unreadable" and .subject == "sp-no-such-domain")
+       and any(.findings[]; .subject == "sp-g2" and .code != "unreadable")' <<<"$doc_missing" >/dev/null \
     || sp_fail "doctor did not report the missing domain and go on: $doc_missing"
 "$SAMEPAGE" doctor sp-g2 --no-estimate | sed 's/^/# /'
 for code in nosharepages merge-off; do
-    [ "$(jq -r --arg c "$code" '[.[] | select(.subject == "sp-g2" and .code == $c)] | length' <<<"$doc")" -ge 1 ] \
+    [ "$(jq -r --arg c "$code" '[.findings[] | select(.subject == "sp-g2" and .code == $c)] | length' <<<"$doc")" -ge 1 ] \
         || sp_fail "doctor sp-g2: no '$code' finding"
 done
 
 # estimate DOMAIN runs the model over the guest's RAM.
 est=$("$SAMEPAGE" estimate sp-g1 --json --passes 2 --interval 0.5) || sp_fail "estimate sp-g1 failed"
-sp_log "estimate sp-g1: scanned $(jq '.processes[0].scanned_pages' <<<"$est") pages, pages_sharing $(jq .pages_sharing <<<"$est"), saved $(jq .saved_pages.total <<<"$est")"
+sp_json_valid "estimate DOMAIN" "$est"
+sp_log "estimate sp-g1: scanned $(jq '.processes[0].scanned_pages' <<<"$est") pages, pages_sharing $(jq .pages_sharing <<<"$est"), saved $(jq .saved.total_pages <<<"$est")"
 [ "$(jq '.processes[0].scanned_pages' <<<"$est")" -gt 1000 ] || sp_fail "estimate scanned too little"
 [[ "$(jq -r '.processes[0].label' <<<"$est")" == "sp-g1 (pid $pid1)" ]] \
     || sp_fail "estimate names the guest '$(jq -r '.processes[0].label' <<<"$est")', not 'sp-g1 (pid $pid1)'"

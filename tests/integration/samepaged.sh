@@ -123,6 +123,7 @@ grep -E "guest sp-d[12]: (decision|unmarked|marked|.* job took)" "$log" | sed 's
 
 # 4. samepage status --json, and the text form.
 st=$(status) || sp_fail "samepage status --json failed"
+sp_json_valid "status" "$st"
 jq -e '.ok == true and .format == 1 and .controller.mode == "static"
        and .ksm.pages_to_scan == 321 and (.guests | length) == 2
        and .daemon.connected == true' <<<"$st" >/dev/null || sp_fail "status: $st"
@@ -130,8 +131,9 @@ jq -e '.ok == true and .format == 1 and .controller.mode == "static"
 
 # samepage list shows samepaged's view (the socket from $SAMEPAGE_SOCKET).
 SAMEPAGE_SOCKET=$sock "$SAMEPAGE" list --json > "$SP_TEST_TMP/list.json" || sp_fail "samepage list failed"
-[ "$(jq -r '.[] | select(.domain == "sp-d2") | .samepaged.mergeable' "$SP_TEST_TMP/list.json")" = true ] \
-    && [ "$(jq -r '.[] | select(.domain == "sp-d1") | .samepaged.reason' "$SP_TEST_TMP/list.json")" = "policy merge=no" ] \
+sp_json_valid "list (with samepaged)" "$(cat "$SP_TEST_TMP/list.json")"
+[ "$(jq -r '.guests[] | select(.domain == "sp-d2") | .samepaged.mergeable' "$SP_TEST_TMP/list.json")" = true ] \
+    && [ "$(jq -r '.guests[] | select(.domain == "sp-d1") | .samepaged.reason' "$SP_TEST_TMP/list.json")" = "policy merge=no" ] \
     || sp_fail "samepage list --json lacks samepaged's view: $(cat "$SP_TEST_TMP/list.json")"
 SAMEPAGE_SOCKET=$sock "$SAMEPAGE" list | sed 's/^/# /'
 

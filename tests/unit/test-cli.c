@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * test-cli.c: the samepage binary's number options and what it prints
+ * test-cli.c: the samepage binary's number options, what it prints and
+ * its exit status (samepage(1), EXIT STATUS)
  *
  * Runs the built src/cli/samepage with arguments that fail or finish before
  * anything needs root, libvirt or a real /sys: SAMEPAGE_SYSFS and
- * SAMEPAGE_PROCFS point at a directory that does not exist.
+ * SAMEPAGE_PROCFS point at a directory that does not exist, or SAMEPAGE_SYSFS
+ * at a copy of tests/data/sysfs-6.18, with libvirt's test driver.
  */
 #include "config.h"
 
@@ -24,31 +26,51 @@ run_clear(Run *r)
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Run, run_clear)
 
-/* Runs samepage with the NULL-terminated arguments after it. */
+/* Runs samepage with the arguments in @ap, with SAMEPAGE_SYSFS @sysfs and
+ * LIBVIRT_DEFAULT_URI @uri. */
 static void
-run(Run *r, ...)
+run_v(Run *r, const char *sysfs, const char *uri, va_list ap)
 {
     g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GError) error = NULL;
     g_auto(GStrv) env = g_get_environ();
     const char *a;
-    va_list ap;
     int wait = 0;
 
     g_ptr_array_add(argv, g_build_filename(SP_TOP_BUILDDIR, "src", "cli", "samepage", NULL));
-    va_start(ap, r);
     while ((a = va_arg(ap, const char *)))
         g_ptr_array_add(argv, g_strdup(a));
-    va_end(ap);
     g_ptr_array_add(argv, NULL);
-    env = g_environ_setenv(env, "SAMEPAGE_SYSFS", "/nonexistent/sys", TRUE);
+    env = g_environ_setenv(env, "SAMEPAGE_SYSFS", sysfs, TRUE);
     env = g_environ_setenv(env, "SAMEPAGE_PROCFS", "/nonexistent/proc", TRUE);
-    env = g_environ_setenv(env, "LIBVIRT_DEFAULT_URI", "test:///default", TRUE);
+    env = g_environ_setenv(env, "LIBVIRT_DEFAULT_URI", uri, TRUE);
     env = g_environ_setenv(env, "LC_ALL", "C.UTF-8", TRUE);
     if (!g_spawn_sync(NULL, (char **)argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL,
                       &r->out, &r->err, &wait, &error))
         fail_msg("cannot run samepage: %s", error->message);
     r->status = WIFEXITED(wait) ? WEXITSTATUS(wait) : -1;
+}
+
+/* Runs samepage with the NULL-terminated arguments after it. */
+static void
+run(Run *r, ...)
+{
+    va_list ap;
+
+    va_start(ap, r);
+    run_v(r, "/nonexistent/sys", "test:///default", ap);
+    va_end(ap);
+}
+
+/* The same on the fake KSM tree @sysfs and libvirt's test driver @uri. */
+static void
+run_on(Run *r, const char *sysfs, const char *uri, ...)
+{
+    va_list ap;
+
+    va_start(ap, uri);
+    run_v(r, sysfs, uri, ap);
+    va_end(ap);
 }
 
 static void
@@ -222,6 +244,116 @@ test_no_progress_in_logs(void **state)
     sp_test_remove_tree(dir);
 }
 
+/* Exit status 2: what the command line alone says is wrong, before
+ * anything is read; nothing on stdout. */
+static void
+test_exit_usage(void **state)
+{
+    static const char *const bad[][6] = {
+        { "ksm", "set", "run=1", "run=0", NULL },
+        { "ksm", "set", "pages_to_scan=100", "--json", "pages_to_scan=200", NULL },
+        { "ksm", "set", "pages_shared=5", NULL },
+        { "ksm", "set", "no_such_knob=1", NULL },
+        { "ksm", "set", NULL },
+        { "ksm", "surprise", NULL },
+        { "ksm", "numa", "--json", NULL },
+        { "estimate", "--pid", "5", "--pid", "5", NULL },
+        { "estimate", "--pid", "5", "--pid", "05", NULL },
+        { "estimate", NULL },
+        { "list", "--no-such-option", NULL },
+        { "regions", NULL },
+        { "mark", "a", "b", NULL },
+        { "experiment", NULL },
+        { "experiment", "clean", "extra", NULL },
+        { "status", "extra", NULL },
+        { "no-such-command", NULL },
+    };
+
+    (void)state;
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_auto(Run) r = { 0 };
+        g_autofree char *line = g_strjoinv(" ", (char **)bad[i]);
+
+        run(&r, bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], bad[i][5], NULL);
+        if (r.status != 2 || *r.out || !strstr(r.err, "samepage: error: "))
+            fail_msg("samepage %s: expected exit 2, an error and no output, got %d: %s%s",
+                     line, r.status, r.out, r.err);
+    }
+    {
+        /* A key given twice is named, with both words. */
+        g_auto(Run) r = { 0 };
+
+        run(&r, "ksm", "set", "run=1", "run=0", NULL);
+        assert_non_null(strstr(r.err, "run is given twice ('run=1' and 'run=0')"));
+    }
+}
+
+/* Exit status 1: the command line is right, the run failed (no KSM here). */
+static void
+test_exit_failure(void **state)
+{
+    static const char *const failing[][4] = {
+        { "ksm", NULL },
+        { "ksm", "--json", NULL },
+        { "ksm", "set", "run=1", NULL },
+    };
+
+    (void)state;
+    for (gsize i = 0; i < G_N_ELEMENTS(failing); i++) {
+        g_auto(Run) r = { 0 };
+
+        run(&r, failing[i][0], failing[i][1], failing[i][2], NULL);
+        if (r.status != 1 || *r.out || !strstr(r.err, "this kernel has no KSM"))
+            fail_msg("samepage %s %s: expected exit 1 naming the missing KSM, got %d: %s",
+                     failing[i][0], failing[i][1] ? failing[i][1] : "", r.status, r.err);
+    }
+}
+
+/* doctor: 3 when a finding is an error (KSM stopped), 0 when none is;
+ * the JSON's "errors" says the same. */
+static void
+test_exit_doctor(void **state)
+{
+    g_autofree char *sysfs = sp_test_tree_new("sysfs-6.18");
+    g_autofree char *xml = sp_test_data_path("libvirt-empty.xml");
+    g_autofree char *uri = g_strconcat("test://", xml, NULL);
+
+    (void)state;
+    sp_test_write(sysfs, "kernel/mm/ksm/run", "0\n");
+    {
+        g_auto(Run) r = { 0 };
+
+        run_on(&r, sysfs, uri, "doctor", "--no-estimate", NULL);
+        if (r.status != 3 || !strstr(r.out, "KSM is not running"))
+            fail_msg("doctor with KSM stopped: expected exit 3, got %d: %s%s", r.status, r.out,
+                     r.err);
+    }
+    {
+        g_auto(Run) r = { 0 };
+
+        run_on(&r, sysfs, uri, "doctor", "--no-estimate", "--json", NULL);
+        assert_int_equal(r.status, 3);
+        assert_non_null(strstr(r.out, "\"errors\":1,"));
+    }
+    sp_test_write(sysfs, "kernel/mm/ksm/run", "1\n");
+    {
+        g_auto(Run) r = { 0 };
+
+        run_on(&r, sysfs, uri, "doctor", "--no-estimate", "--json", NULL);
+        if (r.status != 0 || !strstr(r.out, "\"errors\":0,"))
+            fail_msg("doctor with KSM running: expected exit 0, got %d: %s%s", r.status, r.out,
+                     r.err);
+    }
+    {
+        /* The exit status of a run that worked. */
+        g_auto(Run) r = { 0 };
+
+        run_on(&r, sysfs, uri, "ksm", "--json", NULL);
+        assert_int_equal(r.status, 0);
+    }
+    sp_test_remove_tree(sysfs);
+}
+
 int
 main(void)
 {
@@ -230,6 +362,9 @@ main(void)
         cmocka_unit_test(test_control_bytes),
         cmocka_unit_test(test_tables),
         cmocka_unit_test(test_no_progress_in_logs),
+        cmocka_unit_test(test_exit_usage),
+        cmocka_unit_test(test_exit_failure),
+        cmocka_unit_test(test_exit_doctor),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

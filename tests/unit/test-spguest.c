@@ -176,11 +176,11 @@ test_regions_json(void **state)
     g_autoptr(json_object) o = sp_guest_regions_to_json(g, &k);
     g_autoptr(json_object) node0 = sp_guest_region_to_json(sp_guest_find_region(g, "ram-node0"));
     assert_string_equal(json_object_to_json_string_ext(node0, JSON_C_TO_STRING_PLAIN),
-        "{\"id\":\"ram-node0\",\"size\":536870912,\"merge\":true,\"share\":false,"
+        "{\"id\":\"ram-node0\",\"size_bytes\":536870912,\"merge\":true,\"share\":false,"
         "\"policy\":\"default\",\"host_nodes\":[],\"hva\":\"0x7fb32be00000\","
         "\"hva_end\":\"0x7fb34be00000\",\"vmflags\":\"rd wr mr mw me dc ac hg mg\","
-        "\"mergeable\":true,\"backing\":\"anonymous\",\"rss_kb\":131072,"
-        "\"anon_huge_kb\":65536,\"ksm_kb\":40960,\"swap_kb\":0,\"locked_kb\":0,"
+        "\"mergeable\":true,\"backing\":\"anonymous\",\"rss_kib\":131072,"
+        "\"anon_huge_kib\":65536,\"ksm_kib\":40960,\"swap_kib\":0,\"locked_kib\":0,"
         "\"node_pages\":[30000,2768]}");
     assert_string_equal(json_object_get_string(json_object_object_get(o, "domain")), "g1");
     assert_int_equal(json_object_get_int(json_object_object_get(o, "pid")), 4242);
@@ -200,7 +200,7 @@ test_regions_json(void **state)
     SpGuestRegion lone = { .id = (char *)"dimm1", .size = 1 << 20, .merge = TRUE };
     g_autoptr(json_object) l = sp_guest_region_to_json(&lone);
     assert_string_equal(json_object_to_json_string_ext(l, JSON_C_TO_STRING_PLAIN),
-                        "{\"id\":\"dimm1\",\"size\":1048576,\"merge\":true,\"share\":false,"
+                        "{\"id\":\"dimm1\",\"size_bytes\":1048576,\"merge\":true,\"share\":false,"
                         "\"policy\":null,\"host_nodes\":[],\"hva\":null}");
 
     /* list: 576 MiB in two backends, both scanned by the kernel. */
@@ -210,7 +210,7 @@ test_regions_json(void **state)
     assert_int_equal(nm, 2);
     g_autoptr(json_object) sum = sp_guest_summary_to_json(g, &k);
     assert_string_equal(json_object_to_json_string_ext(sum, JSON_C_TO_STRING_PLAIN),
-                        "{\"domain\":\"g1\",\"pid\":4242,\"ram\":603979776,\"regions\":2,"
+                        "{\"domain\":\"g1\",\"pid\":4242,\"ram_bytes\":603979776,\"regions\":2,"
                         "\"regions_marked\":2,\"ksm_stat\":{\"ksm_rmap_items\":34816,"
                         "\"ksm_zero_pages\":12,\"ksm_merging_pages\":10496,"
                         "\"ksm_process_profit\":40763392}}");

@@ -547,7 +547,8 @@ test_state_to_json(void **state)
     assert_non_null(strstr(text, "\"smart_scan\":null,\"advisor_mode\":\"scan-time\","));
 }
 
-/* `samepage ksm set --json`: before and after of each key written, as text. */
+/* `samepage ksm set --json`: before and after of each key written, numbers
+ * but for an enum's choice; before unknown (through libvirt) is null. */
 static void
 test_changes_to_json(void **state)
 {
@@ -565,9 +566,12 @@ test_changes_to_json(void **state)
     after.entry[SP_KSM_RUN].value = 1;
     g_autoptr(json_object) arr = sp_ksm_changes_to_json(s, G_N_ELEMENTS(s), &before, &after);
     assert_string_equal(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN),
-                        "[{\"key\":\"pages_to_scan\",\"before\":\"100\",\"after\":\"500\"},"
+                        "[{\"key\":\"pages_to_scan\",\"before\":100,\"after\":500},"
                         "{\"key\":\"advisor_mode\",\"before\":\"scan-time\",\"after\":\"none\"},"
-                        "{\"key\":\"run\",\"before\":\"0\",\"after\":\"1\"}]");
+                        "{\"key\":\"run\",\"before\":0,\"after\":1}]");
+    g_autoptr(json_object) unknown = sp_ksm_changes_to_json(s, 1, NULL, &after);
+    assert_string_equal(json_object_to_json_string_ext(unknown, JSON_C_TO_STRING_PLAIN),
+                        "[{\"key\":\"pages_to_scan\",\"before\":null,\"after\":500}]");
     g_autoptr(json_object) none = sp_ksm_changes_to_json(s, 0, &before, &after);
     assert_int_equal(json_object_array_length(none), 0);
 }

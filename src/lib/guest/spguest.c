@@ -252,9 +252,10 @@ sp_guest_unmerge_check(const SpGuest *guest, const SpHost *host, GError **error)
 /**
  * sp_guest_region_to_json:
  *
- * What QEMU says of the backend (id, size, merge, share, policy,
+ * What QEMU says of the backend (id, size_bytes, merge, share, policy,
  * host_nodes), then, if it was placed, its host VMA: addresses as "0x..."
- * strings, VmFlags, backing, the smaps sizes in kB and the pages per node;
+ * strings, VmFlags, backing, the smaps sizes (kB there: *_kib) and the
+ * pages per node;
  * "hva" is null for a backend with no host mapping found.
  */
 json_object *
@@ -263,7 +264,7 @@ sp_guest_region_to_json(const SpGuestRegion *r)
     json_object *o = json_object_new_object();
 
     json_object_object_add(o, "id", json_object_new_string(r->id));
-    json_object_object_add(o, "size", json_object_new_int64((gint64)r->size));
+    json_object_object_add(o, "size_bytes", json_object_new_int64((gint64)r->size));
     json_object_object_add(o, "merge", json_object_new_boolean(r->merge));
     json_object_object_add(o, "share", json_object_new_boolean(r->share));
     json_object_object_add(o, "policy", r->policy ? json_object_new_string(r->policy) : NULL);
@@ -283,11 +284,11 @@ sp_guest_region_to_json(const SpGuestRegion *r)
     json_object_object_add(o, "vmflags", json_object_new_string(flags));
     json_object_object_add(o, "mergeable", json_object_new_boolean(r->vma_mergeable));
     json_object_object_add(o, "backing", json_object_new_string(sp_backing_to_string(r->backing)));
-    json_object_object_add(o, "rss_kb", json_object_new_int64(r->vma->rss_kb));
-    json_object_object_add(o, "anon_huge_kb", json_object_new_int64(r->vma->anon_huge_kb));
-    json_object_object_add(o, "ksm_kb", json_object_new_int64(r->vma->ksm_kb));
-    json_object_object_add(o, "swap_kb", json_object_new_int64(r->vma->swap_kb));
-    json_object_object_add(o, "locked_kb", json_object_new_int64(r->vma->locked_kb));
+    json_object_object_add(o, "rss_kib", json_object_new_int64(r->vma->rss_kb));
+    json_object_object_add(o, "anon_huge_kib", json_object_new_int64(r->vma->anon_huge_kb));
+    json_object_object_add(o, "ksm_kib", json_object_new_int64(r->vma->ksm_kb));
+    json_object_object_add(o, "swap_kib", json_object_new_int64(r->vma->swap_kb));
+    json_object_object_add(o, "locked_kib", json_object_new_int64(r->vma->locked_kb));
     json_object *np = json_object_new_array();
     for (guint i = 0; r->node_pages && i < r->node_pages->len; i++)
         json_object_array_add(np, json_object_new_int64(g_array_index(r->node_pages, guint64, i)));
@@ -320,7 +321,7 @@ sp_guest_regions_to_json(const SpGuest *guest, const SpKsmStat *stat)
  * sp_guest_summary_to_json:
  * @stat: the guest's ksm_stat (sp_ksm_stat_read())
  *
- * {"domain", "pid", "ram", "regions", "regions_marked", "ksm_stat"}: the
+ * {"domain", "pid", "ram_bytes", "regions", "regions_marked", "ksm_stat"}: the
  * counts of sp_guest_get_summary().
  */
 json_object *
@@ -333,7 +334,7 @@ sp_guest_summary_to_json(const SpGuest *guest, const SpKsmStat *stat)
     sp_guest_get_summary(guest, &ram, &nr, &nm);
     json_object_object_add(o, "domain", json_object_new_string(guest->name));
     json_object_object_add(o, "pid", json_object_new_int(guest->pid));
-    json_object_object_add(o, "ram", json_object_new_int64((gint64)ram));
+    json_object_object_add(o, "ram_bytes", json_object_new_int64((gint64)ram));
     json_object_object_add(o, "regions", json_object_new_int(nr));
     json_object_object_add(o, "regions_marked", json_object_new_int(nm));
     json_object_object_add(o, "ksm_stat", sp_ksm_stat_to_json(stat));

@@ -200,9 +200,25 @@ sp_ksm_format_value(SpKsmKey key, gint64 value)
 }
 
 /**
+ * sp_ksm_value_to_json:
+ *
+ * A key's value as JSON: an enum's choice as a string (advisor_mode's
+ * "scan-time"), any other key's as a number.
+ */
+json_object *
+sp_ksm_value_to_json(SpKsmKey key, gint64 value)
+{
+    const SpKsmKeyInfo *info = sp_ksm_key_info(key);
+
+    if (info->type == SP_KSM_TYPE_ENUM)
+        return json_object_new_string(info->choices[value]);
+    return json_object_new_int64(value);
+}
+
+/**
  * sp_ksm_state_to_json:
  *
- * Every key, knobs then figures, under its sysfs name: an integer, an
+ * Every key, knobs then figures, under its sysfs name: a number, an
  * enum's choice as a string, or null for a key this kernel lacks.
  */
 json_object *
@@ -211,17 +227,10 @@ sp_ksm_state_to_json(const SpKsmState *state)
     json_object *obj = json_object_new_object();
 
     for (guint i = 0; i < SP_KSM_N_KEYS; i++) {
-        const SpKsmKeyInfo *info = sp_ksm_key_info(i);
         const SpKsmEntry *e = &state->entry[i];
-        json_object *v = NULL;
 
-        if (e->supported) {
-            if (info->type == SP_KSM_TYPE_ENUM)
-                v = json_object_new_string(info->choices[e->value]);
-            else
-                v = json_object_new_int64(e->value);
-        }
-        json_object_object_add(obj, info->name, v);
+        json_object_object_add(obj, sp_ksm_key_info(i)->name,
+                               e->supported ? sp_ksm_value_to_json(i, e->value) : NULL);
     }
     return obj;
 }
@@ -230,7 +239,8 @@ sp_ksm_state_to_json(const SpKsmState *state)
  * sp_ksm_changes_to_json:
  *
  * One {"key", "before", "after"} per setting, in the order given; the
- * values are the keys' text (sp_ksm_format_value()) in @before and @after.
+ * values as sp_ksm_value_to_json() gives them, from @before and @after
+ * (@before may be NULL: the values before are not known, null).
  */
 json_object *
 sp_ksm_changes_to_json(const SpKsmSetting *settings, gsize n_settings,
@@ -240,13 +250,12 @@ sp_ksm_changes_to_json(const SpKsmSetting *settings, gsize n_settings,
 
     for (gsize i = 0; i < n_settings; i++) {
         SpKsmKey k = settings[i].key;
-        g_autofree char *was = sp_ksm_format_value(k, before->entry[k].value);
-        g_autofree char *now = sp_ksm_format_value(k, after->entry[k].value);
         json_object *o = json_object_new_object();
 
         json_object_object_add(o, "key", json_object_new_string(sp_ksm_key_info(k)->name));
-        json_object_object_add(o, "before", json_object_new_string(was));
-        json_object_object_add(o, "after", json_object_new_string(now));
+        json_object_object_add(o, "before",
+                               before ? sp_ksm_value_to_json(k, before->entry[k].value) : NULL);
+        json_object_object_add(o, "after", sp_ksm_value_to_json(k, after->entry[k].value));
         json_object_array_add(arr, o);
     }
     return arr;

@@ -845,7 +845,8 @@ sp_json_u64(json_object *o, const char *k, guint64 v)
  * sp_estimate_to_json:
  *
  * The figures under their sysfs names, then "processes" (ksm_stat names),
- * "saved_pages", "sharing_matrix", "nodes", "model" and "scan".
+ * "saved" (pages and bytes), "sharing_matrix", "nodes", "model" and "scan"
+ * (data/samepage.schema.json, `samepage estimate --json`).
  */
 json_object *
 sp_estimate_to_json(const SpEstimate *est)
@@ -875,7 +876,8 @@ sp_estimate_to_json(const SpEstimate *est)
     for (guint i = 0; i < est->n_proc; i++) {
         const SpEstimateProcess *p = &est->proc[i];
         json_object *po = json_object_new_object();
-        json_object_object_add(po, "pid", json_object_new_int(p->pid));
+        /* An image file is no process: pid null. */
+        json_object_object_add(po, "pid", p->pid ? json_object_new_int(p->pid) : NULL);
         json_object_object_add(po, "label", json_object_new_string(p->label));
         sp_json_u64(po, "ksm_rmap_items", p->ksm.ksm_rmap_items);
         sp_json_u64(po, "ksm_zero_pages", p->ksm.ksm_zero_pages);
@@ -885,14 +887,14 @@ sp_estimate_to_json(const SpEstimate *est)
         sp_json_u64(po, "present_pages", p->present_pages);
         sp_json_u64(po, "scanned_pages", p->scanned_pages);
         sp_json_u64(po, "volatile_pages", p->volatile_pages);
-        sp_json_u64(po, "thp_zero_remapped", p->thp_zero_remapped);
+        sp_json_u64(po, "thp_zero_remapped_pages", p->thp_zero_remapped);
         sp_json_u64(po, "zero_mapped_pages", p->zero_mapped_pages);
         sp_json_u64(po, "unmerged_pages", p->unmerged_pages);
         json_object_object_add(po, "partial", json_object_new_boolean(p->partial));
         if (p->partial_reason)
             json_object_object_add(po, "partial_reason", json_object_new_string(p->partial_reason));
         json_object_array_add(procs, po);
-        json_object_array_add(mpids, json_object_new_int(p->pid));
+        json_object_array_add(mpids, p->pid ? json_object_new_int(p->pid) : NULL);
         json_object *row = json_object_new_array();
         for (guint j = 0; j < est->n_proc; j++)
             json_object_array_add(row, json_object_new_int64(est->matrix[i * est->n_proc + j]));
@@ -900,17 +902,17 @@ sp_estimate_to_json(const SpEstimate *est)
     }
     json_object_object_add(o, "processes", procs);
 
-    sp_json_u64(saved, "zero_filled", est->saved_zero);
-    sp_json_u64(saved, "thp_zero_remapped", est->thp_zero_remapped);
-    sp_json_u64(saved, "other", est->saved_nonzero);
-    sp_json_u64(saved, "total", est->saved_zero + est->saved_nonzero);
-    sp_json_u64(saved, "bytes", (est->saved_zero + est->saved_nonzero) * SP_PAGE_SIZE);
+    sp_json_u64(saved, "zero_filled_pages", est->saved_zero);
+    sp_json_u64(saved, "thp_zero_remapped_pages", est->thp_zero_remapped);
+    sp_json_u64(saved, "other_pages", est->saved_nonzero);
+    sp_json_u64(saved, "total_pages", est->saved_zero + est->saved_nonzero);
+    sp_json_u64(saved, "total_bytes", (est->saved_zero + est->saved_nonzero) * SP_PAGE_SIZE);
     sp_json_u64(saved, "present_pages", est->present_pages);
     json_object_object_add(saved, "percent_of_present",
                            json_object_new_double(est->present_pages
                                ? 100.0 * (est->saved_zero + est->saved_nonzero) / est->present_pages
                                : 0.0));
-    json_object_object_add(o, "saved_pages", saved);
+    json_object_object_add(o, "saved", saved);
     sp_json_u64(o, "unmerged_pages", est->unmerged_pages);
 
     json_object_object_add(matrix, "pids", mpids);
