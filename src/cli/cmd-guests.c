@@ -46,6 +46,7 @@ sp_cli_list_remote(SpLibvirt *lv, const char *const *names, gboolean json, SpTab
         for (const char *const *n = names; *n; n++) {
             json_object *o = json_object_new_object();
             json_object_object_add(o, "domain", json_object_new_string(*n));
+            json_object_object_add(o, "remote", json_object_new_boolean(TRUE));
             json_object_array_add(arr, o);
         }
         json_object_object_add(doc, "uri", json_object_new_string(sp_libvirt_get_uri(lv)));

@@ -212,20 +212,26 @@ if command -v socat >/dev/null; then
     sp_log "ksm over the ext transport: $(head -1 <<<"$out")"
     grep -q "through libvirt" <<<"$out" || sp_fail "ksm over $ext does not say it went through libvirt: $out"
     js=$("$SAMEPAGE" -c "$ext" ksm --json) || sp_fail "ksm --json over $ext failed"
-    [ "$(jq .pages_to_scan <<<"$js")" = "$(cat /sys/kernel/mm/ksm/pages_to_scan)" ] \
-        || sp_fail "pages_to_scan through libvirt $(jq .pages_to_scan <<<"$js"), sysfs $(cat /sys/kernel/mm/ksm/pages_to_scan)"
-    [ "$(jq .run <<<"$js")" = null ] || sp_fail "run is not passed by libvirt, yet ksm --json shows $(jq .run <<<"$js")"
+    sp_json_valid "ksm --json over $ext" "$js"
+    [ "$(jq .ksm.pages_to_scan <<<"$js")" = "$(cat /sys/kernel/mm/ksm/pages_to_scan)" ] \
+        || sp_fail "pages_to_scan through libvirt $(jq .ksm.pages_to_scan <<<"$js"), sysfs $(cat /sys/kernel/mm/ksm/pages_to_scan)"
+    [ "$(jq .ksm.run <<<"$js")" = null ] || sp_fail "run is not passed by libvirt, yet ksm --json shows $(jq .ksm.run <<<"$js")"
     was=$(cat /sys/kernel/mm/ksm/pages_to_scan)
     out=$("$SAMEPAGE" -c "$ext" ksm set pages_to_scan=4321) || sp_fail "ksm set over $ext failed"
     [ "$(cat /sys/kernel/mm/ksm/pages_to_scan)" = 4321 ] || sp_fail "ksm set through libvirt did not reach sysfs"
     grep -q "^pages_to_scan: $was -> 4321 (through libvirt on " <<<"$out" || sp_fail "ksm set over $ext said: $out"
+    js=$("$SAMEPAGE" -c "$ext" ksm set --json pages_to_scan=4322) || sp_fail "ksm set --json over $ext failed"
+    sp_json_valid "ksm set --json over $ext" "$js"
+    [ "$(jq '.changes[0].before, .changes[0].after' <<<"$js" | tr '\n' ' ')" = "4321 4322 " ] \
+        || sp_fail "ksm set --json over $ext: $js"
     sp_ksm_set pages_to_scan=100
     "$SAMEPAGE" -c "$ext" ksm set run=1 >/dev/null 2>"$err" && sp_fail "run=1 over $ext was accepted"
     grep -q "libvirt only passes" "$err" || sp_fail "unclear: $(cat "$err")"
     "$SAMEPAGE" -r -c "$ext" ksm set pages_to_scan=200 >/dev/null 2>"$err"; rc=$?
     [ "$rc" -eq 2 ] || sp_fail "-r ksm set over $ext exited $rc"
     lst=$("$SAMEPAGE" -r -c "$ext" list --json) || sp_fail "-r list over $ext failed"
-    [ "$(jq -r '[.[].domain] | sort | join(",")' <<<"$lst")" = "sp-g1,sp-g2" ] \
+    sp_json_valid "-r list --json over $ext" "$lst"
+    [ "$(jq -r '[.guests[].domain] | sort | join(",")' <<<"$lst")" = "sp-g1,sp-g2" ] \
         || sp_fail "list over $ext: $lst"
     "$SAMEPAGE" -c "$ext" regions sp-g1 >/dev/null 2>"$err"; rc=$?
     [ "$rc" -eq 2 ] && grep -q "is remote (transport ext, not a UNIX socket)" "$err" \
