@@ -174,13 +174,14 @@ grep -q "1 running domain could not be read" "$err" || sp_fail "estimate --all d
 [ "$(jq -r '[.processes[].label] | join(",")' <<<"$out")" = "sp-g1 (pid $pid1)" ] \
     || sp_fail "estimate --all did not go on with sp-g1: $(jq -c '[.processes[].label]' <<<"$out")"
 doc=$(SAMEPAGE_PROCFS=$fakeproc "$SAMEPAGE" doctor sp-g3 --no-estimate --json); rc=$?
+sp_json_valid "doctor sp-g3 --json" "$doc"
 [ "$rc" -eq 3 ] || sp_fail "doctor sp-g3 exited $rc, not 3"
-jq -e 'any(.[]; .subject == "sp-g3" and .code == "unreadable" and (.evidence | test("not running")))' \
+jq -e 'any(.findings[]; .subject == "sp-g3" and .code == "unreadable" and (.evidence | test("not running")))' \
     <<<"$doc" >/dev/null || sp_fail "doctor did not report sp-g3 as not running: $doc"
 doc=$(SAMEPAGE_PROCFS=$fakeproc "$SAMEPAGE" doctor --no-estimate --json); rc=$?
 [ "$rc" -eq 3 ] || sp_fail "doctor without sp-g2's QEMU exited $rc, not 3"
-jq -e 'any(.[]; .subject == "sp-g2" and .code == "unreadable" and (.evidence | test("no QEMU process")))
-       and any(.[]; .subject == "sp-g1")' <<<"$doc" >/dev/null \
+jq -e 'any(.findings[]; .subject == "sp-g2" and .code == "unreadable" and (.evidence | test("no QEMU process")))
+       and any(.findings[]; .subject == "sp-g1")' <<<"$doc" >/dev/null \
     || sp_fail "doctor did not report sp-g2 and go on with sp-g1: $doc"
 sp_log "estimate --all and doctor report a domain without QEMU (sp-g2 hidden, sp-g3 shut off) and go on"
 
