@@ -44,7 +44,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,7 +55,8 @@
 #include "samepage/spksm.h"
 #include "samepage/spproc.h"
 
-#define PAGES_PER_MIB 256u
+#include "bench-workload.h"
+
 #define PEAK_WINDOW_S 5.0
 
 typedef enum { WL_HELD_OUT, WL_ARRIVAL } Workload;
@@ -100,7 +100,7 @@ typedef struct {
     SpHost *host;
     SpKsmState found;
     gboolean have_found;
-    GArray *children;           /* pid_t, alive */
+    BenchWorkload wl;
     char *tmpdir;
     GMainLoop *loop;
     gboolean interrupted;
@@ -153,6 +153,12 @@ bench_sleep(Bench *b, double seconds)
     g_source_unref(src);
 }
 
+static void
+bench_wait(gpointer data, double seconds)
+{
+    bench_sleep(data, seconds);
+}
+
 static double
 ksmd_cpu(Bench *b)
 {
@@ -178,99 +184,6 @@ ksm_get(Bench *b, SpKsmKey key)
     return st.entry[key].value;
 }
 
-/* ------------------------------------------------------------ the workload */
-
-static void
-child_setup(gpointer data)
-{
-    (void)data;
-    /* the workload goes with the bench, however the bench goes */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-}
-
-static pid_t
-spawn_dupmem(Bench *b, guint instance, char **ready, GError **error)
-{
-    guint64 pages = (guint64)b->mib * PAGES_PER_MIB;
-    g_autofree char *a_pages = g_strdup_printf("--pages=%" G_GUINT64_FORMAT, pages);
-    g_autofree char *a_cross = g_strdup_printf("--cross=%" G_GUINT64_FORMAT, pages / 2);
-    g_autofree char *a_groups = g_strdup_printf("--groups=%" G_GUINT64_FORMAT, pages / 10 / 4);
-    g_autofree char *a_zero = g_strdup_printf("--zero=%" G_GUINT64_FORMAT, pages / 20);
-    g_autofree char *a_inst = g_strdup_printf("--instance=%u", instance);
-    g_autofree char *a_ready = NULL;
-    GPid pid;
-
-    *ready = g_strdup_printf("%s/ready-%u", b->tmpdir, instance);
-    g_unlink(*ready);
-    a_ready = g_strdup_printf("--ready-file=%s", *ready);
-    {
-        char *argv[] = { b->dupmem, a_pages, a_cross, a_groups, (char *)"--group-size=4",
-                         a_zero, (char *)"--volatile=0", a_inst, (char *)"--seed=7",
-                         (char *)"--mergeable", a_ready, NULL };
-        if (!g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD |
-                           G_SPAWN_STDOUT_TO_DEV_NULL, child_setup, NULL, &pid, error))
-            return 0;
-    }
-    g_array_append_val(b->children, pid);
-    return pid;
-}
-
-static gboolean
-wait_ready(Bench *b, pid_t pid, const char *ready, GError **error)
-{
-    double t0 = now_s();
-
-    while (!b->interrupted && now_s() - t0 < 120) {
-        g_autofree char *text = NULL;
-        int status;
-
-        if (g_file_get_contents(ready, &text, NULL, NULL) && atoi(text) == pid)
-            return TRUE;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            for (guint i = 0; i < b->children->len; i++)
-                if (g_array_index(b->children, pid_t, i) == pid)
-                    g_array_remove_index(b->children, i);
-            g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED,
-                        "dupmem %d exited before it was ready (status %d)", (int)pid, status);
-            return FALSE;
-        }
-        bench_sleep(b, 0.1);
-    }
-    g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED, "dupmem %d: %s", (int)pid,
-                b->interrupted ? "interrupted" : "not ready after 120 s");
-    return FALSE;
-}
-
-static gboolean
-start_one(Bench *b, guint instance, GError **error)
-{
-    g_autofree char *ready = NULL;
-    pid_t pid = spawn_dupmem(b, instance, &ready, error);
-
-    return pid > 0 && wait_ready(b, pid, ready, error);
-}
-
-/* SIGTERM, then SIGKILL after 5 s, each by pid; reaped. */
-static void
-kill_children(Bench *b)
-{
-    for (guint i = 0; i < b->children->len; i++)
-        kill(g_array_index(b->children, pid_t, i), SIGTERM);
-    for (guint i = 0; i < b->children->len; i++) {
-        pid_t pid = g_array_index(b->children, pid_t, i);
-        double t0 = now_s();
-        while (waitpid(pid, NULL, WNOHANG) == 0) {
-            if (now_s() - t0 > 5) {
-                kill(pid, SIGKILL);
-                waitpid(pid, NULL, 0);
-                break;
-            }
-            g_usleep(20000);
-        }
-    }
-    g_array_set_size(b->children, 0);
-}
-
 typedef struct {
     gboolean done;
     SpEstimate *est;
@@ -285,16 +198,6 @@ on_estimated(GObject *source, GAsyncResult *result, gpointer data)
     (void)source;
     w->est = sp_estimate_targets_finish(result, &w->error);
     w->done = TRUE;
-}
-
-static gboolean
-is_child(const Bench *b, pid_t pid)
-{
-    for (guint j = 0; j < b->children->len; j++) {
-        if (g_array_index(b->children, pid_t, j) == pid)
-            return TRUE;
-    }
-    return FALSE;
 }
 
 /* The model's pages_sharing for every process registered with KSM (the
@@ -318,15 +221,15 @@ predict(Bench *b, guint64 *sharing, guint64 *registered, guint64 *others, GError
         return FALSE;
     sp_scan_options_init(&sopt);
     sopt.interval_ms = 500;
-    for (guint i = 0; i < b->children->len; i++) {
-        SpEstimateTarget t = { .pid = g_array_index(b->children, pid_t, i) };
+    for (guint i = 0; i < b->wl.children->len; i++) {
+        SpEstimateTarget t = { .pid = g_array_index(b->wl.children, pid_t, i) };
         g_array_append_val(targets, t);
     }
     sp_control_registered_pages(b->host, &pids);
     for (guint i = 0; i < pids->len; i++) {
         /* someone else's: it may exit meanwhile */
         SpEstimateTarget t = { .pid = g_array_index(pids, pid_t, i), .optional = TRUE };
-        if (!is_child(b, t.pid))
+        if (!bench_workload_is_child(&b->wl, t.pid))
             g_array_append_val(targets, t);
     }
     sp_estimate_targets_async(b->host, (const SpEstimateTarget *)targets->data, targets->len,
@@ -346,7 +249,7 @@ predict(Bench *b, guint64 *sharing, guint64 *registered, guint64 *others, GError
     *others = 0;
     for (guint i = 0; i < sp_estimate_get_n_processes(est); i++) {
         const SpEstimateProcess *p = sp_estimate_get_process(est, i);
-        if (!is_child(b, p->pid))
+        if (!bench_workload_is_child(&b->wl, p->pid))
             *others += p->present_pages;
     }
     return TRUE;
@@ -429,12 +332,12 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
     if (wl == WL_HELD_OUT) {
         for (guint i = 0; i < b->processes; i++) {
             g_autofree char *ready = NULL;
-            if (spawn_dupmem(b, i, &ready, &error) <= 0)
+            if (bench_workload_spawn_dupmem(&b->wl, i, &ready, &error) <= 0)
                 goto out;
         }
         for (guint i = 0; i < b->processes; i++) {
             g_autofree char *ready = g_strdup_printf("%s/ready-%u", b->tmpdir, i);
-            if (!wait_ready(b, g_array_index(b->children, pid_t, i), ready, &error))
+            if (!bench_workload_wait_ready(&b->wl, g_array_index(b->wl.children, pid_t, i), ready, &error))
                 goto out;
         }
         started = b->processes;
@@ -468,7 +371,7 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
         gint64 sharing;
 
         if (wl == WL_ARRIVAL && started < b->processes && now_s() >= t0 + next_arrival) {
-            if (!start_one(b, started, &error))
+            if (!bench_workload_start_one(&b->wl, started, &error))
                 goto out;
             started++;
             next_arrival += b->arrival_interval;
@@ -539,7 +442,7 @@ out:
         if (!sp_ksm_restore(b->host, &b->found, NULL, &e))
             fprintf(stderr, "bench: %s\n", e->message);
     }
-    kill_children(b);
+    bench_workload_kill(&b->wl);
 }
 
 /* ------------------------------------------------------------ the table */
@@ -684,8 +587,14 @@ main(int argc, char **argv)
         return 77;
     }
     b.have_found = TRUE;
-    b.children = g_array_new(FALSE, FALSE, sizeof(pid_t));
+    b.wl.dupmem = b.dupmem;
+    b.wl.mib = b.mib;
+    b.wl.interrupted = &b.interrupted;
+    b.wl.wait = bench_wait;
+    b.wl.wait_data = &b;
+    bench_workload_init(&b.wl);
     b.tmpdir = g_dir_make_tmp("bench-controller-XXXXXX", NULL);
+    b.wl.tmpdir = b.tmpdir;
     b.loop = g_main_loop_new(NULL, FALSE);
     g_unix_signal_add(SIGINT, on_signal, &b);
     g_unix_signal_add(SIGTERM, on_signal, &b);
@@ -703,7 +612,7 @@ main(int argc, char **argv)
     }
 
     /* every way out comes here: the workload gone, the knobs as found */
-    kill_children(&b);
+    bench_workload_kill(&b.wl);
     {
         g_autoptr(GError) e = NULL;
         if (!sp_ksm_restore(b.host, &b.found, NULL, &e)) {
@@ -721,7 +630,7 @@ main(int argc, char **argv)
         g_rmdir(b.tmpdir);
     }
     g_main_loop_unref(b.loop);
-    g_array_unref(b.children);
+    bench_workload_clear(&b.wl);
     sp_host_free(b.host);
     g_free(b.tmpdir);
     g_free(b.dupmem);
