@@ -816,10 +816,12 @@ print_table(Bench *b, Workload wl, const Row *rows, const Result *res, guint n)
         g_autoptr(GString) note = g_string_new(NULL);
 
         if (wl == WL_BOOT_STORM && r->ran && r->boot_s >= 0)
-            g_string_append_printf(note, "guests up at %.0f s; %u predictions", r->boot_s,
-                                   r->n_predictions);
+            g_string_append_printf(note, "guests up at %.0f s; ", r->boot_s);
         else if (wl == WL_BOOT_STORM && r->ran)
-            g_string_append_printf(note, "guests not all up; %u predictions", r->n_predictions);
+            g_string_append(note, "guests not all up; ");
+        if (wl == WL_BOOT_STORM && r->ran)
+            g_string_append_printf(note, "%u prediction%s", r->n_predictions,
+                                   r->n_predictions == 1 ? "" : "s");
         if (wl == WL_PRESSURE && r->ran)
             g_string_append_printf(note, "hog %" G_GUINT64_FORMAT " MiB, MemAvailable %.1f%% "
                                    "(min %.1f%%)", r->hog_kib / 1024, r->avail_pct,
