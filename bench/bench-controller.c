@@ -6,31 +6,60 @@
  * For each workload and each mode:
  *   1. KSM is reset: run=2 (every merged page unmerged, ksmd's state gone),
  *      then every knob back to what the bench found when it started;
- *   2. the workload starts: dupmem processes (tests/integration/dupmem)
- *      with designed duplication, each of --mib MiB: half of it equal
- *      across the processes, a tenth in groups of 4 equal pages, a
- *      twentieth zero-filled, the rest unique;
- *        held-out  --processes processes started together;
+ *   2. the workload starts (bench-workload.c):
+ *        boot-storm --guests cloned Debian guests (--guest-mib MiB, TCG,
+ *                  plain QEMU on qcow2 overlays of the cached image in
+ *                  the bench's tmpdir; QEMU's default mem-merge=on
+ *                  registers their RAM with KSM) started together, the
+ *                  controller running from before the first; skipped,
+ *                  saying why, without the image or QEMU;
+ *        held-out  --processes dupmem processes (tests/integration/dupmem)
+ *                  with designed duplication, each of --mib MiB: half of
+ *                  it equal across the processes, a tenth in groups of 4
+ *                  equal pages, a twentieth zero-filled, the rest unique,
+ *                  started together;
  *        arrival   the same processes started one after another,
  *                  --arrival-interval seconds apart, the controller
  *                  running from before the first;
+ *        pressure  held-out, after a hog (a dupmem of unique pages, not
+ *                  registered with KSM) sized from /proc/meminfo at the
+ *                  row's start so that MemAvailable is about 15% of
+ *                  MemTotal with the workload in; released should
+ *                  MemAvailable fall under 10%.  The controller is told
+ *                  the workload and the hog as committed memory (ksmtuned
+ *                  counts guests' memory: the hog stands for guests whose
+ *                  memory does not merge);
  *   3. the library's estimate (sp_estimate_targets_async() over every process
- *      registered with KSM: the dupmem pids, and whatever else runs here,
+ *      registered with KSM: the workload's, and whatever else runs here,
  *      since ksmd scans it all) predicts pages_sharing, and the prediction
  *      goes to the controller (after every arrival too), as samepaged's
- *      background model does;
+ *      background model does.  boot-storm's prediction moves while the
+ *      guests boot: it is made again every 30 s until they are all up
+ *      (SAMEPAGE-GUEST-READY on their consoles), once they are, and
+ *      whenever the registered pages moved by more than 5% since the last
+ *      one (checked every 5 s, at most once in 10 s), and the controller
+ *      is told of the start (sp_controller_guest_started()) and of the
+ *      guests' memory (sp_controller_set_committed());
  *   4. the controller runs (the same SpController samepaged hosts, on this
  *      program's main loop) until pages_sharing reaches 90% of the
- *      prediction, then for a steady window of --steady seconds; the
- *      baseline row sets pages_to_scan=1000 sleep_millisecs=20 run=1
- *      itself instead;
- *   5. the controller stops (knobs as found), the workload is killed.
+ *      prediction, then for a steady window (--steady seconds for
+ *      boot-storm, --steady-short for the others); the baseline row sets
+ *      pages_to_scan=1000 sleep_millisecs=20 run=1 itself instead.
+ *      boot-storm makes a final prediction at the row's end and judges
+ *      90% against it, from the pages_sharing recorded every second: the
+ *      first second from which it stayed at or above 90% of it;
+ *   5. the controller stops (knobs as found), the workload is killed and
+ *      the guests' overlays deleted.
  * Columns: seconds until 90% of the prediction, ksmd CPU-seconds until
  * then, ksmd CPU-seconds over the steady window (and its mean % of one
  * CPU), the final pages_sharing (and its share of the prediction), the
- * peak ksmd CPU % over 5-second windows, and a note (why a row stopped).
- * A mode that turns KSM off (ksmtuned and kubevirt without memory
- * pressure) or that does not reach 90% within --timeout says so.
+ * peak ksmd CPU % over 5-second windows, the 1-minute load average at the
+ * row's start and end, and a note (why a row stopped; boot-storm: when
+ * the guests were up and how many predictions were made; pressure: what
+ * the hog held).  A mode that turns KSM off (ksmtuned and kubevirt
+ * without memory pressure) or that does not reach 90% within --timeout
+ * says so.  Each table comes with the command line and the machine
+ * (nproc, MemTotal, kernel).
  *
  * Needs root and KSM.  Run it alone: `flock /tmp/samepage-integration.lock
  * bench/bench-controller ...`.  Every KSM knob is restored and every
@@ -44,7 +73,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,11 +85,12 @@
 #include "samepage/spksm.h"
 #include "samepage/spproc.h"
 
-#define PAGES_PER_MIB 256u
+#include "bench-workload.h"
+
 #define PEAK_WINDOW_S 5.0
 
-typedef enum { WL_HELD_OUT, WL_ARRIVAL } Workload;
-static const char *const wl_names[] = { "held-out", "arrival" };
+typedef enum { WL_BOOT_STORM, WL_HELD_OUT, WL_ARRIVAL, WL_PRESSURE, WL_N } Workload;
+static const char *const wl_names[WL_N] = { "boot-storm", "held-out", "arrival", "pressure" };
 
 typedef struct {
     char *label;
@@ -71,7 +101,7 @@ typedef struct {
 typedef struct {
     gboolean ran;
     char *note;
-    guint64 predicted;
+    guint64 predicted;          /* boot-storm: the final prediction, made at the row's end */
     guint64 registered;
     guint64 others;             /* of those, pages of processes not the workload's */
     double t90;                 /* < 0: not reached */
@@ -80,28 +110,41 @@ typedef struct {
     double steady_cpu;          /* < 0: not measured */
     guint64 final_sharing;
     double peak_pct;
+    double load_start, load_end; /* 1-minute load average */
+    guint n_predictions;        /* made during the row */
+    double boot_s;              /* boot-storm: until every guest was ready; < 0: not */
+    guint64 hog_kib;            /* pressure: what the hog held */
+    double avail_pct;           /* pressure: MemAvailable, % of MemTotal, once it held it */
+    double avail_min_pct;       /* pressure: the lowest during the row */
 } Result;
 
 typedef struct {
     double t;
     double cpu;
+    guint64 sharing;
 } Sample;
 
 typedef struct {
     /* options */
     guint processes;
     guint mib;
-    guint steady;
+    guint steady;               /* boot-storm */
+    guint steady_short;         /* held-out, arrival, pressure */
     guint timeout;
     guint arrival_interval;
+    guint guests;
+    guint guest_mib;
     double max_cpu;
     char *dupmem;
+    char *cmdline;
     /* state */
     SpHost *host;
     SpKsmState found;
     gboolean have_found;
-    GArray *children;           /* pid_t, alive */
+    BenchWorkload wl;
     char *tmpdir;
+    char *image_dir;            /* NULL: boot-storm is skipped, for image_why */
+    char *image_why;
     GMainLoop *loop;
     gboolean interrupted;
     pid_t ksmd;
@@ -153,6 +196,12 @@ bench_sleep(Bench *b, double seconds)
     g_source_unref(src);
 }
 
+static void
+bench_wait(gpointer data, double seconds)
+{
+    bench_sleep(data, seconds);
+}
+
 static double
 ksmd_cpu(Bench *b)
 {
@@ -178,104 +227,23 @@ ksm_get(Bench *b, SpKsmKey key)
     return st.entry[key].value;
 }
 
-/* ------------------------------------------------------------ the workload */
-
-static void
-child_setup(gpointer data)
-{
-    (void)data;
-    /* the workload goes with the bench, however the bench goes */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-}
-
-static pid_t
-spawn_dupmem(Bench *b, guint instance, char **ready, GError **error)
-{
-    guint64 pages = (guint64)b->mib * PAGES_PER_MIB;
-    g_autofree char *a_pages = g_strdup_printf("--pages=%" G_GUINT64_FORMAT, pages);
-    g_autofree char *a_cross = g_strdup_printf("--cross=%" G_GUINT64_FORMAT, pages / 2);
-    g_autofree char *a_groups = g_strdup_printf("--groups=%" G_GUINT64_FORMAT, pages / 10 / 4);
-    g_autofree char *a_zero = g_strdup_printf("--zero=%" G_GUINT64_FORMAT, pages / 20);
-    g_autofree char *a_inst = g_strdup_printf("--instance=%u", instance);
-    g_autofree char *a_ready = NULL;
-    GPid pid;
-
-    *ready = g_strdup_printf("%s/ready-%u", b->tmpdir, instance);
-    g_unlink(*ready);
-    a_ready = g_strdup_printf("--ready-file=%s", *ready);
-    {
-        char *argv[] = { b->dupmem, a_pages, a_cross, a_groups, (char *)"--group-size=4",
-                         a_zero, (char *)"--volatile=0", a_inst, (char *)"--seed=7",
-                         (char *)"--mergeable", a_ready, NULL };
-        if (!g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD |
-                           G_SPAWN_STDOUT_TO_DEV_NULL, child_setup, NULL, &pid, error))
-            return 0;
-    }
-    g_array_append_val(b->children, pid);
-    return pid;
-}
-
-static gboolean
-wait_ready(Bench *b, pid_t pid, const char *ready, GError **error)
-{
-    double t0 = now_s();
-
-    while (!b->interrupted && now_s() - t0 < 120) {
-        g_autofree char *text = NULL;
-        int status;
-
-        if (g_file_get_contents(ready, &text, NULL, NULL) && atoi(text) == pid)
-            return TRUE;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            for (guint i = 0; i < b->children->len; i++)
-                if (g_array_index(b->children, pid_t, i) == pid)
-                    g_array_remove_index(b->children, i);
-            g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED,
-                        "dupmem %d exited before it was ready (status %d)", (int)pid, status);
-            return FALSE;
-        }
-        bench_sleep(b, 0.1);
-    }
-    g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED, "dupmem %d: %s", (int)pid,
-                b->interrupted ? "interrupted" : "not ready after 120 s");
-    return FALSE;
-}
-
-static gboolean
-start_one(Bench *b, guint instance, GError **error)
-{
-    g_autofree char *ready = NULL;
-    pid_t pid = spawn_dupmem(b, instance, &ready, error);
-
-    return pid > 0 && wait_ready(b, pid, ready, error);
-}
-
-/* SIGTERM, then SIGKILL after 5 s, each by pid; reaped. */
-static void
-kill_children(Bench *b)
-{
-    for (guint i = 0; i < b->children->len; i++)
-        kill(g_array_index(b->children, pid_t, i), SIGTERM);
-    for (guint i = 0; i < b->children->len; i++) {
-        pid_t pid = g_array_index(b->children, pid_t, i);
-        double t0 = now_s();
-        while (waitpid(pid, NULL, WNOHANG) == 0) {
-            if (now_s() - t0 > 5) {
-                kill(pid, SIGKILL);
-                waitpid(pid, NULL, 0);
-                break;
-            }
-            g_usleep(20000);
-        }
-    }
-    g_array_set_size(b->children, 0);
-}
-
 typedef struct {
     gboolean done;
     SpEstimate *est;
     GError *error;
+    GCancellable *cancel;
 } EstWait;
+
+static void
+est_wait_free(EstWait *w)
+{
+    if (!w)
+        return;
+    g_clear_object(&w->cancel);
+    g_clear_pointer(&w->est, sp_estimate_free);
+    g_clear_error(&w->error);
+    g_free(w);
+}
 
 static void
 on_estimated(GObject *source, GAsyncResult *result, gpointer data)
@@ -287,69 +255,87 @@ on_estimated(GObject *source, GAsyncResult *result, gpointer data)
     w->done = TRUE;
 }
 
-static gboolean
-is_child(const Bench *b, pid_t pid)
-{
-    for (guint j = 0; j < b->children->len; j++) {
-        if (g_array_index(b->children, pid_t, j) == pid)
-            return TRUE;
-    }
-    return FALSE;
-}
-
-/* The model's pages_sharing for every process registered with KSM (the
+/* The model's estimate for every process registered with KSM (the
  * workload's, and whatever else runs here: ksmd scans them all, and so
- * does samepaged's model), and the present pages it covered; @others gets
- * the pages of processes that are not the workload's.  The estimate runs
- * in its own thread (sp_estimate_targets_async(), as samepaged runs it):
- * the controller keeps ticking meanwhile. */
-static gboolean
-predict(Bench *b, guint64 *sharing, guint64 *registered, guint64 *others, GError **error)
+ * does samepaged's model), started in its own thread
+ * (sp_estimate_targets_async(), as samepaged runs it): the controller
+ * keeps ticking meanwhile.  NULL with @error set when it cannot start. */
+static EstWait *
+predict_start(Bench *b, GError **error)
 {
     g_autoptr(GArray) targets = g_array_new(FALSE, TRUE, sizeof(SpEstimateTarget));
     g_autoptr(GArray) pids = NULL;
-    g_autoptr(GCancellable) cancel = g_cancellable_new();
-    g_autoptr(SpEstimate) est = NULL;
-    EstWait w = { FALSE, NULL, NULL };
     SpEstimateOptions eopt;
     SpScanOptions sopt;
+    EstWait *w;
 
     if (!sp_estimate_options_from_host(&eopt, b->host, error))
-        return FALSE;
+        return NULL;
     sp_scan_options_init(&sopt);
     sopt.interval_ms = 500;
-    for (guint i = 0; i < b->children->len; i++) {
-        SpEstimateTarget t = { .pid = g_array_index(b->children, pid_t, i) };
+    for (guint i = 0; i < b->wl.children->len; i++) {
+        SpEstimateTarget t = { .pid = g_array_index(b->wl.children, pid_t, i) };
         g_array_append_val(targets, t);
     }
     sp_control_registered_pages(b->host, &pids);
     for (guint i = 0; i < pids->len; i++) {
         /* someone else's: it may exit meanwhile */
         SpEstimateTarget t = { .pid = g_array_index(pids, pid_t, i), .optional = TRUE };
-        if (!is_child(b, t.pid))
+        if (!bench_workload_is_child(&b->wl, t.pid))
             g_array_append_val(targets, t);
     }
+    w = g_new0(EstWait, 1);
+    w->cancel = g_cancellable_new();
     sp_estimate_targets_async(b->host, (const SpEstimateTarget *)targets->data, targets->len,
-                              &sopt, &eopt, cancel, on_estimated, &w);
-    while (!w.done) {
-        if (b->interrupted)
-            g_cancellable_cancel(cancel);
-        g_main_context_iteration(NULL, TRUE);
-    }
-    if (!w.est) {
-        g_propagate_error(error, w.error);
+                              &sopt, &eopt, w->cancel, on_estimated, w);
+    return w;
+}
+
+/* The estimate's pages_sharing and the present pages it covered; @others
+ * gets the pages of processes that are not the workload's.  @w done. */
+static gboolean
+predict_finish(Bench *b, EstWait *w, guint64 *sharing, guint64 *registered, guint64 *others,
+               GError **error)
+{
+    if (!w->est) {
+        g_propagate_error(error, g_steal_pointer(&w->error));
         return FALSE;
     }
-    est = w.est;
-    *sharing = sp_estimate_get_counters(est)->pages_sharing;
-    *registered = sp_estimate_get_present_pages(est);
+    *sharing = sp_estimate_get_counters(w->est)->pages_sharing;
+    *registered = sp_estimate_get_present_pages(w->est);
     *others = 0;
-    for (guint i = 0; i < sp_estimate_get_n_processes(est); i++) {
-        const SpEstimateProcess *p = sp_estimate_get_process(est, i);
-        if (!is_child(b, p->pid))
+    for (guint i = 0; i < sp_estimate_get_n_processes(w->est); i++) {
+        const SpEstimateProcess *p = sp_estimate_get_process(w->est, i);
+        if (!bench_workload_is_child(&b->wl, p->pid))
             *others += p->present_pages;
     }
     return TRUE;
+}
+
+/* Until @w is done (cancelled when interrupted). */
+static void
+predict_wait(Bench *b, EstWait *w)
+{
+    while (!w->done) {
+        if (b->interrupted)
+            g_cancellable_cancel(w->cancel);
+        g_main_context_iteration(NULL, TRUE);
+    }
+}
+
+/* predict_start(), predict_wait() and predict_finish(). */
+static gboolean
+predict(Bench *b, guint64 *sharing, guint64 *registered, guint64 *others, GError **error)
+{
+    EstWait *w = predict_start(b, error);
+    gboolean ok;
+
+    if (!w)
+        return FALSE;
+    predict_wait(b, w);
+    ok = predict_finish(b, w, sharing, registered, others, error);
+    est_wait_free(w);
+    return ok;
 }
 
 /* ------------------------------------------------------------ KSM */
@@ -408,38 +394,170 @@ on_decision(SpController *c, gpointer data)
             d->ksmd_cpu_pct, d->reason);
 }
 
+/* MemTotal and MemAvailable, KiB. */
+static gboolean
+meminfo(guint64 *total, guint64 *avail)
+{
+    g_autofree char *text = NULL;
+    gboolean have_total = FALSE, have_avail = FALSE;
+
+    if (!g_file_get_contents("/proc/meminfo", &text, NULL, NULL))
+        return FALSE;
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (g_str_has_prefix(l, "MemTotal:"))
+            have_total = (*total = g_ascii_strtoull(l + 9, NULL, 10)) > 0;
+        else if (g_str_has_prefix(l, "MemAvailable:"))
+            have_avail = (*avail = g_ascii_strtoull(l + 13, NULL, 10), TRUE);
+    }
+    return have_total && have_avail;
+}
+
+static double
+loadavg(void)
+{
+    g_autofree char *text = NULL;
+
+    if (!g_file_get_contents("/proc/loadavg", &text, NULL, NULL))
+        return -1;
+    return g_ascii_strtod(text, NULL);
+}
+
+#define PRESSURE_TARGET_PCT 15
+#define PRESSURE_FLOOR_PCT 10
+
+/* pressure: a hog of unique memory, never registered with KSM, sized from
+ * /proc/meminfo now so that MemAvailable is about 15% of MemTotal once the
+ * held-out processes run too; none if it is already lower. */
+static gboolean
+pressure_start(Bench *b, Result *r, GError **error)
+{
+    guint64 total = 0, avail = 0, work = (guint64)b->processes * b->mib * 1024, target;
+
+    if (!meminfo(&total, &avail)) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "/proc/meminfo: no MemTotal or MemAvailable");
+        return FALSE;
+    }
+    target = total * PRESSURE_TARGET_PCT / 100;
+    r->hog_kib = avail > target + work ? avail - target - work : 0;
+    r->hog_kib -= r->hog_kib % 4;
+    fprintf(stderr, "bench: pressure: MemAvailable %.1f%% of MemTotal: a hog of %" G_GUINT64_FORMAT
+            " MiB\n", 100.0 * avail / total, r->hog_kib / 1024);
+    if (r->hog_kib && !bench_workload_start_hog(&b->wl, r->hog_kib / 4, error))
+        return FALSE;
+    if (meminfo(&total, &avail) && 100.0 * avail / total < PRESSURE_FLOOR_PCT) {
+        bench_workload_kill_hog(&b->wl);
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_FAILED,
+                    "the hog brought MemAvailable to %.1f%% of MemTotal, under %d%%: released",
+                    100.0 * avail / total, PRESSURE_FLOOR_PCT);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Every sample: MemAvailable's lowest; the hog released should it fall
+ * under 10% of MemTotal. */
+static void
+pressure_check(Bench *b, Result *r, double t)
+{
+    guint64 total = 0, avail = 0;
+    double pct;
+
+    if (!meminfo(&total, &avail))
+        return;
+    pct = 100.0 * avail / total;
+    if (r->avail_pct < 0)
+        r->avail_pct = pct;
+    r->avail_min_pct = r->avail_min_pct < 0 ? pct : MIN(r->avail_min_pct, pct);
+    if (pct < PRESSURE_FLOOR_PCT && b->wl.hog > 0) {
+        bench_workload_kill_hog(&b->wl);
+        fprintf(stderr, "bench: pressure: MemAvailable %.1f%% < %d%% at %.0f s: the hog released\n",
+                pct, PRESSURE_FLOOR_PCT, t);
+        if (!r->note)
+            r->note = g_strdup_printf("hog released at %.0f s (MemAvailable %.1f%%)", t, pct);
+    }
+}
+
+/* boot-storm, at the row's end: 90% judged against the final prediction,
+ * from the first sample after which pages_sharing never fell below it. */
+static void
+judge_against_final(Result *r, const GArray *samples, gboolean steady_done)
+{
+    double thr = 0.9 * (double)r->predicted;
+    const Sample *last;
+    guint k;
+
+    r->t90 = -1;
+    r->steady_cpu = -1;
+    if (samples->len == 0 || r->predicted == 0)
+        return;
+    last = &g_array_index(samples, Sample, samples->len - 1);
+    for (k = samples->len; k > 0; k--) {
+        if ((double)g_array_index(samples, Sample, k - 1).sharing < thr)
+            break;
+    }
+    if (k == samples->len) {
+        if (!r->note)
+            r->note = g_strdup("below 90% of the final prediction at the end");
+        return;
+    }
+    r->t90 = g_array_index(samples, Sample, k).t;
+    r->cpu90 = g_array_index(samples, Sample, k).cpu;
+    if (steady_done) {
+        r->steady_s = last->t - r->t90;
+        r->steady_cpu = last->cpu - r->cpu90;
+    }
+}
+
 static void
 run_row(Bench *b, Workload wl, const Row *row, Result *r)
 {
     g_autoptr(GError) error = NULL;
     g_autoptr(SpController) c = NULL;
     g_autoptr(GArray) samples = g_array_new(FALSE, FALSE, sizeof(Sample));
+    EstWait *pending = NULL;
+    gboolean pending_booted = FALSE, booted = FALSE, pred_booted = FALSE, steady_done = FALSE;
     double t0, cpu0, next_arrival = 0, steady_end = 0, off_since = -1;
-    guint started = 0;
+    double last_pred_start = 0, last_pred_end = -1e9, next_reg_check = 5;
+    guint steady = wl == WL_BOOT_STORM ? b->steady : b->steady_short;
+    guint started = 0, n_ready = 0;
 
     memset(r, 0, sizeof(*r));
     r->t90 = -1;
     r->steady_cpu = -1;
     r->peak_pct = -1;
+    r->boot_s = -1;
+    r->avail_pct = r->avail_min_pct = -1;
+    r->load_start = loadavg();
     fprintf(stderr, "bench: %s: %s\n", wl_names[wl], row->label);
-    if (!ksm_reset(b, &error)) {
-        r->note = g_strdup_printf("reset: %s", error->message);
+    if (wl == WL_BOOT_STORM && !b->image_dir) {
+        r->note = g_strdup_printf("skipped: %s", b->image_why);
+        r->load_end = loadavg();
         return;
     }
-    if (wl == WL_HELD_OUT) {
+    if (!ksm_reset(b, &error)) {
+        r->note = g_strdup_printf("reset: %s", error->message);
+        r->load_end = loadavg();
+        return;
+    }
+    if (wl == WL_PRESSURE && !pressure_start(b, r, &error))
+        goto out;
+    if (wl == WL_HELD_OUT || wl == WL_PRESSURE) {
         for (guint i = 0; i < b->processes; i++) {
             g_autofree char *ready = NULL;
-            if (spawn_dupmem(b, i, &ready, &error) <= 0)
+            if (bench_workload_spawn_dupmem(&b->wl, i, &ready, &error) <= 0)
                 goto out;
         }
         for (guint i = 0; i < b->processes; i++) {
             g_autofree char *ready = g_strdup_printf("%s/ready-%u", b->tmpdir, i);
-            if (!wait_ready(b, g_array_index(b->children, pid_t, i), ready, &error))
+            if (!bench_workload_wait_ready(&b->wl, g_array_index(b->wl.children, pid_t, i),
+                                           ready, &error))
                 goto out;
         }
         started = b->processes;
         if (!predict(b, &r->predicted, &r->registered, &r->others, &error))
             goto out;
+        r->n_predictions++;
     }
 
     t0 = now_s();
@@ -458,8 +576,22 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
         sp_controller_set_notify(c, on_decision, b);
         if (r->predicted)
             sp_controller_set_prediction(c, r->predicted, r->registered);
+        /* the hog stands for guests whose memory does not merge: ksmtuned
+         * counts it as committed */
+        if (wl == WL_PRESSURE)
+            sp_controller_set_committed(c, (guint64)b->processes * b->mib * 1024 + r->hog_kib);
+        if (wl == WL_BOOT_STORM)
+            sp_controller_set_committed(c, (guint64)b->guests * b->guest_mib * 1024);
         if (!sp_controller_start(c, NULL, &error))
             goto out;
+    }
+    if (wl == WL_BOOT_STORM) {
+        for (guint i = 0; i < b->guests; i++) {
+            if (!bench_workload_start_guest(&b->wl, b->image_dir, i, b->guest_mib, &error))
+                goto out;
+        }
+        if (c)
+            sp_controller_guest_started(c);
     }
     r->ran = TRUE;
 
@@ -468,12 +600,13 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
         gint64 sharing;
 
         if (wl == WL_ARRIVAL && started < b->processes && now_s() >= t0 + next_arrival) {
-            if (!start_one(b, started, &error))
+            if (!bench_workload_start_one(&b->wl, started, &error))
                 goto out;
             started++;
             next_arrival += b->arrival_interval;
             if (!predict(b, &r->predicted, &r->registered, &r->others, &error))
                 goto out;
+            r->n_predictions++;
             if (c) {
                 sp_controller_guest_started(c);
                 sp_controller_set_prediction(c, r->predicted, r->registered);
@@ -482,6 +615,8 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
         bench_sleep(b, 1.0);
         s.t = now_s() - t0;
         s.cpu = ksmd_cpu(b) - cpu0;
+        sharing = ksm_get(b, SP_KSM_PAGES_SHARING);
+        s.sharing = (guint64)MAX(sharing, 0);
         g_array_append_val(samples, s);
         for (guint i = samples->len - 1; i > 0; i--) {
             const Sample *p = &g_array_index(samples, Sample, i - 1);
@@ -490,18 +625,75 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
                 break;
             }
         }
-        sharing = ksm_get(b, SP_KSM_PAGES_SHARING);
-        r->final_sharing = (guint64)MAX(sharing, 0);
-        if (started < b->processes || r->predicted == 0)
+        r->final_sharing = s.sharing;
+        if (wl == WL_PRESSURE)
+            pressure_check(b, r, s.t);
+        if (wl == WL_BOOT_STORM) {
+            gboolean want = FALSE;
+
+            if (!booted) {
+                if (!bench_workload_poll_guests(&b->wl, &n_ready, &error))
+                    goto out;
+                if (n_ready == b->guests) {
+                    booted = TRUE;
+                    r->boot_s = s.t;
+                    want = TRUE;
+                    fprintf(stderr, "bench: %u guests ready after %.0f s\n", b->guests, s.t);
+                } else if (s.t - last_pred_start >= 30) {
+                    want = TRUE;
+                } else if (s.t > b->timeout) {
+                    r->note = g_strdup_printf("%u of %u guests ready after %u s", n_ready,
+                                              b->guests, b->timeout);
+                    break;
+                }
+            }
+            /* the memory registered moved by more than 5% since the last
+             * prediction: it is out of date (checked every 5 s, at most
+             * one estimate in 10 s) */
+            if (!want && !pending && s.t >= next_reg_check) {
+                guint64 reg = sp_control_registered_pages(b->host, NULL);
+                next_reg_check = s.t + 5;
+                if (s.t - last_pred_end >= 10 &&
+                    ((double)reg > 1.05 * (double)r->registered ||
+                     (double)reg < 0.95 * (double)r->registered))
+                    want = TRUE;
+            }
+            if (pending && pending->done) {
+                if (!predict_finish(b, pending, &r->predicted, &r->registered, &r->others,
+                                    &error))
+                    goto out;
+                r->n_predictions++;
+                pred_booted = pred_booted || pending_booted;
+                if (c)
+                    sp_controller_set_prediction(c, r->predicted, r->registered);
+                g_clear_pointer(&pending, est_wait_free);
+                last_pred_end = s.t;
+                if (b->log)
+                    fprintf(stderr, "bench: %7.1f s: predicted pages_sharing %" G_GUINT64_FORMAT
+                            " over %" G_GUINT64_FORMAT " registered pages\n", s.t,
+                            r->predicted, r->registered);
+            }
+            if (want && !pending) {
+                if (!(pending = predict_start(b, &error)))
+                    goto out;
+                pending_booted = booted;
+                last_pred_start = s.t;
+            }
+            /* converged is judged once every guest is up and predicted */
+            if (!pred_booted)
+                continue;
+        } else if (started < b->processes || r->predicted == 0) {
             continue;
+        }
         if (r->t90 < 0 && (double)r->final_sharing >= 0.9 * (double)r->predicted) {
             r->t90 = s.t;
             r->cpu90 = s.cpu;
-            steady_end = s.t + b->steady;
+            steady_end = s.t + steady;
         }
         if (r->t90 >= 0 && s.t >= steady_end) {
             r->steady_s = s.t - r->t90;
             r->steady_cpu = s.cpu - r->cpu90;
+            steady_done = TRUE;
             break;
         }
         if (r->t90 < 0 && s.t > b->timeout) {
@@ -523,10 +715,28 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
     }
     if (b->interrupted && !r->note)
         r->note = g_strdup("interrupted");
+    if (wl == WL_BOOT_STORM && !b->interrupted) {
+        /* the final prediction, the guests as they are now */
+        if (pending) {
+            predict_wait(b, pending);
+            g_clear_pointer(&pending, est_wait_free);
+        }
+        if (!predict(b, &r->predicted, &r->registered, &r->others, &error))
+            goto out;
+        r->n_predictions++;
+        fprintf(stderr, "bench: final prediction: pages_sharing %" G_GUINT64_FORMAT " over %"
+                G_GUINT64_FORMAT " registered pages\n", r->predicted, r->registered);
+        judge_against_final(r, samples, steady_done);
+    }
 
 out:
     if (error && !r->note)
         r->note = g_strdup(error->message);
+    if (pending) {
+        g_cancellable_cancel(pending->cancel);
+        predict_wait(b, pending);
+        est_wait_free(pending);
+    }
     if (c) {
         g_autoptr(GError) e = NULL;
         if (!sp_controller_stop(c, &e)) {
@@ -539,30 +749,57 @@ out:
         if (!sp_ksm_restore(b->host, &b->found, NULL, &e))
             fprintf(stderr, "bench: %s\n", e->message);
     }
-    kill_children(b);
+    bench_workload_kill(&b->wl);
+    r->load_end = loadavg();
 }
 
 /* ------------------------------------------------------------ the table */
 
 static void
+print_machine(Bench *b)
+{
+    struct utsname u;
+    guint64 total = 0, avail = 0;
+
+    printf("command: %s\n", b->cmdline);
+    meminfo(&total, &avail);
+    printf("machine: nproc %ld, MemTotal %" G_GUINT64_FORMAT " KiB, kernel %s\n",
+           sysconf(_SC_NPROCESSORS_ONLN), total, uname(&u) == 0 ? u.release : "?");
+}
+
+static void
 print_table(Bench *b, Workload wl, const Row *rows, const Result *res, guint n)
 {
     guint64 pred = 0, others = 0;
+    guint steady = wl == WL_BOOT_STORM ? b->steady : b->steady_short;
 
     for (guint i = 0; i < n; i++) {
         pred = MAX(pred, res[i].predicted);
         others = MAX(others, res[i].others);
     }
-    printf("\nworkload %s: %u dupmem x %u MiB (%s), predicted pages_sharing %" G_GUINT64_FORMAT
-           ", steady window %u s, budget %.0f%% of a CPU\n", wl_names[wl], b->processes, b->mib,
-           wl == WL_ARRIVAL ? "one every arrival interval" : "started together", pred, b->steady,
-           b->max_cpu);
+    printf("\n");
+    print_machine(b);
+    if (wl == WL_BOOT_STORM)
+        printf("workload boot-storm: %u guests x %u MiB (cloned Debian, plain QEMU, %s, started "
+               "together), steady window %u s, budget %.0f%% of a CPU\n"
+               "predictions: every 30 s while the guests boot, when they are all up, and when "
+               "the registered pages move by more than 5%%; \"predicted\" is the final one, at "
+               "the row's end, against which 90%% is judged (the first second from which "
+               "pages_sharing stayed at or above it)\n", b->guests, b->guest_mib,
+               g_strcmp0(g_getenv("SP_ACCEL"), "kvm") == 0 ? "KVM" : "TCG", steady, b->max_cpu);
+    else
+        printf("workload %s: %u dupmem x %u MiB (%s), predicted pages_sharing %" G_GUINT64_FORMAT
+               ", steady window %u s, budget %.0f%% of a CPU\n", wl_names[wl], b->processes,
+               b->mib, wl == WL_ARRIVAL ? "one every arrival interval" :
+               wl == WL_PRESSURE ? "started together, with a hog of unique memory not "
+               "registered with KSM, counted as committed" : "started together", pred, steady,
+               b->max_cpu);
     if (others)
         printf("other processes registered with KSM here: up to %" G_GUINT64_FORMAT " present "
                "pages (in the prediction and in ksmd's work)\n", others);
-    printf("%-16s %9s %11s %11s %8s %10s %10s %7s %9s  %s\n", "mode", "90% at s",
+    printf("%-16s %9s %11s %11s %8s %10s %10s %7s %9s %11s  %s\n", "mode", "90% at s",
            "CPU-s to 90", "steady CPU-s", "steady %", "predicted", "final", "% pred",
-           "peak CPU%", "note");
+           "peak CPU%", "load1 s/e", "note");
     for (guint i = 0; i < n; i++) {
         const Result *r = &res[i];
         g_autofree char *t90 = r->t90 >= 0 ? g_strdup_printf("%.1f", r->t90) : g_strdup("-");
@@ -575,11 +812,26 @@ print_table(Bench *b, Workload wl, const Row *rows, const Result *res, guint n)
                                                              / r->predicted) : g_strdup("-");
         g_autofree char *pk = r->peak_pct >= 0 ? g_strdup_printf("%.1f", r->peak_pct)
                                                : g_strdup("-");
+        g_autofree char *ld = g_strdup_printf("%.2f/%.2f", r->load_start, r->load_end);
+        g_autoptr(GString) note = g_string_new(NULL);
 
+        if (wl == WL_BOOT_STORM && r->ran && r->boot_s >= 0)
+            g_string_append_printf(note, "guests up at %.0f s; ", r->boot_s);
+        else if (wl == WL_BOOT_STORM && r->ran)
+            g_string_append(note, "guests not all up; ");
+        if (wl == WL_BOOT_STORM && r->ran)
+            g_string_append_printf(note, "%u prediction%s", r->n_predictions,
+                                   r->n_predictions == 1 ? "" : "s");
+        if (wl == WL_PRESSURE && r->ran)
+            g_string_append_printf(note, "hog %" G_GUINT64_FORMAT " MiB, MemAvailable %.1f%% "
+                                   "(min %.1f%%)", r->hog_kib / 1024, r->avail_pct,
+                                   r->avail_min_pct);
+        if (r->note || !r->ran)
+            g_string_append_printf(note, "%s%s", note->len ? "; " : "",
+                                   r->note ? r->note : "not run");
         printf("%-16s %9s %11s %11s %8s %10" G_GUINT64_FORMAT " %10" G_GUINT64_FORMAT
-               " %7s %9s  %s\n", rows[i].label, t90, c90, sc, sp, r->predicted,
-               r->final_sharing, pp, pk,
-               r->note ? r->note : r->ran ? "" : "not run");
+               " %7s %9s %11s  %s\n", rows[i].label, t90, c90, sc, sp, r->predicted,
+               r->final_sharing, pp, pk, ld, note->str);
     }
     fflush(stdout);
 }
@@ -607,20 +859,26 @@ parse_list(const char *text, const char *const *names, guint n_names, gboolean *
 int
 main(int argc, char **argv)
 {
-    Bench b = { .processes = 4, .mib = 256, .steady = 600, .timeout = 900,
-                .arrival_interval = 30, .max_cpu = 25 };
+    Bench b = { .processes = 4, .mib = 256, .steady = 600, .steady_short = 60, .timeout = 900,
+                .arrival_interval = 30, .guests = 4, .guest_mib = 512, .max_cpu = 25 };
     g_autofree char *modes = NULL, *workloads = NULL, *dupmem = NULL;
     const char *row_names[SP_CONTROL_N_MODES + 1];
-    gboolean want_row[SP_CONTROL_N_MODES + 1], want_wl[2];
+    gboolean want_row[SP_CONTROL_N_MODES + 1], want_wl[WL_N];
     g_autoptr(GError) error = NULL;
     int status = 0;
     const GOptionEntry entries[] = {
         { "processes", 0, 0, G_OPTION_ARG_INT, &b.processes, "dupmem processes (4)", "N" },
         { "mib", 0, 0, G_OPTION_ARG_INT, &b.mib, "MiB per process (256)", "M" },
         { "steady", 0, 0, G_OPTION_ARG_INT, &b.steady,
-          "steady window after 90%, seconds (600)", "S" },
+          "boot-storm: steady window after 90%, seconds (600)", "S" },
+        { "steady-short", 0, 0, G_OPTION_ARG_INT, &b.steady_short,
+          "held-out, arrival, pressure: steady window after 90%, seconds (60)", "S" },
+        { "guests", 0, 0, G_OPTION_ARG_INT, &b.guests, "boot-storm: guests (4)", "N" },
+        { "guest-mib", 0, 0, G_OPTION_ARG_INT, &b.guest_mib,
+          "boot-storm: MiB of RAM per guest (512)", "M" },
         { "timeout", 0, 0, G_OPTION_ARG_INT, &b.timeout,
-          "give up on 90% after this many seconds (900)", "S" },
+          "give up on 90% (boot-storm: on the guests' boot too) after this many seconds (900)",
+          "S" },
         { "arrival-interval", 0, 0, G_OPTION_ARG_INT, &b.arrival_interval,
           "arrival: seconds between two starts (30)", "S" },
         { "max-ksmd-cpu", 0, 0, G_OPTION_ARG_DOUBLE, &b.max_cpu,
@@ -629,7 +887,8 @@ main(int argc, char **argv)
           "rows, comma-separated (all: static-1000/20,static,ksmtuned,kubevirt,"
           "kernel-advisor,samepage)", "LIST" },
         { "workloads", 0, 0, G_OPTION_ARG_STRING, &workloads,
-          "held-out,arrival (both)", "LIST" },
+          "boot-storm,held-out,arrival,pressure, run in that order "
+          "(boot-storm,arrival,pressure)", "LIST" },
         { "log", 0, 0, G_OPTION_ARG_NONE, &b.log, "print every decision to stderr", NULL },
         { "dupmem", 0, 0, G_OPTION_ARG_FILENAME, &dupmem,
           "the workload program (the build's tests/integration/dupmem)", "PATH" },
@@ -640,15 +899,26 @@ main(int argc, char **argv)
     Row rows[SP_CONTROL_N_MODES + 1];
     guint n_rows = 0;
 
+    {
+        g_autoptr(GString) line = g_string_new(NULL);
+        for (int i = 0; i < argc; i++) {
+            g_autofree char *q = strpbrk(argv[i], " '\"$\\;&|<>*?()") ? g_shell_quote(argv[i])
+                                                                    : g_strdup(argv[i]);
+            g_string_append_printf(line, "%s%s", i ? " " : "", q);
+        }
+        b.cmdline = g_string_free(g_steal_pointer(&line), FALSE);
+    }
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
         fprintf(stderr, "bench: %s\n", error->message);
         return 2;
     }
     if (b.processes < 1 || b.processes > 64 || b.mib < 1 || b.mib > 65536 || b.timeout < 1 ||
-        b.max_cpu <= 0 || b.max_cpu > 100) {
+        b.max_cpu <= 0 || b.max_cpu > 100 || b.guests < 1 || b.guests > 32 ||
+        b.guest_mib < 128 || b.guest_mib > 65536) {
         fprintf(stderr, "bench: --processes 1..64, --mib 1..65536, --timeout >= 1, "
-                "--max-ksmd-cpu in (0, 100]\n");
+                "--max-ksmd-cpu in (0, 100], --guests 1..32, --guest-mib 128..65536\n");
+        g_free(b.cmdline);
         return 2;
     }
     row_names[0] = "static-1000/20";
@@ -656,9 +926,11 @@ main(int argc, char **argv)
         row_names[i + 1] = sp_control_mode_name(i);
     if (!parse_list(modes ? modes : "static-1000/20,static,ksmtuned,kubevirt,kernel-advisor,"
                     "samepage", row_names, SP_CONTROL_N_MODES + 1, want_row, "--modes") ||
-        !parse_list(workloads ? workloads : "held-out,arrival", wl_names, 2, want_wl,
-                    "--workloads"))
+        !parse_list(workloads ? workloads : "boot-storm,arrival,pressure", wl_names, WL_N,
+                    want_wl, "--workloads")) {
+        g_free(b.cmdline);
         return 2;
+    }
     for (guint i = 0; i < SP_CONTROL_N_MODES + 1; i++) {
         if (!want_row[i])
             continue;
@@ -684,13 +956,24 @@ main(int argc, char **argv)
         return 77;
     }
     b.have_found = TRUE;
-    b.children = g_array_new(FALSE, FALSE, sizeof(pid_t));
+    b.wl.dupmem = b.dupmem;
+    b.wl.mib = b.mib;
+    b.wl.interrupted = &b.interrupted;
+    b.wl.wait = bench_wait;
+    b.wl.wait_data = &b;
+    bench_workload_init(&b.wl);
     b.tmpdir = g_dir_make_tmp("bench-controller-XXXXXX", NULL);
+    b.wl.tmpdir = b.tmpdir;
     b.loop = g_main_loop_new(NULL, FALSE);
     g_unix_signal_add(SIGINT, on_signal, &b);
     g_unix_signal_add(SIGTERM, on_signal, &b);
 
-    for (guint w = 0; w < 2 && !b.interrupted; w++) {
+    if (want_wl[WL_BOOT_STORM]) {
+        b.image_dir = bench_workload_image_dir(SP_TOP_SRCDIR, &b.image_why);
+        if (!b.image_dir)
+            fprintf(stderr, "bench: boot-storm is skipped: %s\n", b.image_why);
+    }
+    for (guint w = 0; w < WL_N && !b.interrupted; w++) {
         g_autofree Result *res = NULL;
         if (!want_wl[w])
             continue;
@@ -703,7 +986,7 @@ main(int argc, char **argv)
     }
 
     /* every way out comes here: the workload gone, the knobs as found */
-    kill_children(&b);
+    bench_workload_kill(&b.wl);
     {
         g_autoptr(GError) e = NULL;
         if (!sp_ksm_restore(b.host, &b.found, NULL, &e)) {
@@ -721,10 +1004,13 @@ main(int argc, char **argv)
         g_rmdir(b.tmpdir);
     }
     g_main_loop_unref(b.loop);
-    g_array_unref(b.children);
+    bench_workload_clear(&b.wl);
     sp_host_free(b.host);
     g_free(b.tmpdir);
     g_free(b.dupmem);
     g_free(b.phase_reason);
+    g_free(b.image_dir);
+    g_free(b.image_why);
+    g_free(b.cmdline);
     return b.interrupted ? 130 : status;
 }

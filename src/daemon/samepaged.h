@@ -157,6 +157,7 @@ gboolean sd_ksm_start(SdDaemon *d, GError **error);
 void sd_ksm_exit(SdDaemon *d);
 gboolean sd_controller_start(SdDaemon *d, GError **error);
 void sd_controller_stop(SdDaemon *d);
+void sd_controller_update_committed(SdDaemon *d);
 json_object *sd_controller_to_json(SdDaemon *d);
 json_object *sd_ksm_to_json(SdDaemon *d);
 

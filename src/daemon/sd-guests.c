@@ -438,6 +438,7 @@ sd_guests_redecide(SdDaemon *d)
     SpKsmState ks;
     g_autofree char *old_reason = d->trust ? g_strdup(d->trust->reason) : NULL;
 
+    sd_controller_update_committed(d);     /* the guests came or went */
     if (sp_ksm_read(d->host, &ks, NULL) && ks.entry[SP_KSM_MERGE_ACROSS_NODES].supported)
         th.merge_across_nodes = ks.entry[SP_KSM_MERGE_ACROSS_NODES].value != 0;
     th.n_numa_nodes = 0;

@@ -10,7 +10,8 @@
  * Every [controller] mode but static runs an SpController on the main
  * context: it decides run, pages_to_scan, sleep_millisecs and smart_scan
  * from a snapshot of the host and the host prediction (sd-model.c), and
- * at exit puts back the knobs it wrote, before the [ksm] ones are.  Static
+ * at exit puts back the knobs it wrote, before the [ksm] ones are; it
+ * is told the running guests' memory (ksmtuned's "committed").  Static
  * is the [ksm] knobs applied once, as they are.
  */
 #include "config.h"
@@ -148,6 +149,30 @@ sd_controller_notify(SpController *c, gpointer user_data)
     sd_metrics_write_textfile(d);
 }
 
+/* ksmtuned's "committed", as its law wants it: the RAM of the running
+ * guests (their RAM backends, known once inspected), updated whenever
+ * guests come and go (sd_guests_redecide()).  None known: 0, and the
+ * controller counts the memory registered with KSM instead. */
+void
+sd_controller_update_committed(SdDaemon *d)
+{
+    GHashTableIter it;
+    gpointer value;
+    guint64 bytes = 0;
+
+    if (!d->controller)
+        return;
+    g_hash_table_iter_init(&it, d->guests);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        const SdGuest *g = value;
+        for (guint i = 0; g->ram && i < g->ram->len; i++) {
+            const SpScanRange *r = &g_array_index(g->ram, SpScanRange, i);
+            bytes += r->end > r->start ? r->end - r->start : 0;
+        }
+    }
+    sp_controller_set_committed(d->controller, bytes / 1024);
+}
+
 /* Not for static (sd_ksm_start() did it all) nor --oneshot.  After
  * sd_ksm_start(): the knobs the controller finds, and restores, are those
  * [ksm] set. */
@@ -183,6 +208,7 @@ sd_controller_start(SdDaemon *d, GError **error)
               sp_control_mode_name(cc.mode), cc.max_ksmd_cpu_pct);
     if (d->hm.have)
         sp_controller_set_prediction(d->controller, d->hm.pages_sharing, d->hm.registered_pages);
+    sd_controller_update_committed(d);
     return TRUE;
 }
 
