@@ -173,12 +173,15 @@ plan two 2 "$DURATION" 300
 OUT=$SP_TEST_TMP/out-two
 knobs_before=$(knobs)
 t0=$EPOCHREALTIME
-"$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/two.ini" --output "$OUT" \
+"$SAMEPAGE" -c "$URI" experiment run "$SP_TEST_TMP/two.ini" --output "$OUT" --json \
     > "$SP_TEST_TMP/two.stdout" 2> "$SP_TEST_TMP/two.stderr"
 rc=$?
-sed 's/^/#   /' "$SP_TEST_TMP/two.stdout"
 [ $rc -eq 0 ] || { tail -n 20 "$SP_TEST_TMP/two.stderr" | sed 's/^/#   /'; sp_fail "the 2-guest experiment failed (exit $rc)"; }
 sp_log "2-guest experiment: $(_sp_since "$t0") s"
+# --json: the whole results document of a complete run, on stdout.
+sp_json_valid "experiment run (2 guests)" "$(cat "$SP_TEST_TMP/two.stdout")"
+jq -e '.command == "experiment run" and .complete == true' "$SP_TEST_TMP/two.stdout" >/dev/null \
+    || sp_fail "experiment run --json: $(head -c 500 "$SP_TEST_TMP/two.stdout")"
 
 for f in plan.ini results.json summary.csv report.md plots/plots.gp run-01-2vm/samples.csv \
          run-01-2vm/guests.csv run-01-2vm/run.json; do
