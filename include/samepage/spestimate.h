@@ -112,6 +112,7 @@ guint sp_estimate_get_n_nodes(const SpEstimate *est);
 const SpEstimateNode *sp_estimate_get_node(const SpEstimate *est, guint i);
 guint64 sp_estimate_get_saved_zero(const SpEstimate *est);
 guint64 sp_estimate_get_saved_nonzero(const SpEstimate *est);
+guint64 sp_estimate_get_saved_bytes(const SpEstimate *est);
 guint64 sp_estimate_get_thp_zero_remapped(const SpEstimate *est);
 guint64 sp_estimate_get_present_pages(const SpEstimate *est);
 guint64 sp_estimate_get_unmerged_pages(const SpEstimate *est);

@@ -93,9 +93,7 @@ sd_estimate_done(GObject *source, GAsyncResult *res, gpointer user_data)
             g->estimate_stale = FALSE;
         }
     } else if (g && g->pid == e->pid) {
-        long page = sysconf(_SC_PAGESIZE);
-        guint64 saved = sp_estimate_get_saved_zero(est) + sp_estimate_get_saved_nonzero(est);
-        g->predicted_saving = (gint64)(saved * (guint64)page);
+        g->predicted_saving = (gint64)sp_estimate_get_saved_bytes(est);
         g->predicted_pages = sp_estimate_get_process(est, 0)->ksm.ksm_merging_pages;
         g->predicted_at = g_get_real_time() / G_USEC_PER_SEC;
         g->estimate_stale = FALSE;
@@ -172,9 +170,7 @@ sd_set_estimate_done(GObject *source, GAsyncResult *res, gpointer user_data)
         g_debug("trust groups: estimate of %s outdated (a guest came or went)", e->label);
     } else {
         if (est) {
-            long page = sysconf(_SC_PAGESIZE);
-            saving = (gint64)((sp_estimate_get_saved_zero(est) +
-                               sp_estimate_get_saved_nonzero(est)) * (guint64)page);
+            saving = (gint64)sp_estimate_get_saved_bytes(est);
             g_message("trust groups: model: %.1f MiB to save with the %u guests of %s "
                       "together (%.2f CPU-s; next estimate in %.0f s at most %.1f%% of a CPU)",
                       saving / 1048576.0, e->n_guests, e->label, cpu_s, cpu_s / budget,

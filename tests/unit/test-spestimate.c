@@ -176,6 +176,7 @@ assert_defaults(const SpEstimate *est)
     assert_int_equal(c->pages_unshared + c->pages_volatile, 2 * 960);
     assert_int_equal(sp_estimate_get_saved_zero(est), 398);
     assert_int_equal(sp_estimate_get_saved_nonzero(est), 1600);
+    assert_int_equal(sp_estimate_get_saved_bytes(est), (398 + 1600) * 4096);
 }
 
 static void

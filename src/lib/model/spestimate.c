@@ -784,6 +784,13 @@ sp_estimate_get_saved_nonzero(const SpEstimate *est)
     return est->saved_nonzero;
 }
 
+/* What merging saves in all, zero-filled and other pages, in bytes. */
+guint64
+sp_estimate_get_saved_bytes(const SpEstimate *est)
+{
+    return (est->saved_zero + est->saved_nonzero) * SP_PAGE_SIZE;
+}
+
 guint
 sp_estimate_get_passes(const SpEstimate *est, gboolean *converged)
 {
@@ -906,7 +913,7 @@ sp_estimate_to_json(const SpEstimate *est)
     sp_json_u64(saved, "thp_zero_remapped_pages", est->thp_zero_remapped);
     sp_json_u64(saved, "other_pages", est->saved_nonzero);
     sp_json_u64(saved, "total_pages", est->saved_zero + est->saved_nonzero);
-    sp_json_u64(saved, "total_bytes", (est->saved_zero + est->saved_nonzero) * SP_PAGE_SIZE);
+    sp_json_u64(saved, "total_bytes", sp_estimate_get_saved_bytes(est));
     sp_json_u64(saved, "present_pages", est->present_pages);
     json_object_object_add(saved, "percent_of_present",
                            json_object_new_double(est->present_pages
