@@ -68,8 +68,9 @@ sp_cli_data_dirs_here(SpCliDataDirs *dirs, char **exe, char **builddir)
     dirs->image_cache = SP_IMAGE_CACHE_DIR;
 }
 
-char *
-sp_cli_data_dir(void)
+/* One of this program's directories, as @choose picks it from its places. */
+static char *
+sp_cli_dir_here(char *(*choose)(const SpCliDataDirs *dirs))
 {
     SpCliDataDirs dirs = { 0 };
     g_autofree char *exe = NULL;
@@ -77,21 +78,19 @@ sp_cli_data_dir(void)
     char *dir;
 
     sp_cli_data_dirs_here(&dirs, &exe, &builddir);
-    dir = sp_cli_data_dirs_data(&dirs);
+    dir = choose(&dirs);
     free(builddir);
     return dir;
 }
 
 char *
+sp_cli_data_dir(void)
+{
+    return sp_cli_dir_here(sp_cli_data_dirs_data);
+}
+
+char *
 sp_cli_image_dir(void)
 {
-    SpCliDataDirs dirs = { 0 };
-    g_autofree char *exe = NULL;
-    char *builddir = NULL;
-    char *dir;
-
-    sp_cli_data_dirs_here(&dirs, &exe, &builddir);
-    dir = sp_cli_data_dirs_images(&dirs);
-    free(builddir);
-    return dir;
+    return sp_cli_dir_here(sp_cli_data_dirs_images);
 }
