@@ -43,6 +43,7 @@ typedef struct {
     /* [controller] */
     SpControlMode mode;         /* mode = static */
     double max_ksmd_cpu;        /* max_ksmd_cpu = 25 (% of one CPU) */
+    double stop_above_available; /* stop_above_available = 0 (% of MemTotal; 0: never) */
     /* [model] */
     double model_max_cpu;       /* max_cpu = 2 (% of one CPU, averaged, for estimates) */
     /* [ksm] */

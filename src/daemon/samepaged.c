@@ -62,10 +62,12 @@ sd_reload(SdDaemon *d, GError **error)
         g_message("reload: [daemon] socket takes effect at the next start");
     if (!d->oneshot)
         sd_metrics_reload(d, cfg);
-    if (cfg->mode != d->cfg->mode || cfg->max_ksmd_cpu != d->cfg->max_ksmd_cpu) {
+    if (cfg->mode != d->cfg->mode || cfg->max_ksmd_cpu != d->cfg->max_ksmd_cpu ||
+        cfg->stop_above_available != d->cfg->stop_above_available) {
         g_message("reload: [controller] takes effect at the next start");
         cfg->mode = d->cfg->mode;
         cfg->max_ksmd_cpu = d->cfg->max_ksmd_cpu;
+        cfg->stop_above_available = d->cfg->stop_above_available;
     }
     /* The [ksm] knobs stay those applied at start (and restored at exit). */
     g_array_set_size(cfg->ksm_settings, 0);

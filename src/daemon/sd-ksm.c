@@ -187,6 +187,7 @@ sd_controller_start(SdDaemon *d, GError **error)
     sp_control_config_init(&cc);
     cc.mode = cfg->mode;
     cc.max_ksmd_cpu_pct = cfg->max_ksmd_cpu;
+    cc.stop_above_available_pct = cfg->stop_above_available;
     /* kernel-advisor falls back to static on kernels without the advisor:
      * the [ksm] rate then, if set. */
     for (guint i = 0; i < cfg->ksm_settings->len; i++) {
@@ -257,6 +258,8 @@ sd_controller_to_json(SdDaemon *d)
     }
     json_object_object_add(ctl, "mode", json_object_new_string(sp_control_mode_name(d->cfg->mode)));
     json_object_object_add(ctl, "max_ksmd_cpu", json_object_new_double(d->cfg->max_ksmd_cpu));
+    json_object_object_add(ctl, "stop_above_available",
+                           json_object_new_double(d->cfg->stop_above_available));
     json_object_object_add(ctl, "configured", configured);
     json_object_object_add(ctl, "applied", json_object_new_boolean(d->ksm_applied));
     json_object_object_add(ctl, "restore_at_exit", json_object_new_boolean(d->cfg->restore_at_exit));

@@ -11,7 +11,9 @@
 #   - it then backs off (phase maintain, a lower scan rate);
 #   - ksmd's CPU, from /proc/<ksmd>/stat, stays within max_ksmd_cpu over
 #     every minute of the run (and the whole run);
-#   - SIGTERM puts back the knobs it found.
+#   - SIGTERM puts back the knobs it found;
+#   - with [controller] stop_above_available, ksmd is stopped at the
+#     prediction when memory is plentiful, the merged pages kept.
 # KSM is one per host: run it under the lock.
 . "$SP_TOP_SRCDIR/tests/integration/lib.sh"
 
@@ -165,5 +167,40 @@ grep -E "controller: stopped|exit" "$log" | sed 's/^/# log: /'
 [ ! -f "$SP_KSM_DIR/smart_scan" ] || [ "$(sp_ksm smart_scan)" = 1 ] ||
     sp_fail "smart_scan $(sp_ksm smart_scan) after exit, found 1"
 sp_log "knobs restored: run pages_to_scan sleep_millisecs = $after"
+
+# [controller] stop_above_available: on the same, merged processes, with
+# MemAvailable far above 1% of MemTotal, samepaged stops ksmd once the
+# kernel is at the prediction (it turns ksmd on while the prediction is
+# not in yet), says so, and the merged pages stay merged.
+printf 'stop_above_available = 1\n' >> "$conf"
+mark=$(wc -l <"$log")
+t1=$(now_ms)
+sp_spawn sdpid bash -c 'exec "$1" --config "$2" --debug >>"$3" 2>&1' _ "$SAMEPAGED" "$conf" "$log"
+phase=- st=
+for _ in $(seq 600); do
+    st=$(status 2>/dev/null) && phase=$(jq -r '.controller.phase // "-"' <<<"$st")
+    [ "$phase" = off ] && break
+    kill -0 "$sdpid" 2>/dev/null || { tail "$log"; sp_fail "samepaged (stop_above_available) exited"; }
+    sleep 0.1
+done
+[ "$phase" = off ] || { tail -n +$((mark + 1)) "$log"; sp_fail "stop_above_available = 1: phase $phase," \
+                         "not off, after $(( ($(now_ms) - t1) / 1000 )) s"; }
+sp_json_valid "status (stop_above_available)" "$st"
+reason=$(jq -r .controller.reason <<<"$st")
+grep -q "scanning stopped" <<<"$reason" || sp_fail "the off decision does not say so: $reason"
+jq -e '.controller.stop_above_available == 1' <<<"$st" >/dev/null \
+    || sp_fail "status lacks stop_above_available: $(jq -c .controller <<<"$st")"
+[ "$(sp_ksm run)" = 0 ] || sp_fail "phase off but run is $(sp_ksm run)"
+sharing=$(sp_ksm pages_sharing)
+[ $(( sharing * 10 )) -ge $(( pred * 9 )) ] || sp_fail "merged pages lost when stopping: $sharing of $pred"
+sp_log "stop_above_available = 1: off $(( ($(now_ms) - t1) / 1000 )) s after start, run 0," \
+       "pages_sharing $sharing kept: $reason"
+kill -TERM "$sdpid"
+for _ in $(seq 100); do kill -0 "$sdpid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$sdpid" 2>/dev/null && sp_fail "samepaged (stop_above_available) did not exit on SIGTERM"
+after="$(sp_ksm run) $(sp_ksm pages_to_scan) $(sp_ksm sleep_millisecs)"
+[ "$after" = "$found" ] || sp_fail "knobs $after after the second exit, found $found"
+grep -q "AddressSanitizer\|runtime error" "$log" && { cat "$log"; sp_fail "sanitizer report"; }
 echo "PASS: samepage mode: boost to $boost_rate pages/s, 90% of $pred pages_sharing in" \
-     "$(( t90 / 1000 )).$(( t90 % 1000 / 100 )) s, maintain, ksmd ${cpu_max60}% <= $BUDGET%"
+     "$(( t90 / 1000 )).$(( t90 % 1000 / 100 )) s, maintain, ksmd ${cpu_max60}% <= $BUDGET%;" \
+     "stopped when memory is plentiful"

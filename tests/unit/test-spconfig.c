@@ -50,6 +50,7 @@ test_defaults(void **state)
     assert_null(cfg->metrics_textfile);
     assert_int_equal(cfg->mode, SP_CONTROL_STATIC);
     assert_true(cfg->max_ksmd_cpu == 25);
+    assert_true(cfg->stop_above_available == 0);
     assert_true(cfg->model_max_cpu == 2);
     assert_int_equal(cfg->ksm_settings->len, 0);
     assert_true(cfg->restore_at_exit);
@@ -76,6 +77,7 @@ test_every_key(void **state)
         "[controller]\n"
         "mode = samepage\n"
         "max_ksmd_cpu = 12.5%\n"
+        "stop_above_available = 60\n"
         "[model]\n"
         "max_cpu = 1\n"
         "[ksm]\n"
@@ -94,6 +96,7 @@ test_every_key(void **state)
     assert_string_equal(cfg->metrics_textfile, "/var/lib/node_exporter/samepage.prom");
     assert_int_equal(cfg->mode, SP_CONTROL_SAMEPAGE);
     assert_true(cfg->max_ksmd_cpu == 12.5);
+    assert_true(cfg->stop_above_available == 60);
     assert_true(cfg->model_max_cpu == 1);
     assert_false(cfg->restore_at_exit);
     assert_int_equal(cfg->ksm_settings->len, 3);
@@ -102,8 +105,8 @@ test_every_key(void **state)
     assert_int_equal(s[1].key, SP_KSM_PAGES_TO_SCAN);
     assert_int_equal(s[1].value, 1000);
     assert_int_equal(s[2].key, SP_KSM_SLEEP_MILLISECS);
-    assert_int_equal(g_array_index(cfg->ksm_lines, guint, 0), 19);
-    assert_int_equal(g_array_index(cfg->ksm_lines, guint, 2), 21);
+    assert_int_equal(g_array_index(cfg->ksm_lines, guint, 0), 20);
+    assert_int_equal(g_array_index(cfg->ksm_lines, guint, 2), 22);
 }
 
 static void
@@ -159,6 +162,10 @@ test_bad_values(void **state)
                "test.conf:2: [controller] mode: \"turbo\"");
     load_fails("[controller]\nmax_ksmd_cpu = 150\n", SP_CONFIG_ERROR_VALUE,
                "test.conf:2: [controller] max_ksmd_cpu");
+    load_fails("[controller]\nstop_above_available = -5\n", SP_CONFIG_ERROR_VALUE,
+               "test.conf:2: [controller] stop_above_available");
+    load_fails("[controller]\nstop_above_available = lots\n", SP_CONFIG_ERROR_VALUE,
+               "test.conf:2: [controller] stop_above_available");
     load_fails("[model]\nmax_cpu = -1\n", SP_CONFIG_ERROR_VALUE, "test.conf:2: [model] max_cpu");
     load_fails("[model]\nmax_cpu = 2x\n", SP_CONFIG_ERROR_VALUE, "test.conf:2: [model] max_cpu");
     load_fails("[model]\nmax_cpu =\n", SP_CONFIG_ERROR_VALUE, "test.conf:2: [model] max_cpu");

@@ -602,6 +602,28 @@ test_loop(void **state)
         assert_int_equal(json_object_get_int(json_object_object_get(k, "run")), 1);
         assert_int_equal(json_object_get_int64(json_object_object_get(p, "pages_sharing")), 700);
         assert_int_equal(json_object_get_int64(json_object_object_get(j, "decisions")), 2);
+        /* no committed memory given: the 1,536 registered pages count */
+        assert_int_equal(json_object_get_int64(json_object_object_get(j, "committed_kib")),
+                         1536 * 4);
+        assert_string_equal(json_object_get_string(json_object_object_get(j, "committed_from")),
+                            "registered");
+    }
+    /* the owner's figure (samepaged: the guests' RAM) from the next decision on */
+    sp_controller_set_committed(c, 1048576);
+    {
+        g_autoptr(json_object) j = sp_controller_to_json(c);
+        assert_string_equal(json_object_get_string(json_object_object_get(j, "committed_from")),
+                            "registered");
+    }
+    clk.t += 20;
+    assert_true(sp_controller_tick(c, NULL));
+    assert_int_equal(sp_controller_get_snapshot(c)->committed_kib, 1048576);
+    {
+        g_autoptr(json_object) j = sp_controller_to_json(c);
+        assert_int_equal(json_object_get_int64(json_object_object_get(j, "committed_kib")),
+                         1048576);
+        assert_string_equal(json_object_get_string(json_object_object_get(j, "committed_from")),
+                            "guests");
     }
 
     /* a tick that cannot read the host keeps the error, and the last decision */

@@ -31,7 +31,7 @@ static const struct {
     { "trust", { "allow_mixing", "default_group" } },
     { "daemon", { "socket" } },
     { "metrics", { "listen", "textfile" } },
-    { "controller", { "mode", "max_ksmd_cpu" } },
+    { "controller", { "mode", "max_ksmd_cpu", "stop_above_available" } },
     { "model", { "max_cpu" } },
     { "ksm", { "restore_at_exit" } },
 };
@@ -349,6 +349,8 @@ read_values(const Reader *r, SpConfig *cfg, GError **error)
         return bad(r, "controller", "mode", error,
                    "\"%s\" is not static, ksmtuned, kubevirt, kernel-advisor or samepage", mode);
     if (!get_percent(r, "controller", "max_ksmd_cpu", 0.1, &cfg->max_ksmd_cpu, error) ||
+        !get_percent(r, "controller", "stop_above_available", 0, &cfg->stop_above_available,
+                     error) ||
         !get_percent(r, "model", "max_cpu", 0.1, &cfg->model_max_cpu, error) ||
         !get_bool(r, "ksm", "restore_at_exit", &cfg->restore_at_exit, error))
         return FALSE;

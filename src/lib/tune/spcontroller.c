@@ -64,6 +64,7 @@ struct _SpController {
     double prediction_t;
     double last_guest_start_t;
     guint64 committed_kib;         /* 0: the registered memory */
+    gboolean snap_committed_given; /* snap.committed_kib is committed_kib */
 
     SpControllerNotify notify;
     gpointer notify_data;
@@ -276,6 +277,7 @@ sp_controller_tick(SpController *c, GError **error)
         }
     }
     c->snap = snap;
+    c->snap_committed_given = c->committed_kib != 0;
     c->decision = d;
     c->writes = w;
     c->have_decision = TRUE;
@@ -542,6 +544,11 @@ sp_controller_to_json(const SpController *c)
         json_object_object_add(o, "pages_sharing", json_object_new_int64((gint64)s->pages_sharing));
         json_object_object_add(o, "registered_pages",
                                json_object_new_int64((gint64)s->registered_pages));
+        /* what ksmtuned's law counts as committed, and where it came from */
+        json_object_object_add(o, "committed_kib", json_object_new_int64((gint64)s->committed_kib));
+        json_object_object_add(o, "committed_from",
+                               json_object_new_string(c->snap_committed_given ? "guests"
+                                                                      : "registered"));
     } else {
         json_object_object_add(o, "knobs", NULL);
     }
