@@ -42,8 +42,10 @@
  *      guests' memory (sp_controller_set_committed());
  *   4. the controller runs (the same SpController samepaged hosts, on this
  *      program's main loop) until pages_sharing reaches 90% of the
- *      prediction, then for a steady window (--steady seconds for
- *      boot-storm, --steady-short for the others); the baseline row sets
+ *      prediction, then until it converges (98% of the prediction; a row
+ *      that settles below that is taken as converged --steady seconds
+ *      after 90%, and says so), then for a steady window (--steady seconds
+ *      for boot-storm, --steady-short for the others); the baseline row sets
  *      pages_to_scan=1000 sleep_millisecs=20 run=1 itself instead.
  *      boot-storm makes a final prediction at the row's end and judges
  *      90% against it, from the pages_sharing recorded every second: the
@@ -51,7 +53,8 @@
  *   5. the controller stops (knobs as found), the workload is killed and
  *      the guests' overlays deleted.
  * Columns: seconds until 90% of the prediction, ksmd CPU-seconds until
- * then, ksmd CPU-seconds over the steady window (and its mean % of one
+ * then, the second it converged (in brackets when it did not reach 98%),
+ * ksmd CPU-seconds over the steady window (and its mean % of one
  * CPU), the final pages_sharing (and its share of the prediction), the
  * peak ksmd CPU % over 5-second windows, the 1-minute load average at the
  * row's start and end, and a note (why a row stopped; boot-storm: when
@@ -83,6 +86,7 @@
 #include "samepage/spcontroller.h"
 #include "samepage/spestimate.h"
 #include "samepage/spksm.h"
+#include "samepage/spmaps.h"
 #include "samepage/spproc.h"
 
 #include "bench-workload.h"
@@ -106,6 +110,8 @@ typedef struct {
     guint64 others;             /* of those, pages of processes not the workload's */
     double t90;                 /* < 0: not reached */
     double cpu90;
+    double t98;                 /* converged: the steady window's start; < 0: not reached */
+    gboolean t98_timed_out;     /* 98% not reached: the window started --steady s after 90% */
     double steady_s;            /* length of the steady window measured */
     double steady_cpu;          /* < 0: not measured */
     guint64 final_sharing;
@@ -277,7 +283,7 @@ predict_start(Bench *b, GError **error)
         SpEstimateTarget t = { .pid = g_array_index(b->wl.children, pid_t, i) };
         g_array_append_val(targets, t);
     }
-    sp_control_registered_pages(b->host, &pids);
+    sp_maps_mergeable_present(b->host, &pids);
     for (guint i = 0; i < pids->len; i++) {
         /* someone else's: it may exit meanwhile */
         SpEstimateTarget t = { .pid = g_array_index(pids, pid_t, i), .optional = TRUE };
@@ -479,19 +485,18 @@ pressure_check(Bench *b, Result *r, double t)
 }
 
 /* boot-storm, at the row's end: 90% judged against the final prediction,
- * from the first sample after which pages_sharing never fell below it. */
+ * from the first sample after which pages_sharing never fell below it.
+ * The steady window stays the one measured from convergence to the
+ * prediction of the time. */
 static void
-judge_against_final(Result *r, const GArray *samples, gboolean steady_done)
+judge_against_final(Result *r, const GArray *samples)
 {
     double thr = 0.9 * (double)r->predicted;
-    const Sample *last;
     guint k;
 
     r->t90 = -1;
-    r->steady_cpu = -1;
     if (samples->len == 0 || r->predicted == 0)
         return;
-    last = &g_array_index(samples, Sample, samples->len - 1);
     for (k = samples->len; k > 0; k--) {
         if ((double)g_array_index(samples, Sample, k - 1).sharing < thr)
             break;
@@ -503,10 +508,6 @@ judge_against_final(Result *r, const GArray *samples, gboolean steady_done)
     }
     r->t90 = g_array_index(samples, Sample, k).t;
     r->cpu90 = g_array_index(samples, Sample, k).cpu;
-    if (steady_done) {
-        r->steady_s = last->t - r->t90;
-        r->steady_cpu = last->cpu - r->cpu90;
-    }
 }
 
 static void
@@ -516,14 +517,16 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
     g_autoptr(SpController) c = NULL;
     g_autoptr(GArray) samples = g_array_new(FALSE, FALSE, sizeof(Sample));
     EstWait *pending = NULL;
-    gboolean pending_booted = FALSE, booted = FALSE, pred_booted = FALSE, steady_done = FALSE;
+    gboolean pending_booted = FALSE, booted = FALSE, pred_booted = FALSE;
     double t0, cpu0, next_arrival = 0, steady_end = 0, off_since = -1;
     double last_pred_start = 0, last_pred_end = -1e9, next_reg_check = 5;
+    double cpu98 = 0, next_knob_log = 0;
     guint steady = wl == WL_BOOT_STORM ? b->steady : b->steady_short;
     guint started = 0, n_ready = 0;
 
     memset(r, 0, sizeof(*r));
     r->t90 = -1;
+    r->t98 = -1;
     r->steady_cpu = -1;
     r->peak_pct = -1;
     r->boot_s = -1;
@@ -651,11 +654,9 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
              * prediction: it is out of date (checked every 5 s, at most
              * one estimate in 10 s) */
             if (!want && !pending && s.t >= next_reg_check) {
-                guint64 reg = sp_control_registered_pages(b->host, NULL);
+                guint64 reg = sp_maps_mergeable_present(b->host, NULL);
                 next_reg_check = s.t + 5;
-                if (s.t - last_pred_end >= 10 &&
-                    ((double)reg > 1.05 * (double)r->registered ||
-                     (double)reg < 0.95 * (double)r->registered))
+                if (s.t - last_pred_end >= 10 && sp_control_registered_moved(reg, r->registered))
                     want = TRUE;
             }
             if (pending && pending->done) {
@@ -688,13 +689,34 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
         if (r->t90 < 0 && (double)r->final_sharing >= 0.9 * (double)r->predicted) {
             r->t90 = s.t;
             r->cpu90 = s.cpu;
-            steady_end = s.t + steady;
         }
-        if (r->t90 >= 0 && s.t >= steady_end) {
-            r->steady_s = s.t - r->t90;
-            r->steady_cpu = s.cpu - r->cpu90;
-            steady_done = TRUE;
+        /* converged: 98% of the prediction, or, for a row that settles
+         * below it, --steady seconds after 90%; the steady window follows */
+        if (r->t90 >= 0 && r->t98 < 0 &&
+            ((double)r->final_sharing >= 0.98 * (double)r->predicted ||
+             s.t >= r->t90 + steady)) {
+            r->t98 = s.t;
+            r->t98_timed_out = (double)r->final_sharing < 0.98 * (double)r->predicted;
+            cpu98 = s.cpu;
+            steady_end = s.t + steady;
+            if (b->log)
+                fprintf(stderr, "bench: %7.1f s: %s: steady window from now, %u s\n", s.t,
+                        r->t98_timed_out ? "98% not reached" : "converged (98%)", steady);
+        }
+        if (r->t98 >= 0 && s.t >= steady_end) {
+            r->steady_s = s.t - r->t98;
+            r->steady_cpu = s.cpu - cpu98;
             break;
+        }
+        if (b->log && s.t >= next_knob_log) {
+            /* what the kernel runs with, whoever set it (the advisor's
+             * pages_to_scan is nowhere else) */
+            next_knob_log = s.t + 30;
+            fprintf(stderr, "bench: %7.1f s: knobs: pages_to_scan %" G_GINT64_FORMAT
+                    ", sleep_millisecs %" G_GINT64_FORMAT ", pages_sharing %" G_GUINT64_FORMAT
+                    ", ksmd %.2f CPU-s since the start\n", s.t,
+                    ksm_get(b, SP_KSM_PAGES_TO_SCAN), ksm_get(b, SP_KSM_SLEEP_MILLISECS),
+                    s.sharing, s.cpu);
         }
         if (r->t90 < 0 && s.t > b->timeout) {
             r->note = g_strdup_printf("90%% not reached in %u s", b->timeout);
@@ -726,7 +748,7 @@ run_row(Bench *b, Workload wl, const Row *row, Result *r)
         r->n_predictions++;
         fprintf(stderr, "bench: final prediction: pages_sharing %" G_GUINT64_FORMAT " over %"
                 G_GUINT64_FORMAT " registered pages\n", r->predicted, r->registered);
-        judge_against_final(r, samples, steady_done);
+        judge_against_final(r, samples);
     }
 
 out:
@@ -797,13 +819,17 @@ print_table(Bench *b, Workload wl, const Row *rows, const Result *res, guint n)
     if (others)
         printf("other processes registered with KSM here: up to %" G_GUINT64_FORMAT " present "
                "pages (in the prediction and in ksmd's work)\n", others);
-    printf("%-16s %9s %11s %11s %8s %10s %10s %7s %9s %11s  %s\n", "mode", "90% at s",
-           "CPU-s to 90", "steady CPU-s", "steady %", "predicted", "final", "% pred",
-           "peak CPU%", "load1 s/e", "note");
+    printf("steady window: from convergence (98%% of the prediction of the time, or %u s after "
+           "90%% for a row that does not get there) for %u s\n", steady, steady);
+    printf("%-16s %9s %11s %9s %11s %8s %10s %10s %7s %9s %11s  %s\n", "mode", "90% at s",
+           "CPU-s to 90", "98% at s", "steady CPU-s", "steady %", "predicted", "final",
+           "% pred", "peak CPU%", "load1 s/e", "note");
     for (guint i = 0; i < n; i++) {
         const Result *r = &res[i];
         g_autofree char *t90 = r->t90 >= 0 ? g_strdup_printf("%.1f", r->t90) : g_strdup("-");
         g_autofree char *c90 = r->t90 >= 0 ? g_strdup_printf("%.2f", r->cpu90) : g_strdup("-");
+        g_autofree char *t98 = r->t98 < 0 ? g_strdup("-") : r->t98_timed_out
+            ? g_strdup_printf("(%.1f)", r->t98) : g_strdup_printf("%.1f", r->t98);
         g_autofree char *sc = r->steady_cpu >= 0 ? g_strdup_printf("%.2f", r->steady_cpu)
                                                  : g_strdup("-");
         g_autofree char *sp = r->steady_cpu >= 0 && r->steady_s > 0
@@ -829,8 +855,11 @@ print_table(Bench *b, Workload wl, const Row *rows, const Result *res, guint n)
         if (r->note || !r->ran)
             g_string_append_printf(note, "%s%s", note->len ? "; " : "",
                                    r->note ? r->note : "not run");
-        printf("%-16s %9s %11s %11s %8s %10" G_GUINT64_FORMAT " %10" G_GUINT64_FORMAT
-               " %7s %9s %11s  %s\n", rows[i].label, t90, c90, sc, sp, r->predicted,
+        if (r->t98_timed_out)
+            g_string_append_printf(note, "%s98%% not reached: steady from 90%% + %u s",
+                                   note->len ? "; " : "", steady);
+        printf("%-16s %9s %11s %9s %11s %8s %10" G_GUINT64_FORMAT " %10" G_GUINT64_FORMAT
+               " %7s %9s %11s  %s\n", rows[i].label, t90, c90, t98, sc, sp, r->predicted,
                r->final_sharing, pp, pk, ld, note->str);
     }
     fflush(stdout);
@@ -870,9 +899,9 @@ main(int argc, char **argv)
         { "processes", 0, 0, G_OPTION_ARG_INT, &b.processes, "dupmem processes (4)", "N" },
         { "mib", 0, 0, G_OPTION_ARG_INT, &b.mib, "MiB per process (256)", "M" },
         { "steady", 0, 0, G_OPTION_ARG_INT, &b.steady,
-          "boot-storm: steady window after 90%, seconds (600)", "S" },
+          "boot-storm: steady window after convergence, seconds (600)", "S" },
         { "steady-short", 0, 0, G_OPTION_ARG_INT, &b.steady_short,
-          "held-out, arrival, pressure: steady window after 90%, seconds (60)", "S" },
+          "held-out, arrival, pressure: steady window after convergence, seconds (60)", "S" },
         { "guests", 0, 0, G_OPTION_ARG_INT, &b.guests, "boot-storm: guests (4)", "N" },
         { "guest-mib", 0, 0, G_OPTION_ARG_INT, &b.guest_mib,
           "boot-storm: MiB of RAM per guest (512)", "M" },

@@ -34,7 +34,7 @@ typedef struct {
     guint static_pages_to_scan;     /* static (default 1000) */
     guint static_sleep_ms;          /* static (default 20) */
     guint maintenance_scan_s;       /* samepage: once at the prediction, one full scan of
-                                     * the registered pages in this many seconds (120) */
+                                     * the registered pages in this many seconds (600) */
     double stop_above_available_pct; /* samepage: run=0 while MemAvailable is above this
                                      * share of MemTotal and the kernel is at the
                                      * prediction; 0 (default): never stop */
@@ -109,5 +109,6 @@ void sp_control_free(SpControl *ctl);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpControl, sp_control_free)
 
 void sp_control_decide(SpControl *ctl, const SpControlSnapshot *snap, SpControlDecision *out);
+gboolean sp_control_registered_moved(guint64 registered_pages, guint64 predicted_over);
 
 G_END_DECLS

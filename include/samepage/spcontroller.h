@@ -48,10 +48,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpControlGatherer, sp_control_gatherer_free)
 gboolean sp_control_gather(SpControlGatherer *g, double t, SpControlSnapshot *snap,
                            SpKsmState *ksm, GError **error);
 
-/* Present pages in KSM-scannable VM_MERGEABLE VMAs of the processes below
- * the procfs root (all of them); @pids (optional) gets their pids. */
-guint64 sp_control_registered_pages(const SpHost *host, GArray **pids);
-
 /* ------------------------------------------------------------ applier */
 
 #define SP_CONTROL_MAX_SETTINGS 5

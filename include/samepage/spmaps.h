@@ -47,5 +47,6 @@ gboolean sp_vma_is_private_anon(const SpVma *vma);
 GPtrArray *sp_maps_parse_smaps(const char *text, GError **error);
 GPtrArray *sp_maps_read(const SpHost *host, pid_t pid, GError **error);
 GArray *sp_maps_mergeable_pids(const SpHost *host);
+guint64 sp_maps_mergeable_present(const SpHost *host, GArray **pids);
 
 G_END_DECLS

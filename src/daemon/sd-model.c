@@ -13,9 +13,11 @@
  * The host prediction covers every process registered with KSM (a
  * VM_MERGEABLE VMA), guests or not, as ksmd scans them all: SP_SCAN_MERGEABLE
  * over them, a process that exits meanwhile left out.  It is redone when
- * the set of registered pids changes (listed in a worker every
- * SD_HOST_CHECK_S seconds, less often if listing costs more than the
- * budget) or a guest starts or stops, under the same budget.
+ * the set of registered pids changes or their present pages move by more
+ * than 5% (a guest that boots fills its RAM long after it started), both
+ * listed in a worker every SD_HOST_CHECK_S seconds (less often if listing
+ * costs more than the budget), or a guest starts or stops, under the same
+ * budget.
  *
  * What the trust groups' isolation costs: when the willing guests belong
  * to two groups or more, each group's guests estimated together, then all
@@ -259,6 +261,7 @@ sd_thread_cpu_s(void)
 
 typedef struct {
     GArray *pids;
+    guint64 registered_pages;       /* present in their mergeable VMAs */
     double cpu_s;
 } SdListing;
 
@@ -279,7 +282,7 @@ sd_host_list_thread(GTask *task, gpointer source, gpointer data, GCancellable *c
     SdListing *l = g_new0(SdListing, 1);
     double t0 = sd_thread_cpu_s();
 
-    l->pids = sp_maps_mergeable_pids(d->host);
+    l->registered_pages = sp_maps_mergeable_present(d->host, &l->pids);
     l->cpu_s = sd_thread_cpu_s() - t0;
     g_task_return_pointer(task, l, (GDestroyNotify)sd_listing_free);
 }
@@ -319,6 +322,14 @@ sd_host_listed(GObject *source, GAsyncResult *res, gpointer user_data)
         if (d->hm.pids)
             g_array_unref(d->hm.pids);
         d->hm.pids = g_array_ref(l->pids);
+        d->hm.stale = TRUE;
+    } else if (d->hm.have && !d->hm.stale &&
+               sp_control_registered_moved(l->registered_pages, d->hm.registered_pages)) {
+        /* The same processes, but a booting guest filled its RAM (or one
+         * gave memory back): the prediction no longer covers it. */
+        g_message("KSM registrations: %" G_GUINT64_FORMAT " pages present in mergeable VMAs, "
+                  "the prediction covered %" G_GUINT64_FORMAT ": the host prediction is made "
+                  "again", l->registered_pages, d->hm.registered_pages);
         d->hm.stale = TRUE;
     }
     sd_listing_free(l);

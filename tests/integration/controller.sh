@@ -11,6 +11,8 @@
 #   - it then backs off (phase maintain, a lower scan rate);
 #   - ksmd's CPU, from /proc/<ksmd>/stat, stays within max_ksmd_cpu over
 #     every minute of the run (and the whole run);
+#   - a registered process whose present memory grows (a guest booting)
+#     gets a new host prediction, and the kernel follows it;
 #   - SIGTERM puts back the knobs it found;
 #   - with [controller] stop_above_available, ksmd is stopped at the
 #     prediction when memory is plentiful, the merged pages kept.
@@ -156,6 +158,45 @@ sp_log "ksmd CPU: ${cpu_all}% of a CPU over the run, at most ${cpu_max60}% over 
        "(budget $BUDGET%)"
 awk -v a="$cpu_max60" -v b="$BUDGET" 'BEGIN { exit !(a <= b + 5) }' ||
     sp_fail "ksmd used ${cpu_max60}% of a CPU over a minute, budget $BUDGET%"
+
+# A registered process whose memory grows, as a guest's does while it
+# boots: the same pids, more pages present.  samepaged's listing (every
+# 10 s) sees the pages present move past the ones the prediction covered,
+# makes the host prediction again, and the controller goes after it.
+sp_spawn gpid "$DUPMEM" --pages=$PAGES --cross=$CROSS --seed=13 --instance=$(( NPROC + 1 )) \
+    --mergeable --nohuge --write-on-usr1 --ready-file="$SP_TEST_TMP/ready-grow"
+for _ in $(seq 200); do [ -s "$SP_TEST_TMP/ready-grow" ] && break; sleep 0.1; done
+[ -s "$SP_TEST_TMP/ready-grow" ] || sp_fail "dupmem (write on SIGUSR1) is not ready"
+# first the prediction over the new process, registered with nothing present
+# (the model's CPU budget spaces estimates: up to a minute here)
+for _ in $(seq 900); do
+    st=$(status) && jq -e ".model.host.processes == $(( NPROC + 1 )) and
+                           .model.host.stale == false" <<<"$st" >/dev/null && break
+    sleep 0.1
+done
+jq -e ".model.host.processes == $(( NPROC + 1 ))" <<<"$st" >/dev/null ||
+    { tail "$log"; sp_fail "no prediction over the new process: $(jq -c .model.host <<<"$st")"; }
+reg0=$(jq -r '.model.host.registered_pages' <<<"$st")
+kill -USR1 "$gpid"
+for _ in $(seq 200); do [ -s "$SP_TEST_TMP/ready-grow.written" ] && break; sleep 0.1; done
+[ -s "$SP_TEST_TMP/ready-grow.written" ] || sp_fail "dupmem did not write its pages on SIGUSR1"
+t2=$(now_ms)
+want=$(( NPROC * CROSS ))    # 4 processes share each CROSS page: 3 sharers a page
+pred2=0 sharing=0
+for _ in $(seq 120); do
+    st=$(status) || { tail "$log"; sp_fail "status failed"; }
+    pred2=$(jq -r '.model.host.predicted_pages_sharing // 0' <<<"$st")
+    sharing=$(sp_ksm pages_sharing)
+    [ "$pred2" -ge "$want" ] && [ $(( sharing * 10 )) -ge $(( pred2 * 9 )) ] && break
+    sleep 1
+done
+grep "pages present in mergeable VMAs" "$log" | sed 's/^/# log: /'
+[ "$pred2" -ge "$want" ] || sp_fail "the prediction stayed at $pred2 (want $want) after the" \
+    "registered process wrote $PAGES pages (registered pages $reg0 at the last prediction)"
+[ $(( sharing * 10 )) -ge $(( pred2 * 9 )) ] ||
+    sp_fail "pages_sharing $sharing, below 90% of the new prediction $pred2"
+sp_log "memory grown in a registered process: predicted $pred2 pages_sharing (was $pred)," \
+       "the kernel at $sharing, $(( ($(now_ms) - t2) / 1000 )) s after the pages were written"
 
 # SIGTERM: the knobs as found.
 kill -TERM "$sdpid"

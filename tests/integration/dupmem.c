@@ -37,6 +37,13 @@
  * "dupmem: pid=P addr=0x... pages=N", writes its pid to --ready-file (by
  * rename, so a reader never sees a partial file) and waits for SIGTERM or
  * SIGINT; then it exits 0.  It never exits on its own.
+ *
+ * --write-on-usr1 stands for a guest that boots: the area is advised
+ * (registered with KSM, under --mergeable) before any page is written,
+ * dupmem announces itself ready with no page present, and writes the
+ * blocks when SIGUSR1 comes; then it writes its pid to --ready-file with
+ * ".written" appended.  The process stays the same: only its present
+ * memory grows.
  */
 #include "config.h"
 
@@ -83,6 +90,7 @@ typedef struct {
     gboolean mergeable;
     gboolean nohuge;
     gboolean huge;
+    gboolean write_on_usr1;
     char *ready_file;
     SpDupmemKind order[SP_DUPMEM_N_KINDS];
 
@@ -189,6 +197,8 @@ sp_dupmem_parse(SpDupmem *dm, int *argc, char ***argv, GError **error)
           "madvise(MADV_NOHUGEPAGE) the area", NULL },
         { "huge", 0, 0, G_OPTION_ARG_NONE, &dm->huge,
           "madvise(MADV_HUGEPAGE) the area", NULL },
+        { "write-on-usr1", 0, 0, G_OPTION_ARG_NONE, &dm->write_on_usr1,
+          "advise the area first, write its pages only on SIGUSR1", NULL },
         { "ready-file", 0, 0, G_OPTION_ARG_FILENAME, &dm->ready_file,
           "write the pid here once the area is ready", "PATH" },
         { "order", 0, 0, G_OPTION_ARG_STRING, &order,
@@ -376,22 +386,24 @@ sp_dupmem_write_ready_file(const char *path, GError **error)
 static gboolean
 sp_dupmem_run(SpDupmem *dm, const sigset_t *sigs, GThread **thread, GError **error)
 {
+    gboolean written = !dm->write_on_usr1;
     int sig = 0;
 
     if (!sp_dupmem_map(dm, error))
         return FALSE;
-    sp_dupmem_write(dm);
+    if (written)
+        sp_dupmem_write(dm);
     if (dm->mergeable && madvise(dm->area, dm->area_len, MADV_MERGEABLE) < 0) {
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
                     "madvise(MADV_MERGEABLE) of %zu bytes: %s", dm->area_len,
                     g_strerror(errno));
         return FALSE;
     }
-    if (dm->count[SP_DUPMEM_VOLATILE] > 0)
+    if (written && dm->count[SP_DUPMEM_VOLATILE] > 0)
         *thread = g_thread_new("dupmem-volatile", sp_dupmem_volatile_thread, dm);
 
-    printf("dupmem: pid=%ld addr=%p pages=%" G_GINT64_FORMAT "\n",
-           (long) getpid(), (void *) dm->area, dm->pages);
+    printf("dupmem: pid=%ld addr=%p pages=%" G_GINT64_FORMAT "%s\n",
+           (long) getpid(), (void *) dm->area, dm->pages, written ? "" : " (not written yet)");
     fflush(stdout);
     if (dm->ready_file && !sp_dupmem_write_ready_file(dm->ready_file, error))
         return FALSE;
@@ -399,6 +411,20 @@ sp_dupmem_run(SpDupmem *dm, const sigset_t *sigs, GThread **thread, GError **err
     while (sig != SIGTERM && sig != SIGINT) {
         if (sigwait(sigs, &sig) != 0)
             sig = 0;
+        if (sig == SIGUSR1 && !written) {
+            g_autofree char *path = NULL;
+
+            sp_dupmem_write(dm);
+            written = TRUE;
+            if (dm->count[SP_DUPMEM_VOLATILE] > 0)
+                *thread = g_thread_new("dupmem-volatile", sp_dupmem_volatile_thread, dm);
+            printf("dupmem: pid=%ld: %" G_GINT64_FORMAT " pages written\n", (long) getpid(),
+                   dm->pages);
+            fflush(stdout);
+            path = dm->ready_file ? g_strdup_printf("%s.written", dm->ready_file) : NULL;
+            if (path && !sp_dupmem_write_ready_file(path, error))
+                return FALSE;
+        }
     }
     return TRUE;
 }
@@ -428,6 +454,7 @@ main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);      /* --write-on-usr1; otherwise ignored */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     ps = sysconf(_SC_PAGESIZE);

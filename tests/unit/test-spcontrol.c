@@ -110,14 +110,14 @@ test_boost_then_maintain(void **state)
     boost_pages = d.pages_to_scan;
     assert_int_equal(boost_pages, 1000);
 
-    /* Within 2% of the prediction: maintain, one full scan in 120 s. */
+    /* Within 2% of the prediction: maintain, one full scan in 600 s. */
     advance(&s, 5, 20, 100000);
     s.pages_sharing = 125000;
     sp_control_decide(ctl, &s, &d);
     assert_int_equal(d.phase, SP_CONTROL_PHASE_MAINTAIN);
     assert_int_equal(d.sleep_ms, 200);
-    /* 262,144 / 120 s = 2,185 pages/s -> 437 every 200 ms */
-    assert_int_equal(d.pages_to_scan, 437);
+    /* 262,144 / 600 s = 437 pages/s -> 87 every 200 ms */
+    assert_int_equal(d.pages_to_scan, 87);
     assert_true(d.pages_to_scan * 1000 / d.sleep_ms * 20 < boost_pages * 1000 / 20);
     assert_int_equal(d.smart_scan, -1);
     assert_non_null(strstr(d.reason, "at the prediction"));
@@ -349,6 +349,28 @@ test_stale_prediction(void **state)
     assert_non_null(strstr(d.reason, "registered pages changed"));
 }
 
+/* When registered memory has moved enough for a prediction to be out of
+ * date: more than 5% of today's pages and more than 1024 pages, either
+ * way (samepaged predicts again on it, the decision calls it stale). */
+static void
+test_registered_moved(void **state)
+{
+    (void)state;
+    /* a booting guest: nothing present when predicted, 40,000 pages now */
+    assert_true(sp_control_registered_moved(40000, 0));
+    assert_true(sp_control_registered_moved(100000, 90000));
+    assert_true(sp_control_registered_moved(100000, 110000));
+    /* 5% of 100,000 + 1024 = 6,024: at the edge, not beyond */
+    assert_false(sp_control_registered_moved(100000, 93976));
+    assert_true(sp_control_registered_moved(100000, 93975));
+    assert_false(sp_control_registered_moved(100000, 106024));
+    /* small processes: the 1024 pages hold */
+    assert_false(sp_control_registered_moved(1000, 0));
+    assert_false(sp_control_registered_moved(0, 1024));
+    assert_true(sp_control_registered_moved(0, 1025));
+    assert_false(sp_control_registered_moved(262144, 262144));
+}
+
 /* Stuck below the prediction: smart_scan=0 for 3 full scans, then 1
  * again, then a maintenance rate with the gap reported, not chased. */
 static void
@@ -546,6 +568,7 @@ main(void)
         cmocka_unit_test(test_cost_up_fast_down_slow),
         cmocka_unit_test(test_hostile_counters),
         cmocka_unit_test(test_stale_prediction),
+        cmocka_unit_test(test_registered_moved),
         cmocka_unit_test(test_settles_below),
         cmocka_unit_test(test_stop_when_plenty),
         cmocka_unit_test(test_ksmtuned_law),

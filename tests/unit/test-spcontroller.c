@@ -13,6 +13,7 @@
 #include "sptest.h"
 #include "spfakeksm.h"
 #include "samepage/spcontroller.h"
+#include "samepage/spmaps.h"
 #include "../../src/lib/tune/spcontrollerpriv.h"
 
 #define STAT_FMT "%d (%s) S %d 0 0 0 -1 2129984 0 0 0 0 %u %u 0 0 25 5 1 0 9 0 0\n"
@@ -152,7 +153,7 @@ test_gather(void **state)
     assert_false(s.have_prediction);
     assert_true(s.last_guest_start_t < 0);
 
-    assert_int_equal(sp_control_registered_pages(f.host, &pids), 1536);
+    assert_int_equal(sp_maps_mergeable_present(f.host, &pids), 1536);
     assert_int_equal(pids->len, 1);
     assert_int_equal(g_array_index(pids, pid_t, 0), 1000);
     fake_free(&f);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "samepage/spmaps.h"
+#include "samepage/spscan.h"
 
 G_DEFINE_QUARK(sp-maps-error-quark, sp_maps_error)
 
@@ -272,6 +273,59 @@ sp_maps_text_has_mergeable(const char *text)
     return FALSE;
 }
 
+/* Every process below @host's procfs root with a VMA marked mergeable,
+ * ascending; with @pages, the present pages (Rss) of its mergeable VMAs
+ * that KSM may scan, parsed only for those processes. */
+static GArray *
+sp_maps_mergeable_walk(const SpHost *host, guint64 *pages)
+{
+    g_autofree char *proc = sp_host_procfs_path(host, "%s", "");
+    g_autoptr(GDir) dir = g_dir_open(proc, 0, NULL);
+    GArray *pids = g_array_new(FALSE, FALSE, sizeof(pid_t));
+    const char *name;
+
+    if (pages)
+        *pages = 0;
+    while (dir && (name = g_dir_read_name(dir))) {
+        g_autofree char *path = NULL;
+        g_autofree char *text = NULL;
+        g_autoptr(GPtrArray) vmas = NULL;
+        gboolean counted = FALSE;
+        guint64 kib = 0;
+        gint64 pid;
+        pid_t p;
+
+        if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL))
+            continue;
+        path = sp_host_procfs_path(host, "%d/smaps", (int)pid);
+        /* Most processes have no mergeable VMA: only the flags are looked
+         * at, and only the others parsed. */
+        if (!g_file_get_contents(path, &text, NULL, NULL) || !sp_maps_text_has_mergeable(text))
+            continue;
+        p = (pid_t)pid;
+        if (!pages) {
+            g_array_append_val(pids, p);
+            continue;
+        }
+        vmas = sp_maps_parse_smaps(text, NULL);
+        for (guint i = 0; vmas && i < vmas->len; i++) {
+            const SpVma *vma = g_ptr_array_index(vmas, i);
+
+            if (!sp_vma_is_mergeable(vma) || !sp_vma_ksm_compatible(vma, NULL))
+                continue;
+            counted = TRUE;
+            /* a hostile smaps can claim anything: saturate, never wrap */
+            kib = vma->rss_kb > G_MAXUINT64 / 2 - kib ? G_MAXUINT64 / 2 : kib + vma->rss_kb;
+        }
+        if (counted) {
+            g_array_append_val(pids, p);
+            *pages = MIN(*pages + kib / (SP_PAGE_SIZE / 1024), G_MAXUINT64 / 4);
+        }
+    }
+    g_array_sort(pids, sp_maps_pid_cmp);
+    return pids;
+}
+
 /**
  * sp_maps_mergeable_pids:
  *
@@ -286,24 +340,29 @@ sp_maps_text_has_mergeable(const char *text)
 GArray *
 sp_maps_mergeable_pids(const SpHost *host)
 {
-    g_autofree char *proc = sp_host_procfs_path(host, "%s", "");
-    g_autoptr(GDir) dir = g_dir_open(proc, 0, NULL);
-    GArray *pids = g_array_new(FALSE, FALSE, sizeof(pid_t));
-    const char *name;
+    return sp_maps_mergeable_walk(host, NULL);
+}
 
-    while (dir && (name = g_dir_read_name(dir))) {
-        g_autofree char *path = NULL;
-        g_autofree char *text = NULL;
-        gint64 pid;
+/**
+ * sp_maps_mergeable_present:
+ * @pids: (out) (optional) (transfer full) (element-type pid_t): the
+ *   processes with such pages, ascending
+ *
+ * What ksmd scans: the present pages (Rss) of the VMAs marked mergeable
+ * that KSM may scan (sp_vma_ksm_compatible()), summed over every process
+ * below @host's procfs root.  Only the smaps of processes with a mergeable
+ * VMA are parsed.  A process that exits meanwhile, or whose smaps cannot
+ * be read or parsed, counts for nothing.
+ *
+ * Returns: the pages (of SP_PAGE_SIZE bytes).
+ */
+guint64
+sp_maps_mergeable_present(const SpHost *host, GArray **pids)
+{
+    guint64 pages = 0;
+    g_autoptr(GArray) found = sp_maps_mergeable_walk(host, &pages);
 
-        if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL))
-            continue;
-        path = sp_host_procfs_path(host, "%d/smaps", (int)pid);
-        if (g_file_get_contents(path, &text, NULL, NULL) && sp_maps_text_has_mergeable(text)) {
-            pid_t p = (pid_t)pid;
-            g_array_append_val(pids, p);
-        }
-    }
-    g_array_sort(pids, sp_maps_pid_cmp);
-    return pids;
+    if (pids)
+        *pids = g_steal_pointer(&found);
+    return pages;
 }

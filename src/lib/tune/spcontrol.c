@@ -27,7 +27,9 @@
  *   next second may spend only what the window has left, so a second over
  *   the budget is paid back by the following ones.
  * - MAINTAIN once the kernel is within 2% (or 256 pages) of the prediction:
- *   one full scan in maintenance_scan_s, at most a quarter of the budget.
+ *   one full scan in maintenance_scan_s (10 minutes by default, where the
+ *   kernel's advisor aims at one in 200 s), at most a quarter of the
+ *   budget: the model, not a fast rate, says when there is sharing again.
  *   New sharing (a guest starting, a fresh prediction above the kernel)
  *   goes back to BOOST.
  * - SMART_OFF: when the kernel stops gaining (4 full scans without 0.5%
@@ -145,7 +147,7 @@ sp_control_config_init(SpControlConfig *cfg)
     cfg->max_ksmd_cpu_pct = 25.0;
     cfg->static_pages_to_scan = 1000;
     cfg->static_sleep_ms = 20;
-    cfg->maintenance_scan_s = 120;
+    cfg->maintenance_scan_s = 600;
     cfg->stop_above_available_pct = 0;
     cfg->smart_scan_off_scans = 3;
 }
@@ -336,13 +338,31 @@ sp_control_kubevirt(SpControl *ctl, const SpControlSnapshot *s, SpControlDecisio
 
 /* ------------------------------------------------------------ samepage */
 
+/**
+ * sp_control_registered_moved:
+ * @registered_pages: the pages present in mergeable VMAs now
+ * @predicted_over: the registered pages the prediction covered
+ *
+ * Whether the registered memory moved enough since the prediction (by more
+ * than 5%, and more than 1024 pages) for the prediction to be out of date:
+ * a guest that boots fills its RAM long after it started.  The decision
+ * treats such a prediction as stale; whoever makes predictions makes one
+ * again.
+ */
+gboolean
+sp_control_registered_moved(guint64 registered_pages, guint64 predicted_over)
+{
+    guint64 a = registered_pages, b = predicted_over;
+    guint64 diff = a > b ? a - b : b - a;
+
+    return diff > a / 20 + 1024;
+}
+
 static gboolean
 sp_control_prediction_stale(const SpControlSnapshot *s)
 {
-    guint64 a = s->registered_pages, b = s->prediction_registered_pages;
-    guint64 diff = a > b ? a - b : b - a;
-
-    return !s->have_prediction || diff > a / 20 + 1024 ||
+    return !s->have_prediction ||
+           sp_control_registered_moved(s->registered_pages, s->prediction_registered_pages) ||
            (s->last_guest_start_t >= 0 && s->last_guest_start_t > s->prediction_t);
 }
 

@@ -90,65 +90,6 @@ sp_control_ksmd_cpu(SpControlGatherer *g, pid_t *pid)
     return 0;
 }
 
-static gint
-sp_control_pid_cmp(gconstpointer a, gconstpointer b)
-{
-    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-/**
- * sp_control_registered_pages:
- * @pids: (out) (optional) (transfer full) (element-type pid_t): the
- *   processes with such pages, ascending
- *
- * What ksmd scans: the present pages (Rss) of the VMAs marked mergeable
- * that KSM may scan (sp_vma_ksm_compatible()), summed over every process
- * below the procfs root.  A process that exits meanwhile, or whose smaps
- * cannot be read or parsed, counts for nothing.
- *
- * Returns: the pages (of SP_PAGE_SIZE bytes).
- */
-guint64
-sp_control_registered_pages(const SpHost *host, GArray **pids)
-{
-    g_autofree char *root = sp_host_procfs_path(host, "%s", "");
-    g_autoptr(GDir) dir = g_dir_open(root, 0, NULL);
-    g_autoptr(GArray) found = g_array_new(FALSE, FALSE, sizeof(pid_t));
-    guint64 pages = 0;
-    const char *name;
-
-    while (dir && (name = g_dir_read_name(dir))) {
-        g_autoptr(GPtrArray) vmas = NULL;
-        guint64 kib = 0;
-        gboolean mergeable = FALSE;
-        gint64 pid;
-
-        if (!g_ascii_string_to_signed(name, 10, 1, G_MAXINT32, &pid, NULL))
-            continue;
-        vmas = sp_maps_read(host, (pid_t)pid, NULL);
-        for (guint i = 0; vmas && i < vmas->len; i++) {
-            const SpVma *vma = g_ptr_array_index(vmas, i);
-            if (!sp_vma_is_mergeable(vma) || !sp_vma_ksm_compatible(vma, NULL))
-                continue;
-            mergeable = TRUE;
-            /* a hostile smaps can claim anything: saturate, never wrap */
-            kib = vma->rss_kb > G_MAXUINT64 / 2 - kib ? G_MAXUINT64 / 2 : kib + vma->rss_kb;
-        }
-        if (mergeable) {
-            pid_t p = (pid_t)pid;
-            g_array_append_val(found, p);
-            pages = MIN(pages + kib / (SP_PAGE_SIZE / 1024), G_MAXUINT64 / 4);
-        }
-    }
-    if (pids) {
-        g_array_sort(found, sp_control_pid_cmp);
-        *pids = g_steal_pointer(&found);
-    }
-    return pages;
-}
-
 /**
  * sp_control_gather:
  * @t: now, in seconds on the caller's monotonic clock
@@ -204,7 +145,7 @@ sp_control_gather(SpControlGatherer *g, double t, SpControlSnapshot *snap, SpKsm
     if (sp_proc_read_memory_pressure(g->host, &psi, NULL))
         snap->psi_some_avg10 = psi.avg10;
 
-    snap->registered_pages = sp_control_registered_pages(g->host, NULL);
+    snap->registered_pages = sp_maps_mergeable_present(g->host, NULL);
     snap->committed_kib = snap->registered_pages * (SP_PAGE_SIZE / 1024);
     snap->last_guest_start_t = -1;
     if (ksm)
