@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
+
 #include "samepage/spmaps.h"
 #include "fuzz.h"
 
@@ -22,6 +24,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sp_vma_ksm_compatible(v, &why);
         sp_vma_is_private_anon(v);
         sp_vma_has_flag(v, "mg");
+        /* What the parser promises: non-empty, in order, none overlapping. */
+        if (v->end <= v->start)
+            abort();
+        if (i > 0 && ((const SpVma *)g_ptr_array_index(vmas, i - 1))->end > v->start)
+            abort();
     }
     return 0;
 }

@@ -385,6 +385,14 @@ test_parse_numa_maps(void **state)
     assert_int_equal(b->len, 2);
     assert_int_equal(g_array_index(b, guint64, 1), 5);
     assert_int_equal(c->len, 0);
+
+    /* Printed twice (it changed while the file was read): the later record. */
+    g_autoptr(GArray) d = sp_guest_parse_numa_maps(
+        "7f0000000000 default anon=3 N0=3 kernelpagesize_kB=4\n"
+        "7f0000000000 default anon=9 N0=4 N1=5 kernelpagesize_kB=4\n", G_GUINT64_CONSTANT(0x7f0000000000));
+    assert_int_equal(d->len, 2);
+    assert_int_equal(g_array_index(d, guint64, 0), 4);
+    assert_int_equal(g_array_index(d, guint64, 1), 5);
 }
 
 #define UUID "0a3f5d1e-1111-2222-3333-444455556666"

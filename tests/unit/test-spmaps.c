@@ -102,7 +102,9 @@ test_hostile(void **state)
         "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nRss: lots kB\n",
         "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nRss: 4 MB\n",
         "7f0000000000-7f0000002000 rw-p 00000000 00:00 0\n"
-        "7f0000001000-7f0000003000 rw-p 00000000 00:00 0\n",       /* overlap */
+        "7f0000001000-7f0000002000 rw-p 00000000 00:00 0\n",       /* ends with the one before */
+        "7f0000001000-7f0000002000 rw-p 00000000 00:00 0\n"
+        "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\n",       /* precedes */
     };
     for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
         g_autoptr(GError) error = NULL;
@@ -120,6 +122,60 @@ test_hostile(void **state)
         "7f0000000000-7f0000001000 rw-p 00000000 00:00 0\nFutureKey: 7 kB\nKSM: 4 kB\n", &error);
     assert_non_null(v2);
     assert_int_equal(((SpVma *)g_ptr_array_index(v2, 0))->ksm_kb, 4);
+}
+
+/*
+ * Recorded on 6.18 while the process grew a read-write mapping page by page
+ * inside a PROT_NONE reservation, then shrank it to one page (as glibc's
+ * arena heaps do), read 512 bytes at a time: two excerpts of one read.
+ * The growing VMA is printed again after every read() (three records of
+ * it here, each longer), then the reservation, which now starts one page
+ * in, inside the last of them.
+ */
+static void
+test_parse_torn(void **state)
+{
+    g_autofree char *path = sp_test_data_path("proc/smaps-torn.txt");
+    g_autofree char *text = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) vmas = NULL;
+    static const struct { guint64 start, end; char perms[5]; } want[] = {
+        { 0x7f8de4bfe000, 0x7f8de4c00000, "rw-p" },
+        { 0x7f8de4c00000, 0x7f8de4c01000, "rw-p" },      /* the last record, cut short */
+        { 0x7f8de4c01000, 0x7f8de8c00000, "---p" },
+        { 0x7f8de8c01000, 0x7f8de8c03000, "r--p" },
+    };
+
+    (void)state;
+    assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    vmas = sp_maps_parse_smaps(text, &error);
+    assert_null(error);
+    assert_non_null(vmas);
+    assert_int_equal(vmas->len, G_N_ELEMENTS(want));
+    for (guint i = 0; i < vmas->len; i++) {
+        const SpVma *v = g_ptr_array_index(vmas, i);
+        assert_int_equal(v->start, want[i].start);
+        assert_int_equal(v->end, want[i].end);
+        assert_memory_equal(v->perms, want[i].perms, 4);
+    }
+
+    /* A record that starts before the one before and covers several: it
+     * replaces them all, and cuts the one it starts inside. */
+    g_autoptr(GPtrArray) merged = sp_maps_parse_smaps(
+        "7f0000000000-7f0000002000 rw-p 00000000 00:00 0\nRss: 8 kB\n"
+        "7f0000002000-7f0000003000 r--p 00000000 00:00 0\nRss: 4 kB\n"
+        "7f0000003000-7f0000004000 rw-p 00000000 00:00 0\nRss: 4 kB\n"
+        "7f0000001000-7f0000005000 rw-p 00000000 00:00 0\nRss: 16 kB\n"
+        "7f0000006000-7f0000007000 rw-p 00000000 00:00 0\n", &error);
+    assert_non_null(merged);
+    assert_int_equal(merged->len, 3);
+    const SpVma *a = g_ptr_array_index(merged, 0), *b = g_ptr_array_index(merged, 1);
+    assert_int_equal(a->start, 0x7f0000000000);
+    assert_int_equal(a->end, 0x7f0000001000);
+    assert_int_equal(a->rss_kb, 8);                 /* figures of the longer range */
+    assert_int_equal(b->start, 0x7f0000001000);
+    assert_int_equal(b->end, 0x7f0000005000);
+    assert_int_equal(b->rss_kb, 16);
 }
 
 static void
@@ -203,6 +259,7 @@ main(void)
         cmocka_unit_test(test_parse_real),
         cmocka_unit_test(test_flags),
         cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_parse_torn),
         cmocka_unit_test(test_read_missing_pid),
         cmocka_unit_test(test_mergeable_pids),
     };

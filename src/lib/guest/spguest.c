@@ -392,18 +392,23 @@ sp_guest_backing(const SpVma *vma)
     return SP_BACKING_ANON_PRIVATE;
 }
 
-/* numa_maps: "7f...000 default anon=1234 dirty=... N0=1000 N1=234 kernelpagesize_kB=4" */
+/* numa_maps: "7f...000 default anon=1234 dirty=... N0=1000 N1=234 kernelpagesize_kB=4".
+ * Read like smaps, a few records at a time: a mapping that changed while
+ * it was read is printed again, and the last record is the newer. */
 GArray *
 sp_guest_parse_numa_maps(const char *numa_maps, guint64 start)
 {
     g_autofree char *prefix = g_strdup_printf("%" PRIx64 " ", start);
     g_auto(GStrv) lines = g_strsplit(numa_maps, "\n", -1);
     GArray *pages = g_array_new(FALSE, TRUE, sizeof(guint64));
+    const char *found = NULL;
 
     for (char **l = lines; *l; l++) {
-        if (!g_str_has_prefix(*l, prefix))
-            continue;
-        g_auto(GStrv) words = g_strsplit(*l, " ", -1);
+        if (g_str_has_prefix(*l, prefix))
+            found = *l;
+    }
+    if (found) {
+        g_auto(GStrv) words = g_strsplit(found, " ", -1);
         for (char **w = words; *w; w++) {
             guint node;
             guint64 n;
@@ -413,7 +418,6 @@ sp_guest_parse_numa_maps(const char *numa_maps, guint64 start)
                 g_array_index(pages, guint64, node) = n;
             }
         }
-        break;
     }
     return pages;
 }

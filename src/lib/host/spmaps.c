@@ -119,11 +119,47 @@ sp_maps_is_header(const char *line)
     return p != line && *p == '-';
 }
 
+/*
+ * The kernel writes smaps a few records per read() and lets go of the
+ * process's mappings in between; it resumes at the first VMA that ends
+ * after the last one it printed (proc_get_vma() in fs/proc/task_mmu.c).
+ * A VMA that grew, merged or moved meanwhile is printed again, starting at
+ * or before addresses already printed (docs/kernel-facts.md, "smaps is
+ * not a snapshot").  The later record is the newer: it replaces the
+ * records it covers whole and cuts short the one it overlaps.  A record
+ * that ends at or before the end of the one before cannot come from that
+ * rule: FALSE.
+ */
+static gboolean
+sp_maps_supersede(GPtrArray *vmas, const SpVma *vma)
+{
+    if (vmas->len == 0)
+        return TRUE;
+    if (vma->end <= ((SpVma *)g_ptr_array_index(vmas, vmas->len - 1))->end)
+        return FALSE;
+    while (vmas->len > 0) {
+        SpVma *prev = g_ptr_array_index(vmas, vmas->len - 1);
+        if (prev->end <= vma->start)
+            break;
+        if (prev->start < vma->start) {
+            /* Its figures are still those of the longer range. */
+            prev->end = vma->start;
+            break;
+        }
+        g_ptr_array_remove_index(vmas, vmas->len - 1);
+    }
+    return TRUE;
+}
+
 /**
  * sp_maps_parse_smaps:
  * @text: the contents of /proc/PID/smaps
  *
- * Returns: (transfer full) (element-type SpVma): the VMAs in address order.
+ * A VMA printed twice because it changed while the file was read (see
+ * sp_maps_supersede()) is kept as last printed.
+ *
+ * Returns: (transfer full) (element-type SpVma): the VMAs in address order,
+ * none overlapping.
  */
 GPtrArray *
 sp_maps_parse_smaps(const char *text, GError **error)
@@ -153,14 +189,11 @@ sp_maps_parse_smaps(const char *text, GError **error)
                             "line %u: malformed mapping header '%s'", lineno, line);
                 return NULL;
             }
-            if (vmas->len > 0) {
-                SpVma *prev = g_ptr_array_index(vmas, vmas->len - 1);
-                if (vma->start < prev->end) {
-                    g_set_error(error, SP_MAPS_ERROR, SP_MAPS_ERROR_PARSE,
-                                "line %u: mapping %" PRIx64 " overlaps or precedes the one before",
-                                lineno, vma->start);
-                    return NULL;
-                }
+            if (!sp_maps_supersede(vmas, vma)) {
+                g_set_error(error, SP_MAPS_ERROR, SP_MAPS_ERROR_PARSE,
+                            "line %u: mapping %" PRIx64 "-%" PRIx64
+                            " does not end after the one before", lineno, vma->start, vma->end);
+                return NULL;
             }
             cur = vma;
             g_ptr_array_add(vmas, g_steal_pointer(&vma));
