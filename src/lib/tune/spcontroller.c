@@ -8,8 +8,10 @@
  * whoever starts it, normally samepaged's main loop).  start() takes a
  * snapshot of every KSM knob (what is restored at stop()) and schedules a
  * tick at once.  A tick gathers the host's state (sp_control_gather():
- * sysfs and procfs reads only, nothing that waits), adds what only the
- * owner knows (the model's last prediction and the registered pages it
+ * sysfs and procfs reads, among them the smaps of every process with a
+ * mergeable VMA, which takes milliseconds per guest) in a worker thread,
+ * so the context never waits on it; back on the context, it adds what only
+ * the owner knows (the model's last prediction and the registered pages it
  * covered, the last guest start, the guests' committed memory), asks
  * SpControl for a decision, applies it (sp_control_apply(): all or
  * nothing, only what changed, never stopping a ksmd it did not start),
@@ -19,12 +21,20 @@
  * else changed them since (theirs, then).
  * A tick that fails (KSM unreadable, a write refused) keeps the error for
  * status and tries again 15 s later.  A new prediction or a guest start
- * brings the next tick forward to now.
+ * brings the next tick forward to now; one that comes while a gather is
+ * under way is served by that gather's decision, which reads the
+ * prediction when it is made.  The gatherer (it remembers ksmd's pid) is
+ * the worker's while it runs: a controller stopped or freed meanwhile
+ * cancels the gather, whose end then touches nothing but its own.
+ * sp_controller_tick() does the whole tick at once, in the caller's
+ * thread (samepaged --oneshot, tests).
  */
 #include "config.h"
 #define G_LOG_DOMAIN "samepage-controller"
 
 #include <string.h>
+
+#include <gio/gio.h>
 
 #include "samepage/spcontroller.h"
 #include "samepage/spscan.h"
@@ -38,7 +48,8 @@ struct _SpController {
     const SpHost *host;
     SpControlConfig cfg;
     SpControl *ctl;
-    SpControlGatherer *gatherer;
+    SpControlGatherer *gatherer;   /* NULL while a gather has it */
+    GCancellable *gather_cancel;   /* a gather is under way */
     GMainContext *context;
     GSource *timer;
     gboolean running;
@@ -106,6 +117,18 @@ sp_controller_new(const SpHost *host, const SpControlConfig *cfg)
     return c;
 }
 
+/* A gather under way is cancelled: its end frees its gatherer and leaves
+ * the controller alone; the controller takes a new gatherer. */
+static void
+sp_controller_abandon_gather(SpController *c)
+{
+    if (!c->gather_cancel)
+        return;
+    g_cancellable_cancel(c->gather_cancel);
+    g_clear_object(&c->gather_cancel);
+    c->gatherer = sp_control_gatherer_new(c->host);
+}
+
 /**
  * sp_controller_free:
  *
@@ -121,6 +144,7 @@ sp_controller_free(SpController *c)
         return;
     if (c->running && !sp_controller_stop(c, &error))
         g_warning("%s", error->message);
+    sp_controller_abandon_gather(c);
     sp_control_free(c->ctl);
     sp_control_gatherer_free(c->gatherer);
     if (c->context)
@@ -228,33 +252,58 @@ sp_controller_set_error(SpController *c, const GError *error)
         c->n_errors++;
 }
 
+static gboolean sp_controller_conclude(SpController *c, const SpControlSnapshot *gathered,
+                                      const GError *gather_error, GError **error);
+
 /**
  * sp_controller_tick:
  *
  * One gather -> decide -> apply now, whether started or not (samepaged
  * --oneshot); a started controller's next tick follows the decision.  The
  * error (also kept for sp_controller_get_error()) says what failed; a
- * decision made but not applied is kept all the same.
+ * decision made but not applied is kept all the same.  While a gather of
+ * the started controller's own is under way it does nothing and says so
+ * (SP_CONTROLLER_ERROR_STATE).
  */
 gboolean
 sp_controller_tick(SpController *c, GError **error)
 {
     g_autoptr(GError) local = NULL;
     SpControlSnapshot snap;
+    gboolean gathered;
+
+    if (c->gather_cancel) {
+        g_set_error(error, SP_CONTROLLER_ERROR, SP_CONTROLLER_ERROR_STATE,
+                    "a tick is under way");
+        return FALSE;
+    }
+    gathered = sp_controller_take_found(c, &local) &&
+               sp_control_gather(c->gatherer, sp_controller_now(c), &snap, NULL, &local);
+    return sp_controller_conclude(c, gathered ? &snap : NULL, local, error);
+}
+
+/* The rest of a tick, on the controller's context: the snapshot gathered
+ * (NULL: @gather_error says why there is none) -> decide -> apply. */
+static gboolean
+sp_controller_conclude(SpController *c, const SpControlSnapshot *gathered,
+                       const GError *gather_error, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    SpControlSnapshot snap;
     SpControlDecision d;
     SpControlWrites w = { 0 };
     gboolean ok = TRUE;
-    double t = sp_controller_now(c);
 
-    if (!sp_controller_take_found(c, &local) ||
-        !sp_control_gather(c->gatherer, t, &snap, NULL, &local)) {
-        sp_controller_set_error(c, local);
+    if (!gathered) {
+        sp_controller_set_error(c, gather_error);
         sp_controller_schedule(c, SP_CONTROLLER_RETRY_S);
         if (c->notify)
             c->notify(c, c->notify_data);
-        g_propagate_error(error, g_steal_pointer(&local));
+        if (error)
+            *error = g_error_copy(gather_error);
         return FALSE;
     }
+    snap = *gathered;
     if (c->committed_kib)
         snap.committed_kib = c->committed_kib;
     snap.have_prediction = c->have_prediction;
@@ -296,17 +345,86 @@ sp_controller_tick(SpController *c, GError **error)
     return ok;
 }
 
+typedef struct {
+    SpControlGatherer *gatherer;
+    double t;
+    SpControlSnapshot snap;
+} SpControllerGather;
+
+static void
+sp_controller_gather_free(SpControllerGather *job)
+{
+    sp_control_gatherer_free(job->gatherer);
+    g_free(job);
+}
+
+static void
+sp_controller_gather_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel)
+{
+    SpControllerGather *job = data;
+    GError *error = NULL;
+
+    (void)source;
+    (void)cancel;
+    if (sp_control_gather(job->gatherer, job->t, &job->snap, NULL, &error))
+        g_task_return_boolean(task, TRUE);
+    else
+        g_task_return_error(task, error);
+}
+
+static void
+sp_controller_gathered(GObject *source, GAsyncResult *result, gpointer data)
+{
+    GTask *task = G_TASK(result);
+    SpControllerGather *job = g_task_get_task_data(task);
+    g_autoptr(GError) gather_error = NULL;
+    g_autoptr(GError) error = NULL;
+    SpController *c = data;
+    gboolean ok;
+
+    (void)source;
+    /* stopped or freed meanwhile: @c may be gone, the job is the task's */
+    if (g_cancellable_is_cancelled(g_task_get_cancellable(task)))
+        return;
+    ok = g_task_propagate_boolean(task, &gather_error);
+    c->gatherer = g_steal_pointer(&job->gatherer);
+    g_clear_object(&c->gather_cancel);
+    if (!sp_controller_conclude(c, ok ? &job->snap : NULL, gather_error, &error))
+        g_debug("controller: %s", error->message);
+}
+
 static gboolean
 sp_controller_on_timer(gpointer data)
 {
     SpController *c = data;
     g_autoptr(GError) error = NULL;
+    SpControllerGather *job;
+    GTask *task;
 
     /* the tick schedules the next one; this source is done */
     g_source_unref(c->timer);
     c->timer = NULL;
-    if (!sp_controller_tick(c, &error))
-        g_debug("controller: %s", error->message);
+    if (c->gather_cancel)
+        return G_SOURCE_REMOVE;
+    if (!sp_controller_take_found(c, &error)) {
+        g_autoptr(GError) again = NULL;
+        if (!sp_controller_conclude(c, NULL, error, &again))
+            g_debug("controller: %s", again->message);
+        return G_SOURCE_REMOVE;
+    }
+    job = g_new0(SpControllerGather, 1);
+    job->gatherer = g_steal_pointer(&c->gatherer);
+    job->t = sp_controller_now(c);
+    c->gather_cancel = g_cancellable_new();
+    /* the task returns to the context the timer fired in */
+    g_main_context_push_thread_default(c->context);
+    task = g_task_new(NULL, c->gather_cancel, sp_controller_gathered, c);
+    g_main_context_pop_thread_default(c->context);
+    g_task_set_source_tag(task, sp_controller_on_timer);
+    g_task_set_name(task, "samepage scan-rate controller: gather");
+    g_task_set_task_data(task, job, (GDestroyNotify)sp_controller_gather_free);
+    g_task_run_in_thread(task, sp_controller_gather_thread);
+    g_object_unref(task);
     return G_SOURCE_REMOVE;
 }
 
@@ -341,6 +459,7 @@ sp_controller_stop(SpController *c, GError **error)
         g_source_unref(c->timer);
         c->timer = NULL;
     }
+    sp_controller_abandon_gather(c);
     c->running = FALSE;
     if (!c->have_found || c->dry_run)
         return TRUE;
