@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # samepaged's scan-rate controller in samepage mode on real processes, no
 # guest, no libvirtd (its URI names a socket nobody listens on: a warning,
 # the controller runs all the same).  Three dupmem processes with designed

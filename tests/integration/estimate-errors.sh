@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # samepage estimate on bad input: a clear one-line error naming the pid,
 # file or option, a non-zero exit, and never a crash or a silent answer.
 . "$SP_TOP_SRCDIR/tests/integration/lib.sh"

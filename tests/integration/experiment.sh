@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `samepage experiment run` end to end, under a libvirtd this test starts
 # itself (virtlogd and libvirtd in the foreground as children, stopped by
 # PID; libvirtd on a private socket directory), or the system one if one

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # One real guest (vm-images/build-image, bare QEMU, TCG unless SP_ACCEL=kvm):
 # it boots to SAMEPAGE-GUEST-READY, its agent answers, QMP shows the RAM
 # backend pc.ram as mergeable, HMP gpa2hva 0 points at the start of a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Sourced by integration tests that boot guests, after lib.sh.  Provides:
 #   sp_guest_image                 build the guest image if needed (cached by
 #                                  vm-images/build-image) or SKIP saying why;

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The libvirt hook (src/hook, samepage-hook(8)) under a real libvirtd that
 # this test starts, with TCG guests: samepaged absent, then hung (a listener
 # that accepts and never answers).  A normal guest always starts; with a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # KSM on a workload whose duplication is known exactly (dupmem): the real
 # kernel converges to the figures docs/ksm-model.md A.5 predicts.  Three
 # cases: use_zero_pages=0 and =1 with MADV_NOHUGEPAGE, and use_zero_pages=0

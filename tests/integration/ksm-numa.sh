@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The safe merge_across_nodes switch on the real KSM (one NUMA node here):
 # a dry run changes nothing; the switch unmerges, waits for pages_shared=0,
 # writes the knob and restores run; a direct write while pages are shared is

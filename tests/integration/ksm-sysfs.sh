@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # samepage ksm against the real /sys/kernel/mm/ksm: every figure it prints
 # is the file's contents, `ksm set` writes, and a refused request changes
 # nothing.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Sourced by the integration tests.  Provides:
 #   sp_skip WHY / sp_fail WHY      end the test (77 = SKIP, 1 = FAIL)
 #   sp_check DESC CMD...           run CMD, fail with DESC if it fails

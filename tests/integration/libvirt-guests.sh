@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Two guests under a real libvirtd (TCG): samepage list, regions, mark --off
 # and mark verified in smaps and ksm_stat, a <nosharepages/> guest refused
 # and diagnosed by doctor, estimate DOMAIN (rows named by domain), estimate

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Sourced by integration tests that need libvirtd (after lib.sh, guest-lib.sh).
 #   sp_libvirtd_start        use the running libvirtd, or start virtlogd and
 #                            libvirtd in the foreground as our children (no

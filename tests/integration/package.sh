@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The Debian packages (debian/), built as a Debian admin or buildd would:
 # the source is this build's `make distdir` (what `make dist` ships),
 # dpkg-buildpackage -us -uc -b builds samepage and samepaged (with

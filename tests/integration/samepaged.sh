@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # samepaged under a real libvirtd with two TCG guests of different policy:
 # a malformed config refused naming its line; the [ksm] knobs applied at
 # start and restored at exit; sp-d1 (merge="no") unmarked and sp-d2
