@@ -51,11 +51,15 @@ sd_estimate_free(SdEstimate *e)
     g_free(e);
 }
 
-/* An estimate took @cpu_s CPU-seconds of its worker: the next one waits
- * until that is the budget's share of the time since. */
-static void
-sd_model_account(SdDaemon *d, double cpu_s)
+/* The end of every estimate: its result (NULL: @error), and the CPU-seconds
+ * its worker took, accounted: the next estimate waits until they are the
+ * budget's share of the time since.  *@cost says so, for the log line
+ * ("(C CPU-s; next estimate in W s at most B% of a CPU)"). */
+static SpEstimate *
+sd_model_estimated(SdDaemon *d, GAsyncResult *res, char **cost, GError **error)
 {
+    SpEstimate *est = sp_estimate_targets_finish(res, error);
+    double cpu_s = est ? sp_estimate_get_cpu_seconds(est) : 0;
     double budget = d->cfg->model_max_cpu / 100.0;
 
     d->estimate_running = FALSE;
@@ -63,6 +67,9 @@ sd_model_account(SdDaemon *d, double cpu_s)
     d->n_estimates++;
     /* C CPU-seconds are budget x (C / budget) seconds of wall time. */
     d->estimate_not_before_us = g_get_monotonic_time() + (gint64)(cpu_s / budget * 1e6);
+    *cost = g_strdup_printf("(%.2f CPU-s; next estimate in %.0f s at most %.1f%% of a CPU)",
+                            cpu_s, cpu_s / budget, d->cfg->model_max_cpu);
+    return est;
 }
 
 
@@ -81,12 +88,10 @@ sd_estimate_done(GObject *source, GAsyncResult *res, gpointer user_data)
     SdEstimate *e = user_data;
     SdDaemon *d = e->d;
     g_autoptr(GError) error = NULL;
-    g_autoptr(SpEstimate) est = sp_estimate_targets_finish(res, &error);
+    g_autofree char *cost = NULL;
+    g_autoptr(SpEstimate) est = sd_model_estimated(d, res, &cost, &error);
     SdGuest *g = g_hash_table_lookup(d->guests, e->name);
-    double cpu_s = est ? sp_estimate_get_cpu_seconds(est) : 0;
-    double budget = d->cfg->model_max_cpu / 100.0;
 
-    sd_model_account(d, cpu_s);
     if (!est) {
         if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
             g_debug("guest %s: estimate cancelled", e->name);
@@ -99,10 +104,8 @@ sd_estimate_done(GObject *source, GAsyncResult *res, gpointer user_data)
         g->predicted_pages = sp_estimate_get_process(est, 0)->ksm.ksm_merging_pages;
         g->predicted_at = g_get_real_time() / G_USEC_PER_SEC;
         g->estimate_stale = FALSE;
-        g_message("guest %s: model: %.1f MiB to save if mergeable (%.2f CPU-s; next estimate "
-                  "in %.0f s at most %.1f%% of a CPU)", e->name,
-                  g->predicted_saving / 1048576.0, cpu_s, cpu_s / budget,
-                  d->cfg->model_max_cpu);
+        g_message("guest %s: model: %.1f MiB to save if mergeable %s", e->name,
+                  g->predicted_saving / 1048576.0, cost);
         sd_guests_redecide(d);
     }
     sd_estimate_free(e);
@@ -160,12 +163,10 @@ sd_set_estimate_done(GObject *source, GAsyncResult *res, gpointer user_data)
     SdSetEstimate *e = user_data;
     SdDaemon *d = e->d;
     g_autoptr(GError) error = NULL;
-    g_autoptr(SpEstimate) est = sp_estimate_targets_finish(res, &error);
-    double cpu_s = est ? sp_estimate_get_cpu_seconds(est) : 0;
-    double budget = d->cfg->model_max_cpu / 100.0;
+    g_autofree char *cost = NULL;
+    g_autoptr(SpEstimate) est = sd_model_estimated(d, res, &cost, &error);
     gint64 saving = -1;
 
-    sd_model_account(d, cpu_s);
     if (!est && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
         g_debug("trust groups: estimate of %s cancelled", e->label);
     } else if (e->generation != d->set_generation) {
@@ -174,9 +175,7 @@ sd_set_estimate_done(GObject *source, GAsyncResult *res, gpointer user_data)
         if (est) {
             saving = (gint64)sp_estimate_get_saved_bytes(est);
             g_message("trust groups: model: %.1f MiB to save with the %u guests of %s "
-                      "together (%.2f CPU-s; next estimate in %.0f s at most %.1f%% of a CPU)",
-                      saving / 1048576.0, e->n_guests, e->label, cpu_s, cpu_s / budget,
-                      d->cfg->model_max_cpu);
+                      "together %s", saving / 1048576.0, e->n_guests, e->label, cost);
         } else {
             /* Not again until a guest comes or goes. */
             g_warning("trust groups: estimate of %s failed: %s", e->label, error->message);
@@ -377,12 +376,10 @@ sd_host_estimate_done(GObject *source, GAsyncResult *res, gpointer user_data)
 {
     SdDaemon *d = user_data;
     g_autoptr(GError) error = NULL;
-    g_autoptr(SpEstimate) est = sp_estimate_targets_finish(res, &error);
-    double cpu_s = est ? sp_estimate_get_cpu_seconds(est) : 0;
-    double budget = d->cfg->model_max_cpu / 100.0;
+    g_autofree char *cost = NULL;
+    g_autoptr(SpEstimate) est = sd_model_estimated(d, res, &cost, &error);
     long page = sysconf(_SC_PAGESIZE);
 
-    sd_model_account(d, cpu_s);
     if (!est) {
         if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
             g_debug("host model: estimate cancelled");
@@ -401,14 +398,12 @@ sd_host_estimate_done(GObject *source, GAsyncResult *res, gpointer user_data)
     d->hm.saved_pages = sp_estimate_get_saved_zero(est) + sp_estimate_get_saved_nonzero(est);
     d->hm.processes = sp_estimate_get_n_processes(est);
     d->hm.at = g_get_real_time() / G_USEC_PER_SEC;
-    d->hm.cpu_s = cpu_s;
+    d->hm.cpu_s = sp_estimate_get_cpu_seconds(est);
     g_clear_pointer(&d->hm.error, g_free);
     g_message("host model: %u process%s registered with KSM, %" G_GUINT64_FORMAT " pages "
-              "present: pages_sharing %" G_GUINT64_FORMAT " predicted, %.1f MiB saved "
-              "(%.2f CPU-s; next estimate in %.0f s at most %.1f%% of a CPU)",
+              "present: pages_sharing %" G_GUINT64_FORMAT " predicted, %.1f MiB saved %s",
               d->hm.processes, d->hm.processes == 1 ? "" : "es", d->hm.registered_pages,
-              d->hm.pages_sharing, d->hm.saved_pages * (double)page / 1048576.0, cpu_s,
-              cpu_s / budget, d->cfg->model_max_cpu);
+              d->hm.pages_sharing, d->hm.saved_pages * (double)page / 1048576.0, cost);
     sd_model_host_updated(d);
     sd_model_kick(d);
 }

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 static inline char *
@@ -90,4 +91,55 @@ sp_test_read(const char *dir, const char *rel)
     char *text = NULL;
     assert_true(g_file_get_contents(p, &text, NULL, NULL));
     return g_strstrip(text);
+}
+
+/* ------------------------------------------------- running the programs */
+
+/* How a program run ended and what it printed (sp_test_spawn()). */
+typedef struct {
+    int status;                 /* exit code, or -1 if it did not exit */
+    char *out;
+    char *err;
+} SpTestRun;
+
+static inline void
+sp_test_run_clear(SpTestRun *r)
+{
+    g_free(r->out);
+    g_free(r->err);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SpTestRun, sp_test_run_clear)
+
+/* The environment the built samepage runs in: this one, with its KSM tree
+ * at @sysfs, no procfs and the C locale. */
+static inline char **
+sp_test_cli_environ(const char *sysfs)
+{
+    char **env = g_get_environ();
+
+    env = g_environ_setenv(env, "SAMEPAGE_SYSFS", sysfs, TRUE);
+    env = g_environ_setenv(env, "SAMEPAGE_PROCFS", "/nonexistent/proc", TRUE);
+    env = g_environ_setenv(env, "LC_ALL", "C.UTF-8", TRUE);
+    return env;
+}
+
+/* The built src/cli/samepage, for argv[0]. */
+static inline char *
+sp_test_cli_path(void)
+{
+    return g_build_filename(SP_TOP_BUILDDIR, "src", "cli", "samepage", NULL);
+}
+
+/* Runs @argv (NULL-terminated) in @env and waits; fails the test when it
+ * cannot be started. */
+static inline void
+sp_test_spawn(SpTestRun *r, GPtrArray *argv, char **env, GSpawnFlags flags)
+{
+    g_autoptr(GError) error = NULL;
+    int wait = 0;
+
+    if (!g_spawn_sync(NULL, (char **)argv->pdata, env, flags, NULL, NULL, &r->out, &r->err,
+                      &wait, &error))
+        fail_msg("cannot run %s: %s", (const char *)argv->pdata[0], error->message);
+    r->status = WIFEXITED(wait) ? WEXITSTATUS(wait) : -1;
 }

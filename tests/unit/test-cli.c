@@ -12,48 +12,26 @@
 
 #include "sptest.h"
 
-typedef struct {
-    int status;                 /* exit code, or -1 if it did not exit */
-    char *out;
-    char *err;
-} Run;
-
-static void
-run_clear(Run *r)
-{
-    g_free(r->out);
-    g_free(r->err);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Run, run_clear)
-
 /* Runs samepage with the arguments in @ap, with SAMEPAGE_SYSFS @sysfs and
  * LIBVIRT_DEFAULT_URI @uri. */
 static void
-run_v(Run *r, const char *sysfs, const char *uri, va_list ap)
+run_v(SpTestRun *r, const char *sysfs, const char *uri, va_list ap)
 {
     g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-    g_autoptr(GError) error = NULL;
-    g_auto(GStrv) env = g_get_environ();
+    g_auto(GStrv) env = sp_test_cli_environ(sysfs);
     const char *a;
-    int wait = 0;
 
-    g_ptr_array_add(argv, g_build_filename(SP_TOP_BUILDDIR, "src", "cli", "samepage", NULL));
+    g_ptr_array_add(argv, sp_test_cli_path());
     while ((a = va_arg(ap, const char *)))
         g_ptr_array_add(argv, g_strdup(a));
     g_ptr_array_add(argv, NULL);
-    env = g_environ_setenv(env, "SAMEPAGE_SYSFS", sysfs, TRUE);
-    env = g_environ_setenv(env, "SAMEPAGE_PROCFS", "/nonexistent/proc", TRUE);
     env = g_environ_setenv(env, "LIBVIRT_DEFAULT_URI", uri, TRUE);
-    env = g_environ_setenv(env, "LC_ALL", "C.UTF-8", TRUE);
-    if (!g_spawn_sync(NULL, (char **)argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL,
-                      &r->out, &r->err, &wait, &error))
-        fail_msg("cannot run samepage: %s", error->message);
-    r->status = WIFEXITED(wait) ? WEXITSTATUS(wait) : -1;
+    sp_test_spawn(r, argv, env, G_SPAWN_DEFAULT);
 }
 
 /* Runs samepage with the NULL-terminated arguments after it. */
 static void
-run(Run *r, ...)
+run(SpTestRun *r, ...)
 {
     va_list ap;
 
@@ -64,7 +42,7 @@ run(Run *r, ...)
 
 /* The same on the fake KSM tree @sysfs and libvirt's test driver @uri. */
 static void
-run_on(Run *r, const char *sysfs, const char *uri, ...)
+run_on(SpTestRun *r, const char *sysfs, const char *uri, ...)
 {
     va_list ap;
 
@@ -74,7 +52,7 @@ run_on(Run *r, const char *sysfs, const char *uri, ...)
 }
 
 static void
-assert_usage_error(const Run *r, const char *option, const char *value)
+assert_usage_error(const SpTestRun *r, const char *option, const char *value)
 {
     if (r->status != 2 || !strstr(r->err, option) || !strstr(r->err, value))
         fail_msg("%s %s: expected exit 2 and an error naming both, got %d: %s",
@@ -112,14 +90,14 @@ test_number_options(void **state)
 
     (void)state;
     for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run(&r, "estimate", "--image", missing, bad[i].option, bad[i].value, NULL);
         assert_usage_error(&r, bad[i].option, bad[i].value);
     }
     {
         /* Decimal values in range get past the options (to the missing image). */
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run(&r, "estimate", "--image", missing, "--passes", "16", "--max-page-sharing", "256",
             "--interval", "0.25", NULL);
@@ -127,13 +105,13 @@ test_number_options(void **state)
             fail_msg("expected exit 1 about the image, got %d: %s", r.status, r.err);
     }
     {
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run(&r, "ksm", "numa", "--merge-across-nodes", "0x1", NULL);
         assert_usage_error(&r, "--merge-across-nodes", "0x1");
     }
     {
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run(&r, "ksm", "numa", "--merge-across-nodes", "1", "--timeout", "0x10", NULL);
         assert_usage_error(&r, "--timeout", "0x10");
@@ -160,7 +138,7 @@ test_control_bytes(void **state)
     (void)state;
     {
         /* An unknown command is echoed in the error. */
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run(&r, "help", "x\x1b[31mred\r", NULL);
         assert_int_equal(r.status, 2);
@@ -169,7 +147,7 @@ test_control_bytes(void **state)
     }
     {
         /* A name in an error message. */
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
         g_autofree char *missing = g_build_filename(dir, "no\x1b[2Jsuch.img", NULL);
 
         run(&r, "estimate", "--image", missing, NULL);
@@ -179,7 +157,7 @@ test_control_bytes(void **state)
     }
     {
         /* A name in a table. */
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         assert_true(g_file_set_contents(image, page, 2 * 4096, NULL));
         run(&r, "estimate", "--image", image, NULL);
@@ -198,18 +176,18 @@ test_tables(void **state)
 {
     (void)state;
     {
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
         run(&r, "list", "-o", "DOMAIN,NOSUCH", NULL);
         assert_usage_error(&r, "--output", "'NOSUCH'");
     }
     {
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
         run(&r, "estimate", "--image", "/nonexistent", "-o", "pid,bogus", NULL);
         assert_usage_error(&r, "--output", "'bogus'");
     }
     {
         /* test:///default has one running domain, "test", with no QEMU. */
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
         run(&r, "list", "--raw", "-n", "-o", "domain", NULL);
         if (r.status != 0)
             fail_msg("list -o domain failed (%d): %s", r.status, r.err);
@@ -217,7 +195,7 @@ test_tables(void **state)
     }
     {
         /* The other columns read the guest: its error is a cell, not fatal. */
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
         run(&r, "list", "--raw", "-o", "DOMAIN,PID,ERROR", NULL);
         assert_int_equal(r.status, 0);
         assert_true(g_str_has_prefix(r.out, "DOMAIN PID ERROR\ntest  domain\\x20'test'"));
@@ -232,7 +210,7 @@ test_no_progress_in_logs(void **state)
     g_autofree char *dir = g_dir_make_tmp("samepage-cli-XXXXXX", NULL);
     g_autofree char *image = g_build_filename(dir, "mem.img", NULL);
     g_autofree char *page = g_malloc0(64 * 4096);
-    g_auto(Run) r = { 0 };
+    g_auto(SpTestRun) r = { 0 };
 
     (void)state;
     assert_true(g_file_set_contents(image, page, 64 * 4096, NULL));
@@ -271,7 +249,7 @@ test_exit_usage(void **state)
 
     (void)state;
     for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
         g_autofree char *line = g_strjoinv(" ", (char **)bad[i]);
 
         run(&r, bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], bad[i][5], NULL);
@@ -281,7 +259,7 @@ test_exit_usage(void **state)
     }
     {
         /* A key given twice is named, with both words. */
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run(&r, "ksm", "set", "run=1", "run=0", NULL);
         assert_non_null(strstr(r.err, "run is given twice ('run=1' and 'run=0')"));
@@ -300,7 +278,7 @@ test_exit_failure(void **state)
 
     (void)state;
     for (gsize i = 0; i < G_N_ELEMENTS(failing); i++) {
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run(&r, failing[i][0], failing[i][1], failing[i][2], NULL);
         if (r.status != 1 || *r.out || !strstr(r.err, "this kernel has no KSM"))
@@ -321,7 +299,7 @@ test_exit_doctor(void **state)
     (void)state;
     sp_test_write(sysfs, "kernel/mm/ksm/run", "0\n");
     {
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run_on(&r, sysfs, uri, "doctor", "--no-estimate", NULL);
         if (r.status != 3 || !strstr(r.out, "KSM is not running"))
@@ -329,7 +307,7 @@ test_exit_doctor(void **state)
                      r.err);
     }
     {
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run_on(&r, sysfs, uri, "doctor", "--no-estimate", "--json", NULL);
         assert_int_equal(r.status, 3);
@@ -337,7 +315,7 @@ test_exit_doctor(void **state)
     }
     sp_test_write(sysfs, "kernel/mm/ksm/run", "1\n");
     {
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run_on(&r, sysfs, uri, "doctor", "--no-estimate", "--json", NULL);
         if (r.status != 0 || !strstr(r.out, "\"errors\":0,"))
@@ -346,7 +324,7 @@ test_exit_doctor(void **state)
     }
     {
         /* The exit status of a run that worked. */
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run_on(&r, sysfs, uri, "ksm", "--json", NULL);
         assert_int_equal(r.status, 0);

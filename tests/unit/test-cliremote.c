@@ -12,41 +12,24 @@
  */
 #include "config.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sptest.h"
 
 #define REMOTE "qemu+ssh://nohost.invalid/system"
 
-typedef struct {
-    int status;
-    char *out;
-    char *err;
-} Run;
-
-static void
-run_clear(Run *r)
-{
-    g_free(r->out);
-    g_free(r->err);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Run, run_clear)
-
 /* Runs samepage with @args (NULL-terminated), in an environment with no
  * libvirt default and an empty libvirt.conf directory unless @env_uri or
  * @config_home say otherwise; as user nobody (uid 65534, through
  * setpriv(1)) when @unprivileged and we are root. */
 static void
-run_as(Run *r, gboolean unprivileged, const char *env_uri, const char *config_home,
+run_as(SpTestRun *r, gboolean unprivileged, const char *env_uri, const char *config_home,
        const char *const *args)
 {
     g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-    g_autoptr(GError) error = NULL;
-    g_auto(GStrv) env = g_get_environ();
+    g_auto(GStrv) env = sp_test_cli_environ("/nonexistent/sys");
     g_autofree char *empty = g_build_filename(SP_TOP_BUILDDIR, "tests", "unit",
                                               "cliremote-config", NULL);
-    int wait = 0;
 
     g_mkdir_with_parents(empty, 0700);
     if (unprivileged && geteuid() == 0) {
@@ -55,27 +38,20 @@ run_as(Run *r, gboolean unprivileged, const char *env_uri, const char *config_ho
         for (const char *const *a = setpriv; *a; a++)
             g_ptr_array_add(argv, g_strdup(*a));
     }
-    g_ptr_array_add(argv, g_build_filename(SP_TOP_BUILDDIR, "src", "cli", "samepage", NULL));
+    g_ptr_array_add(argv, sp_test_cli_path());
     for (const char *const *a = args; *a; a++)
         g_ptr_array_add(argv, g_strdup(*a));
     g_ptr_array_add(argv, NULL);
-    env = g_environ_setenv(env, "SAMEPAGE_SYSFS", "/nonexistent/sys", TRUE);
-    env = g_environ_setenv(env, "SAMEPAGE_PROCFS", "/nonexistent/proc", TRUE);
     env = g_environ_setenv(env, "XDG_CONFIG_HOME", config_home ? config_home : empty, TRUE);
-    env = g_environ_setenv(env, "LC_ALL", "C.UTF-8", TRUE);
     if (env_uri)
         env = g_environ_setenv(env, "LIBVIRT_DEFAULT_URI", env_uri, TRUE);
     else
         env = g_environ_unsetenv(env, "LIBVIRT_DEFAULT_URI");
-    if (!g_spawn_sync(NULL, (char **)argv->pdata, env,
-                      G_SPAWN_STDIN_FROM_DEV_NULL | G_SPAWN_SEARCH_PATH, NULL, NULL,
-                      &r->out, &r->err, &wait, &error))
-        fail_msg("cannot run samepage: %s", error->message);
-    r->status = WIFEXITED(wait) ? WEXITSTATUS(wait) : -1;
+    sp_test_spawn(r, argv, env, G_SPAWN_STDIN_FROM_DEV_NULL | G_SPAWN_SEARCH_PATH);
 }
 
 static void
-run_argv(Run *r, const char *env_uri, const char *config_home, const char *const *args)
+run_argv(SpTestRun *r, const char *env_uri, const char *config_home, const char *const *args)
 {
     run_as(r, FALSE, env_uri, config_home, args);
 }
@@ -112,7 +88,7 @@ test_host_local_refused(void **state)
     for (gsize i = 0; i < G_N_ELEMENTS(host_local); i++) {
         g_autoptr(GPtrArray) args = g_ptr_array_new();
         g_autofree char *cmd = joined(host_local[i]);
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         g_ptr_array_add(args, (char *)"-c");
         g_ptr_array_add(args, (char *)REMOTE);
@@ -143,7 +119,7 @@ test_through_libvirt(void **state)
 
     for (gsize i = 0; i < G_N_ELEMENTS(cmds); i++) {
         g_autofree char *cmd = joined(cmds[i]);
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run_argv(&r, NULL, NULL, cmds[i]);
         if (r.status != 1 || !strstr(r.err, "cannot connect to " REMOTE) ||
@@ -161,10 +137,10 @@ test_default_uri(void **state)
     static const char *const doctor[] = { "doctor", "--no-estimate", NULL };
     static const char *const numa[] = { "ksm", "numa", "--merge-across-nodes", "0", NULL };
     static const char *const pid[] = { "estimate", "--pid", "1", NULL };
-    g_auto(Run) r1 = { 0 };
-    g_auto(Run) r2 = { 0 };
-    g_auto(Run) r3 = { 0 };
-    g_auto(Run) r4 = { 0 };
+    g_auto(SpTestRun) r1 = { 0 };
+    g_auto(SpTestRun) r2 = { 0 };
+    g_auto(SpTestRun) r3 = { 0 };
+    g_auto(SpTestRun) r4 = { 0 };
 
     run_argv(&r1, REMOTE, NULL, all);
     assert_int_equal(r1.status, 2);
@@ -191,9 +167,9 @@ test_libvirt_conf(void **state)
     static const char *const local[] = { "-c", "near", "regions", "web1", NULL };
     static const char *const unknown[] = { "-c", "snow", "regions", "web1", NULL };
     g_autofree char *home = NULL, *dir = NULL, *conf = NULL;
-    g_auto(Run) r1 = { 0 };
-    g_auto(Run) r2 = { 0 };
-    g_auto(Run) r3 = { 0 };
+    g_auto(SpTestRun) r1 = { 0 };
+    g_auto(SpTestRun) r2 = { 0 };
+    g_auto(SpTestRun) r3 = { 0 };
 
     home = g_dir_make_tmp("sp-cliremote-XXXXXX", NULL);
     assert_non_null(home);
@@ -239,7 +215,7 @@ test_readonly(void **state)
 
     for (gsize i = 0; i < G_N_ELEMENTS(cmds); i++) {
         g_autofree char *cmd = joined(cmds[i]);
-        g_auto(Run) r = { 0 };
+        g_auto(SpTestRun) r = { 0 };
 
         run_argv(&r, "test:///default", NULL, cmds[i]);
         if (r.status != 2 || !strstr(r.err, "-r/--readonly was given") || *r.out)
