@@ -173,12 +173,21 @@ sp_maps_parse_smaps(const char *text, GError **error)
         { "Locked:", G_STRUCT_OFFSET(SpVma, locked_kb) },
     };
     g_autoptr(GPtrArray) vmas = g_ptr_array_new_with_free_func((GDestroyNotify)sp_vma_free);
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    /* One copy, cut into lines in place: no allocation per line, and no
+     * strstr()/strchr() over the rest of the text per line, which
+     * AddressSanitizer's interceptors make quadratic (they measure the
+     * whole remaining string each call). */
+    g_autofree char *copy = g_strdup(text);
+    char *const end = copy + strlen(copy);
     SpVma *cur = NULL;
     guint lineno = 0;
 
-    for (char **l = lines; *l; l++) {
-        const char *line = *l;
+    for (char *line = copy, *next; line < end; line = next) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+
+        next = nl ? nl + 1 : end;
+        if (nl)
+            *nl = '\0';
         lineno++;
         if (!*line)
             continue;
@@ -286,11 +295,13 @@ static gboolean
 sp_maps_text_has_mergeable(const char *text)
 {
     gboolean header = FALSE;
+    const char *const text_end = text + strlen(text);
     const char *l = text;
 
-    while (*l) {
-        const char *nl = strchr(l, '\n');
-        const char *end = nl ? nl : l + strlen(l);
+    /* memchr() up to the known end, not strchr(): see sp_maps_parse_smaps() */
+    while (l < text_end) {
+        const char *nl = memchr(l, '\n', (size_t)(text_end - l));
+        const char *end = nl ? nl : text_end;
 
         if (g_str_has_prefix(l, "VmFlags:")) {
             for (const char *p = l + strlen("VmFlags:"); header && p + 2 <= end; p++) {
