@@ -26,6 +26,7 @@ typedef struct _SpHost SpHost;
 SpHost *sp_host_new(void);
 SpHost *sp_host_new_with_roots(const char *sysfs_root, const char *procfs_root);
 SpHost *sp_host_new_from_env(void);
+SpHost *sp_host_ref(const SpHost *host);
 void sp_host_free(SpHost *host);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpHost, sp_host_free)
 

@@ -200,9 +200,7 @@ sp_log "memory grown in a registered process: predicted $pred2 pages_sharing (wa
        "the kernel at $sharing, $(( ($(now_ms) - t2) / 1000 )) s after the pages were written"
 
 # SIGTERM: the knobs as found.
-kill -TERM "$sdpid"
-for _ in $(seq 100); do kill -0 "$sdpid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$sdpid" 2>/dev/null && sp_fail "samepaged did not exit on SIGTERM"
+sp_term_wait "$sdpid" "samepaged" "$log"
 after="$(sp_ksm run) $(sp_ksm pages_to_scan) $(sp_ksm sleep_millisecs)"
 grep -E "controller: stopped|exit" "$log" | sed 's/^/# log: /'
 [ "$after" = "$found" ] || sp_fail "knobs (run pages_to_scan sleep) $after after exit, found $found"
@@ -237,9 +235,7 @@ sharing=$(sp_ksm pages_sharing)
 [ $(( sharing * 10 )) -ge $(( pred * 9 )) ] || sp_fail "merged pages lost when stopping: $sharing of $pred"
 sp_log "stop_above_available = 1: off $(( ($(now_ms) - t1) / 1000 )) s after start, run 0," \
        "pages_sharing $sharing kept: $reason"
-kill -TERM "$sdpid"
-for _ in $(seq 100); do kill -0 "$sdpid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$sdpid" 2>/dev/null && sp_fail "samepaged (stop_above_available) did not exit on SIGTERM"
+sp_term_wait "$sdpid" "samepaged (stop_above_available)" "$log"
 after="$(sp_ksm run) $(sp_ksm pages_to_scan) $(sp_ksm sleep_millisecs)"
 [ "$after" = "$found" ] || sp_fail "knobs $after after the second exit, found $found"
 grep -q "AddressSanitizer\|runtime error" "$log" && { cat "$log"; sp_fail "sanitizer report"; }

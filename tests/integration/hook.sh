@@ -218,9 +218,7 @@ for name in sp-hook-a sp-hook-r; do
         || sp_fail "$name stopped but samepaged still lists it"
     sp_log "samepaged up: $name destroyed in $t_stop_up s; release logged by samepaged"
 done
-kill -TERM "$sdpid"
-for _ in $(seq 100); do kill -0 "$sdpid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$sdpid" 2>/dev/null && sp_fail "samepaged did not exit on SIGTERM"
+sp_term_wait "$sdpid" "samepaged" "$sdlog"
 wait "$sdpid"
 grep -q "samepaged: exit 0" "$sdlog" || { tail "$sdlog"; sp_fail "samepaged did not exit cleanly"; }
 grep -q "AddressSanitizer\|runtime error" "$sdlog" && { cat "$sdlog"; sp_fail "sanitizer report"; }

@@ -50,6 +50,24 @@ _sp_stop_pid() {
     return 0
 }
 
+# sp_term_wait PID WHAT [LOG]: SIGTERM PID and wait up to 10 s for it to
+# exit; if it does not, print the end of LOG and every thread's stack (gdb,
+# when installed), then fail naming WHAT.
+sp_term_wait() {
+    local pid=$1 what=$2 log=${3:-} i
+    kill -TERM "$pid"
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    [ -n "$log" ] && tail -n 30 "$log" | sed 's/^/# log: /'
+    if command -v gdb >/dev/null; then
+        gdb -p "$pid" -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(Thread|#)' \
+            | sed 's/^/# stack: /'
+    fi
+    sp_fail "$what did not exit on SIGTERM"
+}
+
 sp_spawn() {
     local _sp_var=$1; shift
     "$@" &

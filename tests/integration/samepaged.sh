@@ -424,9 +424,7 @@ grep "guest sp-never-defined: stopped before" "$log" | sed 's/^/# log: /'
 grep -q "guest sp-never-defined: stopped before .*(again" "$log" || sp_fail "the second report was not seen"
 
 # 9. SIGTERM: clean exit, the knob it set restored.
-kill -TERM "$sdpid"
-for _ in $(seq 100); do kill -0 "$sdpid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$sdpid" 2>/dev/null && sp_fail "samepaged did not exit on SIGTERM"
+sp_term_wait "$sdpid" "samepaged" "$log"
 wait "$sdpid"
 grep -q "samepaged: exit 0" "$log" || { tail "$log"; sp_fail "samepaged did not exit cleanly"; }
 grep -q "AddressSanitizer\|runtime error" "$log" && { cat "$log"; sp_fail "sanitizer report"; }
@@ -470,9 +468,7 @@ jq -r .controller.reason <<<"$st" | grep -q "committed $mem_kib KiB" \
     || sp_fail "ksmtuned mode: the law's reason does not count sp-d2's $mem_kib KiB: $(jq -r .controller.reason <<<"$st")"
 sp_log "ksmtuned mode: committed $mem_kib KiB from the guests after $(_sp_since "$t0") s" \
        "(registered pages $(jq .controller.registered_pages <<<"$st")): $(jq -r .controller.reason <<<"$st")"
-kill -TERM "$sdpid"
-for _ in $(seq 100); do kill -0 "$sdpid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$sdpid" 2>/dev/null && sp_fail "samepaged (ksmtuned mode) did not exit on SIGTERM"
+sp_term_wait "$sdpid" "samepaged (ksmtuned mode)" "$log"
 wait "$sdpid"
 tail -n +$((mark10 + 1)) "$log" | grep -q "samepaged: exit 0" \
     || { tail "$log"; sp_fail "samepaged (ksmtuned mode) did not exit cleanly"; }

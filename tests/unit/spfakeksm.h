@@ -114,6 +114,8 @@ sp_fake_ksm_new(SpHost *host, const char *root)
 static inline void
 sp_fake_ksm_free(SpFakeKsm *k)
 {
+    if (!k)
+        return;
     g_free(k->dir);
     g_string_free(k->log, TRUE);
     g_free(k);

@@ -7,7 +7,9 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sptest.h"
@@ -780,6 +782,57 @@ test_loop_gather_in_worker(void **state)
     fake_free(&f);
 }
 
+/* A gather that outlives both the controller and the owner's SpHost (as
+ * samepaged frees them on its way out) reads through its own reference
+ * to the host: no use after free (ASan).  A FIFO as one process's smaps
+ * holds the gather until the test has freed both; more processes follow
+ * it in either directory order, so the walk goes on using the host. */
+static void
+test_gather_outlives_owner(void **state)
+{
+    g_autoptr(GMainContext) ctx = g_main_context_new();
+    g_autofree char *fifo = NULL;
+    g_autofree char *v = smaps_vma(0x10000000, 64, "rd wr mr mw me ac mg");
+    SpControlConfig cfg;
+    SpController *c;
+    Clock clk = { 100.0, 0 };
+    gint64 deadline;
+    int fd = -1;
+    Fake f;
+
+    (void)state;
+    fake_new(&f);
+    fake_stat(&f, 1003, "held", 1, 1, 1);
+    fifo = g_build_filename(f.proc, "1003", "smaps", NULL);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    fake_stat(&f, 1004, "after", 1, 1, 1);
+    fake_proc_write(&f, "1004/smaps", v);
+    fake_stat(&f, 1005, "after", 1, 1, 1);
+    fake_proc_write(&f, "1005/smaps", v);
+
+    sp_control_config_init(&cfg);
+    c = sp_controller_new(f.host, &cfg);
+    sp_controller_set_clock(c, fake_clock, &clk);
+    sp_controller_set_notify(c, on_notify, &clk);
+    assert_true(sp_controller_start(c, ctx, NULL));
+    assert_true(g_main_context_iteration(ctx, FALSE));
+    /* the gather has opened the FIFO when a writer can */
+    deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    while ((fd = open(fifo, O_WRONLY | O_NONBLOCK)) < 0 && g_get_monotonic_time() < deadline)
+        g_usleep(1000);
+    assert_true(fd >= 0);
+
+    sp_controller_free(c);
+    sp_fake_ksm_free(f.kernel);
+    f.kernel = NULL;
+    g_clear_pointer(&f.host, sp_host_free);
+    assert_int_equal(write(fd, v, strlen(v)), (ssize_t)strlen(v));
+    close(fd);
+    run_for(ctx, 300);
+    assert_int_equal(clk.notified, 0);
+    fake_free(&f);
+}
+
 /* --dry-run: decisions as usual, nothing written, nothing to restore. */
 static void
 test_loop_dry_run(void **state)
@@ -900,6 +953,7 @@ main(void)
         cmocka_unit_test(test_loop),
         cmocka_unit_test(test_loop_ownership_and_free),
         cmocka_unit_test(test_loop_gather_in_worker),
+        cmocka_unit_test(test_gather_outlives_owner),
         cmocka_unit_test(test_loop_dry_run),
         cmocka_unit_test(test_stop_keeps_others_changes),
         cmocka_unit_test(test_stop_advisor),

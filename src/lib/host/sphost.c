@@ -48,7 +48,7 @@ G_DEFINE_QUARK(sp-host-error-quark, sp_host_error)
 SpHost *
 sp_host_new_with_roots(const char *sysfs_root, const char *procfs_root)
 {
-    SpHost *host = g_new0(SpHost, 1);
+    SpHost *host = g_atomic_rc_box_new0(SpHost);
 
     host->sysfs_root = g_strdup(sysfs_root);
     host->procfs_root = g_strdup(procfs_root);
@@ -111,16 +111,42 @@ sp_host_set_log_root(SpHost *host, const char *log_root)
     host->log_root = g_strdup(log_root);
 }
 
+/**
+ * sp_host_ref:
+ *
+ * Another reference, for a worker that may outlive the caller's (an
+ * SpController's gather).  The roots are set before a host is shared:
+ * the setters are not for a host others hold.
+ *
+ * Returns: (transfer full): @host
+ */
+SpHost *
+sp_host_ref(const SpHost *host)
+{
+    /* The count is the box's, beside the struct: a const host may be held. */
+    return g_atomic_rc_box_acquire((gpointer)host);
+}
+
+static void
+sp_host_clear(SpHost *host)
+{
+    g_free(host->sysfs_root);
+    g_free(host->procfs_root);
+    g_free(host->run_root);
+    g_free(host->log_root);
+}
+
+/**
+ * sp_host_free:
+ *
+ * Drops a reference (sp_host_new*(), sp_host_ref()); the last one frees.
+ */
 void
 sp_host_free(SpHost *host)
 {
     if (!host)
         return;
-    g_free(host->sysfs_root);
-    g_free(host->procfs_root);
-    g_free(host->run_root);
-    g_free(host->log_root);
-    g_free(host);
+    g_atomic_rc_box_release_full(host, (GDestroyNotify)sp_host_clear);
 }
 
 const char *

@@ -43,14 +43,15 @@ G_DEFINE_QUARK(sp-controller-error-quark, sp_controller_error)
 #define SP_KTHREADD_PID 2
 
 struct _SpControlGatherer {
-    const SpHost *host;
+    SpHost *host;                  /* a reference: a gather may outlive its owner's */
     pid_t ksmd;                    /* last seen; 0: look for it */
     double clk_tck;
 };
 
 /**
  * sp_control_gatherer_new:
- * @host: (transfer none): where sysfs and procfs are; must outlive the gatherer
+ * @host: (transfer none): where sysfs and procfs are; the gatherer holds a
+ *   reference
  */
 SpControlGatherer *
 sp_control_gatherer_new(const SpHost *host)
@@ -58,7 +59,7 @@ sp_control_gatherer_new(const SpHost *host)
     SpControlGatherer *g = g_new0(SpControlGatherer, 1);
     long tck = sysconf(_SC_CLK_TCK);
 
-    g->host = host;
+    g->host = sp_host_ref(host);
     g->clk_tck = tck > 0 ? (double)tck : 100.0;
     return g;
 }
@@ -66,6 +67,9 @@ sp_control_gatherer_new(const SpHost *host)
 void
 sp_control_gatherer_free(SpControlGatherer *g)
 {
+    if (!g)
+        return;
+    sp_host_free(g->host);
     g_free(g);
 }
 

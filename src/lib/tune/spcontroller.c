@@ -25,7 +25,9 @@
  * under way is served by that gather's decision, which reads the
  * prediction when it is made.  The gatherer (it remembers ksmd's pid) is
  * the worker's while it runs: a controller stopped or freed meanwhile
- * cancels the gather, whose end then touches nothing but its own.
+ * cancels the gather, whose end then touches nothing but its own, and the
+ * gatherer holds its own reference to the SpHost, which the owner may free
+ * as soon as the controller is gone (samepaged does, on its way out).
  * sp_controller_tick() does the whole tick at once, in the caller's
  * thread (samepaged --oneshot, tests).
  */
