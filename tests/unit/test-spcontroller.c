@@ -529,6 +529,19 @@ on_notify(SpController *c, gpointer data)
     ((Clock *)data)->notified++;
 }
 
+/* A controller on @f's host with the clock and notifications of @clk,
+ * started in @ctx. */
+static SpController *
+loop_start(Fake *f, const SpControlConfig *cfg, GMainContext *ctx, Clock *clk)
+{
+    SpController *c = sp_controller_new(f->host, cfg);
+
+    sp_controller_set_clock(c, fake_clock, clk);
+    sp_controller_set_notify(c, on_notify, clk);
+    assert_true(sp_controller_start(c, ctx, NULL));
+    return c;
+}
+
 /* Runs the context until the next tick has ended (it gathers in a worker
  * thread, then decides back in the context); at most 30 s. */
 static void
@@ -692,10 +705,7 @@ test_loop_ownership_and_free(void **state)
     sp_fake_ksm_put(f.kernel, "pages_to_scan", "1234\n");
     sp_control_config_init(&cfg);
     cfg.mode = SP_CONTROL_KSMTUNED;
-    c = sp_controller_new(f.host, &cfg);
-    sp_controller_set_clock(c, fake_clock, &clk);
-    sp_controller_set_notify(c, on_notify, &clk);
-    assert_true(sp_controller_start(c, ctx, NULL));
+    c = loop_start(&f, &cfg, ctx, &clk);
     run_tick(ctx, &clk);
     assert_int_equal(sp_controller_get_decision(c)->phase, SP_CONTROL_PHASE_OFF);
     assert_true(sp_controller_get_writes(c)->kept_on);
@@ -736,10 +746,7 @@ test_loop_gather_in_worker(void **state)
     fake_new(&f);
     sp_fake_ksm_put(f.kernel, "pages_sharing", "700\n");
     sp_control_config_init(&cfg);
-    c = sp_controller_new(f.host, &cfg);
-    sp_controller_set_clock(c, fake_clock, &clk);
-    sp_controller_set_notify(c, on_notify, &clk);
-    assert_true(sp_controller_start(c, ctx, NULL));
+    c = loop_start(&f, &cfg, ctx, &clk);
     /* the first tick is due at once: it hands the gather to a worker */
     assert_true(g_main_context_iteration(ctx, FALSE));
     assert_int_equal(clk.notified, 0);
@@ -766,10 +773,7 @@ test_loop_gather_in_worker(void **state)
     assert_int_equal(clk.notified, 1);
 
     /* stopped while a gather runs, then started again: a fresh gatherer */
-    c = sp_controller_new(f.host, &cfg);
-    sp_controller_set_clock(c, fake_clock, &clk);
-    sp_controller_set_notify(c, on_notify, &clk);
-    assert_true(sp_controller_start(c, ctx, NULL));
+    c = loop_start(&f, &cfg, ctx, &clk);
     assert_true(g_main_context_iteration(ctx, FALSE));
     assert_true(sp_controller_stop(c, NULL));
     run_for(ctx, 300);
@@ -811,10 +815,7 @@ test_gather_outlives_owner(void **state)
     fake_proc_write(&f, "1005/smaps", v);
 
     sp_control_config_init(&cfg);
-    c = sp_controller_new(f.host, &cfg);
-    sp_controller_set_clock(c, fake_clock, &clk);
-    sp_controller_set_notify(c, on_notify, &clk);
-    assert_true(sp_controller_start(c, ctx, NULL));
+    c = loop_start(&f, &cfg, ctx, &clk);
     assert_true(g_main_context_iteration(ctx, FALSE));
     /* the gather has opened the FIFO when a writer can */
     deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;

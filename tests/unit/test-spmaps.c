@@ -15,22 +15,32 @@ find_vma(GPtrArray *vmas, guint64 start)
     return NULL;
 }
 
+/* tests/data/@rel, parsed: the test fails if it does not parse. */
+static GPtrArray *
+parse_data(const char *rel)
+{
+    g_autofree char *path = sp_test_data_path(rel);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) error = NULL;
+    GPtrArray *vmas;
+
+    assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    vmas = sp_maps_parse_smaps(text, &error);
+    assert_null(error);
+    assert_non_null(vmas);
+    return vmas;
+}
+
 /* Recorded from a process that mapped 8 MiB private and 1 MiB shared
  * anonymous memory, touched 4 MiB and 1 page, and madvised both MERGEABLE. */
 static void
 test_parse_real(void **state)
 {
-    g_autofree char *path = sp_test_data_path("proc/smaps-mergeable.txt");
-    g_autofree char *text = NULL;
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GPtrArray) vmas = NULL;
+    g_autoptr(GPtrArray) vmas = parse_data("proc/smaps-mergeable.txt");
     const SpVma *v;
     const char *why = NULL;
     guint mergeable = 0;
 
-    assert_true(g_file_get_contents(path, &text, NULL, NULL));
-    vmas = sp_maps_parse_smaps(text, &error);
-    assert_non_null(vmas);
     assert_int_equal(vmas->len, 112);
     for (guint i = 0; i < vmas->len; i++)
         mergeable += sp_vma_is_mergeable(g_ptr_array_index(vmas, i));
@@ -135,10 +145,8 @@ test_hostile(void **state)
 static void
 test_parse_torn(void **state)
 {
-    g_autofree char *path = sp_test_data_path("proc/smaps-torn.txt");
-    g_autofree char *text = NULL;
+    g_autoptr(GPtrArray) vmas = parse_data("proc/smaps-torn.txt");
     g_autoptr(GError) error = NULL;
-    g_autoptr(GPtrArray) vmas = NULL;
     static const struct { guint64 start, end; char perms[5]; } want[] = {
         { 0x7f8de4bfe000, 0x7f8de4c00000, "rw-p" },
         { 0x7f8de4c00000, 0x7f8de4c01000, "rw-p" },      /* the last record, cut short */
@@ -147,10 +155,6 @@ test_parse_torn(void **state)
     };
 
     (void)state;
-    assert_true(g_file_get_contents(path, &text, NULL, NULL));
-    vmas = sp_maps_parse_smaps(text, &error);
-    assert_null(error);
-    assert_non_null(vmas);
     assert_int_equal(vmas->len, G_N_ELEMENTS(want));
     for (guint i = 0; i < vmas->len; i++) {
         const SpVma *v = g_ptr_array_index(vmas, i);
